@@ -1,0 +1,124 @@
+//! A growable Fenwick (binary indexed) tree of small counts.
+//!
+//! The waiting queue keeps one slot per arrival and marks each slot live (1)
+//! or gone (0) here, so "how many live slots come before mine" — a waiting
+//! position — costs O(log n) however many people left the middle of the queue.
+
+/// Prefix sums over a sequence of `u32` counts that only grows at the end.
+#[derive(Debug, Clone, Default)]
+pub struct Fenwick {
+    /// `tree[i - 1]` holds the sum of the counts in `(i - lowbit(i), i]`
+    /// (1-based), the classic layout.
+    tree: Vec<u32>,
+}
+
+fn lowbit(i: usize) -> usize {
+    i & i.wrapping_neg()
+}
+
+impl Fenwick {
+    /// An empty tree.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sum of the first `n` counts (`n` clamped to the length).
+    pub fn prefix_sum(&self, n: usize) -> u64 {
+        let mut i = n.min(self.tree.len());
+        let mut sum = 0u64;
+        while i > 0 {
+            sum += u64::from(self.tree[i - 1]);
+            i -= lowbit(i);
+        }
+        sum
+    }
+
+    /// Appends a count in O(log n): the new node covers `(i - lowbit(i), i]`,
+    /// whose sum up to `i - 1` is a difference of two prefix sums.
+    pub fn push(&mut self, count: u32) {
+        let i = self.tree.len() + 1;
+        let covered = self.prefix_sum(i - 1) - self.prefix_sum(i - lowbit(i));
+        // The covered range holds fewer than `i` unit counts, and `i` fits in
+        // u32 because the queue refuses to grow past u32::MAX slots.
+        let covered = u32::try_from(covered).unwrap_or(u32::MAX);
+        self.tree.push(count.saturating_add(covered));
+    }
+
+    /// Adds `delta` to the count at 0-based `index`. The caller keeps every
+    /// count non-negative.
+    pub fn add(&mut self, index: usize, delta: i32) {
+        debug_assert!(index < self.tree.len(), "fenwick index out of range");
+        let mut i = index + 1;
+        while i <= self.tree.len() {
+            self.tree[i - 1] = self.tree[i - 1].wrapping_add_signed(delta);
+            i += lowbit(i);
+        }
+    }
+
+    /// The smallest 0-based index whose prefix sum (inclusive) reaches `k`,
+    /// for `k >= 1`; `None` when the total is below `k`.
+    pub fn find_kth(&self, k: u64) -> Option<usize> {
+        if k == 0 {
+            return None;
+        }
+        let n = self.tree.len();
+        let mut step = if n == 0 {
+            0
+        } else {
+            1usize << (usize::BITS - 1 - n.leading_zeros())
+        };
+        let mut pos = 0usize;
+        let mut remaining = k;
+        while step > 0 {
+            let next = pos + step;
+            if next <= n && u64::from(self.tree[next - 1]) < remaining {
+                pos = next;
+                remaining -= u64::from(self.tree[next - 1]);
+            }
+            step >>= 1;
+        }
+        (pos < n).then_some(pos)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn naive_prefix(counts: &[u32], n: usize) -> u64 {
+        counts[..n].iter().map(|&c| u64::from(c)).sum()
+    }
+
+    #[test]
+    fn prefix_sums_match_a_plain_sum_after_pushes_and_updates() {
+        let mut counts = Vec::new();
+        let mut tree = Fenwick::new();
+        for i in 0..300u32 {
+            counts.push(i % 3);
+            tree.push(i % 3);
+            if i % 7 == 0 && counts[(i / 2) as usize] > 0 {
+                counts[(i / 2) as usize] -= 1;
+                tree.add((i / 2) as usize, -1);
+            }
+            for n in 0..=counts.len() {
+                assert_eq!(tree.prefix_sum(n), naive_prefix(&counts, n), "n={n}");
+            }
+        }
+    }
+
+    #[test]
+    fn find_kth_returns_the_index_where_the_running_sum_reaches_k() {
+        let mut tree = Fenwick::new();
+        let live = [1, 0, 0, 1, 1, 0, 1];
+        for &c in &live {
+            tree.push(c);
+        }
+        assert_eq!(tree.find_kth(1), Some(0));
+        assert_eq!(tree.find_kth(2), Some(3));
+        assert_eq!(tree.find_kth(3), Some(4));
+        assert_eq!(tree.find_kth(4), Some(6));
+        assert_eq!(tree.find_kth(5), None);
+        assert_eq!(tree.find_kth(0), None);
+        assert_eq!(Fenwick::new().find_kth(1), None);
+    }
+}
