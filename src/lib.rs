@@ -1,4 +1,8 @@
 //! boxoffice: a ticket booking service.
 //!
 //! - [`domain`]: events, bookings and waiting lists as a plain state machine.
+//! - [`config`]: typed settings from `config.toml` and `BOXOFFICE__` variables.
+//! - [`persistence`]: the binary codec and crash-safe snapshot files.
+pub mod config;
 pub mod domain;
+pub mod persistence;

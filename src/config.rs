@@ -1,0 +1,293 @@
+//! Typed settings: built-in defaults, then `config.toml` (or `--config PATH`),
+//! then `BOXOFFICE__SECTION__KEY` environment variables, in that order.
+//!
+//! Every key is known: an unknown one or an out-of-range value stops start-up
+//! with a message that names it, rather than running on a guess.
+
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+/// The file read when no `--config` is given.
+pub const DEFAULT_CONFIG_FILE: &str = "config.toml";
+/// The environment prefix; `__` separates section and key.
+pub const ENV_PREFIX: &str = "BOXOFFICE__";
+
+/// Everything the service can be told at start-up.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Where to listen and with how many workers.
+    pub server: ServerSettings,
+    /// Bounds on what clients may ask for.
+    pub limits: LimitSettings,
+    /// The per-IP request quota.
+    pub rate_limit: RateLimitSettings,
+    /// Where and how often state is written to disk.
+    pub snapshot: SnapshotSettings,
+    /// How much is logged.
+    pub log: LogSettings,
+}
+
+/// `[server]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    /// Address to bind.
+    pub host: String,
+    /// Port to bind; 0 picks a free one (tests use this).
+    pub port: u16,
+    /// HTTP worker threads; 0 means one per core.
+    pub workers: usize,
+}
+
+/// `[limits]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitSettings {
+    /// Largest `totalTickets` an event may be created with.
+    pub max_tickets_per_event: u64,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+}
+
+/// `[rate_limit]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitSettings {
+    /// Whether the quota is enforced at all (off for load tests).
+    pub enabled: bool,
+    /// Requests each client IP may make per period.
+    pub requests: u32,
+    /// The period, in seconds.
+    pub period_secs: u64,
+}
+
+/// `[snapshot]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotSettings {
+    /// Directory the snapshot files live in.
+    pub dir: PathBuf,
+    /// Seconds between snapshots (taken only when something changed).
+    pub interval_secs: u64,
+    /// How many snapshot files to keep.
+    pub keep: usize,
+}
+
+/// `[log]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    /// `error`, `warn`, `info`, `debug`, `trace` or `off`; `RUST_LOG` wins when set.
+    pub level: String,
+    /// Whether every request is logged.
+    pub access_log: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            server: ServerSettings {
+                host: "127.0.0.1".into(),
+                port: 8080,
+                workers: 0,
+            },
+            limits: LimitSettings {
+                max_tickets_per_event: 10_000_000,
+                max_body_bytes: 16_384,
+            },
+            rate_limit: RateLimitSettings {
+                enabled: true,
+                requests: 100,
+                period_secs: 900,
+            },
+            snapshot: SnapshotSettings {
+                dir: PathBuf::from("snapshots"),
+                interval_secs: 5,
+                keep: 3,
+            },
+            log: LogSettings {
+                level: "info".into(),
+                access_log: true,
+            },
+        }
+    }
+}
+
+/// Why the settings could not be loaded; start-up stops with exit code 2.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A file named with `--config` that does not exist.
+    #[error("config file {0} does not exist")]
+    Missing(PathBuf),
+    /// A key that is unknown, of the wrong type or unparsable.
+    #[error("{0}")]
+    Parse(String),
+    /// A key whose value is out of range.
+    #[error("{key}: {why}")]
+    Invalid {
+        /// The dotted key, e.g. `snapshot.keep`.
+        key: &'static str,
+        /// What is wrong with it.
+        why: String,
+    },
+}
+
+impl Settings {
+    /// Loads the settings. `explicit` is the `--config` argument; without it
+    /// `config.toml` is read when present, else the defaults stand.
+    pub fn load(explicit: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load_with_env(explicit, Env::prefixed(ENV_PREFIX).split("__"))
+    }
+
+    /// Loads with a given environment provider, so tests need not touch the
+    /// process environment.
+    fn load_with_env(explicit: Option<&Path>, env: Env) -> Result<Self, ConfigError> {
+        let file = match explicit {
+            Some(path) if !path.is_file() => return Err(ConfigError::Missing(path.to_path_buf())),
+            Some(path) => path.to_path_buf(),
+            None => PathBuf::from(DEFAULT_CONFIG_FILE),
+        };
+        let settings: Settings = Figment::from(Serialized::defaults(Settings::default()))
+            .merge(Toml::file(file))
+            .merge(env)
+            .extract()
+            .map_err(|e| ConfigError::Parse(e.to_string()))?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Range checks serde cannot express.
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key, why: &str| {
+            Err(ConfigError::Invalid {
+                key,
+                why: why.to_string(),
+            })
+        };
+        if self.server.host.trim().is_empty() {
+            return invalid("server.host", "must not be empty");
+        }
+        if self.server.workers > 1024 {
+            return invalid("server.workers", "must be 0 (one per core) to 1024");
+        }
+        if !(1..=crate::domain::MAX_EVENT_ID).contains(&self.limits.max_tickets_per_event) {
+            return invalid("limits.max_tickets_per_event", "must be 1 to 2^53 - 1");
+        }
+        if !(256..=64 * 1024 * 1024).contains(&self.limits.max_body_bytes) {
+            return invalid("limits.max_body_bytes", "must be 256 to 67108864");
+        }
+        if self.rate_limit.requests == 0 {
+            return invalid("rate_limit.requests", "must be at least 1");
+        }
+        if self.rate_limit.period_secs == 0 {
+            return invalid("rate_limit.period_secs", "must be at least 1");
+        }
+        if self.snapshot.dir.as_os_str().is_empty() {
+            return invalid("snapshot.dir", "must not be empty");
+        }
+        if !(1..=86_400).contains(&self.snapshot.interval_secs) {
+            return invalid("snapshot.interval_secs", "must be 1 to 86400");
+        }
+        if !(1..=1000).contains(&self.snapshot.keep) {
+            return invalid("snapshot.keep", "must be 1 to 1000");
+        }
+        if self.log.level.parse::<log::LevelFilter>().is_err() {
+            return invalid(
+                "log.level",
+                "must be one of off, error, warn, info, debug, trace",
+            );
+        }
+        Ok(())
+    }
+
+    /// HTTP workers to start: the configured number, or one per core.
+    pub fn worker_count(&self) -> usize {
+        match self.server.workers {
+            0 => cores(),
+            n => n,
+        }
+    }
+}
+
+/// Cores this process may use (at least 1).
+pub fn cores() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn file(text: &str) -> tempfile::NamedTempFile {
+        let mut f = tempfile::NamedTempFile::new().expect("temp file");
+        f.write_all(text.as_bytes()).expect("write");
+        f
+    }
+
+    fn no_env() -> Env {
+        Env::prefixed("BOXOFFICE_TEST_UNSET_PREFIX__").split("__")
+    }
+
+    #[test]
+    fn the_shipped_config_toml_equals_the_built_in_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(DEFAULT_CONFIG_FILE);
+        let loaded = Settings::load_with_env(Some(&path), no_env()).expect("config.toml loads");
+        assert_eq!(loaded, Settings::default());
+    }
+
+    #[test]
+    fn a_file_overrides_only_the_keys_it_names() {
+        let f = file("[server]\nport = 9000\n");
+        let s = Settings::load_with_env(Some(f.path()), no_env()).expect("loads");
+        assert_eq!(s.server.port, 9000);
+        assert_eq!(s.server.host, "127.0.0.1");
+        assert_eq!(s.snapshot.keep, 3);
+    }
+
+    #[test]
+    fn an_unknown_key_is_refused_by_name() {
+        let f = file("[server]\nprot = 9000\n");
+        let err = Settings::load_with_env(Some(f.path()), no_env()).expect_err("refused");
+        assert!(err.to_string().contains("prot"), "{err}");
+    }
+
+    #[test]
+    fn a_value_out_of_range_is_refused_by_key() {
+        let f = file("[snapshot]\nkeep = 0\n");
+        let err = Settings::load_with_env(Some(f.path()), no_env()).expect_err("refused");
+        assert!(err.to_string().contains("snapshot.keep"), "{err}");
+        let f = file("[server]\nport = \"eighty\"\n");
+        let err = Settings::load_with_env(Some(f.path()), no_env()).expect_err("refused");
+        assert!(err.to_string().contains("port"), "{err}");
+    }
+
+    #[test]
+    fn a_missing_explicit_file_is_an_error() {
+        let err = Settings::load_with_env(Some(Path::new("/nonexistent/boxoffice.toml")), no_env());
+        assert!(matches!(err, Err(ConfigError::Missing(_))));
+    }
+
+    #[test]
+    fn environment_variables_override_the_file() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("BOXOFFICE__SERVER__PORT", "9001");
+            jail.set_env("BOXOFFICE__RATE_LIMIT__ENABLED", "false");
+            let s = Settings::load(Some(
+                &Path::new(env!("CARGO_MANIFEST_DIR")).join(DEFAULT_CONFIG_FILE),
+            ))
+            .map_err(|e| e.to_string())?;
+            assert_eq!(s.server.port, 9001);
+            assert!(!s.rate_limit.enabled);
+            jail.set_env("BOXOFFICE__SERVER__BOGUS", "1");
+            assert!(Settings::load(None).is_err(), "unknown env key is refused");
+            Ok(())
+        });
+    }
+}

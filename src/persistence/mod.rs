@@ -1,0 +1,11 @@
+//! Everything that touches the disk: the binary codec and snapshot files.
+//!
+//! Nothing here runs on a request thread: callers hand the work to a
+//! blocking thread.
+
+pub mod codec;
+pub mod snapshot;
+
+pub use snapshot::{
+    LoadedSnapshot, ServiceSnapshot, SnapshotError, SnapshotStore, WrittenSnapshot,
+};

@@ -1,0 +1,404 @@
+//! Snapshot files: a fixed header (magic, format version, CRC32, payload
+//! length) followed by the encoded [`ServiceSnapshot`].
+//!
+//! Files are written the crash-safe way (temporary file, fsync, rename, fsync
+//! the directory), so a reader finds either the old file or the whole new one;
+//! the CRC catches anything the disk damaged later.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use super::codec::{self, CodecError};
+use crate::domain::{EventSnapshot, Timestamp};
+
+/// First bytes of every snapshot file.
+const MAGIC: [u8; 8] = *b"BOXOSNAP";
+/// Bumped whenever the payload's shape or encoding changes.
+pub const FORMAT_VERSION: u32 = 1;
+/// magic (8) + version (4) + crc32 (4) + payload length (8).
+const HEADER_BYTES: usize = 24;
+const PREFIX: &str = "snapshot-";
+const SUFFIX: &str = ".bin";
+const TMP_SUFFIX: &str = ".tmp";
+
+/// The whole service's state at one moment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceSnapshot {
+    /// When the snapshot was taken.
+    pub taken_at: Timestamp,
+    /// The id the next auto-numbered event gets.
+    pub next_event_id: u64,
+    /// The id the next booking gets.
+    pub next_booking_id: u64,
+    /// Every event, in id order.
+    pub events: Vec<EventSnapshot>,
+}
+
+impl ServiceSnapshot {
+    /// Booking records across all events.
+    pub fn booking_count(&self) -> usize {
+        self.events.iter().map(|e| e.records.len()).sum()
+    }
+}
+
+/// Why a snapshot could not be written or read.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    /// The file system refused.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or directory involved.
+        path: PathBuf,
+        /// What the OS said.
+        source: io::Error,
+    },
+    /// The file is not a snapshot we can read: bad magic, version, length or CRC.
+    #[error("{path}: {why}")]
+    Corrupt {
+        /// The damaged file.
+        path: PathBuf,
+        /// What does not check out.
+        why: String,
+    },
+    /// The state could not be encoded (a bug).
+    #[error("encoding snapshot: {0}")]
+    Encode(CodecError),
+    /// Snapshot files exist but none of them can be read; starting empty
+    /// would silently drop everything they hold.
+    #[error("no readable snapshot among {0} file(s) in {1}")]
+    NoneReadable(usize, PathBuf),
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> SnapshotError + '_ {
+    move |source| SnapshotError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// What a write produced, for the log.
+#[derive(Debug, Clone)]
+pub struct WrittenSnapshot {
+    /// The new file.
+    pub path: PathBuf,
+    /// Its size.
+    pub bytes: u64,
+    /// Encode plus write plus sync time.
+    pub duration: Duration,
+}
+
+/// The snapshot found at start-up.
+#[derive(Debug)]
+pub struct LoadedSnapshot {
+    /// The file it came from.
+    pub path: PathBuf,
+    /// What it holds.
+    pub snapshot: ServiceSnapshot,
+    /// Newer files that were skipped because they did not check out.
+    pub skipped: Vec<SnapshotError>,
+}
+
+/// The directory of snapshot files.
+#[derive(Debug)]
+pub struct SnapshotStore {
+    /// Where the files live.
+    dir: PathBuf,
+    /// How many files to keep after each write.
+    keep: usize,
+    /// Generation number for the next file name; names sort by age.
+    next_generation: AtomicU64,
+}
+
+impl SnapshotStore {
+    /// Opens (creating if needed) `dir`, removing temporary files that a crash
+    /// mid-write left behind.
+    pub fn open(dir: &Path, keep: usize) -> Result<Self, SnapshotError> {
+        fs::create_dir_all(dir).map_err(io_err(dir))?;
+        for entry in fs::read_dir(dir).map_err(io_err(dir))? {
+            let path = entry.map_err(io_err(dir))?.path();
+            if path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(PREFIX) && n.ends_with(TMP_SUFFIX))
+            {
+                log::warn!("removing stray temporary snapshot {}", path.display());
+                fs::remove_file(&path).map_err(io_err(&path))?;
+            }
+        }
+        let store = Self {
+            dir: dir.to_path_buf(),
+            keep: keep.max(1),
+            next_generation: AtomicU64::new(1),
+        };
+        let newest = store
+            .files()?
+            .last()
+            .map(|(generation, _)| *generation)
+            .unwrap_or(0);
+        store.next_generation.store(newest + 1, Ordering::Relaxed);
+        Ok(store)
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Writes `snapshot` as the newest file, then removes all but the newest
+    /// `keep`. Blocking: call from a blocking thread.
+    pub fn write(&self, snapshot: &ServiceSnapshot) -> Result<WrittenSnapshot, SnapshotError> {
+        let started = Instant::now();
+        let payload = codec::encode(snapshot).map_err(SnapshotError::Encode)?;
+        let generation = self.next_generation.fetch_add(1, Ordering::Relaxed);
+        let path = self.dir.join(format!("{PREFIX}{generation:020}{SUFFIX}"));
+        let tmp = path.with_extension(format!("bin{TMP_SUFFIX}"));
+        let header = header_for(&payload);
+        let written = (|| {
+            let mut file = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+            file.write_all(&header)?;
+            file.write_all(&payload)?;
+            file.sync_all()
+        })();
+        if let Err(source) = written {
+            let _ = fs::remove_file(&tmp);
+            return Err(SnapshotError::Io { path: tmp, source });
+        }
+        fs::rename(&tmp, &path).map_err(io_err(&path))?;
+        sync_dir(&self.dir)?;
+        self.prune()?;
+        Ok(WrittenSnapshot {
+            path,
+            bytes: (HEADER_BYTES + payload.len()) as u64,
+            duration: started.elapsed(),
+        })
+    }
+
+    /// Reads the newest snapshot that checks out. `Ok(None)` when there are
+    /// no snapshot files; an error when there are some but none is readable.
+    pub fn load_newest(&self) -> Result<Option<LoadedSnapshot>, SnapshotError> {
+        let files = self.files()?;
+        let mut skipped = Vec::new();
+        for (_, path) in files.iter().rev() {
+            match read_file(path) {
+                Ok(snapshot) => {
+                    return Ok(Some(LoadedSnapshot {
+                        path: path.clone(),
+                        snapshot,
+                        skipped,
+                    }))
+                }
+                Err(e) => skipped.push(e),
+            }
+        }
+        if files.is_empty() {
+            Ok(None)
+        } else {
+            for e in &skipped {
+                log::error!("unreadable snapshot: {e}");
+            }
+            Err(SnapshotError::NoneReadable(files.len(), self.dir.clone()))
+        }
+    }
+
+    /// Snapshot files, oldest first, with their generation numbers.
+    fn files(&self) -> Result<Vec<(u64, PathBuf)>, SnapshotError> {
+        let mut files = Vec::new();
+        for entry in fs::read_dir(&self.dir).map_err(io_err(&self.dir))? {
+            let path = entry.map_err(io_err(&self.dir))?.path();
+            let generation = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.strip_prefix(PREFIX))
+                .and_then(|n| n.strip_suffix(SUFFIX))
+                .and_then(|n| n.parse::<u64>().ok());
+            if let Some(generation) = generation {
+                files.push((generation, path));
+            }
+        }
+        files.sort();
+        Ok(files)
+    }
+
+    fn prune(&self) -> Result<(), SnapshotError> {
+        let files = self.files()?;
+        let excess = files.len().saturating_sub(self.keep);
+        for (_, path) in &files[..excess] {
+            fs::remove_file(path).map_err(io_err(path))?;
+        }
+        Ok(())
+    }
+}
+
+fn header_for(payload: &[u8]) -> [u8; HEADER_BYTES] {
+    let mut header = [0u8; HEADER_BYTES];
+    header[0..8].copy_from_slice(&MAGIC);
+    header[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+    header[12..16].copy_from_slice(&crc32fast::hash(payload).to_le_bytes());
+    header[16..24].copy_from_slice(&(payload.len() as u64).to_le_bytes());
+    header
+}
+
+/// Reads and checks one snapshot file: header, length, CRC, then decoding.
+pub fn read_file(path: &Path) -> Result<ServiceSnapshot, SnapshotError> {
+    let corrupt = |why: String| SnapshotError::Corrupt {
+        path: path.to_path_buf(),
+        why,
+    };
+    let mut file = File::open(path).map_err(io_err(path))?;
+    let mut header = [0u8; HEADER_BYTES];
+    file.read_exact(&mut header)
+        .map_err(|_| corrupt("shorter than its header".into()))?;
+    if header[0..8] != MAGIC {
+        return Err(corrupt("bad magic bytes at offset 0".into()));
+    }
+    let field =
+        |range: std::ops::Range<usize>| -> [u8; 4] { header[range].try_into().unwrap_or([0; 4]) };
+    let version = u32::from_le_bytes(field(8..12));
+    if version != FORMAT_VERSION {
+        return Err(corrupt(format!(
+            "format version {version}, this build reads {FORMAT_VERSION}"
+        )));
+    }
+    let crc = u32::from_le_bytes(field(12..16));
+    let len = u64::from_le_bytes(header[16..24].try_into().unwrap_or([0; 8]));
+    let actual_len = file
+        .metadata()
+        .map_err(io_err(path))?
+        .len()
+        .saturating_sub(HEADER_BYTES as u64);
+    if len != actual_len {
+        return Err(corrupt(format!(
+            "header says {len} payload bytes, file holds {actual_len}"
+        )));
+    }
+    let mut payload = Vec::with_capacity(len as usize);
+    file.read_to_end(&mut payload).map_err(io_err(path))?;
+    if crc32fast::hash(&payload) != crc {
+        return Err(corrupt(format!(
+            "CRC mismatch in payload at offset {HEADER_BYTES}"
+        )));
+    }
+    codec::decode(&payload).map_err(|e| corrupt(e.to_string()))
+}
+
+/// Makes a rename durable: the directory entry itself must reach the disk.
+fn sync_dir(dir: &Path) -> Result<(), SnapshotError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err(dir))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{BookingIdSequence, Event, EventId, UserId};
+
+    fn sample(bookings: usize) -> ServiceSnapshot {
+        let ids = BookingIdSequence::default();
+        let id = EventId::try_from(7).expect("id");
+        let mut event =
+            Event::new(id, Some("Gig".into()), 3, Timestamp::from_millis(5)).expect("event");
+        for i in 0..bookings {
+            let user = UserId::try_from(format!("u{i}").as_str()).expect("user");
+            event
+                .book(&user, &ids, Timestamp::from_millis(10 + i as i64))
+                .expect("book");
+        }
+        ServiceSnapshot {
+            taken_at: Timestamp::from_millis(99),
+            next_event_id: 8,
+            next_booking_id: ids.peek(),
+            events: vec![event.to_snapshot()],
+        }
+    }
+
+    #[test]
+    fn a_written_snapshot_reads_back_equal() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SnapshotStore::open(dir.path(), 3).expect("open");
+        assert!(store.load_newest().expect("empty dir").is_none());
+        let snapshot = sample(5);
+        let written = store.write(&snapshot).expect("write");
+        assert!(written.bytes > HEADER_BYTES as u64);
+        let loaded = store.load_newest().expect("load").expect("present");
+        assert_eq!(loaded.snapshot, snapshot);
+        assert_eq!(loaded.path, written.path);
+    }
+
+    #[test]
+    fn only_the_newest_keep_files_remain_and_the_newest_is_loaded() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SnapshotStore::open(dir.path(), 2).expect("open");
+        for n in 0..5 {
+            store.write(&sample(n)).expect("write");
+        }
+        assert_eq!(store.files().expect("list").len(), 2);
+        assert_eq!(
+            store
+                .load_newest()
+                .expect("load")
+                .expect("present")
+                .snapshot,
+            sample(4)
+        );
+        // A reopened store continues the numbering instead of overwriting.
+        let reopened = SnapshotStore::open(dir.path(), 2).expect("reopen");
+        let path = reopened.write(&sample(1)).expect("write").path;
+        assert_eq!(
+            reopened.load_newest().expect("load").expect("present").path,
+            path
+        );
+    }
+
+    #[test]
+    fn a_damaged_newest_file_is_skipped_for_the_previous_good_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SnapshotStore::open(dir.path(), 3).expect("open");
+        store.write(&sample(2)).expect("write");
+        let newest = store.write(&sample(3)).expect("write").path;
+        let mut bytes = fs::read(&newest).expect("read");
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0xff;
+        fs::write(&newest, bytes).expect("damage");
+        let loaded = store.load_newest().expect("load").expect("present");
+        assert_eq!(loaded.snapshot, sample(2));
+        assert_eq!(loaded.skipped.len(), 1);
+        assert!(
+            loaded.skipped[0].to_string().contains("CRC"),
+            "{}",
+            loaded.skipped[0]
+        );
+    }
+
+    #[test]
+    fn when_no_file_checks_out_loading_refuses_instead_of_starting_empty() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SnapshotStore::open(dir.path(), 3).expect("open");
+        let path = store.write(&sample(1)).expect("write").path;
+        let bytes = fs::read(&path).expect("read");
+        for cut in [0, 10, HEADER_BYTES, bytes.len() - 1] {
+            fs::write(&path, &bytes[..cut]).expect("truncate");
+            assert!(
+                matches!(store.load_newest(), Err(SnapshotError::NoneReadable(1, _))),
+                "cut {cut}"
+            );
+        }
+    }
+
+    #[test]
+    fn stray_temporary_files_are_removed_on_open() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let stray = dir.path().join("snapshot-00000000000000000009.bin.tmp");
+        fs::write(&stray, b"half written").expect("write");
+        let other = dir.path().join("notes.txt");
+        fs::write(&other, b"keep me").expect("write");
+        SnapshotStore::open(dir.path(), 3).expect("open");
+        assert!(!stray.exists());
+        assert!(other.exists(), "files that are not ours are left alone");
+    }
+}
