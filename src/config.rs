@@ -275,6 +275,8 @@ mod tests {
     }
 
     #[test]
+    // figment::Jail's closure signature returns figment's (large) error type.
+    #[allow(clippy::result_large_err)]
     fn environment_variables_override_the_file() {
         figment::Jail::expect_with(|jail| {
             jail.set_env("BOXOFFICE__SERVER__PORT", "9001");

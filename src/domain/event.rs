@@ -356,9 +356,9 @@ impl Event {
         self.records.len()
     }
 
-    /// The largest booking id the event holds, so a restore can continue after it.
-    pub fn max_booking_id(&self) -> Option<BookingId> {
-        self.records.iter().map(|r| r.id).max()
+    /// The id of every booking the event holds.
+    pub fn booking_ids(&self) -> impl Iterator<Item = BookingId> + '_ {
+        self.records.iter().map(|r| r.id)
     }
 
     /// The event in the form snapshots store.

@@ -17,11 +17,6 @@ fn lowbit(i: usize) -> usize {
 }
 
 impl Fenwick {
-    /// An empty tree.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
     /// Sum of the first `n` counts (`n` clamped to the length).
     pub fn prefix_sum(&self, n: usize) -> u64 {
         let mut i = n.min(self.tree.len());
@@ -92,7 +87,7 @@ mod tests {
     #[test]
     fn prefix_sums_match_a_plain_sum_after_pushes_and_updates() {
         let mut counts = Vec::new();
-        let mut tree = Fenwick::new();
+        let mut tree = Fenwick::default();
         for i in 0..300u32 {
             counts.push(i % 3);
             tree.push(i % 3);
@@ -108,7 +103,7 @@ mod tests {
 
     #[test]
     fn find_kth_returns_the_index_where_the_running_sum_reaches_k() {
-        let mut tree = Fenwick::new();
+        let mut tree = Fenwick::default();
         let live = [1, 0, 0, 1, 1, 0, 1];
         for &c in &live {
             tree.push(c);
@@ -119,6 +114,6 @@ mod tests {
         assert_eq!(tree.find_kth(4), Some(6));
         assert_eq!(tree.find_kth(5), None);
         assert_eq!(tree.find_kth(0), None);
-        assert_eq!(Fenwick::new().find_kth(1), None);
+        assert_eq!(Fenwick::default().find_kth(1), None);
     }
 }

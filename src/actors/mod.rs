@@ -1,0 +1,11 @@
+//! The actor layer: one [`EventActor`] per event, the [`Registry`] that finds
+//! them, and the [`Snapshotter`] that writes their state to disk.
+
+mod event_actor;
+pub mod messages;
+mod registry;
+mod snapshotter;
+
+pub use event_actor::{EventActor, MAILBOX_CAPACITY};
+pub use registry::{ask, CreateError, Registry, RestoreSummary, Unavailable};
+pub use snapshotter::{take_snapshot, Snapshotter};

@@ -1,0 +1,260 @@
+//! Finds the actor of an event, creates events, and restores and collects
+//! the whole service's state.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+
+use actix::dev::ToEnvelope;
+use actix::{Actor, Addr, Arbiter, Handler, Message};
+use dashmap::mapref::entry::Entry;
+use dashmap::DashMap;
+use tokio::sync::oneshot;
+
+use super::event_actor::EventActor;
+use super::messages::{Reply, TakeSnapshot};
+use crate::domain::{
+    BookingId, BookingIdSequence, DomainError, Event, EventId, EventStatus, Timestamp, MAX_EVENT_ID,
+};
+use crate::persistence::ServiceSnapshot;
+
+/// The event's actor could not take the request: its mailbox is full or it
+/// has stopped. Nothing was changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the event is not taking requests right now")]
+pub struct Unavailable;
+
+/// Why an event could not be created.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CreateError {
+    /// The requested id is taken.
+    #[error("event {0} already exists")]
+    Exists(EventId),
+    /// Every id up to 2^53 - 1 is taken.
+    #[error("no event ids left")]
+    IdsExhausted,
+    /// The domain refused the event.
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+}
+
+/// What a restore brought back, for the start-up log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RestoreSummary {
+    /// Events restored.
+    pub events: usize,
+    /// Booking records restored.
+    pub bookings: usize,
+}
+
+/// Event id to actor address, plus the service-wide sequences.
+///
+/// The hot path (`get`) takes one shard's read lock in a sharded map, never
+/// a lock over the whole registry.
+pub struct Registry {
+    /// Each event's actor.
+    actors: DashMap<EventId, Addr<EventActor>>,
+    /// Event ids in order, for listing; written only when an event is created.
+    ordered: RwLock<BTreeSet<EventId>>,
+    /// Threads the event actors run on, about one per core.
+    arbiters: Vec<Arbiter>,
+    /// Round-robin cursor over `arbiters`.
+    next_arbiter: AtomicUsize,
+    /// The id the next auto-numbered event gets.
+    next_event_id: AtomicU64,
+    /// Booking ids for every event.
+    ids: Arc<BookingIdSequence>,
+    /// Count of changes since start, read by the snapshotter.
+    changes: Arc<AtomicU64>,
+}
+
+impl Registry {
+    /// An empty registry whose actors run on `arbiter_count` threads.
+    /// Must be called inside a running actix system.
+    pub fn new(arbiter_count: usize) -> Self {
+        Self {
+            actors: DashMap::new(),
+            ordered: RwLock::new(BTreeSet::new()),
+            arbiters: (0..arbiter_count.max(1)).map(|_| Arbiter::new()).collect(),
+            next_arbiter: AtomicUsize::new(0),
+            next_event_id: AtomicU64::new(1),
+            ids: Arc::new(BookingIdSequence::default()),
+            changes: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// The actor of event `id`.
+    pub fn get(&self, id: EventId) -> Option<Addr<EventActor>> {
+        self.actors.get(&id).map(|a| a.value().clone())
+    }
+
+    /// Creates an event with the requested id, or the next free one.
+    pub fn create(
+        &self,
+        requested: Option<EventId>,
+        name: Option<String>,
+        total_tickets: u64,
+        now: Timestamp,
+    ) -> Result<EventStatus, CreateError> {
+        let status = match requested {
+            Some(id) => self
+                .insert(id, name, total_tickets, now)?
+                .ok_or(CreateError::Exists(id))?,
+            None => loop {
+                let raw = self.next_event_id.fetch_add(1, Ordering::Relaxed);
+                let id = EventId::try_from(raw).map_err(|_| CreateError::IdsExhausted)?;
+                if let Some(status) = self.insert(id, name.clone(), total_tickets, now)? {
+                    break status;
+                }
+            },
+        };
+        self.changes.fetch_add(1, Ordering::Relaxed);
+        Ok(status)
+    }
+
+    /// Starts an actor for a new event at `id`; `Ok(None)` when `id` is taken.
+    fn insert(
+        &self,
+        id: EventId,
+        name: Option<String>,
+        total_tickets: u64,
+        now: Timestamp,
+    ) -> Result<Option<EventStatus>, CreateError> {
+        match self.actors.entry(id) {
+            Entry::Occupied(_) => Ok(None),
+            Entry::Vacant(slot) => {
+                let event = Event::new(id, name, total_tickets, now)?;
+                let status = event.status();
+                slot.insert(self.start(event));
+                self.note_id(id);
+                Ok(Some(status))
+            }
+        }
+    }
+
+    /// Records `id` for listing and keeps auto-numbering past it.
+    fn note_id(&self, id: EventId) {
+        self.next_event_id
+            .fetch_max((id.get() + 1).min(MAX_EVENT_ID + 1), Ordering::Relaxed);
+        self.ordered
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id);
+    }
+
+    fn start(&self, event: Event) -> Addr<EventActor> {
+        let n = self.next_arbiter.fetch_add(1, Ordering::Relaxed) % self.arbiters.len();
+        let actor = EventActor::new(event, Arc::clone(&self.ids), Arc::clone(&self.changes));
+        EventActor::start_in_arbiter(&self.arbiters[n].handle(), move |_| actor)
+    }
+
+    /// Up to `limit` event ids from 0-based `offset`, in id order, and how many
+    /// events there are.
+    pub fn page(&self, offset: usize, limit: usize) -> (Vec<EventId>, usize) {
+        let ordered = self.ordered.read().unwrap_or_else(|p| p.into_inner());
+        (
+            ordered.iter().skip(offset).take(limit).copied().collect(),
+            ordered.len(),
+        )
+    }
+
+    /// Count of changes since start; equal counts mean nothing changed.
+    pub fn change_count(&self) -> u64 {
+        self.changes.load(Ordering::Relaxed)
+    }
+
+    /// Loads a snapshot into an empty registry. Every event is checked before
+    /// any actor starts, so a bad snapshot leaves the registry empty.
+    pub fn restore(&self, snapshot: ServiceSnapshot) -> Result<RestoreSummary, DomainError> {
+        let mut events = Vec::with_capacity(snapshot.events.len());
+        let mut seen = BTreeSet::new();
+        for stored in snapshot.events {
+            let event = Event::from_snapshot(stored)?;
+            if !seen.insert(event.id()) {
+                return Err(DomainError::Inconsistent(format!(
+                    "event {} stored twice",
+                    event.id()
+                )));
+            }
+            events.push(event);
+        }
+        // Ids are unique across the whole service: sorting them all once is
+        // far cheaper than a set at millions of bookings.
+        let mut all_ids: Vec<BookingId> = events.iter().flat_map(|e| e.booking_ids()).collect();
+        all_ids.sort_unstable();
+        if let Some(pair) = all_ids.windows(2).find(|w| w[0] == w[1]) {
+            return Err(DomainError::Inconsistent(format!(
+                "booking id {} used twice",
+                pair[0].get()
+            )));
+        }
+        if let Some(&max) = all_ids.last() {
+            self.ids.skip_past(max);
+        }
+        let bookings = all_ids.len();
+        self.ids.skip_past(BookingId::from_raw(
+            snapshot.next_booking_id.saturating_sub(1),
+        ));
+        self.next_event_id
+            .fetch_max(snapshot.next_event_id, Ordering::Relaxed);
+        let summary = RestoreSummary {
+            events: events.len(),
+            bookings,
+        };
+        for event in events {
+            let id = event.id();
+            let addr = self.start(event);
+            self.actors.insert(id, addr);
+            self.note_id(id);
+        }
+        Ok(summary)
+    }
+
+    /// Collects every event's state. Each actor hands over its own state
+    /// between two of its messages, so every event in it is consistent.
+    pub async fn snapshot(&self) -> Result<ServiceSnapshot, Unavailable> {
+        let taken_at = Timestamp::now();
+        let (ids, _) = self.page(0, usize::MAX);
+        let mut events = Vec::with_capacity(ids.len());
+        for id in ids {
+            let addr = self.get(id).ok_or(Unavailable)?;
+            // Wait for room rather than fail: a snapshot may queue behind a
+            // burst of bookings, but it must include every event.
+            let (reply, answer) = oneshot::channel();
+            addr.send(TakeSnapshot { reply })
+                .await
+                .map_err(|_| Unavailable)?;
+            events.push(answer.await.map_err(|_| Unavailable)?);
+        }
+        // Read after collecting, so both lie beyond every id in `events`.
+        Ok(ServiceSnapshot {
+            taken_at,
+            next_event_id: self.next_event_id.load(Ordering::Relaxed),
+            next_booking_id: self.ids.peek(),
+            events,
+        })
+    }
+
+    /// Stops the actor threads; used at shutdown after the last snapshot.
+    pub fn stop(&self) {
+        for arbiter in &self.arbiters {
+            arbiter.stop();
+        }
+    }
+}
+
+/// Sends `msg` built around a fresh reply channel and waits for the answer.
+/// A full or closed mailbox fails at once with [`Unavailable`].
+pub async fn ask<M, T>(
+    addr: &Addr<EventActor>,
+    make: impl FnOnce(Reply<T>) -> M,
+) -> Result<T, Unavailable>
+where
+    M: Message<Result = ()> + Send + 'static,
+    EventActor: Handler<M>,
+    <EventActor as Actor>::Context: ToEnvelope<EventActor, M>,
+{
+    let (reply, answer) = oneshot::channel();
+    addr.try_send(make(reply)).map_err(|_| Unavailable)?;
+    answer.await.map_err(|_| Unavailable)
+}

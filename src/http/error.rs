@@ -1,0 +1,216 @@
+//! Every failure a client can see, as JSON with a stable `code`.
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+
+use crate::actors::{CreateError, Unavailable};
+use crate::domain::DomainError;
+
+/// One invalid field of a request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    /// The field as the client named it (`totalTickets`, `eventId`, ...).
+    pub field: String,
+    /// What is wrong with it, for people.
+    pub message: String,
+}
+
+impl FieldError {
+    /// An error about `field`.
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// The errors of the HTTP API, one per row of the contract's error table.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// A field is missing, of the wrong type or out of range.
+    #[error("Validation failed")]
+    Validation(Vec<FieldError>),
+    /// The body is not JSON.
+    #[error("Request body is not valid JSON: {0}")]
+    InvalidJson(String),
+    /// No such event.
+    #[error("Event not found")]
+    EventNotFound,
+    /// No (active) booking for that user at that event.
+    #[error("Booking not found")]
+    BookingNotFound,
+    /// No such route.
+    #[error("Route not found")]
+    NotFound,
+    /// Known route, wrong method.
+    #[error("Method not allowed")]
+    MethodNotAllowed,
+    /// The requested event id is taken.
+    #[error("Event {0} already exists")]
+    EventExists(u64),
+    /// The body is larger than `limits.max_body_bytes`.
+    #[error("Request body is larger than {0} bytes")]
+    PayloadTooLarge(usize),
+    /// The body is not `application/json`.
+    #[error("Content-Type must be application/json")]
+    UnsupportedMediaType,
+    /// Over the per-IP quota; retry after this many seconds.
+    #[error("Too many requests, retry in {0} s")]
+    RateLimited(u64),
+    /// The change cannot be taken right now; nothing was changed.
+    #[error("Service unavailable, nothing was changed; retry shortly")]
+    Unavailable,
+    /// A bug. The cause is logged, never sent.
+    #[error("Internal server error")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// The stable code programs match on.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Validation(_) => "VALIDATION_FAILED",
+            Self::InvalidJson(_) => "INVALID_JSON",
+            Self::EventNotFound => "EVENT_NOT_FOUND",
+            Self::BookingNotFound => "BOOKING_NOT_FOUND",
+            Self::NotFound => "NOT_FOUND",
+            Self::MethodNotAllowed => "METHOD_NOT_ALLOWED",
+            Self::EventExists(_) => "EVENT_EXISTS",
+            Self::PayloadTooLarge(_) => "PAYLOAD_TOO_LARGE",
+            Self::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
+            Self::RateLimited(_) => "RATE_LIMITED",
+            Self::Unavailable => "UNAVAILABLE",
+            Self::Internal(_) => "INTERNAL",
+        }
+    }
+
+    /// A validation error about a single field.
+    pub fn field(field: &str, message: &str) -> Self {
+        Self::Validation(vec![FieldError::new(field, message)])
+    }
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: String,
+    code: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    details: Option<&'a [FieldError]>,
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::Validation(_) | Self::InvalidJson(_) => StatusCode::BAD_REQUEST,
+            Self::EventNotFound | Self::BookingNotFound | Self::NotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::EventExists(_) => StatusCode::CONFLICT,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let error = match self {
+            Self::Internal(cause) => {
+                log::error!("internal error: {cause}");
+                self.to_string()
+            }
+            _ => self.to_string(),
+        };
+        let details = match self {
+            Self::Validation(details) => Some(details.as_slice()),
+            _ => None,
+        };
+        let mut response = HttpResponse::build(self.status_code());
+        if let Self::RateLimited(secs) = self {
+            response.insert_header((header::RETRY_AFTER, HeaderValue::from(*secs)));
+        }
+        response.json(ErrorBody {
+            error,
+            code: self.code(),
+            details,
+        })
+    }
+}
+
+impl From<Unavailable> for ApiError {
+    fn from(_: Unavailable) -> Self {
+        Self::Unavailable
+    }
+}
+
+impl From<DomainError> for ApiError {
+    fn from(e: DomainError) -> Self {
+        match e {
+            DomainError::InvalidEventId => Self::field("eventId", &e.to_string()),
+            DomainError::InvalidUserId => Self::field("userId", &e.to_string()),
+            DomainError::InvalidTicketCount => Self::field("totalTickets", &e.to_string()),
+            DomainError::BookingNotFound => Self::BookingNotFound,
+            // The event's booking slots are exhausted: a capacity limit, not
+            // a bug, and nothing was changed.
+            DomainError::EventFull => Self::Unavailable,
+            DomainError::Inconsistent(why) => Self::Internal(why),
+        }
+    }
+}
+
+impl From<CreateError> for ApiError {
+    fn from(e: CreateError) -> Self {
+        match e {
+            CreateError::Exists(id) => Self::EventExists(id.get()),
+            CreateError::IdsExhausted => Self::Unavailable,
+            CreateError::Domain(d) => d.into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::body::to_bytes;
+
+    async fn body_of(e: ApiError) -> serde_json::Value {
+        let bytes = to_bytes(e.error_response().into_body())
+            .await
+            .expect("body");
+        serde_json::from_slice(&bytes).expect("json")
+    }
+
+    #[actix_web::test]
+    async fn internal_errors_never_show_their_cause() {
+        let body = body_of(ApiError::Internal("secret path /var/x".into())).await;
+        assert_eq!(body["code"], "INTERNAL");
+        assert!(!body.to_string().contains("secret"));
+    }
+
+    #[actix_web::test]
+    async fn validation_errors_list_their_fields_and_others_have_no_details() {
+        let body = body_of(ApiError::field("userId", "is required")).await;
+        assert_eq!(body["details"][0]["field"], "userId");
+        let body = body_of(ApiError::EventNotFound).await;
+        assert_eq!(
+            body,
+            serde_json::json!({"error": "Event not found", "code": "EVENT_NOT_FOUND"})
+        );
+    }
+
+    #[test]
+    fn rate_limited_answers_carry_retry_after() {
+        let response = ApiError::RateLimited(7).error_response();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(
+            response
+                .headers()
+                .get(header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok()),
+            Some("7")
+        );
+    }
+}

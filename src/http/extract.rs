@@ -1,0 +1,247 @@
+//! Turning raw request parts into valid values, or a JSON error.
+
+use actix_web::dev::Payload;
+use actix_web::{mime, web, FromRequest, HttpMessage, HttpRequest};
+use futures_util::future::LocalBoxFuture;
+use futures_util::StreamExt;
+use serde::de::DeserializeOwned;
+use validator::{Validate, ValidationErrors, ValidationErrorsKind};
+
+use super::error::{ApiError, FieldError};
+use super::AppState;
+use crate::domain::{EventId, UserId};
+
+/// A JSON body that parsed and passed its `validator` rules.
+///
+/// Checks, in order: the content type (415), the size (413), the syntax
+/// (`INVALID_JSON`), the field types and the field rules (`VALIDATION_FAILED`,
+/// naming each bad field).
+pub struct ValidJson<T>(pub T);
+
+impl<T: DeserializeOwned + Validate + 'static> FromRequest for ValidJson<T> {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let limit = req
+            .app_data::<web::Data<AppState>>()
+            .map_or(16_384, |s| s.limits.max_body_bytes);
+        let is_json = matches!(
+            req.mime_type(),
+            Ok(Some(m)) if m.type_() == mime::APPLICATION && (m.subtype() == mime::JSON || m.suffix() == Some(mime::JSON))
+        );
+        let declared = req
+            .headers()
+            .get(actix_web::http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        let mut payload = payload.take();
+        Box::pin(async move {
+            if !is_json {
+                return Err(ApiError::UnsupportedMediaType);
+            }
+            if declared.is_some_and(|n| n > limit) {
+                return Err(ApiError::PayloadTooLarge(limit));
+            }
+            let mut body = web::BytesMut::new();
+            while let Some(chunk) = payload.next().await {
+                let chunk = chunk
+                    .map_err(|e| ApiError::InvalidJson(format!("could not read the body: {e}")))?;
+                if body.len() + chunk.len() > limit {
+                    return Err(ApiError::PayloadTooLarge(limit));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            let value: T = parse_json(&body)?;
+            value
+                .validate()
+                .map_err(|e| ApiError::Validation(field_errors(&e)))?;
+            Ok(ValidJson(value))
+        })
+    }
+}
+
+/// Parses JSON, telling bad syntax (`INVALID_JSON`) from a well-formed body
+/// whose fields have the wrong type (`VALIDATION_FAILED` with the field).
+fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        match inner.classify() {
+            serde_json::error::Category::Data => {
+                let field = if path == "." {
+                    String::from("body")
+                } else {
+                    path
+                };
+                ApiError::field(&field, &strip_position(&inner.to_string()))
+            }
+            _ => ApiError::InvalidJson(inner.to_string()),
+        }
+    })?;
+    de.end().map_err(|e| ApiError::InvalidJson(e.to_string()))?;
+    Ok(value)
+}
+
+/// serde_json appends "at line 1 column 20"; in a field error it is noise.
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(i) => message[..i].to_string(),
+        None => message.to_string(),
+    }
+}
+
+/// `validator`'s errors as the contract's `details`, with field names as
+/// clients spell them, sorted so answers are stable.
+pub fn field_errors(errors: &ValidationErrors) -> Vec<FieldError> {
+    let mut out = Vec::new();
+    for (field, kind) in errors.errors() {
+        if let ValidationErrorsKind::Field(list) = kind {
+            for e in list {
+                let message = e
+                    .message
+                    .as_ref()
+                    .map_or_else(|| e.code.to_string(), |m| m.to_string());
+                out.push(FieldError::new(camel_case(field), message));
+            }
+        }
+    }
+    out.sort_by(|a, b| a.field.cmp(&b.field));
+    out
+}
+
+fn camel_case(snake: &str) -> String {
+    let mut out = String::with_capacity(snake.len());
+    let mut upper = false;
+    for c in snake.chars() {
+        if c == '_' {
+            upper = true;
+        } else if upper {
+            out.extend(c.to_uppercase());
+            upper = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Parses a path segment as an event id: a positive integer up to 2^53 - 1.
+pub fn event_id(raw: &str) -> Result<EventId, ApiError> {
+    raw.parse::<u64>()
+        .ok()
+        .filter(|_| raw.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|n| EventId::try_from(n).ok())
+        .ok_or_else(|| ApiError::field("eventId", "must be an integer from 1 to 9007199254740991"))
+}
+
+/// Parses a path segment as a user id.
+pub fn user_id(raw: &str) -> Result<UserId, ApiError> {
+    UserId::try_from(raw).map_err(|e| ApiError::field("userId", &e.to_string()))
+}
+
+/// `offset` and `limit` of a list request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageQuery {
+    /// 0-based index of the first item.
+    pub offset: usize,
+    /// Most items to return.
+    pub limit: usize,
+}
+
+/// The page size when none is asked for.
+pub const DEFAULT_PAGE_LIMIT: usize = 100;
+/// The largest page a client may ask for.
+pub const MAX_PAGE_LIMIT: usize = 1000;
+
+impl FromRequest for PageQuery {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        std::future::ready(parse_page(req.query_string()))
+    }
+}
+
+fn parse_page(query: &str) -> Result<PageQuery, ApiError> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query)
+        .map_err(|_| ApiError::field("query", "is not a valid query string"))?;
+    let mut page = PageQuery {
+        offset: 0,
+        limit: DEFAULT_PAGE_LIMIT,
+    };
+    let mut errors = Vec::new();
+    for (key, value) in pairs {
+        match key.as_str() {
+            "offset" => match value.parse::<usize>() {
+                Ok(n) if n <= crate::domain::MAX_EVENT_ID as usize => page.offset = n,
+                _ => errors.push(FieldError::new("offset", "must be a non-negative integer")),
+            },
+            "limit" => match value.parse::<usize>() {
+                Ok(n) if (1..=MAX_PAGE_LIMIT).contains(&n) => page.limit = n,
+                _ => errors.push(FieldError::new(
+                    "limit",
+                    "must be an integer from 1 to 1000",
+                )),
+            },
+            // Unknown parameters are ignored, like unknown body fields.
+            _ => {}
+        }
+    }
+    if errors.is_empty() {
+        Ok(page)
+    } else {
+        Err(ApiError::Validation(errors))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_event_ids_must_be_plain_positive_integers() {
+        assert_eq!(event_id("42").expect("valid").get(), 42);
+        for bad in [
+            "0",
+            "-1",
+            "+1",
+            "1.5",
+            "abc",
+            "",
+            " 1",
+            "9007199254740992",
+            "99999999999999999999999",
+        ] {
+            assert!(event_id(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn page_queries_default_and_bound_their_values() {
+        assert_eq!(
+            parse_page("").expect("ok"),
+            PageQuery {
+                offset: 0,
+                limit: 100
+            }
+        );
+        assert_eq!(
+            parse_page("offset=5&limit=1000&x=1").expect("ok"),
+            PageQuery {
+                offset: 5,
+                limit: 1000
+            }
+        );
+        for bad in ["limit=0", "limit=1001", "offset=-1", "limit=abc"] {
+            assert!(parse_page(bad).is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn snake_case_fields_are_reported_in_camel_case() {
+        assert_eq!(camel_case("total_tickets"), "totalTickets");
+        assert_eq!(camel_case("name"), "name");
+    }
+}

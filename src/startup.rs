@@ -1,0 +1,192 @@
+//! Builds the running service from [`Settings`] and runs it until told to stop.
+
+use std::future::Future;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::{Actor, Addr};
+use actix_web::dev::Server;
+use actix_web::middleware::{from_fn, Condition, Logger};
+use actix_web::{web, App, HttpServer};
+
+use crate::actors::{take_snapshot, Registry, Snapshotter};
+use crate::config::{cores, Settings};
+use crate::domain::DomainError;
+use crate::http::rate_limit::{self, IpRateLimiter};
+use crate::http::{self as api, AppState};
+use crate::persistence::{SnapshotError, SnapshotStore};
+
+/// How long in-flight requests get to finish after a stop signal.
+const SHUTDOWN_GRACE_SECS: u64 = 10;
+/// How often idle per-IP quota cells are dropped.
+const RATE_LIMIT_SWEEP_SECS: u64 = 60;
+
+/// Why the service did not start. Each maps to its own exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// The snapshot directory is unusable or no snapshot in it can be read.
+    #[error("snapshots: {0}")]
+    Snapshot(#[from] SnapshotError),
+    /// A snapshot decoded but breaks an invariant.
+    #[error("snapshot content: {0}")]
+    Restore(#[from] DomainError),
+    /// The address could not be bound.
+    #[error("binding {address}: {source}")]
+    Bind {
+        /// host:port.
+        address: String,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+}
+
+impl StartupError {
+    /// 3 when stored data could not be read (starting would hide it), else 1.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::Snapshot(SnapshotError::Corrupt { .. } | SnapshotError::NoneReadable(..))
+            | Self::Restore(_) => 3,
+            _ => 1,
+        }
+    }
+}
+
+/// A built service: bound, restored, not yet serving.
+pub struct Application {
+    /// The address actually bound (the port differs from the setting when that was 0).
+    address: SocketAddr,
+    /// The HTTP server, started by `run_until_stopped`.
+    server: Server,
+    /// Every event's actor.
+    registry: Arc<Registry>,
+    /// The snapshot directory.
+    store: Arc<SnapshotStore>,
+    /// The periodic snapshot task.
+    snapshotter: Addr<Snapshotter>,
+}
+
+impl Application {
+    /// Restores state, binds the listener and prepares the server. Must be
+    /// called inside a running actix system.
+    pub fn build(settings: Settings) -> Result<Self, StartupError> {
+        let store = Arc::new(SnapshotStore::open(
+            &settings.snapshot.dir,
+            settings.snapshot.keep,
+        )?);
+        let registry = Arc::new(Registry::new(cores()));
+        match store.load_newest()? {
+            Some(loaded) => {
+                for skipped in &loaded.skipped {
+                    log::warn!("skipped unreadable snapshot: {skipped}");
+                }
+                let summary = registry.restore(loaded.snapshot)?;
+                log::info!(
+                    "restored {} events and {} bookings from {}",
+                    summary.events,
+                    summary.bookings,
+                    loaded.path.display()
+                );
+            }
+            None => log::info!("no snapshot in {}, starting empty", store.dir().display()),
+        }
+
+        let address = format!("{}:{}", settings.server.host, settings.server.port);
+        let bind_error = |source| StartupError::Bind {
+            address: address.clone(),
+            source,
+        };
+        let listener = TcpListener::bind(&address).map_err(bind_error)?;
+        let bound = listener.local_addr().map_err(bind_error)?;
+
+        let limiter = IpRateLimiter::from_settings(&settings.rate_limit);
+        if let Some(limiter) = &limiter {
+            let limiter = Arc::clone(limiter);
+            actix_web::rt::spawn(async move {
+                let mut tick =
+                    actix_web::rt::time::interval(Duration::from_secs(RATE_LIMIT_SWEEP_SECS));
+                loop {
+                    tick.tick().await;
+                    limiter.forget_idle();
+                }
+            });
+        }
+        let state = web::Data::new(AppState {
+            registry: Arc::clone(&registry),
+            limits: settings.limits.clone(),
+        });
+        let access_log = settings.log.access_log;
+        let server = HttpServer::new(move || {
+            let mut app = App::new().app_data(state.clone());
+            if let Some(limiter) = &limiter {
+                app = app.app_data(web::Data::new(Arc::clone(limiter)));
+            }
+            app.wrap(from_fn(rate_limit::enforce))
+                .wrap(Condition::new(access_log, Logger::default()))
+                .configure(api::routes)
+                .default_service(web::to(api::not_found))
+        })
+        .workers(settings.worker_count())
+        .disable_signals()
+        .shutdown_timeout(SHUTDOWN_GRACE_SECS)
+        .listen(listener)
+        .map_err(bind_error)?
+        .run();
+
+        let interval = Duration::from_secs(settings.snapshot.interval_secs);
+        let snapshotter =
+            Snapshotter::new(Arc::clone(&registry), Arc::clone(&store), interval).start();
+        Ok(Self {
+            address: bound,
+            server,
+            registry,
+            store,
+            snapshotter,
+        })
+    }
+
+    /// The bound port.
+    pub fn port(&self) -> u16 {
+        self.address.port()
+    }
+
+    /// The bound address.
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// Serves until `shutdown` completes, lets in-flight requests finish,
+    /// then writes a final snapshot. An error means that snapshot failed.
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) -> Result<(), String> {
+        let Self {
+            server,
+            registry,
+            store,
+            snapshotter,
+            ..
+        } = self;
+        let handle = server.handle();
+        let serving = actix_web::rt::spawn(server);
+        shutdown.await;
+        log::info!("stopping: finishing in-flight requests");
+        handle.stop(true).await;
+        if let Ok(Err(e)) = serving.await {
+            log::error!("HTTP server ended with an error: {e}");
+        }
+        // No request can change state any more, so this snapshot is complete.
+        drop(snapshotter);
+        let result = match take_snapshot(&registry, &store).await {
+            Ok((_, written)) => {
+                log::info!(
+                    "final snapshot {} written: {} bytes",
+                    written.path.display(),
+                    written.bytes
+                );
+                Ok(())
+            }
+            Err(e) => Err(format!("final snapshot failed: {e}")),
+        };
+        registry.stop();
+        result
+    }
+}
