@@ -1,0 +1,289 @@
+//! Every error code of the contract, and proof that bad input changes nothing.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+use crate::helpers::{assert_error, spawn_app, TestApp};
+
+async fn raw(
+    app: &TestApp,
+    method: Method,
+    path: &str,
+    content_type: Option<&str>,
+    body: &str,
+) -> (StatusCode, Value) {
+    let mut req = app
+        .client
+        .request(method, format!("{}{path}", app.base))
+        .body(body.to_string());
+    if let Some(ct) = content_type {
+        req = req.header("content-type", ct);
+    }
+    let res = req.send().await.expect("sent");
+    let status = res.status();
+    (status, res.json().await.expect("every answer is JSON"))
+}
+
+fn detail_fields(body: &Value) -> Vec<String> {
+    body["details"].as_array().map_or_else(Vec::new, |d| {
+        d.iter()
+            .map(|e| e["field"].as_str().unwrap_or("").to_string())
+            .collect()
+    })
+}
+
+/// Missing, mistyped and out-of-range fields are 400 VALIDATION_FAILED naming the field.
+#[actix_web::test]
+async fn bad_fields_are_validation_failed_with_details() {
+    let app = spawn_app_with_event().await;
+    let cases: &[(&str, Value, &str)] = &[
+        ("/api/initialize", json!({}), "totalTickets"),
+        (
+            "/api/initialize",
+            json!({"totalTickets": 0}),
+            "totalTickets",
+        ),
+        (
+            "/api/initialize",
+            json!({"totalTickets": -3}),
+            "totalTickets",
+        ),
+        (
+            "/api/initialize",
+            json!({"totalTickets": 1.5}),
+            "totalTickets",
+        ),
+        (
+            "/api/initialize",
+            json!({"totalTickets": "5"}),
+            "totalTickets",
+        ),
+        (
+            "/api/initialize",
+            json!({"totalTickets": 10_000_001}),
+            "totalTickets",
+        ),
+        (
+            "/api/initialize",
+            json!({"totalTickets": 1, "name": "x".repeat(201)}),
+            "name",
+        ),
+        (
+            "/api/initialize",
+            json!({"totalTickets": 1, "name": 5}),
+            "name",
+        ),
+        (
+            "/api/initialize",
+            json!({"totalTickets": 1, "eventId": 0}),
+            "eventId",
+        ),
+        (
+            "/api/initialize",
+            json!({"totalTickets": 1, "eventId": 9_007_199_254_740_992u64}),
+            "eventId",
+        ),
+        ("/api/book", json!({"userId": "a"}), "eventId"),
+        ("/api/book", json!({"eventId": 1}), "userId"),
+        ("/api/book", json!({"eventId": 1, "userId": ""}), "userId"),
+        (
+            "/api/book",
+            json!({"eventId": 1, "userId": "a".repeat(65)}),
+            "userId",
+        ),
+        (
+            "/api/book",
+            json!({"eventId": 1, "userId": "semi;colon"}),
+            "userId",
+        ),
+        ("/api/book", json!({"eventId": 1, "userId": 42}), "userId"),
+        (
+            "/api/cancel",
+            json!({"eventId": "1", "userId": "a"}),
+            "eventId",
+        ),
+    ];
+    for (path, body, field) in cases {
+        let got = app.post(path, body.clone()).await;
+        assert_error(&got, StatusCode::BAD_REQUEST, "VALIDATION_FAILED");
+        assert!(
+            detail_fields(&got.1).contains(&field.to_string()),
+            "{path} {body}: {}",
+            got.1
+        );
+    }
+    let (_, status) = app.get("/api/status/1").await;
+    assert_eq!(
+        (
+            status["availableTickets"].as_u64(),
+            status["waitingListCount"].as_u64()
+        ),
+        (Some(2), Some(0))
+    );
+    let (_, list) = app.get("/api/events").await;
+    assert_eq!(list["total"], 1, "no bad request created an event");
+}
+
+/// A body that is not JSON is 400 INVALID_JSON.
+#[actix_web::test]
+async fn malformed_json_is_invalid_json() {
+    let app = spawn_app_with_event().await;
+    for body in [
+        "{",
+        "not json",
+        "{\"eventId\": 1,}",
+        "",
+        "{\"eventId\":1}{}",
+        "[1,",
+    ] {
+        let got = raw(
+            &app,
+            Method::POST,
+            "/api/book",
+            Some("application/json"),
+            body,
+        )
+        .await;
+        assert_error(&got, StatusCode::BAD_REQUEST, "INVALID_JSON");
+    }
+    // Well-formed JSON of the wrong shape is a validation error, not a syntax one.
+    let got = raw(
+        &app,
+        Method::POST,
+        "/api/book",
+        Some("application/json"),
+        "[1, 2]",
+    )
+    .await;
+    assert_error(&got, StatusCode::BAD_REQUEST, "VALIDATION_FAILED");
+}
+
+/// A body without the JSON content type is 415.
+#[actix_web::test]
+async fn wrong_content_type_is_unsupported_media_type() {
+    let app = spawn_app_with_event().await;
+    let body = r#"{"eventId": 1, "userId": "a"}"#;
+    for ct in [
+        Some("text/plain"),
+        Some("application/x-www-form-urlencoded"),
+        None,
+    ] {
+        let got = raw(&app, Method::POST, "/api/book", ct, body).await;
+        assert_error(
+            &got,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UNSUPPORTED_MEDIA_TYPE",
+        );
+    }
+    let ok = raw(
+        &app,
+        Method::POST,
+        "/api/book",
+        Some("application/json; charset=utf-8"),
+        body,
+    )
+    .await;
+    assert_eq!(ok.0, StatusCode::OK, "a charset parameter is fine");
+}
+
+/// A body over limits.max_body_bytes is 413, whether or not it declares its length.
+#[actix_web::test]
+async fn oversized_bodies_are_payload_too_large() {
+    let app = spawn_app_with_event().await;
+    let big = format!(
+        r#"{{"eventId": 1, "userId": "a", "pad": "{}"}}"#,
+        "x".repeat(20_000)
+    );
+    let got = raw(
+        &app,
+        Method::POST,
+        "/api/book",
+        Some("application/json"),
+        &big,
+    )
+    .await;
+    assert_error(&got, StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE");
+    let chunks = vec![Ok::<_, std::io::Error>(big.into_bytes())];
+    let res = app
+        .client
+        .post(format!("{}/api/book", app.base))
+        .header("content-type", "application/json")
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+            chunks,
+        )))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(
+        res.status(),
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "chunked bodies are counted too"
+    );
+    let (_, booking) = app.get("/api/booking-status/1/a").await;
+    assert_eq!(booking["code"], "BOOKING_NOT_FOUND", "nothing was booked");
+}
+
+/// Unknown routes are 404 NOT_FOUND; known routes with a wrong method are 405.
+#[actix_web::test]
+async fn unknown_routes_and_wrong_methods() {
+    let app = spawn_app_with_event().await;
+    for path in [
+        "/",
+        "/api",
+        "/api/nothing",
+        "/api/events/1/other",
+        "/healthz",
+    ] {
+        assert_error(&app.get(path).await, StatusCode::NOT_FOUND, "NOT_FOUND");
+    }
+    let wrong = [
+        (Method::GET, "/api/book"),
+        (Method::DELETE, "/api/initialize"),
+        (Method::PUT, "/api/status/1"),
+        (Method::POST, "/api/events/1/bookings/a"),
+        (Method::DELETE, "/api/events"),
+        (Method::POST, "/health"),
+    ];
+    for (method, path) in wrong {
+        let got = app.call(method.clone(), path, None).await;
+        assert_error(&got, StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED");
+    }
+}
+
+/// Path ids that are not positive integers (or valid user ids) are 400; unknown events 404.
+#[actix_web::test]
+async fn bad_path_ids_are_validation_failed() {
+    let app = spawn_app_with_event().await;
+    for id in ["0", "-1", "abc", "1.0", "9007199254740992", "%20"] {
+        let got = app.get(&format!("/api/status/{id}")).await;
+        assert_error(&got, StatusCode::BAD_REQUEST, "VALIDATION_FAILED");
+        let got = app
+            .call(Method::PUT, &format!("/api/events/{id}/bookings/a"), None)
+            .await;
+        assert_error(&got, StatusCode::BAD_REQUEST, "VALIDATION_FAILED");
+    }
+    let got = app
+        .call(Method::PUT, "/api/events/1/bookings/bad%20user", None)
+        .await;
+    assert_error(&got, StatusCode::BAD_REQUEST, "VALIDATION_FAILED");
+    assert_eq!(detail_fields(&got.1), ["userId"]);
+    assert_error(
+        &app.get("/api/status/2").await,
+        StatusCode::NOT_FOUND,
+        "EVENT_NOT_FOUND",
+    );
+    let got = app
+        .post("/api/book", json!({"eventId": 2, "userId": "a"}))
+        .await;
+    assert_error(&got, StatusCode::NOT_FOUND, "EVENT_NOT_FOUND");
+    let got = app
+        .call(Method::DELETE, "/api/events/2/bookings/a", None)
+        .await;
+    assert_error(&got, StatusCode::NOT_FOUND, "EVENT_NOT_FOUND");
+}
+
+async fn spawn_app_with_event() -> TestApp {
+    let app = spawn_app().await;
+    app.create_event(2).await;
+    app
+}

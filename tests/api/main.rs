@@ -1,0 +1,12 @@
+//! Black-box tests: the real server on port 0, spoken to over HTTP.
+//!
+//! One binary with one module per area, so everything compiles once.
+
+mod binary;
+mod concurrency;
+mod errors;
+mod helpers;
+mod rate_limit;
+mod resource_routes;
+mod seed_routes;
+mod snapshots;
