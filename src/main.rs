@@ -89,3 +89,35 @@ async fn stop_signal() {
         _ = tokio::signal::ctrl_c() => log::info!("SIGINT received"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> impl Iterator<Item = String> {
+        list.iter()
+            .map(|s| s.to_string())
+            .collect::<Vec<_>>()
+            .into_iter()
+    }
+
+    #[test]
+    fn the_config_path_is_taken_in_either_spelling() {
+        assert_eq!(parse_args(args(&[])), Ok(None));
+        assert_eq!(
+            parse_args(args(&["--config", "a.toml"])),
+            Ok(Some(PathBuf::from("a.toml")))
+        );
+        assert_eq!(
+            parse_args(args(&["--config=b.toml"])),
+            Ok(Some(PathBuf::from("b.toml")))
+        );
+    }
+
+    #[test]
+    fn anything_else_on_the_command_line_is_refused() {
+        assert!(parse_args(args(&["--config"])).is_err());
+        assert!(parse_args(args(&["--port", "1"])).is_err());
+        assert!(parse_args(args(&["--help"])).is_err());
+    }
+}

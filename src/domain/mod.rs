@@ -3,6 +3,24 @@
 //! Plain Rust with no actors, no HTTP and no I/O, so every rule can be
 //! unit- and property-tested alone. Callers pass in the current time and the
 //! shared booking-id sequence; the domain decides everything else.
+//!
+//! ```
+//! use boxoffice::domain::{BookingIdSequence, BookingStatus, Event, EventId, Timestamp, UserId};
+//!
+//! let ids = BookingIdSequence::default();
+//! let id = EventId::try_from(1).unwrap();
+//! let mut gig = Event::new(id, None, 1, Timestamp::from_millis(0)).unwrap();
+//! let alice = UserId::try_from("alice").unwrap();
+//! let bob = UserId::try_from("bob").unwrap();
+//!
+//! gig.book(&alice, &ids, Timestamp::from_millis(1)).unwrap();
+//! let queued = gig.book(&bob, &ids, Timestamp::from_millis(2)).unwrap();
+//! assert_eq!(queued.booking.waiting_position, Some(1));
+//!
+//! // Alice's cancellation hands her ticket to Bob in the same step.
+//! let cancelled = gig.cancel(&alice, Timestamp::from_millis(3)).unwrap();
+//! assert_eq!(cancelled.promoted.unwrap().status, BookingStatus::Confirmed);
+//! ```
 
 mod event;
 mod fenwick;
