@@ -55,7 +55,7 @@ impl Handler<Book> for EventActor {
 
     fn handle(&mut self, msg: Book, _: &mut Self::Context) {
         let outcome = self.event.book(&msg.user, &self.ids, Timestamp::now());
-        if matches!(&outcome, Ok(o) if o.created) {
+        if matches!(&outcome, Ok(o) if o.created()) {
             self.changed();
         }
         // The requester may have gone away; its loss, not ours.

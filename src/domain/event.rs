@@ -104,8 +104,16 @@ pub struct BookingView {
 pub struct BookOutcome {
     /// The user's active booking.
     pub booking: BookingView,
-    /// False when the user already held it and nothing changed.
-    pub created: bool,
+    /// How to take the booking back; `None` when the user already held it
+    /// and nothing changed.
+    pub undo: Option<Undo>,
+}
+
+impl BookOutcome {
+    /// Whether this request made a new booking.
+    pub fn created(&self) -> bool {
+        self.undo.is_some()
+    }
 }
 
 /// The answer to a cancellation.
@@ -115,6 +123,38 @@ pub struct CancelOutcome {
     pub booking: BookingView,
     /// The head of the queue, confirmed in the same step, if any.
     pub promoted: Option<BookingView>,
+    /// How to take the cancellation (and promotion) back.
+    pub undo: Undo,
+}
+
+/// What it takes to reverse one change exactly, so a change the journal
+/// could not make durable leaves no trace in memory. Undos of one event must
+/// be applied newest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Undo {
+    /// Reverse a new booking.
+    Book {
+        /// The record the booking went into.
+        handle: u32,
+        /// What that record held before (a cancelled booking), or `None` if
+        /// the record was new.
+        previous: Option<BookingRecord>,
+        /// The event's `updated_at` before.
+        event_updated_at: Timestamp,
+    },
+    /// Reverse a cancellation and any promotion it made.
+    Cancel {
+        /// The cancelled record.
+        handle: u32,
+        /// Its status before.
+        was: BookingStatus,
+        /// Its `updated_at` before.
+        updated_at: Timestamp,
+        /// The promoted record and its `updated_at` before.
+        promoted: Option<(u32, Timestamp)>,
+        /// The event's `updated_at` before.
+        event_updated_at: Timestamp,
+    },
 }
 
 /// An event's counters, as a reader sees them.
@@ -249,7 +289,7 @@ impl Event {
             if self.records[handle as usize].status.is_active() {
                 return Ok(BookOutcome {
                     booking: self.view(handle),
-                    created: false,
+                    undo: None,
                 });
             }
         }
@@ -259,12 +299,104 @@ impl Event {
         if self.available_tickets == 0 && !self.queue.has_room() {
             return Err(DomainError::EventFull);
         }
+        let undo = Undo::Book {
+            handle: existing.unwrap_or(self.records.len() as u32),
+            previous: existing.map(|h| self.records[h as usize].clone()),
+            event_updated_at: self.updated_at,
+        };
         let handle = self.insert_booking(existing, user, ids.next_id(), now);
         self.debug_check();
         Ok(BookOutcome {
             booking: self.view(handle),
-            created: true,
+            undo: Some(undo),
         })
+    }
+
+    /// Re-applies a booking read back from the journal: the same id and time,
+    /// and the same confirmed-or-waiting decision, since the state is the same.
+    pub fn replay_book(
+        &mut self,
+        user: &UserId,
+        id: BookingId,
+        at: Timestamp,
+    ) -> Result<(), DomainError> {
+        let existing = self.find(user.as_str());
+        if existing.is_some_and(|h| self.records[h as usize].status.is_active()) {
+            return Err(DomainError::Inconsistent(format!(
+                "event {}: journal books {user} twice",
+                self.id
+            )));
+        }
+        if existing.is_none() && self.records.len() >= u32::MAX as usize {
+            return Err(DomainError::EventFull);
+        }
+        self.insert_booking(existing, user, id, at);
+        self.debug_check();
+        Ok(())
+    }
+
+    /// Reverses a change made by [`Self::book`] or [`Self::cancel`]. Undos
+    /// must come newest first; the state is then exactly as before.
+    pub fn undo(&mut self, undo: Undo) {
+        match undo {
+            Undo::Book {
+                handle,
+                previous,
+                event_updated_at,
+            } => {
+                let record = &self.records[handle as usize];
+                match record.status {
+                    BookingStatus::Waiting => {
+                        let removed = self.queue.remove(record.queue_seq);
+                        debug_assert!(removed, "an undone waiting booking is still queued");
+                    }
+                    _ => self.available_tickets += 1,
+                }
+                match previous {
+                    Some(previous) => self.records[handle as usize] = previous,
+                    None => {
+                        debug_assert_eq!(
+                            handle as usize + 1,
+                            self.records.len(),
+                            "undo newest first"
+                        );
+                        let hash = self
+                            .hasher
+                            .hash_one(self.records[handle as usize].user.as_str());
+                        if let Ok(entry) = self.by_user.find_entry(hash, |&h| h == handle) {
+                            entry.remove();
+                        }
+                        self.records.pop();
+                    }
+                }
+                self.updated_at = event_updated_at;
+            }
+            Undo::Cancel {
+                handle,
+                was,
+                updated_at,
+                promoted,
+                event_updated_at,
+            } => {
+                let record = &mut self.records[handle as usize];
+                record.status = was;
+                record.updated_at = updated_at;
+                let seq = record.queue_seq;
+                match (was, promoted) {
+                    (BookingStatus::Waiting, _) => self.queue.revive(seq, handle),
+                    (_, Some((next, next_updated_at))) => {
+                        let next_record = &mut self.records[next as usize];
+                        next_record.status = BookingStatus::Waiting;
+                        next_record.updated_at = next_updated_at;
+                        let next_seq = next_record.queue_seq;
+                        self.queue.revive(next_seq, next);
+                    }
+                    (_, None) => self.available_tickets -= 1,
+                }
+                self.updated_at = event_updated_at;
+            }
+        }
+        self.debug_check();
     }
 
     /// Cancels `user`'s active booking. A confirmed one frees its ticket and
@@ -279,10 +411,11 @@ impl Event {
         if !was.is_active() {
             return Err(DomainError::BookingNotFound);
         }
+        let record_updated_at = record.updated_at;
         record.status = BookingStatus::Cancelled;
         record.updated_at = now;
         let seq = record.queue_seq;
-        self.updated_at = now;
+        let event_updated_at = std::mem::replace(&mut self.updated_at, now);
         let promoted = match was {
             BookingStatus::Waiting => {
                 let removed = self.queue.remove(seq);
@@ -293,8 +426,8 @@ impl Event {
                 Some(next) => {
                     let next_record = &mut self.records[next as usize];
                     next_record.status = BookingStatus::Confirmed;
-                    next_record.updated_at = now;
-                    Some(next)
+                    let next_updated_at = std::mem::replace(&mut next_record.updated_at, now);
+                    Some((next, next_updated_at))
                 }
                 None => {
                     self.available_tickets += 1;
@@ -305,7 +438,14 @@ impl Event {
         self.debug_check();
         Ok(CancelOutcome {
             booking: self.view(handle),
-            promoted: promoted.map(|h| self.view(h)),
+            promoted: promoted.map(|(h, _)| self.view(h)),
+            undo: Undo::Cancel {
+                handle,
+                was,
+                updated_at: record_updated_at,
+                promoted,
+                event_updated_at,
+            },
         })
     }
 
@@ -647,8 +787,8 @@ mod tests {
         let mut e = event(1);
         let first = e.book(&user("a"), &ids, at(1)).expect("book");
         let again = e.book(&user("a"), &ids, at(2)).expect("book again");
-        assert!(first.created);
-        assert!(!again.created);
+        assert!(first.created());
+        assert!(!again.created());
         assert_eq!(first.booking, again.booking);
         assert_eq!(e.status().available_tickets, 0);
         assert_eq!(ids.peek(), 2, "no id is spent on a repeated booking");
@@ -727,7 +867,7 @@ mod tests {
             BookingStatus::Cancelled
         );
         let second = e.book(&user("a"), &ids, at(3)).expect("book again");
-        assert!(second.created);
+        assert!(second.created());
         assert_ne!(
             second.booking.id, first.booking.id,
             "a new booking gets a new id"

@@ -29,7 +29,7 @@ mod queue;
 
 pub use event::{
     BookOutcome, BookingRecord, BookingStatus, BookingView, CancelOutcome, Event, EventSnapshot,
-    EventStatus, WaitingEntry, WaitingPage,
+    EventStatus, Undo, WaitingEntry, WaitingPage,
 };
 pub use ids::{
     BookingId, BookingIdSequence, EventId, Timestamp, UserId, MAX_EVENT_ID, MAX_EVENT_NAME_CHARS,

@@ -81,6 +81,20 @@ impl WaitingQueue {
         }
     }
 
+    /// Puts `handle` back at sequence number `seq`, which it left earlier:
+    /// undoing a removal restores the exact place in the queue.
+    pub fn revive(&mut self, seq: u32, handle: u32) {
+        let index = seq as usize;
+        assert!(
+            self.slots.get(index) == Some(&GONE),
+            "only a gone slot can be revived"
+        );
+        self.slots[index] = handle;
+        self.live.add(index, 1);
+        self.len += 1;
+        self.head = self.head.min(index);
+    }
+
     /// Takes the entry at the front, returning its handle.
     pub fn pop_front(&mut self) -> Option<u32> {
         self.skip_gone_head();
@@ -164,6 +178,23 @@ mod tests {
         assert_eq!(q.pop_front(), Some(3));
         assert_eq!(q.pop_front(), None);
         assert!(q.is_empty());
+    }
+
+    #[test]
+    fn a_revived_entry_gets_its_old_place_back() {
+        let mut q = WaitingQueue::new();
+        let seqs: Vec<u32> = (0..4).map(|h| q.push(h)).collect();
+        assert_eq!(q.pop_front(), Some(0));
+        q.remove(seqs[2]);
+        q.revive(seqs[0], 0);
+        q.revive(seqs[2], 2);
+        assert_eq!(q.handles().collect::<Vec<_>>(), vec![0, 1, 2, 3]);
+        assert_eq!(q.position(seqs[2]), Some(3));
+        assert_eq!(
+            q.pop_front(),
+            Some(0),
+            "the head moves back to the revived entry"
+        );
     }
 
     #[test]
