@@ -4,6 +4,7 @@
 //! blocking thread.
 
 pub mod codec;
+pub mod journal;
 pub mod snapshot;
 
 pub use snapshot::{
