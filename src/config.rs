@@ -10,6 +10,8 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
+pub use crate::persistence::journal::FsyncMode;
+
 /// The file read when no `--config` is given.
 pub const DEFAULT_CONFIG_FILE: &str = "config.toml";
 /// The environment prefix; `__` separates section and key.
@@ -27,6 +29,8 @@ pub struct Settings {
     pub rate_limit: RateLimitSettings,
     /// Where and how often state is written to disk.
     pub snapshot: SnapshotSettings,
+    /// The write-ahead journal.
+    pub journal: JournalSettings,
     /// How much is logged.
     pub log: LogSettings,
 }
@@ -77,6 +81,20 @@ pub struct SnapshotSettings {
     pub keep: usize,
 }
 
+/// `[journal]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JournalSettings {
+    /// Whether changes are journalled; off is the snapshot-only mode.
+    pub enabled: bool,
+    /// `always` answers after the batch is synced; `interval` after write().
+    pub fsync: FsyncMode,
+    /// Time between syncs in `interval` mode, in milliseconds.
+    pub fsync_interval_ms: u64,
+    /// Size after which a new segment file is started, in bytes.
+    pub segment_bytes: u64,
+}
+
 /// `[log]`
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -108,6 +126,12 @@ impl Default for Settings {
                 dir: PathBuf::from("snapshots"),
                 interval_secs: 5,
                 keep: 3,
+            },
+            journal: JournalSettings {
+                enabled: true,
+                fsync: FsyncMode::Always,
+                fsync_interval_ms: 10,
+                segment_bytes: 64 * 1024 * 1024,
             },
             log: LogSettings {
                 level: "info".into(),
@@ -194,6 +218,12 @@ impl Settings {
         }
         if !(1..=1000).contains(&self.snapshot.keep) {
             return invalid("snapshot.keep", "must be 1 to 1000");
+        }
+        if !(1..=60_000).contains(&self.journal.fsync_interval_ms) {
+            return invalid("journal.fsync_interval_ms", "must be 1 to 60000");
+        }
+        if !(4096..=1 << 34).contains(&self.journal.segment_bytes) {
+            return invalid("journal.segment_bytes", "must be 4096 to 17179869184");
         }
         if self.log.level.parse::<log::LevelFilter>().is_err() {
             return invalid(

@@ -12,9 +12,10 @@ use actix_web::{web, App, HttpServer};
 
 use crate::actors::{take_snapshot, Registry, Snapshotter};
 use crate::config::{cores, Settings};
-use crate::domain::DomainError;
 use crate::http::rate_limit::{self, IpRateLimiter};
 use crate::http::{self as api, AppState};
+use crate::persistence::journal::{Journal, JournalError, JournalOptions};
+use crate::persistence::recovery::{recover, RecoveryError};
 use crate::persistence::{SnapshotError, SnapshotStore};
 
 /// How long in-flight requests get to finish after a stop signal.
@@ -28,9 +29,12 @@ pub enum StartupError {
     /// The snapshot directory is unusable or no snapshot in it can be read.
     #[error("snapshots: {0}")]
     Snapshot(#[from] SnapshotError),
-    /// A snapshot decoded but breaks an invariant.
-    #[error("snapshot content: {0}")]
-    Restore(#[from] DomainError),
+    /// Stored data could not be read back whole.
+    #[error("recovery: {0}")]
+    Recovery(#[from] RecoveryError),
+    /// The journal could not be opened for writing.
+    #[error("journal: {0}")]
+    Journal(std::io::Error),
     /// The address could not be bound.
     #[error("binding {address}: {source}")]
     Bind {
@@ -45,8 +49,11 @@ impl StartupError {
     /// 3 when stored data could not be read (starting would hide it), else 1.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Self::Snapshot(SnapshotError::Corrupt { .. } | SnapshotError::NoneReadable(..))
-            | Self::Restore(_) => 3,
+            Self::Snapshot(SnapshotError::Corrupt { .. } | SnapshotError::NoneReadable(..)) => 3,
+            // The disk refused: an operating problem, not unreadable data.
+            Self::Recovery(RecoveryError::Snapshot(SnapshotError::Io { .. }))
+            | Self::Recovery(RecoveryError::Journal(JournalError::Io { .. })) => 1,
+            Self::Recovery(_) => 3,
             _ => 1,
         }
     }
@@ -74,22 +81,34 @@ impl Application {
             &settings.snapshot.dir,
             settings.snapshot.keep,
         )?);
-        let registry = Arc::new(Registry::new(cores()));
-        match store.load_newest()? {
-            Some(loaded) => {
-                for skipped in &loaded.skipped {
-                    log::warn!("skipped unreadable snapshot: {skipped}");
-                }
-                let summary = registry.restore(loaded.snapshot)?;
-                log::info!(
-                    "restored {} events and {} bookings from {}",
-                    summary.events,
-                    summary.bookings,
-                    loaded.path.display()
-                );
-            }
-            None => log::info!("no snapshot in {}, starting empty", store.dir().display()),
-        }
+        let recovered = recover(&store, store.dir())?;
+        log::info!(
+            "restored {} events and {} bookings from {} plus {} journal record(s); next LSN {}",
+            recovered.events.len(),
+            recovered.bookings,
+            recovered
+                .snapshot
+                .as_ref()
+                .map_or_else(|| String::from("no snapshot"), |p| p.display().to_string()),
+            recovered.replayed,
+            recovered.next_lsn,
+        );
+        let journal = if settings.journal.enabled {
+            let options = JournalOptions {
+                dir: settings.snapshot.dir.clone(),
+                fsync: settings.journal.fsync,
+                fsync_interval: Duration::from_millis(settings.journal.fsync_interval_ms),
+                segment_bytes: settings.journal.segment_bytes,
+            };
+            Journal::start(options, recovered.next_lsn).map_err(StartupError::Journal)?
+        } else {
+            log::warn!(
+                "journal disabled: changes since the last snapshot are lost if the process dies"
+            );
+            Journal::disabled(recovered.next_lsn)
+        };
+        let registry = Arc::new(Registry::new(cores(), Arc::clone(&journal)));
+        registry.install(recovered);
 
         let address = format!("{}:{}", settings.server.host, settings.server.port);
         let bind_error = |source| StartupError::Bind {
@@ -114,6 +133,7 @@ impl Application {
         let state = web::Data::new(AppState {
             registry: Arc::clone(&registry),
             limits: settings.limits.clone(),
+            journal: Arc::clone(&journal),
         });
         let access_log = settings.log.access_log;
         let server = HttpServer::new(move || {
@@ -186,6 +206,7 @@ impl Application {
             }
             Err(e) => Err(format!("final snapshot failed: {e}")),
         };
+        registry.journal().shutdown();
         registry.stop();
         result
     }

@@ -1,15 +1,23 @@
 //! The actor that owns one event.
 //!
 //! It handles one message at a time, so the event's state needs no lock:
-//! every handler is a synchronous call into the domain.
+//! every handler is a synchronous call into the domain. A change is applied
+//! at once and journalled; until the journal says it is durable the actor
+//! keeps its undo, and if the journal reports a fault (a new epoch) every
+//! change not yet durable is undone, newest first, before anything else.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use actix::{Actor, Context, Handler};
 
-use super::messages::{Book, Cancel, GetBooking, GetStatus, GetWaitingPage, TakeSnapshot};
-use crate::domain::{BookingIdSequence, Event, Timestamp};
+use super::messages::{
+    ActorError, Book, Cancel, Durable, GetBooking, GetStatus, GetWaitingPage, TakeSnapshot,
+};
+use crate::domain::{BookingIdSequence, Event, Timestamp, Undo};
+use crate::persistence::journal::{Journal, Lsn, Record};
+use crate::persistence::StoredEvent;
 
 /// Messages an event's mailbox holds before senders are refused with 503.
 /// Far above the concurrency of any sane client pool, low enough that a
@@ -25,20 +33,91 @@ pub struct EventActor {
     /// Service-wide count of changes, read by the snapshotter to skip idle
     /// intervals.
     changes: Arc<AtomicU64>,
+    /// Where changes are made durable.
+    journal: Arc<Journal>,
+    /// Changes applied but not yet known durable, oldest first, with undos.
+    pending: VecDeque<(Lsn, Undo)>,
+    /// The journal epoch this actor's pending changes belong to.
+    epoch: u64,
+    /// The LSN of the newest change known durable.
+    durable_lsn: Lsn,
 }
 
 impl EventActor {
-    /// An actor for `event`.
-    pub fn new(event: Event, ids: Arc<BookingIdSequence>, changes: Arc<AtomicU64>) -> Self {
+    /// An actor for `event`, whose state reflects the journal up to `applied_lsn`.
+    pub fn new(
+        event: Event,
+        applied_lsn: Lsn,
+        ids: Arc<BookingIdSequence>,
+        changes: Arc<AtomicU64>,
+        journal: Arc<Journal>,
+    ) -> Self {
+        let epoch = journal.state().epoch;
         Self {
             event,
             ids,
             changes,
+            journal,
+            pending: VecDeque::new(),
+            epoch,
+            durable_lsn: applied_lsn,
         }
     }
 
-    fn changed(&self) {
-        self.changes.fetch_add(1, Ordering::Relaxed);
+    /// Forgets undos of durable changes, and undoes every pending change if
+    /// the journal has faulted since they were made.
+    fn settle(&mut self) {
+        let state = self.journal.state();
+        while let Some(&(lsn, _)) = self.pending.front() {
+            if !state.is_durable(lsn) {
+                break;
+            }
+            self.durable_lsn = lsn;
+            self.pending.pop_front();
+        }
+        if state.epoch != self.epoch {
+            self.epoch = state.epoch;
+            drop(state);
+            if !self.pending.is_empty() {
+                log::warn!(
+                    "event {}: undoing {} change(s) the journal could not make durable",
+                    self.event.id(),
+                    self.pending.len()
+                );
+            }
+            while let Some((_, undo)) = self.pending.pop_back() {
+                self.event.undo(undo);
+            }
+        }
+    }
+
+    /// The LSN of the newest change reflected in the state.
+    fn applied_lsn(&self) -> Lsn {
+        self.pending
+            .back()
+            .map_or(self.durable_lsn, |&(lsn, _)| lsn)
+    }
+
+    /// Whether changes may be made at all right now.
+    fn accepting(&mut self) -> bool {
+        self.settle();
+        self.journal.state().fault.is_none()
+    }
+
+    /// Journals an applied change, or undoes it when the journal refuses.
+    fn journal_change(&mut self, record: Record, undo: Undo) -> Result<Lsn, ActorError> {
+        match self.journal.submit(record, self.epoch) {
+            Ok(lsn) => {
+                self.pending.push_back((lsn, undo));
+                self.changes.fetch_add(1, Ordering::Relaxed);
+                Ok(lsn)
+            }
+            Err(_) => {
+                self.event.undo(undo);
+                self.settle();
+                Err(ActorError::Unavailable)
+            }
+        }
     }
 }
 
@@ -54,12 +133,40 @@ impl Handler<Book> for EventActor {
     type Result = ();
 
     fn handle(&mut self, msg: Book, _: &mut Self::Context) {
-        let outcome = self.event.book(&msg.user, &self.ids, Timestamp::now());
-        if matches!(&outcome, Ok(o) if o.created()) {
-            self.changed();
+        if !self.accepting() {
+            let _ = msg.reply.send(Err(ActorError::Unavailable));
+            return;
         }
+        let now = Timestamp::now();
+        let answer = match self.event.book(&msg.user, &self.ids, now) {
+            Err(e) => Err(e.into()),
+            // Already booked: nothing new, but the booking shown may itself
+            // still be on its way to disk.
+            Ok(outcome) if !outcome.created() => Ok(Durable {
+                value: outcome,
+                lsn: self.applied_lsn(),
+            }),
+            Ok(mut outcome) => {
+                let record = Record::Booked {
+                    event: self.event.id(),
+                    booking: outcome.booking.id,
+                    user: msg.user,
+                    at: now,
+                };
+                match outcome.undo.take() {
+                    Some(undo) => self.journal_change(record, undo).map(|lsn| Durable {
+                        value: outcome,
+                        lsn,
+                    }),
+                    None => Ok(Durable {
+                        value: outcome,
+                        lsn: self.applied_lsn(),
+                    }),
+                }
+            }
+        };
         // The requester may have gone away; its loss, not ours.
-        let _ = msg.reply.send(outcome);
+        let _ = msg.reply.send(answer);
     }
 }
 
@@ -67,11 +174,27 @@ impl Handler<Cancel> for EventActor {
     type Result = ();
 
     fn handle(&mut self, msg: Cancel, _: &mut Self::Context) {
-        let outcome = self.event.cancel(&msg.user, Timestamp::now());
-        if outcome.is_ok() {
-            self.changed();
+        if !self.accepting() {
+            let _ = msg.reply.send(Err(ActorError::Unavailable));
+            return;
         }
-        let _ = msg.reply.send(outcome);
+        let now = Timestamp::now();
+        let answer = match self.event.cancel(&msg.user, now) {
+            Err(e) => Err(e.into()),
+            Ok(outcome) => {
+                let record = Record::Cancelled {
+                    event: self.event.id(),
+                    user: msg.user,
+                    at: now,
+                };
+                let undo = outcome.undo.clone();
+                self.journal_change(record, undo).map(|lsn| Durable {
+                    value: outcome,
+                    lsn,
+                })
+            }
+        };
+        let _ = msg.reply.send(answer);
     }
 }
 
@@ -79,7 +202,11 @@ impl Handler<GetStatus> for EventActor {
     type Result = ();
 
     fn handle(&mut self, msg: GetStatus, _: &mut Self::Context) {
-        let _ = msg.reply.send(self.event.status());
+        self.settle();
+        let _ = msg.reply.send(Durable {
+            value: self.event.status(),
+            lsn: self.applied_lsn(),
+        });
     }
 }
 
@@ -87,7 +214,12 @@ impl Handler<GetBooking> for EventActor {
     type Result = ();
 
     fn handle(&mut self, msg: GetBooking, _: &mut Self::Context) {
-        let _ = msg.reply.send(self.event.booking(&msg.user));
+        self.settle();
+        let value = self.event.booking(&msg.user);
+        let _ = msg.reply.send(Durable {
+            value,
+            lsn: self.applied_lsn(),
+        });
     }
 }
 
@@ -95,9 +227,12 @@ impl Handler<GetWaitingPage> for EventActor {
     type Result = ();
 
     fn handle(&mut self, msg: GetWaitingPage, _: &mut Self::Context) {
-        let _ = msg
-            .reply
-            .send(self.event.waiting_page(msg.offset, msg.limit));
+        self.settle();
+        let value = self.event.waiting_page(msg.offset, msg.limit);
+        let _ = msg.reply.send(Durable {
+            value,
+            lsn: self.applied_lsn(),
+        });
     }
 }
 
@@ -105,6 +240,10 @@ impl Handler<TakeSnapshot> for EventActor {
     type Result = ();
 
     fn handle(&mut self, msg: TakeSnapshot, _: &mut Self::Context) {
-        let _ = msg.reply.send(self.event.to_snapshot());
+        self.settle();
+        let _ = msg.reply.send(StoredEvent {
+            applied_lsn: self.applied_lsn(),
+            event: self.event.to_snapshot(),
+        });
     }
 }

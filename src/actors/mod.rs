@@ -7,5 +7,5 @@ mod registry;
 mod snapshotter;
 
 pub use event_actor::{EventActor, MAILBOX_CAPACITY};
-pub use registry::{ask, CreateError, Registry, RestoreSummary, Unavailable};
+pub use registry::{ask, CreateError, Registry, Unavailable};
 pub use snapshotter::{take_snapshot, Snapshotter};

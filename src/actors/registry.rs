@@ -1,4 +1,4 @@
-//! Finds the actor of an event, creates events, and restores and collects
+//! Finds the actor of an event, creates events, and installs and collects
 //! the whole service's state.
 
 use std::collections::BTreeSet;
@@ -14,9 +14,11 @@ use tokio::sync::oneshot;
 use super::event_actor::EventActor;
 use super::messages::{Reply, TakeSnapshot};
 use crate::domain::{
-    BookingId, BookingIdSequence, DomainError, Event, EventId, EventStatus, Timestamp, MAX_EVENT_ID,
+    BookingIdSequence, DomainError, Event, EventId, EventStatus, Timestamp, MAX_EVENT_ID,
 };
-use crate::persistence::ServiceSnapshot;
+use crate::persistence::journal::{Journal, Lsn, Record};
+use crate::persistence::recovery::Recovered;
+use crate::persistence::StoredEvent;
 
 /// The event's actor could not take the request: its mailbox is full or it
 /// has stopped. Nothing was changed.
@@ -33,18 +35,12 @@ pub enum CreateError {
     /// Every id up to 2^53 - 1 is taken.
     #[error("no event ids left")]
     IdsExhausted,
+    /// The journal is not taking changes.
+    #[error("changes cannot be made durable right now")]
+    Unavailable,
     /// The domain refused the event.
     #[error(transparent)]
     Domain(#[from] DomainError),
-}
-
-/// What a restore brought back, for the start-up log.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RestoreSummary {
-    /// Events restored.
-    pub events: usize,
-    /// Booking records restored.
-    pub bookings: usize,
 }
 
 /// Event id to actor address, plus the service-wide sequences.
@@ -54,7 +50,7 @@ pub struct RestoreSummary {
 pub struct Registry {
     /// Each event's actor.
     actors: DashMap<EventId, Addr<EventActor>>,
-    /// Event ids in order, for listing; written only when an event is created.
+    /// Event ids in order, for listing; written only when events come or go.
     ordered: RwLock<BTreeSet<EventId>>,
     /// Threads the event actors run on, about one per core.
     arbiters: Vec<Arbiter>,
@@ -66,12 +62,14 @@ pub struct Registry {
     ids: Arc<BookingIdSequence>,
     /// Count of changes since start, read by the snapshotter.
     changes: Arc<AtomicU64>,
+    /// Where changes are made durable.
+    journal: Arc<Journal>,
 }
 
 impl Registry {
     /// An empty registry whose actors run on `arbiter_count` threads.
     /// Must be called inside a running actix system.
-    pub fn new(arbiter_count: usize) -> Self {
+    pub fn new(arbiter_count: usize, journal: Arc<Journal>) -> Self {
         Self {
             actors: DashMap::new(),
             ordered: RwLock::new(BTreeSet::new()),
@@ -80,6 +78,26 @@ impl Registry {
             next_event_id: AtomicU64::new(1),
             ids: Arc::new(BookingIdSequence::default()),
             changes: Arc::new(AtomicU64::new(0)),
+            journal,
+        }
+    }
+
+    /// The journal every actor writes to.
+    pub fn journal(&self) -> &Arc<Journal> {
+        &self.journal
+    }
+
+    /// Starts an actor for every recovered event.
+    pub fn install(&self, recovered: Recovered) {
+        self.ids.skip_past(crate::domain::BookingId::from_raw(
+            recovered.next_booking_id.saturating_sub(1),
+        ));
+        self.next_event_id
+            .fetch_max(recovered.next_event_id, Ordering::Relaxed);
+        for (id, (event, applied_lsn)) in recovered.events {
+            let addr = self.start(event, applied_lsn);
+            self.actors.insert(id, addr);
+            self.note_id(id);
         }
     }
 
@@ -88,48 +106,71 @@ impl Registry {
         self.actors.get(&id).map(|a| a.value().clone())
     }
 
-    /// Creates an event with the requested id, or the next free one.
+    /// Creates an event with the requested id, or the next free one, and
+    /// returns it with the LSN to wait for before announcing it.
     pub fn create(
         &self,
         requested: Option<EventId>,
         name: Option<String>,
         total_tickets: u64,
         now: Timestamp,
-    ) -> Result<EventStatus, CreateError> {
-        let status = match requested {
+    ) -> Result<(EventStatus, Lsn), CreateError> {
+        let created = match requested {
             Some(id) => self
                 .insert(id, name, total_tickets, now)?
                 .ok_or(CreateError::Exists(id))?,
             None => loop {
                 let raw = self.next_event_id.fetch_add(1, Ordering::Relaxed);
                 let id = EventId::try_from(raw).map_err(|_| CreateError::IdsExhausted)?;
-                if let Some(status) = self.insert(id, name.clone(), total_tickets, now)? {
-                    break status;
+                if let Some(created) = self.insert(id, name.clone(), total_tickets, now)? {
+                    break created;
                 }
             },
         };
         self.changes.fetch_add(1, Ordering::Relaxed);
-        Ok(status)
+        Ok(created)
     }
 
-    /// Starts an actor for a new event at `id`; `Ok(None)` when `id` is taken.
+    /// Journals and starts a new event at `id`; `Ok(None)` when `id` is taken.
+    /// The record is queued before the actor becomes reachable, so no booking
+    /// of the event can reach the journal ahead of its creation.
     fn insert(
         &self,
         id: EventId,
         name: Option<String>,
         total_tickets: u64,
         now: Timestamp,
-    ) -> Result<Option<EventStatus>, CreateError> {
+    ) -> Result<Option<(EventStatus, Lsn)>, CreateError> {
         match self.actors.entry(id) {
             Entry::Occupied(_) => Ok(None),
             Entry::Vacant(slot) => {
-                let event = Event::new(id, name, total_tickets, now)?;
+                let event = Event::new(id, name.clone(), total_tickets, now)?;
                 let status = event.status();
-                slot.insert(self.start(event));
+                let record = Record::EventCreated {
+                    event: id,
+                    name,
+                    total_tickets,
+                    at: now,
+                };
+                let epoch = self.journal.state().epoch;
+                let lsn = self
+                    .journal
+                    .submit(record, epoch)
+                    .map_err(|_| CreateError::Unavailable)?;
+                slot.insert(self.start(event, lsn));
                 self.note_id(id);
-                Ok(Some(status))
+                Ok(Some((status, lsn)))
             }
         }
+    }
+
+    /// Forgets an event whose creation never became durable.
+    pub fn remove(&self, id: EventId) {
+        self.actors.remove(&id);
+        self.ordered
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id);
     }
 
     /// Records `id` for listing and keeps auto-numbering past it.
@@ -142,9 +183,15 @@ impl Registry {
             .insert(id);
     }
 
-    fn start(&self, event: Event) -> Addr<EventActor> {
+    fn start(&self, event: Event, applied_lsn: Lsn) -> Addr<EventActor> {
         let n = self.next_arbiter.fetch_add(1, Ordering::Relaxed) % self.arbiters.len();
-        let actor = EventActor::new(event, Arc::clone(&self.ids), Arc::clone(&self.changes));
+        let actor = EventActor::new(
+            event,
+            applied_lsn,
+            Arc::clone(&self.ids),
+            Arc::clone(&self.changes),
+            Arc::clone(&self.journal),
+        );
         EventActor::start_in_arbiter(&self.arbiters[n].handle(), move |_| actor)
     }
 
@@ -163,61 +210,24 @@ impl Registry {
         self.changes.load(Ordering::Relaxed)
     }
 
-    /// Loads a snapshot into an empty registry. Every event is checked before
-    /// any actor starts, so a bad snapshot leaves the registry empty.
-    pub fn restore(&self, snapshot: ServiceSnapshot) -> Result<RestoreSummary, DomainError> {
-        let mut events = Vec::with_capacity(snapshot.events.len());
-        let mut seen = BTreeSet::new();
-        for stored in snapshot.events {
-            let event = Event::from_snapshot(stored)?;
-            if !seen.insert(event.id()) {
-                return Err(DomainError::Inconsistent(format!(
-                    "event {} stored twice",
-                    event.id()
-                )));
-            }
-            events.push(event);
-        }
-        // Ids are unique across the whole service: sorting them all once is
-        // far cheaper than a set at millions of bookings.
-        let mut all_ids: Vec<BookingId> = events.iter().flat_map(|e| e.booking_ids()).collect();
-        all_ids.sort_unstable();
-        if let Some(pair) = all_ids.windows(2).find(|w| w[0] == w[1]) {
-            return Err(DomainError::Inconsistent(format!(
-                "booking id {} used twice",
-                pair[0].get()
-            )));
-        }
-        if let Some(&max) = all_ids.last() {
-            self.ids.skip_past(max);
-        }
-        let bookings = all_ids.len();
-        self.ids.skip_past(BookingId::from_raw(
-            snapshot.next_booking_id.saturating_sub(1),
-        ));
-        self.next_event_id
-            .fetch_max(snapshot.next_event_id, Ordering::Relaxed);
-        let summary = RestoreSummary {
-            events: events.len(),
-            bookings,
-        };
-        for event in events {
-            let id = event.id();
-            let addr = self.start(event);
-            self.actors.insert(id, addr);
-            self.note_id(id);
-        }
-        Ok(summary)
+    /// The id the next auto-numbered event gets.
+    pub fn next_event_id(&self) -> u64 {
+        self.next_event_id.load(Ordering::Relaxed)
+    }
+
+    /// The id the next booking gets.
+    pub fn next_booking_id(&self) -> u64 {
+        self.ids.peek()
     }
 
     /// Collects every event's state. Each actor hands over its own state
     /// between two of its messages, so every event in it is consistent.
-    pub async fn snapshot(&self) -> Result<ServiceSnapshot, Unavailable> {
-        let taken_at = Timestamp::now();
+    pub async fn collect(&self) -> Result<Vec<StoredEvent>, Unavailable> {
         let (ids, _) = self.page(0, usize::MAX);
         let mut events = Vec::with_capacity(ids.len());
         for id in ids {
-            let addr = self.get(id).ok_or(Unavailable)?;
+            // An event removed since the listing (a failed create) is skipped.
+            let Some(addr) = self.get(id) else { continue };
             // Wait for room rather than fail: a snapshot may queue behind a
             // burst of bookings, but it must include every event.
             let (reply, answer) = oneshot::channel();
@@ -226,13 +236,7 @@ impl Registry {
                 .map_err(|_| Unavailable)?;
             events.push(answer.await.map_err(|_| Unavailable)?);
         }
-        // Read after collecting, so both lie beyond every id in `events`.
-        Ok(ServiceSnapshot {
-            taken_at,
-            next_event_id: self.next_event_id.load(Ordering::Relaxed),
-            next_booking_id: self.ids.peek(),
-            events,
-        })
+        Ok(events)
     }
 
     /// Stops the actor threads; used at shutdown after the last snapshot.

@@ -6,26 +6,59 @@ use std::time::Duration;
 use actix::{Actor, ActorFutureExt, AsyncContext, Context, WrapFuture};
 
 use super::registry::Registry;
-use crate::persistence::{SnapshotStore, WrittenSnapshot};
+use crate::domain::Timestamp;
+use crate::persistence::journal;
+use crate::persistence::{ServiceSnapshot, SnapshotStore, WrittenSnapshot};
 
-/// Takes one snapshot: collects state from the actors, then encodes and
-/// writes it on a blocking thread so no request thread waits on the disk.
-/// Returns the change count the snapshot covers and what was written.
+/// Takes one snapshot: collects state from the actors, waits until every
+/// change in it is durable, then encodes and writes it on a blocking thread
+/// (no request thread waits on the disk) and deletes the journal segments
+/// that every retained snapshot covers. Returns the change count the
+/// snapshot covers and what was written.
 pub async fn take_snapshot(
     registry: &Registry,
     store: &Arc<SnapshotStore>,
 ) -> Result<(u64, WrittenSnapshot), String> {
-    let covered = registry.change_count();
-    let snapshot = registry
-        .snapshot()
+    let changes = registry.change_count();
+    let journal = registry.journal();
+    // Read before collecting: every record up to here was applied by its
+    // actor before that actor hands over its state.
+    let journal_lsn = journal.next_lsn() - 1;
+    let taken_at = Timestamp::now();
+    let events = registry
+        .collect()
         .await
         .map_err(|e| format!("collecting state: {e}"))?;
-    let store = Arc::clone(store);
-    let written = tokio::task::spawn_blocking(move || store.write(&snapshot))
+    let newest = events.iter().map(|e| e.applied_lsn).max().unwrap_or(0);
+    journal
+        .wait_durable(newest)
         .await
-        .map_err(|e| format!("snapshot thread: {e}"))?
-        .map_err(|e| e.to_string())?;
-    Ok((covered, written))
+        .map_err(|_| String::from("changes in it did not reach the journal"))?;
+    // Read after collecting, so both lie beyond every id in `events`.
+    let snapshot = ServiceSnapshot {
+        taken_at,
+        journal_lsn,
+        next_event_id: registry.next_event_id(),
+        next_booking_id: registry.next_booking_id(),
+        events,
+    };
+    let store = Arc::clone(store);
+    tokio::task::spawn_blocking(move || {
+        let written = store.write(&snapshot).map_err(|e| e.to_string())?;
+        let covered = store
+            .min_retained_journal_lsn()
+            .map_err(|e| e.to_string())?;
+        match journal::release(store.dir(), covered) {
+            Ok(0) => {}
+            Ok(n) => {
+                log::info!("deleted {n} journal segment(s) covered by every retained snapshot")
+            }
+            Err(e) => log::warn!("could not delete covered journal segments: {e}"),
+        }
+        Ok((changes, written))
+    })
+    .await
+    .map_err(|e| format!("snapshot thread: {e}"))?
 }
 
 /// The periodic snapshot task.

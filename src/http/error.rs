@@ -5,6 +5,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
+use crate::actors::messages::ActorError;
 use crate::actors::{CreateError, Unavailable};
 use crate::domain::DomainError;
 
@@ -146,6 +147,15 @@ impl From<Unavailable> for ApiError {
     }
 }
 
+impl From<ActorError> for ApiError {
+    fn from(e: ActorError) -> Self {
+        match e {
+            ActorError::Domain(d) => d.into(),
+            ActorError::Unavailable => Self::Unavailable,
+        }
+    }
+}
+
 impl From<DomainError> for ApiError {
     fn from(e: DomainError) -> Self {
         match e {
@@ -165,7 +175,7 @@ impl From<CreateError> for ApiError {
     fn from(e: CreateError) -> Self {
         match e {
             CreateError::Exists(id) => Self::EventExists(id.get()),
-            CreateError::IdsExhausted => Self::Unavailable,
+            CreateError::IdsExhausted | CreateError::Unavailable => Self::Unavailable,
             CreateError::Domain(d) => d.into(),
         }
     }

@@ -13,7 +13,7 @@ use super::error::ApiError;
 use super::extract::{event_id, user_id, PageQuery, ValidJson};
 use super::AppState;
 use crate::actors::ask;
-use crate::actors::messages::{Book, Cancel, GetBooking, GetStatus, GetWaitingPage};
+use crate::actors::messages::{Book, Cancel, Durable, GetBooking, GetStatus, GetWaitingPage};
 use crate::domain::{EventId, Timestamp, UserId};
 
 type State = web::Data<AppState>;
@@ -35,9 +35,14 @@ pub async fn create_event(
         ));
     }
     let requested = body.event_id.map(EventId::try_from).transpose()?;
-    let event = state
+    let (event, lsn) = state
         .registry
         .create(requested, body.name, total, Timestamp::now())?;
+    if state.journal.wait_durable(lsn).await.is_err() {
+        // Never announced, and its record is not on disk: it must not exist.
+        state.registry.remove(event.id);
+        return Err(ApiError::Unavailable);
+    }
     let location = format!("/api/events/{}", event.id);
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, location))
@@ -53,7 +58,8 @@ pub async fn list_events(state: State, page: PageQuery) -> Result<HttpResponse, 
     let statuses = join_all(ids.into_iter().map(|id| status_of(&state, id))).await;
     let items = statuses
         .into_iter()
-        // An event is never removed, so a miss here is a bug worth a 500.
+        // An event whose creation failed may vanish between listing and reading.
+        .filter(|s| !matches!(s, Err(ApiError::EventNotFound)))
         .map(|s| s.map(EventJson::from))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(HttpResponse::Ok().json(PageResponse {
@@ -113,7 +119,8 @@ pub async fn booking_status(
 ) -> Result<HttpResponse, ApiError> {
     let (id, user) = path_target(&path)?;
     let addr = state.registry.get(id).ok_or(ApiError::EventNotFound)?;
-    let booking = ask(&addr, |reply| GetBooking { user, reply }).await??;
+    let answer = ask(&addr, |reply| GetBooking { user, reply }).await?;
+    let booking = durable(&state, answer).await??;
     Ok(HttpResponse::Ok().json(BookingResponse {
         booking: booking.into(),
     }))
@@ -128,12 +135,13 @@ pub async fn waiting_list(
     let id = event_id(&path)?;
     let addr = state.registry.get(id).ok_or(ApiError::EventNotFound)?;
     let PageQuery { offset, limit } = page;
-    let waiting = ask(&addr, |reply| GetWaitingPage {
+    let answer = ask(&addr, |reply| GetWaitingPage {
         offset,
         limit,
         reply,
     })
     .await?;
+    let waiting = durable(&state, answer).await?;
     let items = waiting
         .entries
         .into_iter()
@@ -147,9 +155,17 @@ pub async fn waiting_list(
     }))
 }
 
-/// `GET /health`.
-pub async fn health() -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
+/// `GET /health`: 200 while changes can be made durable, else 503 with why.
+pub async fn health(state: State) -> HttpResponse {
+    let fault = state.journal.state().fault.clone();
+    match fault {
+        None => HttpResponse::Ok().json(serde_json::json!({"status": "ok"})),
+        Some(reason) => HttpResponse::ServiceUnavailable().json(serde_json::json!({
+            "status": "unavailable",
+            "code": "UNAVAILABLE",
+            "error": reason,
+        })),
+    }
 }
 
 /// A known route with the wrong method.
@@ -159,7 +175,8 @@ pub async fn method_not_allowed() -> HttpResponse {
 
 async fn book(state: &AppState, id: EventId, user: UserId) -> Result<HttpResponse, ApiError> {
     let addr = state.registry.get(id).ok_or(ApiError::EventNotFound)?;
-    let outcome = ask(&addr, |reply| Book { user, reply }).await??;
+    let answer = ask(&addr, |reply| Book { user, reply }).await??;
+    let outcome = durable(state, answer).await?;
     Ok(HttpResponse::Ok().json(BookingResponse {
         booking: outcome.booking.into(),
     }))
@@ -167,7 +184,8 @@ async fn book(state: &AppState, id: EventId, user: UserId) -> Result<HttpRespons
 
 async fn cancel(state: &AppState, id: EventId, user: UserId) -> Result<HttpResponse, ApiError> {
     let addr = state.registry.get(id).ok_or(ApiError::EventNotFound)?;
-    let outcome = ask(&addr, |reply| Cancel { user, reply }).await??;
+    let answer = ask(&addr, |reply| Cancel { user, reply }).await??;
+    let outcome = durable(state, answer).await?;
     Ok(HttpResponse::Ok().json(CancelResponse {
         success: true,
         message: "Booking cancelled successfully",
@@ -178,7 +196,19 @@ async fn cancel(state: &AppState, id: EventId, user: UserId) -> Result<HttpRespo
 
 async fn status_of(state: &AppState, id: EventId) -> Result<crate::domain::EventStatus, ApiError> {
     let addr = state.registry.get(id).ok_or(ApiError::EventNotFound)?;
-    Ok(ask(&addr, |reply| GetStatus { reply }).await?)
+    let answer = ask(&addr, |reply| GetStatus { reply }).await?;
+    durable(state, answer).await
+}
+
+/// Holds an answer back until everything it shows is durable: no client
+/// sees a change that a crash could take away.
+async fn durable<T>(state: &AppState, answer: Durable<T>) -> Result<T, ApiError> {
+    state
+        .journal
+        .wait_durable(answer.lsn)
+        .await
+        .map_err(|_| ApiError::Unavailable)?;
+    Ok(answer.value)
 }
 
 /// A validated body's event and user, as domain values.

@@ -14,6 +14,7 @@ pub use error::ApiError;
 
 use crate::actors::Registry;
 use crate::config::LimitSettings;
+use crate::persistence::journal::Journal;
 
 /// What every handler shares.
 pub struct AppState {
@@ -21,6 +22,8 @@ pub struct AppState {
     pub registry: Arc<Registry>,
     /// Bounds on request values.
     pub limits: LimitSettings,
+    /// Answers wait on it until what they show is durable.
+    pub journal: Arc<Journal>,
 }
 
 /// Registers every route. Each resource answers a wrong method with 405,

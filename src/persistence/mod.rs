@@ -5,8 +5,9 @@
 
 pub mod codec;
 pub mod journal;
+pub mod recovery;
 pub mod snapshot;
 
 pub use snapshot::{
-    LoadedSnapshot, ServiceSnapshot, SnapshotError, SnapshotStore, WrittenSnapshot,
+    LoadedSnapshot, ServiceSnapshot, SnapshotError, SnapshotStore, StoredEvent, WrittenSnapshot,
 };

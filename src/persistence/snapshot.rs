@@ -14,36 +14,43 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use super::codec::{self, CodecError};
+use super::journal::Lsn;
 use crate::domain::{EventSnapshot, Timestamp};
 
 /// First bytes of every snapshot file.
 const MAGIC: [u8; 8] = *b"BOXOSNAP";
-/// Bumped whenever the payload's shape or encoding changes.
-pub const FORMAT_VERSION: u32 = 1;
-/// magic (8) + version (4) + crc32 (4) + payload length (8).
-const HEADER_BYTES: usize = 24;
+/// Bumped whenever the header's or the payload's shape or encoding changes.
+pub const FORMAT_VERSION: u32 = 2;
+/// magic (8) + version (4) + crc32 (4) + payload length (8) + journal LSN (8).
+const HEADER_BYTES: usize = 32;
 const PREFIX: &str = "snapshot-";
 const SUFFIX: &str = ".bin";
 const TMP_SUFFIX: &str = ".tmp";
+
+/// One event as snapshots store it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredEvent {
+    /// The LSN of the last journal record reflected in `event`; replay skips
+    /// this event's records up to it.
+    pub applied_lsn: Lsn,
+    /// The event's state.
+    pub event: EventSnapshot,
+}
 
 /// The whole service's state at one moment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServiceSnapshot {
     /// When the snapshot was taken.
     pub taken_at: Timestamp,
+    /// Every journal record up to this LSN is reflected here, so replay
+    /// starts after it and older segments may be deleted.
+    pub journal_lsn: Lsn,
     /// The id the next auto-numbered event gets.
     pub next_event_id: u64,
     /// The id the next booking gets.
     pub next_booking_id: u64,
     /// Every event, in id order.
-    pub events: Vec<EventSnapshot>,
-}
-
-impl ServiceSnapshot {
-    /// Booking records across all events.
-    pub fn booking_count(&self) -> usize {
-        self.events.iter().map(|e| e.records.len()).sum()
-    }
+    pub events: Vec<StoredEvent>,
 }
 
 /// Why a snapshot could not be written or read.
@@ -91,6 +98,9 @@ pub struct WrittenSnapshot {
     /// Encode plus write plus sync time.
     pub duration: Duration,
 }
+
+/// A snapshot file and what reading it gave.
+pub type Candidate = (PathBuf, Result<ServiceSnapshot, SnapshotError>);
 
 /// The snapshot found at start-up.
 #[derive(Debug)]
@@ -157,7 +167,7 @@ impl SnapshotStore {
         let generation = self.next_generation.fetch_add(1, Ordering::Relaxed);
         let path = self.dir.join(format!("{PREFIX}{generation:020}{SUFFIX}"));
         let tmp = path.with_extension(format!("bin{TMP_SUFFIX}"));
-        let header = header_for(&payload);
+        let header = header_for(&payload, snapshot.journal_lsn);
         let written = (|| {
             let mut file = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
             file.write_all(&header)?;
@@ -205,6 +215,38 @@ impl SnapshotStore {
         }
     }
 
+    /// Every snapshot file, newest first, read and checked (or why not).
+    pub fn load_all(&self) -> Result<Vec<Candidate>, SnapshotError> {
+        Ok(self
+            .files()?
+            .into_iter()
+            .rev()
+            .map(|(_, path)| {
+                let read = read_file(&path);
+                (path, read)
+            })
+            .collect())
+    }
+
+    /// The smallest journal LSN that a retained snapshot covers: journal
+    /// segments at or below it are needed by no snapshot. A file whose header
+    /// cannot be read counts as covering nothing.
+    pub fn min_retained_journal_lsn(&self) -> Result<Lsn, SnapshotError> {
+        let mut min = Lsn::MAX;
+        for (_, path) in self.files()? {
+            let mut header = [0u8; HEADER_BYTES];
+            let read = File::open(&path).and_then(|mut f| f.read_exact(&mut header));
+            let lsn = match read {
+                Ok(()) if header[0..8] == MAGIC => {
+                    u64::from_le_bytes(header[24..32].try_into().unwrap_or([0; 8]))
+                }
+                _ => 0,
+            };
+            min = min.min(lsn);
+        }
+        Ok(if min == Lsn::MAX { 0 } else { min })
+    }
+
     /// Snapshot files, oldest first, with their generation numbers.
     fn files(&self) -> Result<Vec<(u64, PathBuf)>, SnapshotError> {
         let mut files = Vec::new();
@@ -234,12 +276,13 @@ impl SnapshotStore {
     }
 }
 
-fn header_for(payload: &[u8]) -> [u8; HEADER_BYTES] {
+fn header_for(payload: &[u8], journal_lsn: Lsn) -> [u8; HEADER_BYTES] {
     let mut header = [0u8; HEADER_BYTES];
     header[0..8].copy_from_slice(&MAGIC);
     header[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
     header[12..16].copy_from_slice(&crc32fast::hash(payload).to_le_bytes());
     header[16..24].copy_from_slice(&(payload.len() as u64).to_le_bytes());
+    header[24..32].copy_from_slice(&journal_lsn.to_le_bytes());
     header
 }
 
@@ -313,7 +356,11 @@ mod tests {
             taken_at: Timestamp::from_millis(99),
             next_event_id: 8,
             next_booking_id: ids.peek(),
-            events: vec![event.to_snapshot()],
+            journal_lsn: bookings as u64,
+            events: vec![StoredEvent {
+                applied_lsn: bookings as u64,
+                event: event.to_snapshot(),
+            }],
         }
     }
 
@@ -388,6 +435,21 @@ mod tests {
                 "cut {cut}"
             );
         }
+    }
+
+    #[test]
+    fn the_smallest_covered_journal_lsn_of_retained_files_is_read_from_headers() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SnapshotStore::open(dir.path(), 2).expect("open");
+        assert_eq!(store.min_retained_journal_lsn().expect("empty"), 0);
+        for n in [3, 5, 9] {
+            store.write(&sample(n)).expect("write");
+        }
+        assert_eq!(
+            store.min_retained_journal_lsn().expect("read"),
+            5,
+            "the file covering 3 was pruned"
+        );
     }
 
     #[test]

@@ -1,0 +1,248 @@
+//! Rebuilding the state at start-up: the newest usable snapshot, then every
+//! journal record after it.
+//!
+//! Data that cannot be read is never skipped silently: a damaged journal, or
+//! a damaged newest snapshot that no older snapshot plus the journal covers,
+//! stops start-up (exit code 3) with the file and offset.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use super::journal::{self, JournalError, Lsn, Record};
+use super::snapshot::{ServiceSnapshot, SnapshotError, SnapshotStore};
+use crate::domain::{BookingId, DomainError, Event, EventId};
+
+/// Why the state could not be rebuilt.
+#[derive(Debug, thiserror::Error)]
+pub enum RecoveryError {
+    /// The snapshot directory is unusable, or no snapshot can be read.
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
+    /// The journal is damaged or has a gap.
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    /// A snapshot decoded but its content breaks an invariant.
+    #[error("{path}: {source}")]
+    Content {
+        /// The snapshot file.
+        path: PathBuf,
+        /// What is wrong.
+        source: DomainError,
+    },
+    /// The newest snapshot is damaged and the journal does not reach back
+    /// to an older one.
+    #[error("{newest} is unreadable ({why}) and no older snapshot plus the journal covers it: {journal}")]
+    Uncovered {
+        /// The damaged newest snapshot.
+        newest: PathBuf,
+        /// What is wrong with it.
+        why: String,
+        /// Why the journal does not cover it.
+        journal: JournalError,
+    },
+}
+
+/// The state rebuilt at start-up, before any actor runs.
+#[derive(Debug, Default)]
+pub struct Recovered {
+    /// Every event with the LSN of the last record reflected in it.
+    pub events: BTreeMap<EventId, (Event, Lsn)>,
+    /// The id the next auto-numbered event gets.
+    pub next_event_id: u64,
+    /// The id the next booking gets.
+    pub next_booking_id: u64,
+    /// The LSN the next journal record gets.
+    pub next_lsn: Lsn,
+    /// The snapshot it started from, if any.
+    pub snapshot: Option<PathBuf>,
+    /// Journal records replayed on top.
+    pub replayed: u64,
+    /// Booking records in all events.
+    pub bookings: usize,
+}
+
+/// Rebuilds the state from `store` and the journal segments in `journal_dir`.
+pub fn recover(store: &SnapshotStore, journal_dir: &Path) -> Result<Recovered, RecoveryError> {
+    let candidates = store.load_all()?;
+    let mut newest_failure: Option<(PathBuf, String)> = None;
+    for (path, loaded) in candidates.iter().map(|(p, l)| (p, l.as_ref())) {
+        let snapshot = match loaded {
+            Ok(snapshot) => snapshot,
+            Err(e) => {
+                log::warn!("snapshot {} is unreadable: {e}", path.display());
+                newest_failure.get_or_insert_with(|| (path.clone(), e.to_string()));
+                continue;
+            }
+        };
+        let mut recovered = from_snapshot(path, snapshot)?;
+        match replay_into(&mut recovered, journal_dir, snapshot.journal_lsn) {
+            Ok(()) => {
+                if let Some((newest, why)) = &newest_failure {
+                    log::warn!(
+                        "started from older snapshot {} plus the journal, because {} is unreadable: {why}",
+                        path.display(),
+                        newest.display()
+                    );
+                }
+                return Ok(recovered);
+            }
+            Err(RecoveryError::Journal(e @ JournalError::Gap { .. }))
+                if newest_failure.is_some() =>
+            {
+                let (newest, why) = newest_failure.unwrap_or_default();
+                return Err(RecoveryError::Uncovered {
+                    newest,
+                    why,
+                    journal: e,
+                });
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    if !candidates.is_empty() {
+        return Err(
+            SnapshotError::NoneReadable(candidates.len(), store.dir().to_path_buf()).into(),
+        );
+    }
+    let mut recovered = Recovered {
+        next_event_id: 1,
+        next_booking_id: 1,
+        next_lsn: 1,
+        ..Recovered::default()
+    };
+    replay_into(&mut recovered, journal_dir, 0)?;
+    Ok(recovered)
+}
+
+fn from_snapshot(path: &Path, snapshot: &ServiceSnapshot) -> Result<Recovered, RecoveryError> {
+    let content = |source| RecoveryError::Content {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut events = BTreeMap::new();
+    for stored in &snapshot.events {
+        let event = Event::from_snapshot(stored.event.clone()).map_err(content)?;
+        if events
+            .insert(event.id(), (event, stored.applied_lsn))
+            .is_some()
+        {
+            return Err(content(DomainError::Inconsistent(format!(
+                "event {} stored twice",
+                stored.event.id
+            ))));
+        }
+    }
+    Ok(Recovered {
+        events,
+        next_event_id: snapshot.next_event_id,
+        next_booking_id: snapshot.next_booking_id,
+        next_lsn: snapshot.journal_lsn + 1,
+        snapshot: Some(path.to_path_buf()),
+        replayed: 0,
+        bookings: 0,
+    })
+}
+
+/// Applies every journal record after `covered`, then checks what the
+/// snapshot and the journal hold together.
+fn replay_into(
+    recovered: &mut Recovered,
+    journal_dir: &Path,
+    covered: Lsn,
+) -> Result<(), RecoveryError> {
+    let Recovered {
+        events,
+        next_event_id,
+        next_booking_id,
+        ..
+    } = recovered;
+    let end = journal::replay(journal_dir, covered, |lsn, record| {
+        apply(events, next_event_id, next_booking_id, lsn, record)
+    })?;
+    recovered.next_lsn = end.next_lsn.max(recovered.next_lsn);
+    recovered.replayed = end.applied;
+    // Booking ids are unique across the service; sorting them once is far
+    // cheaper than a set at millions of bookings.
+    let mut ids: Vec<BookingId> = recovered
+        .events
+        .values()
+        .flat_map(|(e, _)| e.booking_ids())
+        .collect();
+    ids.sort_unstable();
+    if let Some(pair) = ids.windows(2).find(|w| w[0] == w[1]) {
+        return Err(RecoveryError::Content {
+            path: recovered
+                .snapshot
+                .clone()
+                .unwrap_or_else(|| journal_dir.to_path_buf()),
+            source: DomainError::Inconsistent(format!("booking id {} used twice", pair[0].get())),
+        });
+    }
+    if let Some(max) = ids.last() {
+        recovered.next_booking_id = recovered.next_booking_id.max(max.get() + 1);
+    }
+    recovered.bookings = ids.len();
+    Ok(())
+}
+
+fn apply(
+    events: &mut BTreeMap<EventId, (Event, Lsn)>,
+    next_event_id: &mut u64,
+    next_booking_id: &mut u64,
+    lsn: Lsn,
+    record: Record,
+) -> Result<(), String> {
+    match record {
+        Record::EventCreated {
+            event,
+            name,
+            total_tickets,
+            at,
+        } => match events.get(&event) {
+            Some((_, applied)) if *applied >= lsn => Ok(()),
+            Some(_) => Err(format!("event {event} created twice")),
+            None => {
+                let created =
+                    Event::new(event, name, total_tickets, at).map_err(|e| e.to_string())?;
+                events.insert(event, (created, lsn));
+                *next_event_id = (*next_event_id).max(event.get() + 1);
+                Ok(())
+            }
+        },
+        Record::Booked {
+            event,
+            booking,
+            user,
+            at,
+        } => {
+            *next_booking_id = (*next_booking_id).max(booking.get() + 1);
+            match event_at(events, event, lsn)? {
+                Some(e) => e.replay_book(&user, booking, at).map_err(|e| e.to_string()),
+                None => Ok(()),
+            }
+        }
+        Record::Cancelled { event, user, at } => match event_at(events, event, lsn)? {
+            Some(e) => e.cancel(&user, at).map(|_| ()).map_err(|e| e.to_string()),
+            None => Ok(()),
+        },
+        // The reader consumes skips itself.
+        Record::Skipped { .. } => Ok(()),
+    }
+}
+
+/// The event a replayed record is for, or `None` when the snapshot already
+/// reflects the record.
+fn event_at(
+    events: &mut BTreeMap<EventId, (Event, Lsn)>,
+    id: EventId,
+    lsn: Lsn,
+) -> Result<Option<&mut Event>, String> {
+    match events.get_mut(&id) {
+        None => Err(format!("event {id} does not exist")),
+        Some((_, applied)) if *applied >= lsn => Ok(None),
+        Some((event, applied)) => {
+            *applied = lsn;
+            Ok(Some(event))
+        }
+    }
+}
