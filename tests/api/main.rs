@@ -4,8 +4,10 @@
 
 mod binary;
 mod concurrency;
+mod crash;
 mod errors;
 mod helpers;
+mod process;
 mod rate_limit;
 mod resource_routes;
 mod seed_routes;

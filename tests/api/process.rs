@@ -1,0 +1,97 @@
+//! Starting and stopping the real `boxoffice` binary.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+/// How long the binary gets to start or stop before the test fails.
+pub const PROCESS_DEADLINE: Duration = Duration::from_secs(30);
+
+/// A `boxoffice` process started by a test.
+pub struct Server {
+    /// The child process.
+    pub child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    /// Everything it logged, for failure messages.
+    pub log: Arc<Mutex<String>>,
+}
+
+pub fn command(dir: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_boxoffice"));
+    cmd.current_dir(dir)
+        .env_clear()
+        .env("RUST_LOG", "info")
+        .env("BOXOFFICE__SERVER__PORT", "0")
+        .env("BOXOFFICE__SNAPSHOT__DIR", dir.join("snapshots"))
+        .env("BOXOFFICE__RATE_LIMIT__ENABLED", "false")
+        .env("BOXOFFICE__LOG__ACCESS_LOG", "false")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+impl Server {
+    /// Starts the binary in `dir` and waits for its "listening on" line.
+    pub fn start(dir: &Path) -> Server {
+        Self::start_with(command(dir))
+    }
+
+    /// Starts a prepared command and waits for its "listening on" line.
+    pub fn start_with(mut cmd: Command) -> Server {
+        let mut child = cmd.spawn().expect("binary starts");
+        let stderr = child.stderr.take().expect("stderr piped");
+        let log = Arc::new(Mutex::new(String::new()));
+        let (found, listening) = std::sync::mpsc::channel();
+        let sink = Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(address) = line.split("listening on ").nth(1) {
+                    let _ = found.send(address.trim().to_string());
+                }
+                sink.lock().expect("log lock").push_str(&(line + "\n"));
+            }
+        });
+        let base = listening
+            .recv_timeout(PROCESS_DEADLINE)
+            .unwrap_or_else(|_| {
+                panic!("no listening line; log:\n{}", log.lock().expect("log lock"))
+            });
+        Server { child, base, log }
+    }
+
+    /// Sends `signal` and waits for the exit status.
+    pub fn stop_with(mut self, signal: Signal) -> (ExitStatus, String) {
+        kill(Pid::from_raw(self.child.id() as i32), signal).expect("signal sent");
+        let deadline = Instant::now() + PROCESS_DEADLINE;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                std::thread::sleep(Duration::from_millis(50));
+                return (status, self.log.lock().expect("log lock").clone());
+            }
+            assert!(Instant::now() < deadline, "binary did not stop");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // Only our own child, by its PID; a no-op when it already exited.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    /// Everything the binary logged so far.
+    pub fn log(&self) -> String {
+        self.log.lock().expect("log lock").clone()
+    }
+}
