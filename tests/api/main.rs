@@ -4,7 +4,9 @@
 
 mod binary;
 mod concurrency;
+mod corruption;
 mod crash;
+mod disk_full;
 mod errors;
 mod helpers;
 mod process;

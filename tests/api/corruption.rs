@@ -1,0 +1,201 @@
+//! Damaged files at start-up: a torn tail is cut and start-up goes on;
+//! damage anywhere else stops start-up with exit code 3, naming the file,
+//! unless an older snapshot plus the journal covers it.
+
+use std::path::{Path, PathBuf};
+
+use nix::sys::signal::Signal;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use crate::process::{command, Server};
+
+fn journal_command(dir: &Path) -> std::process::Command {
+    let mut cmd = command(dir);
+    cmd.env("BOXOFFICE__SNAPSHOT__INTERVAL_SECS", "86400")
+        .env("BOXOFFICE__JOURNAL__SEGMENT_BYTES", "4096");
+    cmd
+}
+
+fn files(dir: &Path, prefix: &str) -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(dir.join("snapshots"))
+        .expect("dir")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(prefix))
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+/// Creates event 1 (if `create`) and books `users`, one request at a time
+/// so the journal rotates its small segments.
+async fn book_all(server: &Server, create: bool, users: std::ops::Range<usize>) {
+    let http = reqwest::Client::new();
+    if create {
+        let res = http
+            .post(format!("{}/api/initialize", server.base))
+            .json(&json!({"totalTickets": 50}))
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(res.status(), StatusCode::CREATED);
+    }
+    for i in users {
+        let res = http
+            .put(format!("{}/api/events/1/bookings/user{i}", server.base))
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(res.status(), StatusCode::OK);
+    }
+}
+
+async fn state(server: &Server) -> Value {
+    let http = reqwest::Client::new();
+    let status: Value = http
+        .get(format!("{}/api/status/1", server.base))
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json");
+    let queue: Value = http
+        .get(format!(
+            "{}/api/events/1/waiting-list?limit=1000",
+            server.base
+        ))
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json");
+    json!([status, queue])
+}
+
+/// Runs the binary to completion and returns its exit code and log.
+fn run_to_exit(dir: &Path) -> (Option<i32>, String) {
+    let out = journal_command(dir).output().expect("runs");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A record cut short at the end of the journal (a torn write whose request
+/// was never answered) is cut off at start-up, whatever its length, and
+/// every answered change is there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_torn_tail_is_cut_and_every_answered_change_survives() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start_with(journal_command(dir.path()));
+    book_all(&server, true, 0..30).await;
+    let expected = state(&server).await;
+    server.stop_with(Signal::SIGKILL);
+    // A whole frame to tear: the last one of a full segment.
+    let full = files(dir.path(), "journal-")
+        .into_iter()
+        .rev()
+        .find(|p| std::fs::metadata(p).expect("meta").len() > 0);
+    let bytes = std::fs::read(full.expect("a segment with records")).expect("read");
+    let frame = bytes[bytes.len() - 60..].to_vec();
+    for cut in [1, 7, 16, 17, 30, 59] {
+        let newest = files(dir.path(), "journal-").pop().expect("segment");
+        let mut torn = std::fs::read(&newest).expect("read");
+        torn.extend_from_slice(&frame[..cut]);
+        std::fs::write(&newest, &torn).expect("tear");
+        let server = Server::start_with(journal_command(dir.path()));
+        assert_eq!(state(&server).await, expected, "cut {cut}");
+        assert!(
+            server.log().contains("torn tail"),
+            "cut {cut}: {}",
+            server.log()
+        );
+        server.stop_with(Signal::SIGKILL);
+    }
+}
+
+/// A flipped byte in a record before the tail stops start-up with exit 3,
+/// naming the segment and the byte offset.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_record_in_the_middle_exits_3_naming_file_and_offset() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start_with(journal_command(dir.path()));
+    book_all(&server, true, 0..500).await;
+    server.stop_with(Signal::SIGKILL);
+    let segments = files(dir.path(), "journal-");
+    assert!(segments.len() >= 3, "small segments rotate: {segments:?}");
+    let victim = &segments[0];
+    let mut bytes = std::fs::read(victim).expect("read");
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x01;
+    std::fs::write(victim, &bytes).expect("damage");
+    let (code, log) = run_to_exit(dir.path());
+    assert_eq!(code, Some(3), "{log}");
+    let name = victim.file_name().and_then(|n| n.to_str()).expect("name");
+    assert!(log.contains(name) && log.contains("byte offset"), "{log}");
+}
+
+/// A missing segment is a gap: exit 3.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_segment_exits_3() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start_with(journal_command(dir.path()));
+    book_all(&server, true, 0..500).await;
+    server.stop_with(Signal::SIGKILL);
+    let segments = files(dir.path(), "journal-");
+    assert!(segments.len() >= 3, "{segments:?}");
+    std::fs::remove_file(&segments[1]).expect("remove");
+    let (code, log) = run_to_exit(dir.path());
+    assert_eq!(code, Some(3), "{log}");
+    assert!(log.contains("gap"), "{log}");
+}
+
+/// Two snapshots, then the newest is damaged: the older one plus the
+/// journal bring everything back (with a warning); once the journal no
+/// longer reaches back to the older one, start-up refuses with exit 3.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_newest_snapshot_falls_back_only_when_the_journal_covers_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start_with(journal_command(dir.path()));
+    book_all(&server, true, 0..40).await;
+    assert_eq!(server.stop_with(Signal::SIGTERM).0.code(), Some(0));
+    let server = Server::start_with(journal_command(dir.path()));
+    book_all(&server, false, 40..80).await;
+    let expected = state(&server).await;
+    assert_eq!(server.stop_with(Signal::SIGTERM).0.code(), Some(0));
+
+    let snapshots = files(dir.path(), "snapshot-");
+    assert_eq!(snapshots.len(), 2, "{snapshots:?}");
+    let newest = &snapshots[1];
+    let mut bytes = std::fs::read(newest).expect("read");
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(newest, &bytes).expect("damage");
+
+    let server = Server::start_with(journal_command(dir.path()));
+    assert_eq!(
+        state(&server).await,
+        expected,
+        "older snapshot plus journal restores everything"
+    );
+    assert!(
+        server.log().contains("started from older snapshot"),
+        "{}",
+        server.log()
+    );
+    server.stop_with(Signal::SIGKILL);
+
+    // Now take away the journal records the older snapshot needs.
+    let segments = files(dir.path(), "journal-");
+    std::fs::remove_file(&segments[0]).expect("remove");
+    let (code, log) = run_to_exit(dir.path());
+    assert_eq!(code, Some(3), "{log}");
+    let name = newest.file_name().and_then(|n| n.to_str()).expect("name");
+    assert!(log.contains(name), "{log}");
+}
