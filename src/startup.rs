@@ -81,9 +81,10 @@ impl Application {
             &settings.snapshot.dir,
             settings.snapshot.keep,
         )?);
+        let restore_started = std::time::Instant::now();
         let recovered = recover(&store, store.dir())?;
         log::info!(
-            "restored {} events and {} bookings from {} plus {} journal record(s); next LSN {}",
+            "restored {} events and {} bookings from {} plus {} journal record(s) in {} ms; next LSN {}",
             recovered.events.len(),
             recovered.bookings,
             recovered
@@ -91,6 +92,7 @@ impl Application {
                 .as_ref()
                 .map_or_else(|| String::from("no snapshot"), |p| p.display().to_string()),
             recovered.replayed,
+            restore_started.elapsed().as_millis(),
             recovered.next_lsn,
         );
         let journal = if settings.journal.enabled {
