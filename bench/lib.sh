@@ -1,0 +1,47 @@
+# Shared helpers for the bench scripts: build, start and stop boxoffice, run oha.
+# Sourced, not run. Every server is ours, on 127.0.0.1, stopped by its PID.
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BIN="$ROOT/target/release/boxoffice"
+
+ensure_tools() {
+  command -v oha >/dev/null || cargo install oha --locked
+  command -v python3 >/dev/null || { echo "python3 is needed to summarise results" >&2; exit 1; }
+  (cd "$ROOT" && cargo build --release --locked --quiet)
+}
+
+# start_boxoffice DIR [VAR=VALUE ...]: starts the service with a bench
+# configuration (no rate limit, no access log, snapshots in DIR) plus the
+# given overrides; sets SERVER_PID and SERVER_ADDR.
+start_boxoffice() {
+  local dir=$1; shift
+  mkdir -p "$dir"
+  env RUST_LOG=warn,boxoffice=info \
+    BOXOFFICE__SERVER__PORT=0 \
+    BOXOFFICE__RATE_LIMIT__ENABLED=false \
+    BOXOFFICE__LOG__ACCESS_LOG=false \
+    BOXOFFICE__SNAPSHOT__DIR="$dir" \
+    "$@" "$BIN" >"$dir/server.log" 2>&1 &
+  SERVER_PID=$!
+  SERVER_ADDR=""
+  for _ in $(seq 1 600); do
+    SERVER_ADDR=$(sed -n 's/.*listening on http:\/\/\([0-9.:]*\).*/\1/p' "$dir/server.log" | head -1)
+    [ -n "$SERVER_ADDR" ] && return 0
+    kill -0 "$SERVER_PID" 2>/dev/null || { cat "$dir/server.log" >&2; return 1; }
+    sleep 0.1
+  done
+  echo "boxoffice did not start" >&2
+  return 1
+}
+
+# stop_boxoffice [SIGNAL]: stops the server we started and waits for it.
+stop_boxoffice() {
+  kill "-${1:-TERM}" "$SERVER_PID" 2>/dev/null || true
+  wait "$SERVER_PID" 2>/dev/null || true
+}
+
+# create_event TICKETS: creates event 1.
+create_event() {
+  curl -sf -o /dev/null "http://$SERVER_ADDR/api/initialize" \
+    -H 'content-type: application/json' -d "{\"totalTickets\": $1, \"eventId\": 1}"
+}

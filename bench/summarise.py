@@ -1,0 +1,70 @@
+"""Summarises oha JSON results: medians over rounds per variant, as JSON and a markdown table.
+
+usage: summarise.py NAME RAW_DIR OUT_JSON VARIANT... (files RAW_DIR/VARIANT-ROUND.json)
+"""
+import datetime
+import glob
+import json
+import os
+import platform
+import statistics
+import sys
+
+
+def load(path):
+    with open(path) as f:
+        r = json.load(f)
+    codes = r.get("statusCodeDistribution", {})
+    ok = sum(n for code, n in codes.items() if code.startswith("2"))
+    bad = sum(n for code, n in codes.items() if not code.startswith("2"))
+    # oha cancels the requests in flight when a -z window closes: not the
+    # server's doing, and reported apart from real errors.
+    dist = r.get("errorDistribution", {})
+    deadline = dist.get("aborted due to deadline", 0)
+    errors = sum(dist.values()) - deadline
+    lat = r.get("latencyPercentiles", {})
+    return {
+        "rps": r["summary"]["requestsPerSec"],
+        "p50_ms": lat.get("p50", 0) * 1000,
+        "p99_ms": lat.get("p99", 0) * 1000,
+        "p999_ms": lat.get("p99.9", 0) * 1000,
+        "ok": ok,
+        "non_2xx": bad,
+        "errors": errors,
+        "deadline_aborts": deadline,
+    }
+
+
+def main():
+    name, raw, out, *variants = sys.argv[1:]
+    rows = {}
+    for v in variants:
+        runs = [load(p) for p in sorted(glob.glob(os.path.join(raw, f"{v}-*.json")))]
+        if not runs:
+            continue
+        med = {k: statistics.median(r[k] for r in runs) for k in ("rps", "p50_ms", "p99_ms", "p999_ms")}
+        med["rounds"] = len(runs)
+        med["non_2xx"] = sum(r["non_2xx"] for r in runs)
+        med["errors"] = sum(r["errors"] for r in runs)
+        med["deadline_aborts"] = sum(r["deadline_aborts"] for r in runs)
+        med["runs_rps"] = [round(r["rps"]) for r in runs]
+        rows[v] = med
+    base = rows.get(variants[0], {}).get("rps") or 1
+    result = {
+        "benchmark": name,
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}",
+        "results": rows,
+    }
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    with open(out, "w") as f:
+        json.dump(result, f, indent=2)
+    print(f"{name} ({result['machine']}, {result['date']}), medians of {rows and next(iter(rows.values()))['rounds']} rounds")
+    print(f"| variant | req/s | vs {variants[0]} | p50 ms | p99 ms | p99.9 ms | non-2xx | errors |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for v, r in rows.items():
+        print(f"| {v} | {r['rps']:.0f} | {r['rps'] / base:.2f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['p999_ms']:.2f} | {r['non_2xx']} | {r['errors']} |")
+
+
+if __name__ == "__main__":
+    main()
