@@ -8,6 +8,4 @@ pub mod journal;
 pub mod recovery;
 pub mod snapshot;
 
-pub use snapshot::{
-    LoadedSnapshot, ServiceSnapshot, SnapshotError, SnapshotStore, StoredEvent, WrittenSnapshot,
-};
+pub use snapshot::{ServiceSnapshot, SnapshotError, SnapshotStore, StoredEvent, WrittenSnapshot};

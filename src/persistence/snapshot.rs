@@ -102,17 +102,6 @@ pub struct WrittenSnapshot {
 /// A snapshot file and what reading it gave.
 pub type Candidate = (PathBuf, Result<ServiceSnapshot, SnapshotError>);
 
-/// The snapshot found at start-up.
-#[derive(Debug)]
-pub struct LoadedSnapshot {
-    /// The file it came from.
-    pub path: PathBuf,
-    /// What it holds.
-    pub snapshot: ServiceSnapshot,
-    /// Newer files that were skipped because they did not check out.
-    pub skipped: Vec<SnapshotError>,
-}
-
 /// The directory of snapshot files.
 #[derive(Debug)]
 pub struct SnapshotStore {
@@ -186,33 +175,6 @@ impl SnapshotStore {
             bytes: (HEADER_BYTES + payload.len()) as u64,
             duration: started.elapsed(),
         })
-    }
-
-    /// Reads the newest snapshot that checks out. `Ok(None)` when there are
-    /// no snapshot files; an error when there are some but none is readable.
-    pub fn load_newest(&self) -> Result<Option<LoadedSnapshot>, SnapshotError> {
-        let files = self.files()?;
-        let mut skipped = Vec::new();
-        for (_, path) in files.iter().rev() {
-            match read_file(path) {
-                Ok(snapshot) => {
-                    return Ok(Some(LoadedSnapshot {
-                        path: path.clone(),
-                        snapshot,
-                        skipped,
-                    }))
-                }
-                Err(e) => skipped.push(e),
-            }
-        }
-        if files.is_empty() {
-            Ok(None)
-        } else {
-            for e in &skipped {
-                log::error!("unreadable snapshot: {e}");
-            }
-            Err(SnapshotError::NoneReadable(files.len(), self.dir.clone()))
-        }
     }
 
     /// Every snapshot file, newest first, read and checked (or why not).
@@ -368,72 +330,49 @@ mod tests {
     fn a_written_snapshot_reads_back_equal() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = SnapshotStore::open(dir.path(), 3).expect("open");
-        assert!(store.load_newest().expect("empty dir").is_none());
+        assert!(store.load_all().expect("empty dir").is_empty());
         let snapshot = sample(5);
         let written = store.write(&snapshot).expect("write");
         assert!(written.bytes > HEADER_BYTES as u64);
-        let loaded = store.load_newest().expect("load").expect("present");
-        assert_eq!(loaded.snapshot, snapshot);
-        assert_eq!(loaded.path, written.path);
+        let (path, loaded) = store.load_all().expect("load").remove(0);
+        assert_eq!(loaded.expect("reads back"), snapshot);
+        assert_eq!(path, written.path);
     }
 
     #[test]
-    fn only_the_newest_keep_files_remain_and_the_newest_is_loaded() {
+    fn only_the_newest_keep_files_remain_newest_first() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = SnapshotStore::open(dir.path(), 2).expect("open");
         for n in 0..5 {
             store.write(&sample(n)).expect("write");
         }
-        assert_eq!(store.files().expect("list").len(), 2);
-        assert_eq!(
-            store
-                .load_newest()
-                .expect("load")
-                .expect("present")
-                .snapshot,
-            sample(4)
-        );
+        let all = store.load_all().expect("load");
+        assert_eq!(all.len(), 2);
+        assert_eq!(all[0].1.as_ref().expect("newest"), &sample(4));
         // A reopened store continues the numbering instead of overwriting.
         let reopened = SnapshotStore::open(dir.path(), 2).expect("reopen");
         let path = reopened.write(&sample(1)).expect("write").path;
-        assert_eq!(
-            reopened.load_newest().expect("load").expect("present").path,
-            path
-        );
+        assert_eq!(reopened.load_all().expect("load")[0].0, path);
     }
 
     #[test]
-    fn a_damaged_newest_file_is_skipped_for_the_previous_good_one() {
+    fn a_damaged_file_is_reported_and_the_others_still_read() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = SnapshotStore::open(dir.path(), 3).expect("open");
         store.write(&sample(2)).expect("write");
         let newest = store.write(&sample(3)).expect("write").path;
-        let mut bytes = fs::read(&newest).expect("read");
-        let last = bytes.len() - 1;
-        bytes[last] ^= 0xff;
-        fs::write(&newest, bytes).expect("damage");
-        let loaded = store.load_newest().expect("load").expect("present");
-        assert_eq!(loaded.snapshot, sample(2));
-        assert_eq!(loaded.skipped.len(), 1);
-        assert!(
-            loaded.skipped[0].to_string().contains("CRC"),
-            "{}",
-            loaded.skipped[0]
-        );
-    }
-
-    #[test]
-    fn when_no_file_checks_out_loading_refuses_instead_of_starting_empty() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = SnapshotStore::open(dir.path(), 3).expect("open");
-        let path = store.write(&sample(1)).expect("write").path;
-        let bytes = fs::read(&path).expect("read");
+        let bytes = fs::read(&newest).expect("read");
+        let mut flipped = bytes.clone();
+        let last = flipped.len() - 1;
+        flipped[last] ^= 0xff;
+        fs::write(&newest, flipped).expect("damage");
+        let all = store.load_all().expect("load");
+        let err = all[0].1.as_ref().expect_err("damaged");
+        assert!(err.to_string().contains("CRC"), "{err}");
+        assert_eq!(all[1].1.as_ref().expect("older reads"), &sample(2));
         for cut in [0, 10, HEADER_BYTES, bytes.len() - 1] {
-            fs::write(&path, &bytes[..cut]).expect("truncate");
-            assert!(
-                matches!(store.load_newest(), Err(SnapshotError::NoneReadable(1, _))),
-                "cut {cut}"
-            );
+            fs::write(&newest, &bytes[..cut]).expect("truncate");
+            assert!(store.load_all().expect("load")[0].1.is_err(), "cut {cut}");
         }
     }
 
