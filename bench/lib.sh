@@ -45,3 +45,27 @@ create_event() {
   curl -sf -o /dev/null "http://$SERVER_ADDR/api/initialize" \
     -H 'content-type: application/json' -d "{\"totalTickets\": $1, \"eventId\": 1}"
 }
+
+LIMIT_BIN="$ROOT/target/release/limit"
+MIXED_BIN="$ROOT/target/release/mixed"
+
+ensure_bench_tools() {
+  ensure_tools
+  (cd "$ROOT" && cargo build --release --locked --quiet -p boxoffice-bench)
+}
+
+# start_limit DIR: starts the stateless speed-limit server; sets SERVER_PID and SERVER_ADDR.
+start_limit() {
+  local dir=$1
+  mkdir -p "$dir"
+  "$LIMIT_BIN" >"$dir/server.log" 2>&1 &
+  SERVER_PID=$!
+  SERVER_ADDR=""
+  for _ in $(seq 1 100); do
+    SERVER_ADDR=$(sed -n 's/.*listening on http:\/\/\([0-9.:]*\).*/\1/p' "$dir/server.log" | head -1)
+    [ -n "$SERVER_ADDR" ] && return 0
+    sleep 0.1
+  done
+  echo "limit server did not start" >&2
+  return 1
+}
