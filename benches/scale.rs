@@ -1,0 +1,327 @@
+//! How costs grow with size, measured in one optimised run:
+//!
+//! 1. book, cancel and position look-up at queue lengths 10^3 to 10^6;
+//! 2. resident memory per booking at 10,000,000 bookings;
+//! 3. start-up cost and memory per event at 100,000 events (one actor each);
+//! 4. snapshot write and restore (snapshot + journal) at 10,000,000 bookings;
+//! 5. booking latency on that event while its snapshot is taken.
+//!
+//! `cargo bench --bench scale` (`SCALE_SMOKE=1` for a small, quick pass).
+//! Prints a markdown report and writes `bench/results/scale.json`.
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use boxoffice::actors::messages::Book;
+use boxoffice::actors::{ask, take_snapshot, Registry};
+use boxoffice::domain::{BookingIdSequence, Event, EventId, Timestamp, UserId};
+use boxoffice::persistence::journal::Journal;
+use boxoffice::persistence::recovery::recover;
+use boxoffice::persistence::{ServiceSnapshot, SnapshotStore, StoredEvent};
+use serde_json::json;
+
+/// Resident set size of this process, in bytes.
+fn rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+fn user(prefix: &str, i: u64) -> UserId {
+    UserId::try_from(format!("{prefix}{i:010}").as_str()).expect("valid user")
+}
+
+fn event_id(n: u64) -> EventId {
+    EventId::try_from(n).expect("valid id")
+}
+
+/// A cheap deterministic generator for picking random queue members.
+struct XorShift(u64);
+impl XorShift {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+fn per_op(started: Instant, ops: u64) -> f64 {
+    started.elapsed().as_nanos() as f64 / ops as f64
+}
+
+/// Section 1: operation cost against queue length.
+fn queue_scale(lengths: &[u64], ops: u64) -> serde_json::Value {
+    println!("\n## 1. Cost per operation by queue length ({ops} operations each, ns/op)\n");
+    println!("| queue length | book (joins queue) | position look-up | cancel from the middle | cancel confirmed (promotes head) |");
+    println!("| ---: | ---: | ---: | ---: | ---: |");
+    let mut rows = Vec::new();
+    for &n in lengths {
+        let ids = BookingIdSequence::default();
+        let now = Timestamp::from_millis(0);
+        let mut event = Event::new(event_id(1), None, 1, now).expect("event");
+        event.book(&user("holder", 0), &ids, now).expect("book");
+        for i in 0..n {
+            event.book(&user("w", i), &ids, now).expect("book");
+        }
+        let mut rng = XorShift(0x2545_f491_4f6c_dd1d);
+
+        let started = Instant::now();
+        for i in 0..ops {
+            black_box(event.book(&user("x", i), &ids, now).expect("book"));
+        }
+        let book = per_op(started, ops);
+
+        let lookups: Vec<UserId> = (0..ops).map(|_| user("w", rng.below(n))).collect();
+        let started = Instant::now();
+        for u in &lookups {
+            black_box(event.booking(u).expect("booked").waiting_position);
+        }
+        let position = per_op(started, ops);
+
+        let mut victims: Vec<u64> = (0..ops.min(n / 2)).map(|_| rng.below(n)).collect();
+        victims.sort_unstable();
+        victims.dedup();
+        let cancels: Vec<UserId> = victims.iter().map(|&i| user("w", i)).collect();
+        let started = Instant::now();
+        for u in &cancels {
+            black_box(event.cancel(u, now).expect("cancel"));
+        }
+        let cancel_middle = per_op(started, cancels.len() as u64);
+
+        // Each cancel of the confirmed booking promotes the head of the queue,
+        // which is then the one cancelled next.
+        let mut confirmed = user("holder", 0);
+        let started = Instant::now();
+        for _ in 0..ops {
+            let out = event.cancel(&confirmed, now).expect("cancel");
+            confirmed = out.promoted.expect("someone waits").user_id;
+        }
+        let cancel_promote = per_op(started, ops);
+        event.verify().expect("invariants hold");
+        println!("| {n} | {book:.0} | {position:.0} | {cancel_middle:.0} | {cancel_promote:.0} |");
+        rows.push(json!({"queue": n, "book_ns": book, "position_ns": position,
+            "cancel_middle_ns": cancel_middle, "cancel_promote_ns": cancel_promote}));
+    }
+    let ratio = |k: &str| {
+        rows.last().and_then(|l| l[k].as_f64()).unwrap_or(0.0) / rows[0][k].as_f64().unwrap_or(1.0)
+    };
+    println!(
+        "\nlargest / smallest: book {:.2}x, position {:.2}x, cancel middle {:.2}x, cancel confirmed {:.2}x",
+        ratio("book_ns"),
+        ratio("position_ns"),
+        ratio("cancel_middle_ns"),
+        ratio("cancel_promote_ns")
+    );
+    json!(rows)
+}
+
+/// Section 2: resident memory per booking. Returns the event for the
+/// snapshot sections.
+fn memory_per_booking(bookings: u64) -> (Event, BookingIdSequence, serde_json::Value) {
+    println!("\n## 2. Memory per booking at {bookings} bookings\n");
+    let ids = BookingIdSequence::default();
+    let now = Timestamp::now();
+    let before = rss_bytes();
+    let mut event = Event::new(event_id(1), None, bookings, now).expect("event");
+    let started = Instant::now();
+    for i in 0..bookings {
+        event.book(&user("u", i), &ids, now).expect("book");
+    }
+    let took = started.elapsed();
+    let after = rss_bytes();
+    let per = (after.saturating_sub(before)) as f64 / bookings as f64;
+    println!("resident memory grew by {:.1} MiB: {per:.1} bytes per booking (user ids of 11 characters); booking them took {took:?}", (after - before) as f64 / 1048576.0);
+    (
+        event,
+        ids,
+        json!({"bookings": bookings, "rss_growth_bytes": after - before, "bytes_per_booking": per}),
+    )
+}
+
+/// Section 4: snapshot write and restore of the big event.
+fn snapshot_and_restore(
+    event: &Event,
+    ids: &BookingIdSequence,
+    dir: &std::path::Path,
+) -> serde_json::Value {
+    println!(
+        "\n## 4. Snapshot write and restore at {} bookings\n",
+        event.record_count()
+    );
+    let store = SnapshotStore::open(dir, 3).expect("store");
+    let started = Instant::now();
+    let state = event.to_snapshot();
+    let handover = started.elapsed();
+    let snapshot = ServiceSnapshot {
+        taken_at: Timestamp::now(),
+        journal_lsn: 0,
+        next_event_id: 2,
+        next_booking_id: ids.peek(),
+        events: vec![StoredEvent {
+            applied_lsn: 0,
+            event: state,
+        }],
+    };
+    let written = store.write(&snapshot).expect("write");
+    drop(snapshot);
+    let started = Instant::now();
+    let recovered = recover(&store, dir).expect("recover");
+    let restore = started.elapsed();
+    assert_eq!(recovered.bookings, event.record_count());
+    println!("| step | time |\n| --- | ---: |");
+    println!("| actor hands over its state (to_snapshot) | {handover:?} |");
+    println!(
+        "| encode + write + fsync ({:.1} MiB) | {:?} |",
+        written.bytes as f64 / 1048576.0,
+        written.duration
+    );
+    println!("| restore (read, CRC, decode, rebuild indexes, verify) | {restore:?} |");
+    json!({"handover_ms": handover.as_secs_f64() * 1e3, "write_ms": written.duration.as_secs_f64() * 1e3,
+           "snapshot_bytes": written.bytes, "restore_ms": restore.as_secs_f64() * 1e3})
+}
+
+/// Sections 3 and 5, which need actors.
+async fn actor_sections(
+    events: u64,
+    big: Event,
+    ids_next: u64,
+    dir: &std::path::Path,
+) -> serde_json::Value {
+    println!("\n## 3. {events} events, one actor each\n");
+    let registry = Arc::new(Registry::new(
+        boxoffice::config::cores(),
+        Journal::disabled(1),
+    ));
+    let before = rss_bytes();
+    let started = Instant::now();
+    for _ in 0..events {
+        registry
+            .create(None, None, 100, Timestamp::now())
+            .expect("create");
+    }
+    let took = started.elapsed();
+    // Let every actor start before measuring memory.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let per_event = (rss_bytes().saturating_sub(before)) as f64 / events as f64;
+    println!(
+        "created in {took:?} ({:.1} µs per event); {per_event:.0} bytes resident per event",
+        took.as_secs_f64() * 1e6 / events as f64
+    );
+    registry.stop();
+
+    println!(
+        "\n## 5. Booking latency on an event of {} bookings while its snapshot is taken\n",
+        big.record_count()
+    );
+    let registry = Arc::new(Registry::new(
+        boxoffice::config::cores(),
+        Journal::disabled(1),
+    ));
+    let mut recovered = boxoffice::persistence::recovery::Recovered {
+        next_event_id: 2,
+        next_booking_id: ids_next,
+        next_lsn: 1,
+        ..Default::default()
+    };
+    recovered.events.insert(event_id(1), (big, 0));
+    registry.install(recovered);
+    let addr = registry.get(event_id(1)).expect("actor");
+    let store = Arc::new(SnapshotStore::open(dir, 3).expect("store"));
+    let load_for = Duration::from_secs(3);
+    let until = Instant::now() + load_for;
+    let clients: Vec<_> = (0..16u64)
+        .map(|c| {
+            let addr = addr.clone();
+            actix_web::rt::spawn(async move {
+                let mut latencies = Vec::new();
+                let mut i = 0u64;
+                while Instant::now() < until {
+                    let started = Instant::now();
+                    let u = user(&format!("late{c}x"), i);
+                    let answer = ask(&addr, |reply| Book { user: u, reply }).await;
+                    assert!(answer.is_ok(), "booking failed");
+                    latencies.push((started, started.elapsed()));
+                    i += 1;
+                }
+                latencies
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let snap_started = Instant::now();
+    let (_, written) = take_snapshot(&registry, &store).await.expect("snapshot");
+    let snap_took = snap_started.elapsed();
+    let mut during = Vec::new();
+    let mut all = Vec::new();
+    for c in clients {
+        for (at, lat) in c.await.expect("client") {
+            all.push(lat);
+            if at >= snap_started && at <= snap_started + snap_took {
+                during.push(lat);
+            }
+        }
+    }
+    let p = |v: &mut Vec<Duration>, q: f64| {
+        v.sort_unstable();
+        v.get(((v.len() as f64 * q).ceil() as usize).saturating_sub(1))
+            .copied()
+            .unwrap_or_default()
+    };
+    let (p50, p99, max) = (
+        p(&mut during, 0.5),
+        p(&mut during, 0.99),
+        during.last().copied().unwrap_or_default(),
+    );
+    println!(
+        "snapshot took {snap_took:?} ({:.1} MiB written); {} bookings during it: p50 {p50:?}, p99 {p99:?}, max {max:?}; {} bookings in {load_for:?} overall, p99 {:?}",
+        written.bytes as f64 / 1048576.0,
+        during.len(),
+        all.len(),
+        p(&mut all, 0.99)
+    );
+    registry.stop();
+    json!({"events": events, "create_us_per_event": took.as_secs_f64() * 1e6 / events as f64,
+           "bytes_per_event": per_event, "snapshot_ms": snap_took.as_secs_f64() * 1e3,
+           "bookings_during_snapshot": during.len(), "p50_during_ms": p50.as_secs_f64() * 1e3,
+           "p99_during_ms": p99.as_secs_f64() * 1e3, "max_during_ms": max.as_secs_f64() * 1e3})
+}
+
+fn main() {
+    let smoke = std::env::var_os("SCALE_SMOKE").is_some();
+    let (lengths, ops, bookings, events): (&[u64], u64, u64, u64) = if smoke {
+        (&[1_000, 10_000], 2_000, 200_000, 2_000)
+    } else {
+        (
+            &[1_000, 10_000, 100_000, 1_000_000],
+            20_000,
+            10_000_000,
+            100_000,
+        )
+    };
+    println!(
+        "# boxoffice scale bench{}",
+        if smoke { " (smoke)" } else { "" }
+    );
+    let queue = queue_scale(lengths, ops);
+    let (event, ids, memory) = memory_per_booking(bookings);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let snapshot = snapshot_and_restore(&event, &ids, dir.path());
+    let next = ids.peek();
+    let actors =
+        actix_web::rt::System::new().block_on(actor_sections(events, event, next, dir.path()));
+    let report = json!({"smoke": smoke, "queue": queue, "memory": memory, "snapshot": snapshot, "actors": actors});
+    if !smoke {
+        let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/results/scale.json");
+        std::fs::write(
+            &out,
+            serde_json::to_string_pretty(&report).unwrap_or_default(),
+        )
+        .expect("write results");
+        println!("\nwritten to {}", out.display());
+    }
+}
