@@ -54,11 +54,14 @@ fn per_op(started: Instant, ops: u64) -> f64 {
     started.elapsed().as_nanos() as f64 / ops as f64
 }
 
+/// Users in the hot set of section 1.
+const HOT: u64 = 100;
+
 /// Section 1: operation cost against queue length.
 fn queue_scale(lengths: &[u64], ops: u64) -> serde_json::Value {
     println!("\n## 1. Cost per operation by queue length ({ops} operations each, ns/op)\n");
-    println!("| queue length | book (joins queue) | position look-up | cancel from the middle | cancel confirmed (promotes head) |");
-    println!("| ---: | ---: | ---: | ---: | ---: |");
+    println!("| queue length | book (joins queue) | position look-up, random user | cancel from the middle, random user | cancel confirmed (promotes head) | position look-up, same 100 users | cancel + book again, same 100 users |");
+    println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     let mut rows = Vec::new();
     for &n in lengths {
         let ids = BookingIdSequence::default();
@@ -76,6 +79,28 @@ fn queue_scale(lengths: &[u64], ops: u64) -> serde_json::Value {
         }
         let book = per_op(started, ops);
 
+        // The same 100 users spread over the queue, each used ops/1,000
+        // times: their records and index paths stay in cache, so this shows
+        // the structures' own cost apart from cache misses.
+        let hot: Vec<UserId> = (0..HOT).map(|k| user("w", k * n / HOT)).collect();
+        let started = Instant::now();
+        for i in 0..ops {
+            black_box(
+                event
+                    .booking(&hot[(i % HOT) as usize])
+                    .expect("booked")
+                    .waiting_position,
+            );
+        }
+        let position_hot = per_op(started, ops);
+        let started = Instant::now();
+        for i in 0..ops / 2 {
+            let u = &hot[(i % HOT) as usize];
+            black_box(event.cancel(u, now).expect("cancel"));
+            black_box(event.book(u, &ids, now).expect("book again"));
+        }
+        let cancel_rebook_hot = per_op(started, ops / 2);
+
         let lookups: Vec<UserId> = (0..ops).map(|_| user("w", rng.below(n))).collect();
         let started = Instant::now();
         for u in &lookups {
@@ -83,9 +108,17 @@ fn queue_scale(lengths: &[u64], ops: u64) -> serde_json::Value {
         }
         let position = per_op(started, ops);
 
-        let mut victims: Vec<u64> = (0..ops.min(n / 2)).map(|_| rng.below(n)).collect();
+        let hot_set: std::collections::HashSet<u64> = (0..HOT).map(|k| k * n / HOT).collect();
+        let mut victims: Vec<u64> = (0..ops.min(n / 2))
+            .map(|_| rng.below(n))
+            .filter(|i| !hot_set.contains(i))
+            .collect();
         victims.sort_unstable();
         victims.dedup();
+        // Sorted ids would walk memory in order; shuffle back to random order.
+        for i in (1..victims.len()).rev() {
+            victims.swap(i, rng.below(i as u64 + 1) as usize);
+        }
         let cancels: Vec<UserId> = victims.iter().map(|&i| user("w", i)).collect();
         let started = Instant::now();
         for u in &cancels {
@@ -103,19 +136,22 @@ fn queue_scale(lengths: &[u64], ops: u64) -> serde_json::Value {
         }
         let cancel_promote = per_op(started, ops);
         event.verify().expect("invariants hold");
-        println!("| {n} | {book:.0} | {position:.0} | {cancel_middle:.0} | {cancel_promote:.0} |");
+        println!("| {n} | {book:.0} | {position:.0} | {cancel_middle:.0} | {cancel_promote:.0} | {position_hot:.0} | {cancel_rebook_hot:.0} |");
         rows.push(json!({"queue": n, "book_ns": book, "position_ns": position,
-            "cancel_middle_ns": cancel_middle, "cancel_promote_ns": cancel_promote}));
+            "cancel_middle_ns": cancel_middle, "cancel_promote_ns": cancel_promote,
+            "position_hot_ns": position_hot, "cancel_rebook_hot_ns": cancel_rebook_hot}));
     }
     let ratio = |k: &str| {
         rows.last().and_then(|l| l[k].as_f64()).unwrap_or(0.0) / rows[0][k].as_f64().unwrap_or(1.0)
     };
     println!(
-        "\nlargest / smallest: book {:.2}x, position {:.2}x, cancel middle {:.2}x, cancel confirmed {:.2}x",
+        "\nlargest / smallest: book {:.2}x, position (random) {:.2}x, cancel middle (random) {:.2}x, cancel confirmed {:.2}x, position (same users) {:.2}x, cancel + book (same users) {:.2}x",
         ratio("book_ns"),
         ratio("position_ns"),
         ratio("cancel_middle_ns"),
-        ratio("cancel_promote_ns")
+        ratio("cancel_promote_ns"),
+        ratio("position_hot_ns"),
+        ratio("cancel_rebook_hot_ns")
     );
     json!(rows)
 }
@@ -170,6 +206,18 @@ fn snapshot_and_restore(
     let written = store.write(&snapshot).expect("write");
     drop(snapshot);
     let started = Instant::now();
+    let decoded = boxoffice::persistence::snapshot::read_file(&written.path).expect("read");
+    let read = started.elapsed();
+    let started = Instant::now();
+    let rebuilt: Vec<Event> = decoded
+        .events
+        .into_iter()
+        .map(|e| Event::from_snapshot(e.event).expect("rebuild"))
+        .collect();
+    let rebuild = started.elapsed();
+    assert_eq!(rebuilt.len(), 1);
+    drop(rebuilt);
+    let started = Instant::now();
     let recovered = recover(&store, dir).expect("recover");
     let restore = started.elapsed();
     assert_eq!(recovered.bookings, event.record_count());
@@ -180,9 +228,12 @@ fn snapshot_and_restore(
         written.bytes as f64 / 1048576.0,
         written.duration
     );
-    println!("| restore (read, CRC, decode, rebuild indexes, verify) | {restore:?} |");
+    println!("| restore (read, CRC, decode, rebuild indexes, verify, id check) | {restore:?} |");
+    println!("| of which: read + CRC + decode | {read:?} |");
+    println!("| of which: rebuild the event (index, queue, invariants) | {rebuild:?} |");
     json!({"handover_ms": handover.as_secs_f64() * 1e3, "write_ms": written.duration.as_secs_f64() * 1e3,
-           "snapshot_bytes": written.bytes, "restore_ms": restore.as_secs_f64() * 1e3})
+           "snapshot_bytes": written.bytes, "restore_ms": restore.as_secs_f64() * 1e3,
+           "restore_read_decode_ms": read.as_secs_f64() * 1e3, "restore_rebuild_ms": rebuild.as_secs_f64() * 1e3})
 }
 
 /// Sections 3 and 5, which need actors.

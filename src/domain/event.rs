@@ -5,6 +5,7 @@ use std::hash::BuildHasher;
 use hashbrown::{DefaultHashBuilder, HashTable};
 use serde::{Deserialize, Serialize};
 
+use super::chunked::ChunkedVec;
 use super::ids::{BookingId, BookingIdSequence, EventId, Timestamp, UserId};
 use super::queue::WaitingQueue;
 use super::DomainError;
@@ -213,7 +214,7 @@ pub struct EventSnapshot {
     /// When a booking last changed.
     pub updated_at: Timestamp,
     /// Every user's latest booking.
-    pub records: Vec<BookingRecord>,
+    pub records: ChunkedVec<BookingRecord>,
     /// Indexes into `records` of the waiting bookings, front of the queue first.
     pub waiting: Vec<u32>,
 }
@@ -235,8 +236,9 @@ pub struct Event {
     created_at: Timestamp,
     /// When a booking last changed.
     updated_at: Timestamp,
-    /// Every user's latest booking; a record's index is its handle.
-    records: Vec<BookingRecord>,
+    /// Every user's latest booking; a record's index is its handle. Chunked
+    /// so a snapshot hand-over shares it instead of copying it.
+    records: ChunkedVec<BookingRecord>,
     /// Handles into `records`, found by user id; holds no copy of the id.
     by_user: HashTable<u32>,
     /// Hashes user ids for `by_user`.
@@ -263,7 +265,7 @@ impl Event {
             available_tickets: total_tickets,
             created_at: now,
             updated_at: now,
-            records: Vec::new(),
+            records: ChunkedVec::new(),
             by_user: HashTable::new(),
             hasher: DefaultHashBuilder::default(),
             queue: WaitingQueue::new(),
@@ -575,20 +577,28 @@ impl Event {
             available_tickets: total_tickets - confirmed,
             created_at,
             updated_at,
-            records: Vec::new(),
+            records: ChunkedVec::new(),
             by_user: HashTable::with_capacity(records.len()),
             hasher: DefaultHashBuilder::default(),
             queue,
         };
+        let hasher = &event.hasher;
         for (handle, record) in records.iter().enumerate() {
-            if event.find_in(&records, record.user.as_str()).is_some() {
-                return bad(format!("user {} has two records", record.user));
+            let user = record.user.as_str();
+            // One probe per record: find a twin or the free slot.
+            let entry = event.by_user.entry(
+                hasher.hash_one(user),
+                |&h| records[h as usize].user.as_str() == user,
+                |&h| hasher.hash_one(records[h as usize].user.as_str()),
+            );
+            match entry {
+                hashbrown::hash_table::Entry::Occupied(_) => {
+                    return bad(format!("user {} has two records", record.user));
+                }
+                hashbrown::hash_table::Entry::Vacant(slot) => {
+                    slot.insert(handle as u32);
+                }
             }
-            let hash = event.hasher.hash_one(record.user.as_str());
-            let hasher = &event.hasher;
-            event.by_user.insert_unique(hash, handle as u32, |&h| {
-                hasher.hash_one(records[h as usize].user.as_str())
-            });
         }
         event.records = records;
         event.verify()?;
@@ -695,14 +705,10 @@ impl Event {
     }
 
     fn find(&self, user: &str) -> Option<u32> {
-        self.find_in(&self.records, user)
-    }
-
-    fn find_in(&self, records: &[BookingRecord], user: &str) -> Option<u32> {
         let hash = self.hasher.hash_one(user);
         self.by_user
             .find(hash, |&h| {
-                records
+                self.records
                     .get(h as usize)
                     .is_some_and(|r| r.user.as_str() == user)
             })

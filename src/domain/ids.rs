@@ -84,11 +84,11 @@ impl UserId {
     /// Whether `raw` is a valid user id; shared with the HTTP validators so
     /// both layers apply the one rule.
     pub fn is_valid(raw: &str) -> bool {
-        let chars = raw.chars().count();
-        (1..=MAX_USER_ID_CHARS).contains(&chars)
+        // Every allowed character is one ASCII byte, so bytes are characters.
+        (1..=MAX_USER_ID_CHARS).contains(&raw.len())
             && raw
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@' | ':'))
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'@' | b':'))
     }
 }
 

@@ -22,11 +22,13 @@
 //! assert_eq!(cancelled.promoted.unwrap().status, BookingStatus::Confirmed);
 //! ```
 
+mod chunked;
 mod event;
 mod fenwick;
 mod ids;
 mod queue;
 
+pub use chunked::ChunkedVec;
 pub use event::{
     BookOutcome, BookingRecord, BookingStatus, BookingView, CancelOutcome, Event, EventSnapshot,
     EventStatus, Undo, WaitingEntry, WaitingPage,

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use super::journal::{self, JournalError, Lsn, Record};
-use super::snapshot::{ServiceSnapshot, SnapshotError, SnapshotStore};
+use super::snapshot::{read_file, ServiceSnapshot, SnapshotError, SnapshotStore};
 use crate::domain::{BookingId, DomainError, Event, EventId};
 
 /// Why the state could not be rebuilt.
@@ -63,10 +63,10 @@ pub struct Recovered {
 
 /// Rebuilds the state from `store` and the journal segments in `journal_dir`.
 pub fn recover(store: &SnapshotStore, journal_dir: &Path) -> Result<Recovered, RecoveryError> {
-    let candidates = store.load_all()?;
+    let candidates = store.candidates()?;
     let mut newest_failure: Option<(PathBuf, String)> = None;
-    for (path, loaded) in candidates.iter().map(|(p, l)| (p, l.as_ref())) {
-        let snapshot = match loaded {
+    for path in &candidates {
+        let snapshot = match read_file(path) {
             Ok(snapshot) => snapshot,
             Err(e) => {
                 log::warn!("snapshot {} is unreadable: {e}", path.display());
@@ -74,8 +74,9 @@ pub fn recover(store: &SnapshotStore, journal_dir: &Path) -> Result<Recovered, R
                 continue;
             }
         };
+        let covered = snapshot.journal_lsn;
         let mut recovered = from_snapshot(path, snapshot)?;
-        match replay_into(&mut recovered, journal_dir, snapshot.journal_lsn) {
+        match replay_into(&mut recovered, journal_dir, covered) {
             Ok(()) => {
                 if let Some((newest, why)) = &newest_failure {
                     log::warn!(
@@ -114,21 +115,20 @@ pub fn recover(store: &SnapshotStore, journal_dir: &Path) -> Result<Recovered, R
     Ok(recovered)
 }
 
-fn from_snapshot(path: &Path, snapshot: &ServiceSnapshot) -> Result<Recovered, RecoveryError> {
+/// Rebuilds the events of a snapshot, consuming it: at millions of bookings
+/// a copy would cost as much as the rebuild.
+fn from_snapshot(path: &Path, snapshot: ServiceSnapshot) -> Result<Recovered, RecoveryError> {
     let content = |source| RecoveryError::Content {
         path: path.to_path_buf(),
         source,
     };
     let mut events = BTreeMap::new();
-    for stored in &snapshot.events {
-        let event = Event::from_snapshot(stored.event.clone()).map_err(content)?;
-        if events
-            .insert(event.id(), (event, stored.applied_lsn))
-            .is_some()
-        {
+    for stored in snapshot.events {
+        let id = stored.event.id;
+        let event = Event::from_snapshot(stored.event).map_err(content)?;
+        if events.insert(id, (event, stored.applied_lsn)).is_some() {
             return Err(content(DomainError::Inconsistent(format!(
-                "event {} stored twice",
-                stored.event.id
+                "event {id} stored twice"
             ))));
         }
     }

@@ -99,9 +99,6 @@ pub struct WrittenSnapshot {
     pub duration: Duration,
 }
 
-/// A snapshot file and what reading it gave.
-pub type Candidate = (PathBuf, Result<ServiceSnapshot, SnapshotError>);
-
 /// The directory of snapshot files.
 #[derive(Debug)]
 pub struct SnapshotStore {
@@ -177,16 +174,14 @@ impl SnapshotStore {
         })
     }
 
-    /// Every snapshot file, newest first, read and checked (or why not).
-    pub fn load_all(&self) -> Result<Vec<Candidate>, SnapshotError> {
+    /// Snapshot files, newest first. Each is read only when needed
+    /// ([`read_file`]): at millions of bookings one file takes seconds.
+    pub fn candidates(&self) -> Result<Vec<PathBuf>, SnapshotError> {
         Ok(self
             .files()?
             .into_iter()
             .rev()
-            .map(|(_, path)| {
-                let read = read_file(&path);
-                (path, read)
-            })
+            .map(|(_, path)| path)
             .collect())
     }
 
@@ -330,12 +325,12 @@ mod tests {
     fn a_written_snapshot_reads_back_equal() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = SnapshotStore::open(dir.path(), 3).expect("open");
-        assert!(store.load_all().expect("empty dir").is_empty());
+        assert!(store.candidates().expect("empty dir").is_empty());
         let snapshot = sample(5);
         let written = store.write(&snapshot).expect("write");
         assert!(written.bytes > HEADER_BYTES as u64);
-        let (path, loaded) = store.load_all().expect("load").remove(0);
-        assert_eq!(loaded.expect("reads back"), snapshot);
+        let path = store.candidates().expect("list").remove(0);
+        assert_eq!(read_file(&path).expect("reads back"), snapshot);
         assert_eq!(path, written.path);
     }
 
@@ -346,13 +341,13 @@ mod tests {
         for n in 0..5 {
             store.write(&sample(n)).expect("write");
         }
-        let all = store.load_all().expect("load");
+        let all = store.candidates().expect("list");
         assert_eq!(all.len(), 2);
-        assert_eq!(all[0].1.as_ref().expect("newest"), &sample(4));
+        assert_eq!(read_file(&all[0]).expect("newest"), sample(4));
         // A reopened store continues the numbering instead of overwriting.
         let reopened = SnapshotStore::open(dir.path(), 2).expect("reopen");
         let path = reopened.write(&sample(1)).expect("write").path;
-        assert_eq!(reopened.load_all().expect("load")[0].0, path);
+        assert_eq!(reopened.candidates().expect("list")[0], path);
     }
 
     #[test]
@@ -366,13 +361,13 @@ mod tests {
         let last = flipped.len() - 1;
         flipped[last] ^= 0xff;
         fs::write(&newest, flipped).expect("damage");
-        let all = store.load_all().expect("load");
-        let err = all[0].1.as_ref().expect_err("damaged");
+        let all = store.candidates().expect("list");
+        let err = read_file(&all[0]).expect_err("damaged");
         assert!(err.to_string().contains("CRC"), "{err}");
-        assert_eq!(all[1].1.as_ref().expect("older reads"), &sample(2));
+        assert_eq!(read_file(&all[1]).expect("older reads"), sample(2));
         for cut in [0, 10, HEADER_BYTES, bytes.len() - 1] {
             fs::write(&newest, &bytes[..cut]).expect("truncate");
-            assert!(store.load_all().expect("load")[0].1.is_err(), "cut {cut}");
+            assert!(read_file(&newest).is_err(), "cut {cut}");
         }
     }
 
