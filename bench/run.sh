@@ -102,7 +102,11 @@ for round in $(seq 1 "$ROUNDS"); do
       # s6 at 64 connections is s1: measured once, reported in both.
       [ "$scenario" = s6 ] && [ "$conns" = 64 ] && [[ " $SCENARIOS " == *" s1 "* ]] && continue
       mkdir -p "$RAW/$scenario/$conns"
-      for variant in $VARIANTS; do
+      # Each round starts with a different variant, so whatever the order
+      # costs (the run right after another) is spread over all of them.
+      read -r -a order <<<"$VARIANTS"
+      shift_by=$(( (round - 1) % ${#order[@]} ))
+      for variant in "${order[@]:shift_by}" "${order[@]:0:shift_by}"; do
         measure "$scenario" "$variant" "$conns" "$RAW/$scenario/$conns/$variant-$round.json"
         echo "round $round $scenario c=$conns $variant done" >&2
       done

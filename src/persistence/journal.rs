@@ -241,6 +241,17 @@ impl Journal {
         if lsn == 0 {
             return Ok(());
         }
+        // Most answers are already durable when asked (reads, and every
+        // change once its batch is synced): no subscription needed.
+        {
+            let state = self.state.borrow();
+            if state.is_durable(lsn) {
+                return Ok(());
+            }
+            if state.has_failed(lsn) {
+                return Err(Refused);
+            }
+        }
         let mut updates = self.state.subscribe();
         let state = updates
             .wait_for(|s| s.is_durable(lsn) || s.has_failed(lsn))
