@@ -116,8 +116,8 @@ def svg(results, path):
             for x, y in pts:
                 out.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="{colour}"/>')
     for i, (v, colour) in enumerate(colours.items()):
-        out.append(f'<rect x="{pad + i * 110}" y="{h + 20}" width="12" height="12" fill="{colour}"/>')
-        out.append(f'<text x="{pad + i * 110 + 16}" y="{h + 31}">{"limit server" if v == "limit" else "journal " + v}</text>')
+        out.append(f'<rect x="{pad + i * 150}" y="{h + 20}" width="12" height="12" fill="{colour}"/>')
+        out.append(f'<text x="{pad + i * 150 + 16}" y="{h + 31}">{"limit server" if v == "limit" else "journal " + v}</text>')
     out.append("</svg>")
     with open(path, "w") as f:
         f.write("\n".join(out))
