@@ -10,29 +10,8 @@ import platform
 import statistics
 import sys
 
-
-def load(path):
-    with open(path) as f:
-        r = json.load(f)
-    codes = r.get("statusCodeDistribution", {})
-    ok = sum(n for code, n in codes.items() if code.startswith("2"))
-    bad = sum(n for code, n in codes.items() if not code.startswith("2"))
-    # oha cancels the requests in flight when a -z window closes: not the
-    # server's doing, and reported apart from real errors.
-    dist = r.get("errorDistribution", {})
-    deadline = dist.get("aborted due to deadline", 0)
-    errors = sum(dist.values()) - deadline
-    lat = r.get("latencyPercentiles", {})
-    return {
-        "rps": r["summary"]["requestsPerSec"],
-        "p50_ms": lat.get("p50", 0) * 1000,
-        "p99_ms": lat.get("p99", 0) * 1000,
-        "p999_ms": lat.get("p99.9", 0) * 1000,
-        "ok": ok,
-        "non_2xx": bad,
-        "errors": errors,
-        "deadline_aborts": deadline,
-    }
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from report import load  # noqa: E402  (one reader of oha's JSON for both scripts)
 
 
 def main():
@@ -46,7 +25,6 @@ def main():
         med["rounds"] = len(runs)
         med["non_2xx"] = sum(r["non_2xx"] for r in runs)
         med["errors"] = sum(r["errors"] for r in runs)
-        med["deadline_aborts"] = sum(r["deadline_aborts"] for r in runs)
         med["runs_rps"] = [round(r["rps"]) for r in runs]
         rows[v] = med
     base = rows.get(variants[0], {}).get("rps") or 1

@@ -51,15 +51,7 @@ async fn a_thousand_concurrent_bookings_then_fifty_concurrent_cancels() {
     positions.sort_unstable();
     assert_eq!(positions, (1..=900).collect::<Vec<_>>());
 
-    let (_, status) = app.get(&format!("/api/status/{event}")).await;
-    assert_eq!(
-        (
-            status["confirmedCount"].as_u64(),
-            status["availableTickets"].as_u64(),
-            status["waitingListCount"].as_u64()
-        ),
-        (Some(100), Some(0), Some(900))
-    );
+    assert_eq!(app.counts(event).await, (100, 0, 900));
     let queue = waiting_users(&app, event).await;
     assert_eq!(
         queue.iter().map(|(_, p)| *p).collect::<Vec<_>>(),
@@ -114,14 +106,7 @@ async fn a_thousand_concurrent_bookings_then_fifty_concurrent_cancels() {
         rest.first().map(|(u, _)| u.clone()),
         Some(queue[50].0.clone())
     );
-    let (_, status) = app.get(&format!("/api/status/{event}")).await;
-    assert_eq!(
-        (
-            status["confirmedCount"].as_u64(),
-            status["availableTickets"].as_u64()
-        ),
-        (Some(100), Some(0))
-    );
+    assert_eq!(app.counts(event).await, (100, 0, 850));
 }
 
 /// 40 concurrent bookings by one user make exactly one booking.
@@ -135,12 +120,5 @@ async fn forty_concurrent_bookings_by_one_user_make_one_booking() {
         .map(|b| b["id"].as_u64().expect("id"))
         .collect();
     assert_eq!(ids.len(), 1);
-    let (_, status) = app.get(&format!("/api/status/{event}")).await;
-    assert_eq!(
-        (
-            status["confirmedCount"].as_u64(),
-            status["availableTickets"].as_u64()
-        ),
-        (Some(1), Some(9))
-    );
+    assert_eq!(app.counts(event).await, (1, 9, 0));
 }

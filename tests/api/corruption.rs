@@ -78,6 +78,17 @@ async fn state(server: &Server) -> Value {
     json!([status, queue])
 }
 
+/// A killed service whose journal spans at least three small segments;
+/// returns them, oldest first.
+async fn killed_with_segments(dir: &Path) -> Vec<PathBuf> {
+    let server = Server::start_with(journal_command(dir));
+    book_all(&server, true, 0..500).await;
+    server.stop_with(Signal::SIGKILL);
+    let segments = files(dir, "journal-");
+    assert!(segments.len() >= 3, "small segments rotate: {segments:?}");
+    segments
+}
+
 /// Runs the binary to completion and returns its exit code and log.
 fn run_to_exit(dir: &Path) -> (Option<i32>, String) {
     let out = journal_command(dir).output().expect("runs");
@@ -125,11 +136,7 @@ async fn a_torn_tail_is_cut_and_every_answered_change_survives() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_damaged_record_in_the_middle_exits_3_naming_file_and_offset() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let server = Server::start_with(journal_command(dir.path()));
-    book_all(&server, true, 0..500).await;
-    server.stop_with(Signal::SIGKILL);
-    let segments = files(dir.path(), "journal-");
-    assert!(segments.len() >= 3, "small segments rotate: {segments:?}");
+    let segments = killed_with_segments(dir.path()).await;
     let victim = &segments[0];
     let mut bytes = std::fs::read(victim).expect("read");
     let middle = bytes.len() / 2;
@@ -145,11 +152,7 @@ async fn a_damaged_record_in_the_middle_exits_3_naming_file_and_offset() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_segment_exits_3() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let server = Server::start_with(journal_command(dir.path()));
-    book_all(&server, true, 0..500).await;
-    server.stop_with(Signal::SIGKILL);
-    let segments = files(dir.path(), "journal-");
-    assert!(segments.len() >= 3, "{segments:?}");
+    let segments = killed_with_segments(dir.path()).await;
     std::fs::remove_file(&segments[1]).expect("remove");
     let (code, log) = run_to_exit(dir.path());
     assert_eq!(code, Some(3), "{log}");

@@ -95,6 +95,22 @@ impl TestApp {
         body["event"]["id"].as_u64().expect("event id")
     }
 
+    /// An event's counters from its status: (confirmed, available, waiting).
+    pub async fn counts(&self, event: u64) -> (u64, u64, u64) {
+        let (status, body) = self.get(&format!("/api/status/{event}")).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let n = |key: &str| {
+            body[key]
+                .as_u64()
+                .unwrap_or_else(|| panic!("{key} in {body}"))
+        };
+        (
+            n("confirmedCount"),
+            n("availableTickets"),
+            n("waitingListCount"),
+        )
+    }
+
     /// Books through the seed route; returns the booking object.
     pub async fn book(&self, event: u64, user: &str) -> Value {
         let (status, body) = self

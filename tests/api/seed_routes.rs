@@ -112,14 +112,7 @@ async fn book_confirms_then_queues_and_a_repeat_is_idempotent() {
     );
     let b_again = app.book(event, "bob").await;
     assert_eq!(b_again, b, "same id, same everything");
-    let (_, status) = app.get(&format!("/api/status/{event}")).await;
-    assert_eq!(
-        (
-            status["confirmedCount"].as_u64(),
-            status["waitingListCount"].as_u64()
-        ),
-        (Some(1), Some(1))
-    );
+    assert_eq!(app.counts(event).await, (1, 0, 1));
 }
 
 /// Cancel of a confirmed booking promotes the head of the queue in the same answer.
