@@ -426,8 +426,13 @@ impl Writer {
         }
         match Segment::create(&self.options.dir, self.last_lsn + 1) {
             Ok(next) => self.segment = next,
-            // Keep appending to the old segment; it only grows past its size.
-            Err(e) => log::error!("journal: cannot start a new segment: {e}"),
+            Err(e) => {
+                // Keep appending to the old segment; it only grows past its
+                // size. A half-created file would sit inside the old one's
+                // LSN range; replay passes over empty files, but remove it.
+                log::error!("journal: cannot start a new segment: {e}");
+                let _ = fs::remove_file(segment_path(&self.options.dir, self.last_lsn + 1));
+            }
         }
     }
 
@@ -674,6 +679,16 @@ pub fn replay(
     };
     for (i, (first, path)) in needed.iter().enumerate() {
         let is_last = i + 1 == needed.len();
+        let bytes = fs::read(path).map_err(|source| JournalError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        // An empty file holds no records, so it cannot hide any: continuity
+        // is checked record by record. (A rotation cut short by a full disk
+        // can leave one behind.)
+        if bytes.is_empty() {
+            continue;
+        }
         if *first != expected {
             return Err(JournalError::Gap {
                 path: path.clone(),
@@ -682,10 +697,6 @@ pub fn replay(
                 found: *first,
             });
         }
-        let bytes = fs::read(path).map_err(|source| JournalError::Io {
-            path: path.clone(),
-            source,
-        })?;
         let mut offset = 0usize;
         while offset < bytes.len() {
             let Some((lsn, record, size)) = decode_frame(&bytes[offset..]) else {
@@ -937,6 +948,23 @@ mod tests {
         fs::write(segment_path(dir.path(), 1), &bytes).expect("write");
         let (got, end) = read(dir.path(), 0).expect("replays");
         assert_eq!(got.iter().map(|(l, _)| *l).collect::<Vec<_>>(), vec![1, 5]);
+        assert_eq!(end.next_lsn, 6);
+    }
+
+    #[test]
+    fn an_empty_segment_inside_the_range_is_passed_over() {
+        let dir = tempfile::tempdir().expect("dir");
+        let mut bytes = Vec::new();
+        for lsn in 1..=4 {
+            encode_frame(&mut bytes, lsn, &booked(lsn));
+        }
+        fs::write(segment_path(dir.path(), 1), &bytes).expect("write");
+        fs::write(segment_path(dir.path(), 3), b"").expect("empty leftover");
+        let mut more = Vec::new();
+        encode_frame(&mut more, 5, &booked(5));
+        fs::write(segment_path(dir.path(), 5), &more).expect("write");
+        let (got, end) = read(dir.path(), 0).expect("replays");
+        assert_eq!(got.len(), 5);
         assert_eq!(end.next_lsn, 6);
     }
 
