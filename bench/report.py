@@ -44,6 +44,20 @@ def load(path):
     }
 
 
+def combine(paths):
+    """Medians over rounds of one variant's result files, with totals of what
+    must be zero; None when there are none."""
+    runs = [load(p) for p in sorted(paths)]
+    if not runs:
+        return None
+    med = {k: statistics.median(r[k] for r in runs) for k in ("rps", "p50_ms", "p99_ms", "p999_ms")}
+    med["non_2xx"] = sum(r["non_2xx"] for r in runs)
+    med["errors"] = sum(r["errors"] for r in runs)
+    med["rounds"] = len(runs)
+    med["runs_rps"] = [round(r["rps"]) for r in runs]
+    return med
+
+
 def summarise(raw):
     results = {}
     for scen_dir in sorted(glob.glob(os.path.join(raw, "*"))):
@@ -52,15 +66,9 @@ def summarise(raw):
             conns = os.path.basename(conn_dir)
             row = {}
             for v in VARIANTS:
-                runs = [load(p) for p in sorted(glob.glob(os.path.join(conn_dir, f"{v}-*.json")))]
-                if not runs:
-                    continue
-                med = {k: statistics.median(r[k] for r in runs) for k in ("rps", "p50_ms", "p99_ms", "p999_ms")}
-                med["non_2xx"] = sum(r["non_2xx"] for r in runs)
-                med["errors"] = sum(r["errors"] for r in runs)
-                med["rounds"] = len(runs)
-                med["runs_rps"] = [round(r["rps"]) for r in runs]
-                row[v] = med
+                med = combine(glob.glob(os.path.join(conn_dir, f"{v}-*.json")))
+                if med:
+                    row[v] = med
             limit = row.get("limit", {}).get("rps")
             for v, med in row.items():
                 med["ratio_to_limit"] = med["rps"] / limit if limit else None

@@ -7,26 +7,19 @@ import glob
 import json
 import os
 import platform
-import statistics
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from report import load  # noqa: E402  (one reader of oha's JSON for both scripts)
+from report import combine  # noqa: E402  (one reader of oha's JSON for both scripts)
 
 
 def main():
     name, raw, out, *variants = sys.argv[1:]
     rows = {}
     for v in variants:
-        runs = [load(p) for p in sorted(glob.glob(os.path.join(raw, f"{v}-*.json")))]
-        if not runs:
-            continue
-        med = {k: statistics.median(r[k] for r in runs) for k in ("rps", "p50_ms", "p99_ms", "p999_ms")}
-        med["rounds"] = len(runs)
-        med["non_2xx"] = sum(r["non_2xx"] for r in runs)
-        med["errors"] = sum(r["errors"] for r in runs)
-        med["runs_rps"] = [round(r["rps"]) for r in runs]
-        rows[v] = med
+        med = combine(glob.glob(os.path.join(raw, f"{v}-*.json")))
+        if med:
+            rows[v] = med
     base = rows.get(variants[0], {}).get("rps") or 1
     result = {
         "benchmark": name,

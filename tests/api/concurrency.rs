@@ -6,24 +6,7 @@ use futures_util::future::join_all;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{spawn_app, TestApp};
-
-async fn waiting_users(app: &TestApp, event: u64) -> Vec<(String, u64)> {
-    let (_, page) = app
-        .get(&format!("/api/events/{event}/waiting-list?limit=1000"))
-        .await;
-    page["items"]
-        .as_array()
-        .expect("items")
-        .iter()
-        .map(|i| {
-            (
-                i["user_id"].as_str().expect("user").to_string(),
-                i["waiting_position"].as_u64().expect("pos"),
-            )
-        })
-        .collect()
-}
+use crate::helpers::spawn_app;
 
 /// 1,000 concurrent bookings on 100 tickets: exactly 100 confirmed, positions
 /// exactly 1..900; then 50 concurrent cancels promote the first 50 in queue order.
@@ -52,7 +35,7 @@ async fn a_thousand_concurrent_bookings_then_fifty_concurrent_cancels() {
     assert_eq!(positions, (1..=900).collect::<Vec<_>>());
 
     assert_eq!(app.counts(event).await, (100, 0, 900));
-    let queue = waiting_users(&app, event).await;
+    let queue = app.waiting(event, "limit=1000").await.0;
     assert_eq!(
         queue.iter().map(|(_, p)| *p).collect::<Vec<_>>(),
         (1..=900).collect::<Vec<_>>()
@@ -97,7 +80,7 @@ async fn a_thousand_concurrent_bookings_then_fifty_concurrent_cancels() {
         "the head of the queue is served first"
     );
 
-    let rest = waiting_users(&app, event).await;
+    let rest = app.waiting(event, "limit=1000").await.0;
     assert_eq!(
         rest.iter().map(|(_, p)| *p).collect::<Vec<_>>(),
         (1..=850).collect::<Vec<_>>()

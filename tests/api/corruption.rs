@@ -54,27 +54,20 @@ async fn book_all(server: &Server, create: bool, users: std::ops::Range<usize>) 
     }
 }
 
+async fn get_json(url: String) -> Value {
+    let res = reqwest::get(url).await.expect("sent");
+    assert_eq!(res.status(), StatusCode::OK);
+    res.json().await.expect("json")
+}
+
+/// What clients can read of event 1: its status and its whole queue.
 async fn state(server: &Server) -> Value {
-    let http = reqwest::Client::new();
-    let status: Value = http
-        .get(format!("{}/api/status/1", server.base))
-        .send()
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("json");
-    let queue: Value = http
-        .get(format!(
-            "{}/api/events/1/waiting-list?limit=1000",
-            server.base
-        ))
-        .send()
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("json");
+    let status = get_json(format!("{}/api/status/1", server.base)).await;
+    let queue = get_json(format!(
+        "{}/api/events/1/waiting-list?limit=1000",
+        server.base
+    ))
+    .await;
     json!([status, queue])
 }
 

@@ -111,6 +111,25 @@ impl TestApp {
         )
     }
 
+    /// A page of an event's waiting list as (user, position) pairs, with the
+    /// whole answer for any further checks.
+    pub async fn waiting(&self, event: u64, query: &str) -> (Vec<(String, u64)>, Value) {
+        let (status, page) = self
+            .get(&format!("/api/events/{event}/waiting-list?{query}"))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        let items = page["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .map(|i| {
+                let user = i["user_id"].as_str().expect("user").to_string();
+                (user, i["waiting_position"].as_u64().expect("position"))
+            })
+            .collect();
+        (items, page)
+    }
+
     /// Books through the seed route; returns the booking object.
     pub async fn book(&self, event: u64, user: &str) -> Value {
         let (status, body) = self

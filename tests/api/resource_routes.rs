@@ -100,24 +100,8 @@ async fn waiting_list_is_in_queue_order_with_positions() {
         None,
     )
     .await;
-    let (status, page) = app
-        .get(&format!(
-            "/api/events/{event}/waiting-list?offset=1&limit=2"
-        ))
-        .await;
-    assert_eq!(status, StatusCode::OK);
+    let (items, page) = app.waiting(event, "offset=1&limit=2").await;
     assert_eq!(page["total"], 3);
-    let items: Vec<(String, u64)> = page["items"]
-        .as_array()
-        .expect("items")
-        .iter()
-        .map(|i| {
-            (
-                i["user_id"].as_str().expect("user").to_string(),
-                i["waiting_position"].as_u64().expect("pos"),
-            )
-        })
-        .collect();
     assert_eq!(items, [("d".to_string(), 2), ("e".to_string(), 3)]);
     let (_, d) = app.get(&format!("/api/events/{event}/bookings/d")).await;
     assert_eq!(page["items"][0]["booking_id"], d["booking"]["id"]);
