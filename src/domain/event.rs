@@ -295,12 +295,7 @@ impl Event {
                 });
             }
         }
-        if existing.is_none() && self.records.len() >= u32::MAX as usize {
-            return Err(DomainError::EventFull);
-        }
-        if self.available_tickets == 0 && !self.queue.has_room() {
-            return Err(DomainError::EventFull);
-        }
+        self.ensure_room(existing)?;
         let undo = Undo::Book {
             handle: existing.unwrap_or(self.records.len() as u32),
             previous: existing.map(|h| self.records[h as usize].clone()),
@@ -329,9 +324,7 @@ impl Event {
                 self.id
             )));
         }
-        if existing.is_none() && self.records.len() >= u32::MAX as usize {
-            return Err(DomainError::EventFull);
-        }
+        self.ensure_room(existing)?;
         self.insert_booking(existing, user, id, at);
         self.debug_check();
         Ok(())
@@ -656,6 +649,20 @@ impl Event {
             return bad("user index out of step with records".into());
         }
         Ok(())
+    }
+
+    /// Whether a new booking fits: a new user needs a record handle (u32),
+    /// and a booking that must wait needs a queue sequence number. Live and
+    /// replayed bookings share this check, so a replay can never pass it where
+    /// the original booking could not.
+    fn ensure_room(&self, existing: Option<u32>) -> Result<(), DomainError> {
+        let no_record = existing.is_none() && self.records.len() >= u32::MAX as usize;
+        let no_queue_place = self.available_tickets == 0 && !self.queue.has_room();
+        if no_record || no_queue_place {
+            Err(DomainError::EventFull)
+        } else {
+            Ok(())
+        }
     }
 
     /// Puts a new booking in `handle`'s record (a rebooking user) or a new
