@@ -140,30 +140,26 @@ impl Handler<Book> for EventActor {
         let now = Timestamp::now();
         let answer = match self.event.book(&msg.user, &self.ids, now) {
             Err(e) => Err(e.into()),
-            // Already booked: nothing new, but the booking shown may itself
-            // still be on its way to disk.
-            Ok(outcome) if !outcome.created() => Ok(Durable {
-                value: outcome,
-                lsn: self.applied_lsn(),
-            }),
-            Ok(mut outcome) => {
-                let record = Record::Booked {
-                    event: self.event.id(),
-                    booking: outcome.booking.id,
-                    user: msg.user,
-                    at: now,
-                };
-                match outcome.undo.take() {
-                    Some(undo) => self.journal_change(record, undo).map(|lsn| Durable {
+            Ok(mut outcome) => match outcome.undo.take() {
+                // Already booked: nothing new, but the booking shown may
+                // itself still be on its way to disk.
+                None => Ok(Durable {
+                    value: outcome,
+                    lsn: self.applied_lsn(),
+                }),
+                Some(undo) => {
+                    let record = Record::Booked {
+                        event: self.event.id(),
+                        booking: outcome.booking.id,
+                        user: msg.user,
+                        at: now,
+                    };
+                    self.journal_change(record, undo).map(|lsn| Durable {
                         value: outcome,
                         lsn,
-                    }),
-                    None => Ok(Durable {
-                        value: outcome,
-                        lsn: self.applied_lsn(),
-                    }),
+                    })
                 }
-            }
+            },
         };
         // The requester may have gone away; its loss, not ours.
         let _ = msg.reply.send(answer);
