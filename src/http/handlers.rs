@@ -12,8 +12,10 @@ use super::dto::{
 use super::error::ApiError;
 use super::extract::{event_id, user_id, PageQuery, ValidJson};
 use super::AppState;
-use crate::actors::ask;
+use actix::Addr;
+
 use crate::actors::messages::{Book, Cancel, Durable, GetBooking, GetStatus, GetWaitingPage};
+use crate::actors::{ask, EventActor};
 use crate::domain::{EventId, Timestamp, UserId};
 
 type State = web::Data<AppState>;
@@ -118,7 +120,7 @@ pub async fn booking_status(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (id, user) = path_target(&path)?;
-    let addr = state.registry.get(id).ok_or(ApiError::EventNotFound)?;
+    let addr = actor_of(&state, id)?;
     let answer = ask(&addr, |reply| GetBooking { user, reply }).await?;
     let booking = durable(&state, answer).await??;
     Ok(HttpResponse::Ok().json(BookingResponse {
@@ -133,7 +135,7 @@ pub async fn waiting_list(
     page: PageQuery,
 ) -> Result<HttpResponse, ApiError> {
     let id = event_id(&path)?;
-    let addr = state.registry.get(id).ok_or(ApiError::EventNotFound)?;
+    let addr = actor_of(&state, id)?;
     let PageQuery { offset, limit } = page;
     let answer = ask(&addr, |reply| GetWaitingPage {
         offset,
@@ -174,7 +176,7 @@ pub async fn method_not_allowed() -> HttpResponse {
 }
 
 async fn book(state: &AppState, id: EventId, user: UserId) -> Result<HttpResponse, ApiError> {
-    let addr = state.registry.get(id).ok_or(ApiError::EventNotFound)?;
+    let addr = actor_of(state, id)?;
     let answer = ask(&addr, |reply| Book { user, reply }).await??;
     let outcome = durable(state, answer).await?;
     Ok(HttpResponse::Ok().json(BookingResponse {
@@ -183,7 +185,7 @@ async fn book(state: &AppState, id: EventId, user: UserId) -> Result<HttpRespons
 }
 
 async fn cancel(state: &AppState, id: EventId, user: UserId) -> Result<HttpResponse, ApiError> {
-    let addr = state.registry.get(id).ok_or(ApiError::EventNotFound)?;
+    let addr = actor_of(state, id)?;
     let answer = ask(&addr, |reply| Cancel { user, reply }).await??;
     let outcome = durable(state, answer).await?;
     Ok(HttpResponse::Ok().json(CancelResponse {
@@ -195,9 +197,14 @@ async fn cancel(state: &AppState, id: EventId, user: UserId) -> Result<HttpRespo
 }
 
 async fn status_of(state: &AppState, id: EventId) -> Result<crate::domain::EventStatus, ApiError> {
-    let addr = state.registry.get(id).ok_or(ApiError::EventNotFound)?;
+    let addr = actor_of(state, id)?;
     let answer = ask(&addr, |reply| GetStatus { reply }).await?;
     durable(state, answer).await
+}
+
+/// The actor of event `id`, or 404 `EVENT_NOT_FOUND`.
+fn actor_of(state: &AppState, id: EventId) -> Result<Addr<EventActor>, ApiError> {
+    state.registry.get(id).ok_or(ApiError::EventNotFound)
 }
 
 /// Holds an answer back until everything it shows is durable: no client
