@@ -13,9 +13,9 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use boxoffice::actors::messages::Book;
+use boxoffice::actors::messages::MakeChange;
 use boxoffice::actors::{ask, take_snapshot, Registry};
-use boxoffice::domain::{BookingIdSequence, Event, EventId, Timestamp, UserId};
+use boxoffice::domain::{BookingIdSequence, Event, EventId, EventSettings, Timestamp, UserId};
 use boxoffice::persistence::journal::Journal;
 use boxoffice::persistence::recovery::recover;
 use boxoffice::persistence::{ServiceSnapshot, SnapshotStore, StoredEvent};
@@ -60,22 +60,24 @@ const HOT: u64 = 100;
 /// Section 1: operation cost against queue length.
 fn queue_scale(lengths: &[u64], ops: u64) -> serde_json::Value {
     println!("\n## 1. Cost per operation by queue length ({ops} operations each, ns/op)\n");
-    println!("| queue length | book (joins queue) | position look-up, random user | cancel from the middle, random user | cancel confirmed (promotes head) | position look-up, same 100 users | cancel + book again, same 100 users |");
+    println!("| queue length | book (joins queue) | position and tickets ahead, random user | cancel from the middle, random user | cancel confirmed (promotes head) | position and tickets ahead, same 100 users | cancel + book again, same 100 users |");
     println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     let mut rows = Vec::new();
     for &n in lengths {
         let ids = BookingIdSequence::default();
         let now = Timestamp::from_millis(0);
-        let mut event = Event::new(event_id(1), None, 1, now).expect("event");
-        event.book(&user("holder", 0), &ids, now).expect("book");
+        let mut event = Event::create(event_id(1), EventSettings::new(None, 1, 10), now)
+            .expect("event")
+            .0;
+        event.book(&user("holder", 0), 1, &ids, now).expect("book");
         for i in 0..n {
-            event.book(&user("w", i), &ids, now).expect("book");
+            event.book(&user("w", i), 1, &ids, now).expect("book");
         }
         let mut rng = XorShift(0x2545_f491_4f6c_dd1d);
 
         let started = Instant::now();
         for i in 0..ops {
-            black_box(event.book(&user("x", i), &ids, now).expect("book"));
+            black_box(event.book(&user("x", i), 1, &ids, now).expect("book"));
         }
         let book = per_op(started, ops);
 
@@ -89,7 +91,7 @@ fn queue_scale(lengths: &[u64], ops: u64) -> serde_json::Value {
                 event
                     .booking(&hot[(i % HOT) as usize])
                     .expect("booked")
-                    .waiting_position,
+                    .tickets_ahead,
             );
         }
         let position_hot = per_op(started, ops);
@@ -97,14 +99,14 @@ fn queue_scale(lengths: &[u64], ops: u64) -> serde_json::Value {
         for i in 0..ops / 2 {
             let u = &hot[(i % HOT) as usize];
             black_box(event.cancel(u, now).expect("cancel"));
-            black_box(event.book(u, &ids, now).expect("book again"));
+            black_box(event.book(u, 1, &ids, now).expect("book again"));
         }
         let cancel_rebook_hot = per_op(started, ops / 2);
 
         let lookups: Vec<UserId> = (0..ops).map(|_| user("w", rng.below(n))).collect();
         let started = Instant::now();
         for u in &lookups {
-            black_box(event.booking(u).expect("booked").waiting_position);
+            black_box(event.booking(u).expect("booked").tickets_ahead);
         }
         let position = per_op(started, ops);
 
@@ -132,7 +134,13 @@ fn queue_scale(lengths: &[u64], ops: u64) -> serde_json::Value {
         let started = Instant::now();
         for _ in 0..ops {
             let out = event.cancel(&confirmed, now).expect("cancel");
-            confirmed = out.promoted.expect("someone waits").user_id;
+            confirmed = out
+                .value
+                .promotions
+                .into_iter()
+                .next()
+                .expect("someone waits")
+                .user_id;
         }
         let cancel_promote = per_op(started, ops);
         event.verify().expect("invariants hold");
@@ -163,10 +171,12 @@ fn memory_per_booking(bookings: u64) -> (Event, BookingIdSequence, serde_json::V
     let ids = BookingIdSequence::default();
     let now = Timestamp::now();
     let before = rss_bytes();
-    let mut event = Event::new(event_id(1), None, bookings, now).expect("event");
+    let mut event = Event::create(event_id(1), EventSettings::new(None, bookings, 10), now)
+        .expect("event")
+        .0;
     let started = Instant::now();
     for i in 0..bookings {
-        event.book(&user("u", i), &ids, now).expect("book");
+        event.book(&user("u", i), 1, &ids, now).expect("book");
     }
     let took = started.elapsed();
     let after = rss_bytes();
@@ -252,7 +262,7 @@ async fn actor_sections(
     let started = Instant::now();
     for _ in 0..events {
         registry
-            .create(None, None, 100, Timestamp::now())
+            .create(None, &EventSettings::new(None, 100, 10), Timestamp::now())
             .expect("create");
     }
     let took = started.elapsed();
@@ -294,7 +304,8 @@ async fn actor_sections(
                 while Instant::now() < until {
                     let started = Instant::now();
                     let u = user(&format!("late{c}x"), i);
-                    let answer = ask(&addr, |reply| Book { user: u, reply }).await;
+                    let op = Box::new(move |e: &mut Event, ids: &_, now| e.book(&u, 1, ids, now));
+                    let answer = ask(&addr, |reply| MakeChange { op, reply }).await;
                     assert!(answer.is_ok(), "booking failed");
                     latencies.push((started, started.elapsed()));
                     i += 1;

@@ -47,6 +47,9 @@ pub struct ServerSettings {
     pub workers: usize,
 }
 
+/// The largest `limits.max_tickets_per_user` accepted.
+pub const MAX_TICKETS_PER_USER: u32 = 1_000_000;
+
 /// `[limits]`
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -55,6 +58,9 @@ pub struct LimitSettings {
     pub max_tickets_per_event: u64,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// Largest `maxPerUser` an event may be given; events created without
+    /// one get `min(10, this)`.
+    pub max_tickets_per_user: u32,
 }
 
 /// `[rate_limit]`
@@ -116,6 +122,7 @@ impl Default for Settings {
             limits: LimitSettings {
                 max_tickets_per_event: 10_000_000,
                 max_body_bytes: 16_384,
+                max_tickets_per_user: 10,
             },
             rate_limit: RateLimitSettings {
                 enabled: true,
@@ -203,6 +210,9 @@ impl Settings {
         }
         if !(256..=64 * 1024 * 1024).contains(&self.limits.max_body_bytes) {
             return invalid("limits.max_body_bytes", "must be 256 to 67108864");
+        }
+        if !(1..=MAX_TICKETS_PER_USER).contains(&self.limits.max_tickets_per_user) {
+            return invalid("limits.max_tickets_per_user", "must be 1 to 1000000");
         }
         if self.rate_limit.requests == 0 {
             return invalid("rate_limit.requests", "must be at least 1");

@@ -1,11 +1,23 @@
 //! boxoffice: a ticket booking service.
 //!
-//! - [`domain`]: events, bookings and waiting lists as a plain state machine.
-//! - [`config`]: typed settings from `config.toml` and `BOXOFFICE__` variables.
-//! - [`persistence`]: the binary codec and crash-safe snapshot files.
+//! A request passes through, in order:
+//! - [`http`]: routes, extractors (validation into domain values), rate
+//!   limiting, and the mapping of every error to JSON;
+//! - [`service`]: [`service::BoxOffice`], every operation of the service:
+//!   finds the event's actor, sends it the operation, waits until the
+//!   answer is durable;
+//! - [`actors`]: one actor per event that applies changes one at a time and
+//!   journals them, the registry that finds actors, and the snapshotter;
+//! - [`domain`]: events, bookings, parties and the waiting queue as a plain
+//!   state machine; every change is a [`domain::Change`];
+//! - [`persistence`]: the codec, the write-ahead journal, snapshot files,
+//!   the data directory's lock, and recovery from both at start.
+//!
+//! [`config`] reads the settings; [`startup`] wires it all together.
 pub mod actors;
 pub mod config;
 pub mod domain;
 pub mod http;
 pub mod persistence;
+pub mod service;
 pub mod startup;

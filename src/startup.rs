@@ -17,6 +17,7 @@ use crate::http::{self as api, AppState};
 use crate::persistence::journal::{Journal, JournalError, JournalOptions};
 use crate::persistence::recovery::{recover, RecoveryError};
 use crate::persistence::{SnapshotError, SnapshotStore};
+use crate::service::BoxOffice;
 
 /// How long in-flight requests get to finish after a stop signal.
 const SHUTDOWN_GRACE_SECS: u64 = 10;
@@ -133,9 +134,11 @@ impl Application {
             });
         }
         let state = web::Data::new(AppState {
-            registry: Arc::clone(&registry),
-            limits: settings.limits.clone(),
-            journal: Arc::clone(&journal),
+            service: Arc::new(BoxOffice::new(
+                Arc::clone(&registry),
+                Arc::clone(&journal),
+                settings.limits.clone(),
+            )),
         });
         let access_log = settings.log.access_log;
         let server = HttpServer::new(move || {

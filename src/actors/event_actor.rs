@@ -12,10 +12,8 @@ use std::sync::Arc;
 
 use actix::{Actor, Context, Handler};
 
-use super::messages::{
-    ActorError, Book, Cancel, Durable, GetBooking, GetStatus, GetWaitingPage, TakeSnapshot,
-};
-use crate::domain::{BookingIdSequence, Event, Timestamp, Undo};
+use super::messages::{ActorError, Durable, MakeChange, Read, TakeSnapshot};
+use crate::domain::{BookingIdSequence, Event, Made, Outcome, Timestamp, Undo};
 use crate::persistence::journal::{Journal, Lsn, Record};
 use crate::persistence::StoredEvent;
 
@@ -105,15 +103,19 @@ impl EventActor {
     }
 
     /// Journals an applied change, or undoes it when the journal refuses.
-    fn journal_change(&mut self, record: Record, undo: Undo) -> Result<Lsn, ActorError> {
+    fn journal_change(&mut self, made: Made) -> Result<Lsn, ActorError> {
+        let record = Record::Change {
+            event: self.event.id(),
+            change: made.change,
+        };
         match self.journal.submit(record, self.epoch) {
             Ok(lsn) => {
-                self.pending.push_back((lsn, undo));
+                self.pending.push_back((lsn, made.undo));
                 self.changes.fetch_add(1, Ordering::Relaxed);
                 Ok(lsn)
             }
             Err(_) => {
-                self.event.undo(undo);
+                self.event.undo(made.undo);
                 self.settle();
                 Err(ActorError::Unavailable)
             }
@@ -129,104 +131,39 @@ impl Actor for EventActor {
     }
 }
 
-impl Handler<Book> for EventActor {
+impl<T: Send + 'static> Handler<MakeChange<T>> for EventActor {
     type Result = ();
 
-    fn handle(&mut self, msg: Book, _: &mut Self::Context) {
-        if !self.accepting() {
-            let _ = msg.reply.send(Err(ActorError::Unavailable));
-            return;
-        }
-        let now = Timestamp::now();
-        let answer = match self.event.book(&msg.user, &self.ids, now) {
-            Err(e) => Err(e.into()),
-            Ok(mut outcome) => match outcome.undo.take() {
-                // Already booked: nothing new, but the booking shown may
+    fn handle(&mut self, msg: MakeChange<T>, _: &mut Self::Context) {
+        let answer = if self.accepting() {
+            match (msg.op)(&mut self.event, &self.ids, Timestamp::now()) {
+                Err(e) => Err(e.into()),
+                // Nothing new (a retried booking), but what it shows may
                 // itself still be on its way to disk.
-                None => Ok(Durable {
-                    value: outcome,
+                Ok(Outcome { value, made: None }) => Ok(Durable {
+                    value,
                     lsn: self.applied_lsn(),
                 }),
-                Some(undo) => {
-                    let record = Record::Booked {
-                        event: self.event.id(),
-                        booking: outcome.booking.id,
-                        user: msg.user,
-                        at: now,
-                    };
-                    self.journal_change(record, undo).map(|lsn| Durable {
-                        value: outcome,
-                        lsn,
-                    })
-                }
-            },
+                Ok(Outcome {
+                    value,
+                    made: Some(made),
+                }) => self.journal_change(made).map(|lsn| Durable { value, lsn }),
+            }
+        } else {
+            Err(ActorError::Unavailable)
         };
         // The requester may have gone away; its loss, not ours.
         let _ = msg.reply.send(answer);
     }
 }
 
-impl Handler<Cancel> for EventActor {
+impl<T: Send + 'static> Handler<Read<T>> for EventActor {
     type Result = ();
 
-    fn handle(&mut self, msg: Cancel, _: &mut Self::Context) {
-        if !self.accepting() {
-            let _ = msg.reply.send(Err(ActorError::Unavailable));
-            return;
-        }
-        let now = Timestamp::now();
-        let answer = match self.event.cancel(&msg.user, now) {
-            Err(e) => Err(e.into()),
-            Ok(outcome) => {
-                let record = Record::Cancelled {
-                    event: self.event.id(),
-                    user: msg.user,
-                    at: now,
-                };
-                let undo = outcome.undo.clone();
-                self.journal_change(record, undo).map(|lsn| Durable {
-                    value: outcome,
-                    lsn,
-                })
-            }
-        };
-        let _ = msg.reply.send(answer);
-    }
-}
-
-impl Handler<GetStatus> for EventActor {
-    type Result = ();
-
-    fn handle(&mut self, msg: GetStatus, _: &mut Self::Context) {
+    fn handle(&mut self, msg: Read<T>, _: &mut Self::Context) {
         self.settle();
         let _ = msg.reply.send(Durable {
-            value: self.event.status(),
-            lsn: self.applied_lsn(),
-        });
-    }
-}
-
-impl Handler<GetBooking> for EventActor {
-    type Result = ();
-
-    fn handle(&mut self, msg: GetBooking, _: &mut Self::Context) {
-        self.settle();
-        let value = self.event.booking(&msg.user);
-        let _ = msg.reply.send(Durable {
-            value,
-            lsn: self.applied_lsn(),
-        });
-    }
-}
-
-impl Handler<GetWaitingPage> for EventActor {
-    type Result = ();
-
-    fn handle(&mut self, msg: GetWaitingPage, _: &mut Self::Context) {
-        self.settle();
-        let value = self.event.waiting_page(msg.offset, msg.limit);
-        let _ = msg.reply.send(Durable {
-            value,
+            value: (msg.op)(&self.event),
             lsn: self.applied_lsn(),
         });
     }

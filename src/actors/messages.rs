@@ -1,18 +1,20 @@
-//! One message per operation on an event.
+//! The messages an event's actor handles: a change, a read, a snapshot.
 //!
-//! Each carries its own reply channel instead of using actix's response
-//! future: that lets the HTTP layer use `try_send`, so a full or closed
-//! mailbox is refused at once (503) rather than left to wait.
+//! A change or a read carries the operation itself as a closure over the
+//! event, so a new operation needs no new message or handler: the service
+//! layer says what to do, the actor decides when (one message at a time)
+//! and makes the change durable.
 //!
-//! Every answer comes with the journal LSN the client must wait for before
-//! seeing it: the change itself, or for a read the last change it reflects.
+//! Each message carries its own reply channel instead of using actix's
+//! response future: that lets the caller use `try_send`, so a full or closed
+//! mailbox is refused at once (503) rather than left to wait. Every answer
+//! comes with the journal LSN the client must wait for before seeing it: the
+//! change itself, or for a read the last change it reflects.
 
 use actix::Message;
 use tokio::sync::oneshot;
 
-use crate::domain::{
-    BookOutcome, BookingView, CancelOutcome, DomainError, EventStatus, UserId, WaitingPage,
-};
+use crate::domain::{BookingIdSequence, DomainError, Event, Outcome, Timestamp};
 use crate::persistence::journal::Lsn;
 use crate::persistence::StoredEvent;
 
@@ -28,10 +30,10 @@ pub struct Durable<T> {
     pub lsn: Lsn,
 }
 
-/// Why an event's actor refused a request.
+/// Why an event's actor refused a change.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ActorError {
-    /// The domain said no.
+    /// The domain said no; nothing changed.
     #[error(transparent)]
     Domain(#[from] DomainError),
     /// The journal cannot take changes right now; nothing was changed.
@@ -39,57 +41,32 @@ pub enum ActorError {
     Unavailable,
 }
 
-/// An answer to a change.
-pub type ChangeReply<T> = Reply<Result<Durable<T>, ActorError>>;
+/// A live operation on an event: decides at `now` and returns what it made.
+pub type ChangeOp<T> = Box<
+    dyn FnOnce(&mut Event, &BookingIdSequence, Timestamp) -> Result<Outcome<T>, DomainError> + Send,
+>;
 
-/// Book a ticket (or a queue place) for a user.
+/// Make a change to the event.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct Book {
-    /// Who books.
-    pub user: UserId,
-    /// Receives the booking.
-    pub reply: ChangeReply<BookOutcome>,
+pub struct MakeChange<T: Send + 'static> {
+    /// The operation.
+    pub op: ChangeOp<T>,
+    /// Receives its answer.
+    pub reply: Reply<Result<Durable<T>, ActorError>>,
 }
 
-/// Cancel a user's active booking.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Cancel {
-    /// Whose booking.
-    pub user: UserId,
-    /// Receives the cancelled booking and whoever was promoted.
-    pub reply: ChangeReply<CancelOutcome>,
-}
+/// A read of the event's state.
+pub type ReadOp<T> = Box<dyn FnOnce(&Event) -> T + Send>;
 
-/// Read the event's counters.
+/// Read the event's state.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct GetStatus {
-    /// Receives the status.
-    pub reply: Reply<Durable<EventStatus>>,
-}
-
-/// Read a user's booking.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct GetBooking {
-    /// Whose booking.
-    pub user: UserId,
-    /// Receives the booking.
-    pub reply: Reply<Durable<Result<BookingView, DomainError>>>,
-}
-
-/// Read a page of the waiting list.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct GetWaitingPage {
-    /// 0-based queue offset of the first entry.
-    pub offset: usize,
-    /// Most entries to return.
-    pub limit: usize,
-    /// Receives the page.
-    pub reply: Reply<Durable<WaitingPage>>,
+pub struct Read<T: Send + 'static> {
+    /// What to read.
+    pub op: ReadOp<T>,
+    /// Receives it.
+    pub reply: Reply<Durable<T>>,
 }
 
 /// Hand over the event's state for a snapshot.

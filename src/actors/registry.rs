@@ -14,7 +14,8 @@ use tokio::sync::oneshot;
 use super::event_actor::EventActor;
 use super::messages::{Reply, TakeSnapshot};
 use crate::domain::{
-    BookingIdSequence, DomainError, Event, EventId, EventStatus, Timestamp, MAX_EVENT_ID,
+    BookingIdSequence, DomainError, Event, EventId, EventSettings, EventStatus, Timestamp,
+    MAX_EVENT_ID,
 };
 use crate::persistence::journal::{Journal, Lsn, Record};
 use crate::persistence::recovery::Recovered;
@@ -111,18 +112,17 @@ impl Registry {
     pub fn create(
         &self,
         requested: Option<EventId>,
-        name: Option<String>,
-        total_tickets: u64,
+        settings: &EventSettings,
         now: Timestamp,
     ) -> Result<(EventStatus, Lsn), CreateError> {
         let created = match requested {
             Some(id) => self
-                .insert(id, name, total_tickets, now)?
+                .insert(id, settings, now)?
                 .ok_or(CreateError::Exists(id))?,
             None => loop {
                 let raw = self.next_event_id.fetch_add(1, Ordering::Relaxed);
                 let id = EventId::try_from(raw).map_err(|_| CreateError::IdsExhausted)?;
-                if let Some(created) = self.insert(id, name.clone(), total_tickets, now)? {
+                if let Some(created) = self.insert(id, settings, now)? {
                     break created;
                 }
             },
@@ -137,21 +137,15 @@ impl Registry {
     fn insert(
         &self,
         id: EventId,
-        name: Option<String>,
-        total_tickets: u64,
+        settings: &EventSettings,
         now: Timestamp,
     ) -> Result<Option<(EventStatus, Lsn)>, CreateError> {
         match self.actors.entry(id) {
             Entry::Occupied(_) => Ok(None),
             Entry::Vacant(slot) => {
-                let event = Event::new(id, name.clone(), total_tickets, now)?;
+                let (event, change) = Event::create(id, settings.clone(), now)?;
                 let status = event.status();
-                let record = Record::EventCreated {
-                    event: id,
-                    name,
-                    total_tickets,
-                    at: now,
-                };
+                let record = Record::Change { event: id, change };
                 let epoch = self.journal.state().epoch;
                 let lsn = self
                     .journal

@@ -4,12 +4,14 @@
 //! or gone (0) here, so "how many live slots come before mine" — a waiting
 //! position — costs O(log n) however many people left the middle of the queue.
 
-/// Prefix sums over a sequence of `u32` counts that only grows at the end.
+/// Prefix sums over a sequence of counts that only grows at the end. Sums
+/// are `u64`: the queue also keeps one over ticket quantities, whose total
+/// can pass `u32::MAX`.
 #[derive(Debug, Clone, Default)]
 pub struct Fenwick {
     /// `tree[i - 1]` holds the sum of the counts in `(i - lowbit(i), i]`
     /// (1-based), the classic layout.
-    tree: Vec<u32>,
+    tree: Vec<u64>,
 }
 
 fn lowbit(i: usize) -> usize {
@@ -22,7 +24,7 @@ impl Fenwick {
         let mut i = n.min(self.tree.len());
         let mut sum = 0u64;
         while i > 0 {
-            sum += u64::from(self.tree[i - 1]);
+            sum += self.tree[i - 1];
             i -= lowbit(i);
         }
         sum
@@ -30,18 +32,15 @@ impl Fenwick {
 
     /// Appends a count in O(log n): the new node covers `(i - lowbit(i), i]`,
     /// whose sum up to `i - 1` is a difference of two prefix sums.
-    pub fn push(&mut self, count: u32) {
+    pub fn push(&mut self, count: u64) {
         let i = self.tree.len() + 1;
         let covered = self.prefix_sum(i - 1) - self.prefix_sum(i - lowbit(i));
-        // The covered range holds fewer than `i` unit counts, and `i` fits in
-        // u32 because the queue refuses to grow past u32::MAX slots.
-        let covered = u32::try_from(covered).unwrap_or(u32::MAX);
-        self.tree.push(count.saturating_add(covered));
+        self.tree.push(count + covered);
     }
 
     /// Adds `delta` to the count at 0-based `index`. The caller keeps every
     /// count non-negative.
-    pub fn add(&mut self, index: usize, delta: i32) {
+    pub fn add(&mut self, index: usize, delta: i64) {
         debug_assert!(index < self.tree.len(), "fenwick index out of range");
         let mut i = index + 1;
         while i <= self.tree.len() {
@@ -66,9 +65,9 @@ impl Fenwick {
         let mut remaining = k;
         while step > 0 {
             let next = pos + step;
-            if next <= n && u64::from(self.tree[next - 1]) < remaining {
+            if next <= n && self.tree[next - 1] < remaining {
                 pos = next;
-                remaining -= u64::from(self.tree[next - 1]);
+                remaining -= self.tree[next - 1];
             }
             step >>= 1;
         }
@@ -80,15 +79,15 @@ impl Fenwick {
 mod tests {
     use super::*;
 
-    fn naive_prefix(counts: &[u32], n: usize) -> u64 {
-        counts[..n].iter().map(|&c| u64::from(c)).sum()
+    fn naive_prefix(counts: &[u64], n: usize) -> u64 {
+        counts[..n].iter().sum()
     }
 
     #[test]
     fn prefix_sums_match_a_plain_sum_after_pushes_and_updates() {
         let mut counts = Vec::new();
         let mut tree = Fenwick::default();
-        for i in 0..300u32 {
+        for i in 0..300u64 {
             counts.push(i % 3);
             tree.push(i % 3);
             if i % 7 == 0 && counts[(i / 2) as usize] > 0 {

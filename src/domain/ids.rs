@@ -148,6 +148,14 @@ impl Timestamp {
         self.0
     }
 
+    /// Parses an RFC 3339 timestamp (any offset), to the millisecond;
+    /// `None` when it is not one.
+    pub fn parse_rfc3339(raw: &str) -> Option<Self> {
+        chrono::DateTime::parse_from_rfc3339(raw)
+            .ok()
+            .map(|t| Self(t.timestamp_millis()))
+    }
+
     /// RFC 3339 UTC with milliseconds, e.g. `2024-02-04T10:00:00.000Z`.
     pub fn to_rfc3339(self) -> String {
         match chrono::DateTime::from_timestamp_millis(self.0) {
@@ -230,6 +238,21 @@ mod tests {
             Timestamp::from_millis(1_707_040_800_123).to_rfc3339(),
             "2024-02-04T10:00:00.123Z"
         );
+    }
+
+    #[test]
+    fn rfc3339_timestamps_parse_with_any_offset_and_junk_is_refused() {
+        assert_eq!(
+            Timestamp::parse_rfc3339("2024-02-04T10:00:00.123Z"),
+            Some(Timestamp::from_millis(1_707_040_800_123))
+        );
+        assert_eq!(
+            Timestamp::parse_rfc3339("2024-02-04T11:00:00+01:00"),
+            Some(Timestamp::from_millis(1_707_040_800_000))
+        );
+        for bad in ["", "2024-02-04", "yesterday", "2024-13-01T00:00:00Z"] {
+            assert_eq!(Timestamp::parse_rfc3339(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -1,45 +1,58 @@
 //! The booking domain: events, their tickets, bookings and waiting lists.
 //!
-//! Plain Rust with no actors, no HTTP and no I/O, so every rule can be
-//! unit- and property-tested alone. Callers pass in the current time and the
-//! shared booking-id sequence; the domain decides everything else.
+//! Plain Rust with no actors, no HTTP, no I/O and no clock, so every rule can
+//! be unit- and property-tested alone. Callers pass in the current time and
+//! the shared booking-id sequence; the domain decides everything else.
+//!
+//! - [`Event`]: one event's state; its live operations return an
+//!   [`Outcome`] holding the [`Change`] to journal and its [`Undo`].
+//! - [`Change`]: what happened, as the journal stores it; [`Event::apply`]
+//!   replays it.
+//! - [`WaitingQueue`]: FIFO with O(log n) positions and tickets ahead.
 //!
 //! ```
-//! use boxoffice::domain::{BookingIdSequence, BookingStatus, Event, EventId, Timestamp, UserId};
+//! use boxoffice::domain::{BookingIdSequence, BookingStatus, Event, EventId, EventSettings, Timestamp, UserId};
 //!
 //! let ids = BookingIdSequence::default();
 //! let id = EventId::try_from(1).unwrap();
-//! let mut gig = Event::new(id, None, 1, Timestamp::from_millis(0)).unwrap();
+//! let settings = EventSettings::new(None, 2, 10);
+//! let (mut gig, _created) = Event::create(id, settings, Timestamp::from_millis(0)).unwrap();
 //! let alice = UserId::try_from("alice").unwrap();
 //! let bob = UserId::try_from("bob").unwrap();
 //!
-//! gig.book(&alice, &ids, Timestamp::from_millis(1)).unwrap();
-//! let queued = gig.book(&bob, &ids, Timestamp::from_millis(2)).unwrap();
-//! assert_eq!(queued.booking.waiting_position, Some(1));
+//! gig.book(&alice, 2, &ids, Timestamp::from_millis(1)).unwrap();
+//! let queued = gig.book(&bob, 1, &ids, Timestamp::from_millis(2)).unwrap();
+//! assert_eq!(queued.value.waiting_position, Some(1));
 //!
-//! // Alice's cancellation hands her ticket to Bob in the same step.
+//! // Alice's cancellation hands a ticket to Bob in the same step.
 //! let cancelled = gig.cancel(&alice, Timestamp::from_millis(3)).unwrap();
-//! assert_eq!(cancelled.promoted.unwrap().status, BookingStatus::Confirmed);
+//! assert_eq!(cancelled.value.promotions[0].status, BookingStatus::Confirmed);
 //! ```
 
+mod booking;
+mod change;
 mod chunked;
 mod event;
 mod fenwick;
 mod ids;
 mod queue;
+mod settings;
 
+pub use booking::{BookingRecord, BookingStatus, BookingView};
+pub use change::Change;
 pub use chunked::ChunkedVec;
 pub use event::{
-    BookOutcome, BookingRecord, BookingStatus, BookingView, CancelOutcome, Event, EventSnapshot,
-    EventStatus, Undo, WaitingEntry, WaitingPage,
+    Applied, BookingChange, Event, EventChange, EventSnapshot, EventStatus, Made, Outcome, Undo,
+    WaitingEntry, WaitingPage,
 };
 pub use ids::{
     BookingId, BookingIdSequence, EventId, Timestamp, UserId, MAX_EVENT_ID, MAX_EVENT_NAME_CHARS,
     MAX_USER_ID_CHARS,
 };
 pub use queue::{QueueEntry, WaitingQueue};
+pub use settings::{EventPatch, EventSettings, Sales};
 
-/// What the domain refuses, and why.
+/// What the domain refuses, and why. Nothing changed when one is returned.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DomainError {
     /// An event id outside 1 to 2^53 - 1.
@@ -51,9 +64,41 @@ pub enum DomainError {
     /// An event must have at least one ticket.
     #[error("an event needs at least one ticket")]
     InvalidTicketCount,
-    /// The user has no booking (for cancel: no active one) at this event.
+    /// A setting out of range or at odds with another.
+    #[error("{field} {message}")]
+    InvalidSettings {
+        /// The setting, as clients name it.
+        field: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+    /// A quantity of 0, or above what this event allows one user.
+    #[error("quantity must be an integer from 1 to {max}")]
+    QuantityOutOfRange {
+        /// The most this booking may ask for.
+        max: u64,
+    },
+    /// The user has no booking (for changes: no active one) at this event.
     #[error("booking not found")]
     BookingNotFound,
+    /// Booking again, with another quantity, while a booking is active.
+    #[error("an active booking with another quantity exists; change or cancel it")]
+    BookingExists,
+    /// A quantity change that asks for more tickets.
+    #[error("a booking's quantity can only be lowered; cancel and book again for more")]
+    QuantityIncrease,
+    /// Confirming a booking that is waiting, not held.
+    #[error("the booking is waiting, not held; there is nothing to confirm")]
+    NotHeld,
+    /// Booking before `sales_start`.
+    #[error("sales for this event have not opened yet")]
+    SalesNotOpen,
+    /// Booking after `sales_end`, or while sales are switched off.
+    #[error("sales for this event are closed")]
+    SalesClosed,
+    /// A ticket count below what is sold or below a waiting booking.
+    #[error("{0}")]
+    CapacityConflict(String),
     /// The event has used up the 2^32 booking slots it can index.
     #[error("this event cannot take more bookings")]
     EventFull,

@@ -8,7 +8,8 @@ const WORD_BITS: usize = 64;
 /// Marks a slot whose booking has left the queue (promoted or cancelled).
 const GONE: u32 = u32::MAX;
 
-/// A FIFO of booking handles with O(log n) live positions.
+/// A FIFO of booking handles, each asking for some tickets, with O(log n)
+/// live positions and tickets-ahead counts.
 ///
 /// Every arrival takes the next sequence number; leaving only marks the slot
 /// gone, so nobody else's sequence number changes and a position is the count
@@ -16,18 +17,26 @@ const GONE: u32 = u32::MAX;
 /// bit per slot in 64-bit words, and a Fenwick tree over the words' counts.
 /// The tree is 64 times smaller than one over slots, so at a million
 /// waiting it still sits in cache, and a rank is a prefix sum plus a popcount.
+/// Tickets ahead work the same way: a second Fenwick tree over each word's
+/// sum of quantities, plus the quantities before one's own slot in its word.
 #[derive(Debug, Clone, Default)]
 pub struct WaitingQueue {
     /// The booking handle that took each sequence number, or `GONE`.
     slots: Vec<u32>,
+    /// The tickets each live slot asks for; 0 for gone slots.
+    quantities: Vec<u32>,
     /// Bit `seq % 64` of word `seq / 64` is set while slot `seq` is live.
     live_bits: Vec<u64>,
     /// How many live slots each word holds, as prefix sums.
     live_words: Fenwick,
+    /// How many tickets each word's live slots ask for, as prefix sums.
+    ticket_words: Fenwick,
     /// Every slot before this one is gone: the head search starts here.
     head: usize,
     /// Number of live slots.
     len: usize,
+    /// Tickets asked for by all live slots.
+    tickets: u64,
 }
 
 /// One live entry of the queue, as seen by a reader.
@@ -37,6 +46,19 @@ pub struct QueueEntry {
     pub handle: u32,
     /// 1-based place in the queue.
     pub position: u64,
+    /// Tickets this entry asks for.
+    pub quantity: u32,
+}
+
+/// The entry at the front of the queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Head {
+    /// Its sequence number.
+    pub seq: u32,
+    /// Its booking handle.
+    pub handle: u32,
+    /// Tickets it asks for.
+    pub quantity: u32,
 }
 
 impl WaitingQueue {
@@ -55,24 +77,32 @@ impl WaitingQueue {
         self.len == 0
     }
 
+    /// Tickets asked for by everyone waiting.
+    pub fn tickets(&self) -> u64 {
+        self.tickets
+    }
+
     /// Whether another arrival fits: sequence numbers are `u32`, and
     /// `u32::MAX` is reserved for gone slots.
     pub fn has_room(&self) -> bool {
         self.slots.len() < GONE as usize
     }
 
-    /// Appends `handle` at the back and returns its sequence number.
-    /// The caller checks [`Self::has_room`] first.
-    pub fn push(&mut self, handle: u32) -> u32 {
+    /// Appends `handle`, asking for `quantity` tickets, at the back and
+    /// returns its sequence number. The caller checks [`Self::has_room`] first.
+    pub fn push(&mut self, handle: u32, quantity: u32) -> u32 {
         assert!(self.has_room(), "waiting queue sequence space exhausted");
         debug_assert_ne!(handle, GONE);
         let seq = self.slots.len() as u32;
         self.slots.push(handle);
+        self.quantities.push(0);
         if self.slots.len() > self.live_bits.len() * WORD_BITS {
             self.live_bits.push(0);
             self.live_words.push(0);
+            self.ticket_words.push(0);
         }
         self.mark(seq as usize, true);
+        self.set_tickets(seq as usize, quantity);
         self.len += 1;
         seq
     }
@@ -85,6 +115,7 @@ impl WaitingQueue {
             Some(&handle) if handle != GONE => {
                 self.slots[index] = GONE;
                 self.mark(index, false);
+                self.set_tickets(index, 0);
                 self.len -= 1;
                 self.skip_gone_head();
                 true
@@ -95,7 +126,7 @@ impl WaitingQueue {
 
     /// Puts `handle` back at sequence number `seq`, which it left earlier:
     /// undoing a removal restores the exact place in the queue.
-    pub fn revive(&mut self, seq: u32, handle: u32) {
+    pub fn revive(&mut self, seq: u32, handle: u32, quantity: u32) {
         let index = seq as usize;
         assert!(
             self.slots.get(index) == Some(&GONE),
@@ -103,17 +134,29 @@ impl WaitingQueue {
         );
         self.slots[index] = handle;
         self.mark(index, true);
+        self.set_tickets(index, quantity);
         self.len += 1;
         self.head = self.head.min(index);
     }
 
-    /// Takes the entry at the front, returning its handle.
-    pub fn pop_front(&mut self) -> Option<u32> {
-        self.skip_gone_head();
-        let handle = *self.slots.get(self.head)?;
-        let seq = self.head as u32;
-        self.remove(seq);
-        Some(handle)
+    /// Changes how many tickets the live entry `seq` asks for.
+    pub fn set_quantity(&mut self, seq: u32, quantity: u32) {
+        let index = seq as usize;
+        debug_assert!(
+            self.slots.get(index).is_some_and(|&h| h != GONE),
+            "only a live entry changes its quantity"
+        );
+        self.set_tickets(index, quantity);
+    }
+
+    /// The entry at the front, if anyone waits.
+    pub fn head(&self) -> Option<Head> {
+        let index = self.first_live()?;
+        Some(Head {
+            seq: index as u32,
+            handle: self.slots[index],
+            quantity: self.quantities[index],
+        })
     }
 
     /// 1-based position of the live entry `seq`, or `None` if it is gone.
@@ -121,6 +164,23 @@ impl WaitingQueue {
         let index = seq as usize;
         match self.slots.get(index) {
             Some(&handle) if handle != GONE => Some(self.rank(index)),
+            _ => None,
+        }
+    }
+
+    /// Tickets asked for by the live entries ahead of `seq`, or `None` if
+    /// it is gone.
+    pub fn tickets_ahead(&self, seq: u32) -> Option<u64> {
+        let index = seq as usize;
+        match self.slots.get(index) {
+            Some(&handle) if handle != GONE => {
+                let word = index / WORD_BITS;
+                let in_word: u64 = self.quantities[word * WORD_BITS..index]
+                    .iter()
+                    .map(|&q| u64::from(q))
+                    .sum();
+                Some(self.ticket_words.prefix_sum(word) + in_word)
+            }
             _ => None,
         }
     }
@@ -134,13 +194,17 @@ impl WaitingQueue {
             return out;
         };
         let mut position = offset as u64;
-        for &handle in &self.slots[start..] {
+        for (&handle, &quantity) in self.slots[start..].iter().zip(&self.quantities[start..]) {
             if out.len() == limit {
                 break;
             }
             if handle != GONE {
                 position += 1;
-                out.push(QueueEntry { handle, position });
+                out.push(QueueEntry {
+                    handle,
+                    position,
+                    quantity,
+                });
             }
         }
         out
@@ -172,6 +236,14 @@ impl WaitingQueue {
         }
     }
 
+    /// Sets slot `index`'s ticket count, keeping its word's sum and the total.
+    fn set_tickets(&mut self, index: usize, quantity: u32) {
+        let before = std::mem::replace(&mut self.quantities[index], quantity);
+        let delta = i64::from(quantity) - i64::from(before);
+        self.ticket_words.add(index / WORD_BITS, delta);
+        self.tickets = self.tickets.wrapping_add_signed(delta);
+    }
+
     /// Live slots up to and including `index`.
     fn rank(&self, index: usize) -> u64 {
         let (word, bit) = (index / WORD_BITS, index % WORD_BITS);
@@ -193,7 +265,13 @@ impl WaitingQueue {
         Some(word * WORD_BITS + bits.trailing_zeros() as usize)
     }
 
-    /// Keeps `head` on the first live slot so `pop_front` is amortised O(1).
+    /// The first live slot; `head` is kept on it by every removal.
+    fn first_live(&self) -> Option<usize> {
+        (self.head < self.slots.len()).then_some(self.head)
+    }
+
+    /// Keeps `head` on the first live slot so finding the front is O(1)
+    /// amortised.
     fn skip_gone_head(&mut self) {
         while self.head < self.slots.len() && self.slots[self.head] == GONE {
             self.head += 1;
@@ -205,10 +283,40 @@ impl WaitingQueue {
 mod tests {
     use super::*;
 
+    /// Takes the front entry, as a promotion does.
+    fn pop_front(q: &mut WaitingQueue) -> Option<u32> {
+        let head = q.head()?;
+        assert!(q.remove(head.seq));
+        Some(head.handle)
+    }
+
+    #[test]
+    fn tickets_ahead_sum_the_quantities_in_front_across_words_and_removals() {
+        let mut q = WaitingQueue::new();
+        let seqs: Vec<u32> = (0..200u32).map(|h| q.push(h, h % 4 + 1)).collect();
+        let mut live: Vec<(u32, u32)> = seqs.iter().map(|&s| (s, s % 4 + 1)).collect();
+        for &s in seqs.iter().filter(|&&s| s % 5 == 0) {
+            assert!(q.remove(s));
+        }
+        live.retain(|&(s, _)| s % 5 != 0);
+        q.set_quantity(seqs[101], 9);
+        if let Some(e) = live.iter_mut().find(|(s, _)| *s == 101) {
+            e.1 = 9;
+        }
+        let mut ahead = 0u64;
+        for &(s, quantity) in &live {
+            assert_eq!(q.tickets_ahead(s), Some(ahead), "seq {s}");
+            ahead += u64::from(quantity);
+        }
+        assert_eq!(q.tickets(), ahead);
+        assert_eq!(q.tickets_ahead(seqs[0]), None);
+        assert_eq!(q.head().map(|h| (h.handle, h.quantity)), Some((1, 2)));
+    }
+
     #[test]
     fn positions_close_up_when_someone_leaves_the_middle() {
         let mut q = WaitingQueue::new();
-        let seqs: Vec<u32> = (10..15).map(|h| q.push(h)).collect();
+        let seqs: Vec<u32> = (10..15).map(|h| q.push(h, 1)).collect();
         assert!(q.remove(seqs[2]));
         assert_eq!(q.position(seqs[0]), Some(1));
         assert_eq!(q.position(seqs[1]), Some(2));
@@ -221,28 +329,28 @@ mod tests {
     #[test]
     fn pop_front_serves_in_arrival_order_skipping_those_who_left() {
         let mut q = WaitingQueue::new();
-        let a = q.push(1);
-        q.push(2);
-        q.push(3);
+        let a = q.push(1, 1);
+        q.push(2, 1);
+        q.push(3, 1);
         q.remove(a);
-        assert_eq!(q.pop_front(), Some(2));
-        assert_eq!(q.pop_front(), Some(3));
-        assert_eq!(q.pop_front(), None);
+        assert_eq!(pop_front(&mut q), Some(2));
+        assert_eq!(pop_front(&mut q), Some(3));
+        assert_eq!(pop_front(&mut q), None);
         assert!(q.is_empty());
     }
 
     #[test]
     fn a_revived_entry_gets_its_old_place_back() {
         let mut q = WaitingQueue::new();
-        let seqs: Vec<u32> = (0..4).map(|h| q.push(h)).collect();
-        assert_eq!(q.pop_front(), Some(0));
+        let seqs: Vec<u32> = (0..4).map(|h| q.push(h, 1)).collect();
+        assert_eq!(pop_front(&mut q), Some(0));
         q.remove(seqs[2]);
-        q.revive(seqs[0], 0);
-        q.revive(seqs[2], 2);
+        q.revive(seqs[0], 0, 1);
+        q.revive(seqs[2], 2, 1);
         assert_eq!(q.handles().collect::<Vec<_>>(), vec![0, 1, 2, 3]);
         assert_eq!(q.position(seqs[2]), Some(3));
         assert_eq!(
-            q.pop_front(),
+            pop_front(&mut q),
             Some(0),
             "the head moves back to the revived entry"
         );
@@ -251,7 +359,7 @@ mod tests {
     #[test]
     fn ranks_are_right_across_word_boundaries() {
         let mut q = WaitingQueue::new();
-        let seqs: Vec<u32> = (0..300).map(|h| q.push(h)).collect();
+        let seqs: Vec<u32> = (0..300).map(|h| q.push(h, 1)).collect();
         for &s in seqs.iter().filter(|&&s| s % 3 == 0) {
             q.remove(s);
         }
@@ -273,7 +381,7 @@ mod tests {
     #[test]
     fn removing_a_gone_entry_twice_changes_nothing() {
         let mut q = WaitingQueue::new();
-        let a = q.push(1);
+        let a = q.push(1, 1);
         assert!(q.remove(a));
         assert!(!q.remove(a));
         assert!(!q.remove(99));
@@ -283,7 +391,7 @@ mod tests {
     #[test]
     fn a_page_starts_at_the_offset_and_numbers_positions_from_it() {
         let mut q = WaitingQueue::new();
-        let seqs: Vec<u32> = (0..10).map(|h| q.push(h)).collect();
+        let seqs: Vec<u32> = (0..10).map(|h| q.push(h, 1)).collect();
         q.remove(seqs[1]);
         q.remove(seqs[5]);
         let page = q.page(2, 3);
@@ -292,15 +400,18 @@ mod tests {
             vec![
                 QueueEntry {
                     handle: 3,
-                    position: 3
+                    position: 3,
+                    quantity: 1
                 },
                 QueueEntry {
                     handle: 4,
-                    position: 4
+                    position: 4,
+                    quantity: 1
                 },
                 QueueEntry {
                     handle: 6,
-                    position: 5
+                    position: 5,
+                    quantity: 1
                 },
             ]
         );

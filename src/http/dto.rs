@@ -2,17 +2,22 @@
 //!
 //! Requests are camelCase with every field optional, so a missing field is
 //! reported by `validator` with its name rather than by serde as a parse error.
-//! Responses are snake_case objects, plus the flat camelCase keys of `status`.
+//! Responses are snake_case objects, plus the flat camelCase keys of `status`
+//! and the top-level `status`/`userId` of the second seed service.
 
-use serde::{Deserialize, Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use validator::{Validate, ValidationError};
 
+use super::error::ApiError;
 use crate::domain::{
-    BookingView, EventStatus, Timestamp, UserId, WaitingEntry, MAX_EVENT_ID, MAX_EVENT_NAME_CHARS,
+    BookingChange, BookingStatus, BookingView, EventStatus, Timestamp, UserId, WaitingEntry,
+    MAX_EVENT_ID, MAX_EVENT_NAME_CHARS,
 };
 
 /// `validator` compares string lengths as u64.
 const NAME_MAX_CHARS: u64 = MAX_EVENT_NAME_CHARS as u64;
+/// Longest hold or offer, in seconds: 7 days.
+pub const MAX_HOLD_SECS: u32 = 604_800;
 
 fn valid_user_id(raw: &str) -> Result<(), ValidationError> {
     if UserId::is_valid(raw) {
@@ -23,12 +28,45 @@ fn valid_user_id(raw: &str) -> Result<(), ValidationError> {
     }
 }
 
+fn valid_timestamp(raw: &str) -> Result<(), ValidationError> {
+    match Timestamp::parse_rfc3339(raw) {
+        Some(_) => Ok(()),
+        None => Err(ValidationError::new("timestamp")
+            .with_message("must be an RFC 3339 timestamp, e.g. 2024-02-04T10:00:00.000Z".into())),
+    }
+}
+
+/// Tells a field that is absent (`None`) from one set to `null`
+/// (`Some(None)`), for settings a PATCH may clear.
+fn nullable<'de, D, T>(de: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(de).map(Some)
+}
+
+/// A validated timestamp field as a domain value.
+pub fn timestamp(raw: Option<&str>) -> Option<Timestamp> {
+    raw.and_then(Timestamp::parse_rfc3339)
+}
+
+/// `salesStart < salesEnd` when both are given in one request.
+pub fn check_window(start: Option<Timestamp>, end: Option<Timestamp>) -> Result<(), ApiError> {
+    match (start, end) {
+        (Some(s), Some(e)) if s >= e => {
+            Err(ApiError::field("salesEnd", "must be later than salesStart"))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// `POST /api/initialize` and `POST /api/events`.
 #[derive(Debug, Deserialize, Validate)]
 #[serde(rename_all = "camelCase")]
 pub struct CreateEventRequest {
     /// Tickets for sale; the upper bound is `limits.max_tickets_per_event`,
-    /// checked by the handler because it comes from configuration.
+    /// checked by the service because it comes from configuration.
     #[validate(
         required(message = "is required"),
         range(min = 1, message = "must be an integer of at least 1")
@@ -44,9 +82,66 @@ pub struct CreateEventRequest {
         message = "must be an integer from 1 to 9007199254740991"
     ))]
     pub event_id: Option<u64>,
+    /// Per-user limit; its upper bound comes from configuration.
+    #[validate(range(min = 1, message = "must be an integer of at least 1"))]
+    pub max_per_user: Option<u32>,
+    /// Hold time in seconds.
+    #[validate(range(max = "MAX_HOLD_SECS", message = "must be an integer from 0 to 604800"))]
+    pub hold_secs: Option<u32>,
+    /// Offer time in seconds.
+    #[validate(range(max = "MAX_HOLD_SECS", message = "must be an integer from 0 to 604800"))]
+    pub offer_secs: Option<u32>,
+    /// Whether sales are open (default true).
+    pub sales_open: Option<bool>,
+    /// Start of sales, RFC 3339, or null.
+    #[validate(custom(function = "valid_timestamp"))]
+    pub sales_start: Option<String>,
+    /// End of sales, RFC 3339, or null.
+    #[validate(custom(function = "valid_timestamp"))]
+    pub sales_end: Option<String>,
 }
 
-/// `POST /api/book` and `POST /api/cancel`.
+/// `PATCH /api/events/{eventId}`: absent fields stay as they are.
+#[derive(Debug, Deserialize, Validate)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateEventRequest {
+    /// New name; `null` removes it.
+    #[serde(default, deserialize_with = "nullable")]
+    #[validate(custom(function = "valid_name"))]
+    pub name: Option<Option<String>>,
+    /// New ticket count.
+    #[validate(range(min = 1, message = "must be an integer of at least 1"))]
+    pub total_tickets: Option<u64>,
+    /// New per-user limit.
+    #[validate(range(min = 1, message = "must be an integer of at least 1"))]
+    pub max_per_user: Option<u32>,
+    /// New hold time in seconds.
+    #[validate(range(max = "MAX_HOLD_SECS", message = "must be an integer from 0 to 604800"))]
+    pub hold_secs: Option<u32>,
+    /// New offer time in seconds.
+    #[validate(range(max = "MAX_HOLD_SECS", message = "must be an integer from 0 to 604800"))]
+    pub offer_secs: Option<u32>,
+    /// Open or close sales.
+    pub sales_open: Option<bool>,
+    /// New start of sales; `null` removes it.
+    #[serde(default, deserialize_with = "nullable")]
+    #[validate(custom(function = "valid_timestamp"))]
+    pub sales_start: Option<Option<String>>,
+    /// New end of sales; `null` removes it.
+    #[serde(default, deserialize_with = "nullable")]
+    #[validate(custom(function = "valid_timestamp"))]
+    pub sales_end: Option<Option<String>>,
+}
+
+fn valid_name(name: &str) -> Result<(), ValidationError> {
+    if name.chars().count() > MAX_EVENT_NAME_CHARS {
+        Err(ValidationError::new("length").with_message("must be at most 200 characters".into()))
+    } else {
+        Ok(())
+    }
+}
+
+/// `POST /api/book`, `POST /api/cancel` and `POST /api/confirm`.
 #[derive(Debug, Deserialize, Validate)]
 #[serde(rename_all = "camelCase")]
 pub struct BookingRequest {
@@ -63,19 +158,50 @@ pub struct BookingRequest {
     /// The user.
     #[validate(required(message = "is required"), custom(function = "valid_user_id"))]
     pub user_id: Option<String>,
+    /// Tickets asked for (book only; default 1). The upper bound is the
+    /// event's, checked by the domain.
+    #[validate(range(min = 1, message = "must be an integer of at least 1"))]
+    pub quantity: Option<u32>,
+}
+
+/// The optional body of `PUT .../bookings/{userId}`.
+#[derive(Debug, Default, Deserialize, Validate)]
+pub struct QuantityRequest {
+    /// Tickets asked for (default 1 on book; required on a change).
+    #[validate(range(min = 1, message = "must be an integer of at least 1"))]
+    pub quantity: Option<u32>,
 }
 
 fn rfc3339<S: Serializer>(t: &Timestamp, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&t.to_rfc3339())
 }
 
-/// The Event object.
+fn rfc3339_or_null<S: Serializer>(t: &Option<Timestamp>, s: S) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => s.serialize_str(&t.to_rfc3339()),
+        None => s.serialize_none(),
+    }
+}
+
+/// The Event object, with the counters of `status` (v1 clients read
+/// `waiting_list_count` from it; the others are v2 additions).
 #[derive(Debug, Serialize)]
 pub struct EventJson {
     id: u64,
     name: Option<String>,
     total_tickets: u64,
     available_tickets: u64,
+    held_tickets: u64,
+    waiting_list_count: u64,
+    waiting_tickets: u64,
+    max_per_user: u32,
+    hold_secs: u32,
+    offer_secs: u32,
+    sales_open: bool,
+    #[serde(serialize_with = "rfc3339_or_null")]
+    sales_start: Option<Timestamp>,
+    #[serde(serialize_with = "rfc3339_or_null")]
+    sales_end: Option<Timestamp>,
     #[serde(serialize_with = "rfc3339")]
     created_at: Timestamp,
     #[serde(serialize_with = "rfc3339")]
@@ -84,62 +210,54 @@ pub struct EventJson {
 
 impl From<EventStatus> for EventJson {
     fn from(s: EventStatus) -> Self {
+        let settings = s.settings;
         Self {
             id: s.id.get(),
-            name: s.name,
-            total_tickets: s.total_tickets,
+            name: settings.name,
+            total_tickets: settings.total_tickets,
             available_tickets: s.available_tickets,
+            held_tickets: s.held_tickets,
+            waiting_list_count: s.waiting_count,
+            waiting_tickets: s.waiting_tickets,
+            max_per_user: settings.max_per_user,
+            hold_secs: settings.hold_secs,
+            offer_secs: settings.offer_secs,
+            sales_open: settings.sales_open,
+            sales_start: settings.sales_start,
+            sales_end: settings.sales_end,
             created_at: s.created_at,
             updated_at: s.updated_at,
         }
     }
 }
 
-/// The Event object with its waiting-list count, inside `status`.
-#[derive(Debug, Serialize)]
-pub struct EventStatusJson {
-    id: u64,
-    name: Option<String>,
-    total_tickets: u64,
-    available_tickets: u64,
-    waiting_list_count: u64,
-    #[serde(serialize_with = "rfc3339")]
-    created_at: Timestamp,
-    #[serde(serialize_with = "rfc3339")]
-    updated_at: Timestamp,
-}
-
 /// `GET /api/status/:eventId`: both original services' shapes in one body.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StatusResponse {
-    event: EventStatusJson,
+    event: EventJson,
     event_id: u64,
     name: Option<String>,
     total_tickets: u64,
     available_tickets: u64,
     confirmed_count: u64,
+    held_tickets: u64,
     waiting_list_count: u64,
+    waiting_tickets: u64,
 }
 
 impl From<EventStatus> for StatusResponse {
     fn from(s: EventStatus) -> Self {
         Self {
             event_id: s.id.get(),
-            name: s.name.clone(),
-            total_tickets: s.total_tickets,
+            name: s.settings.name.clone(),
+            total_tickets: s.settings.total_tickets,
             available_tickets: s.available_tickets,
-            confirmed_count: s.confirmed_count,
+            confirmed_count: s.confirmed_tickets,
+            held_tickets: s.held_tickets,
             waiting_list_count: s.waiting_count,
-            event: EventStatusJson {
-                id: s.id.get(),
-                name: s.name,
-                total_tickets: s.total_tickets,
-                available_tickets: s.available_tickets,
-                waiting_list_count: s.waiting_count,
-                created_at: s.created_at,
-                updated_at: s.updated_at,
-            },
+            waiting_tickets: s.waiting_tickets,
+            event: s.into(),
         }
     }
 }
@@ -151,7 +269,11 @@ pub struct BookingJson {
     event_id: u64,
     user_id: String,
     status: &'static str,
+    quantity: u32,
     waiting_position: Option<u64>,
+    tickets_ahead: Option<u64>,
+    #[serde(serialize_with = "rfc3339_or_null")]
+    expires_at: Option<Timestamp>,
     #[serde(serialize_with = "rfc3339")]
     created_at: Timestamp,
     #[serde(serialize_with = "rfc3339")]
@@ -165,7 +287,10 @@ impl From<BookingView> for BookingJson {
             event_id: b.event_id.get(),
             user_id: b.user_id.as_str().to_string(),
             status: b.status.as_str(),
+            quantity: b.quantity,
             waiting_position: b.waiting_position,
+            tickets_ahead: b.tickets_ahead,
+            expires_at: None,
             created_at: b.created_at,
             updated_at: b.updated_at,
         }
@@ -181,24 +306,90 @@ pub struct CreatedResponse {
     pub message: &'static str,
 }
 
-/// Book and booking-status answers.
+/// Booking-status and confirm answers.
 #[derive(Debug, Serialize)]
 pub struct BookingResponse {
     /// The booking.
     pub booking: BookingJson,
 }
 
+/// Book answers: the booking plus the second seed service's top-level keys.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BookedResponse {
+    booking: BookingJson,
+    status: &'static str,
+    user_id: String,
+}
+
+impl From<BookingView> for BookedResponse {
+    fn from(b: BookingView) -> Self {
+        let status = match b.status {
+            BookingStatus::Waiting => "waiting",
+            _ => "booked",
+        };
+        Self {
+            user_id: b.user_id.as_str().to_string(),
+            status,
+            booking: b.into(),
+        }
+    }
+}
+
 /// Cancel answers.
 #[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct CancelResponse {
-    /// Always true.
-    pub success: bool,
-    /// Always "Booking cancelled successfully".
-    pub message: &'static str,
-    /// The booking as cancelled.
-    pub booking: BookingJson,
-    /// Whoever the freed ticket went to.
-    pub promoted: Option<BookingJson>,
+    success: bool,
+    message: &'static str,
+    booking: BookingJson,
+    promoted: Option<BookingJson>,
+    promotions: Vec<BookingJson>,
+    status: &'static str,
+    user_id: String,
+}
+
+impl From<BookingChange> for CancelResponse {
+    fn from(c: BookingChange) -> Self {
+        let (status, user_id) = match c.promotions.first() {
+            Some(first) => ("reassigned", first.user_id.as_str().to_string()),
+            None => ("cancelled", c.booking.user_id.as_str().to_string()),
+        };
+        Self {
+            success: true,
+            message: "Booking cancelled successfully",
+            booking: c.booking.into(),
+            promoted: c.promotions.first().cloned().map(BookingJson::from),
+            promotions: c.promotions.into_iter().map(BookingJson::from).collect(),
+            status,
+            user_id,
+        }
+    }
+}
+
+/// Quantity-change answers.
+#[derive(Debug, Serialize)]
+pub struct BookingChangeResponse {
+    booking: BookingJson,
+    promotions: Vec<BookingJson>,
+}
+
+impl From<BookingChange> for BookingChangeResponse {
+    fn from(c: BookingChange) -> Self {
+        Self {
+            booking: c.booking.into(),
+            promotions: c.promotions.into_iter().map(BookingJson::from).collect(),
+        }
+    }
+}
+
+/// Event-change answers.
+#[derive(Debug, Serialize)]
+pub struct EventChangeResponse {
+    /// The event as it now stands.
+    pub event: EventJson,
+    /// Bookings promoted by the change, in queue order.
+    pub promotions: Vec<BookingJson>,
 }
 
 /// One waiting-list item.
@@ -206,6 +397,7 @@ pub struct CancelResponse {
 pub struct WaitingItemJson {
     booking_id: u64,
     user_id: String,
+    quantity: u32,
     waiting_position: u64,
 }
 
@@ -214,6 +406,7 @@ impl From<WaitingEntry> for WaitingItemJson {
         Self {
             booking_id: w.booking_id.get(),
             user_id: w.user_id.as_str().to_string(),
+            quantity: w.quantity,
             waiting_position: w.position,
         }
     }

@@ -5,9 +5,8 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
-use crate::actors::messages::ActorError;
-use crate::actors::{CreateError, Unavailable};
 use crate::domain::DomainError;
+use crate::service::ServiceError;
 
 /// One invalid field of a request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -52,6 +51,14 @@ pub enum ApiError {
     /// The requested event id is taken.
     #[error("Event {0} already exists")]
     EventExists(u64),
+    /// The request conflicts with the state: `code` says how.
+    #[error("{message}")]
+    Conflict {
+        /// The stable code (`BOOKING_EXISTS`, `SALES_CLOSED`, ...).
+        code: &'static str,
+        /// For people.
+        message: String,
+    },
     /// The body is larger than `limits.max_body_bytes`.
     #[error("Request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
@@ -80,6 +87,7 @@ impl ApiError {
             Self::NotFound => "NOT_FOUND",
             Self::MethodNotAllowed => "METHOD_NOT_ALLOWED",
             Self::EventExists(_) => "EVENT_EXISTS",
+            Self::Conflict { code, .. } => code,
             Self::PayloadTooLarge(_) => "PAYLOAD_TOO_LARGE",
             Self::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
             Self::RateLimited(_) => "RATE_LIMITED",
@@ -108,7 +116,7 @@ impl ResponseError for ApiError {
             Self::Validation(_) | Self::InvalidJson(_) => StatusCode::BAD_REQUEST,
             Self::EventNotFound | Self::BookingNotFound | Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::EventExists(_) => StatusCode::CONFLICT,
+            Self::EventExists(_) | Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
@@ -141,18 +149,13 @@ impl ResponseError for ApiError {
     }
 }
 
-impl From<Unavailable> for ApiError {
-    fn from(_: Unavailable) -> Self {
-        Self::Unavailable
-    }
-}
-
-impl From<ActorError> for ApiError {
-    fn from(e: ActorError) -> Self {
-        match e {
-            ActorError::Domain(d) => d.into(),
-            ActorError::Unavailable => Self::Unavailable,
+impl ApiError {
+    fn conflict(code: &'static str, e: &DomainError) -> Self {
+        let mut message = e.to_string();
+        if let Some(first) = message.get_mut(0..1) {
+            first.make_ascii_uppercase();
         }
+        Self::Conflict { code, message }
     }
 }
 
@@ -162,7 +165,18 @@ impl From<DomainError> for ApiError {
             DomainError::InvalidEventId => Self::field("eventId", &e.to_string()),
             DomainError::InvalidUserId => Self::field("userId", &e.to_string()),
             DomainError::InvalidTicketCount => Self::field("totalTickets", &e.to_string()),
+            DomainError::InvalidSettings { field, ref message } => Self::field(field, message),
+            DomainError::QuantityOutOfRange { max } => Self::field(
+                "quantity",
+                &format!("must be an integer from 1 to {max} at this event"),
+            ),
             DomainError::BookingNotFound => Self::BookingNotFound,
+            DomainError::BookingExists => Self::conflict("BOOKING_EXISTS", &e),
+            DomainError::QuantityIncrease => Self::conflict("QUANTITY_INCREASE", &e),
+            DomainError::NotHeld => Self::conflict("NOT_HELD", &e),
+            DomainError::SalesNotOpen => Self::conflict("SALES_NOT_OPEN", &e),
+            DomainError::SalesClosed => Self::conflict("SALES_CLOSED", &e),
+            DomainError::CapacityConflict(_) => Self::conflict("CAPACITY_CONFLICT", &e),
             // The event's booking slots are exhausted: a capacity limit, not
             // a bug, and nothing was changed.
             DomainError::EventFull => Self::Unavailable,
@@ -171,12 +185,14 @@ impl From<DomainError> for ApiError {
     }
 }
 
-impl From<CreateError> for ApiError {
-    fn from(e: CreateError) -> Self {
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> Self {
         match e {
-            CreateError::Exists(id) => Self::EventExists(id.get()),
-            CreateError::IdsExhausted | CreateError::Unavailable => Self::Unavailable,
-            CreateError::Domain(d) => d.into(),
+            ServiceError::Domain(d) => d.into(),
+            ServiceError::Invalid { field, message } => Self::field(field, &message),
+            ServiceError::EventNotFound => Self::EventNotFound,
+            ServiceError::EventExists(id) => Self::EventExists(id.get()),
+            ServiceError::IdsExhausted | ServiceError::Unavailable => Self::Unavailable,
         }
     }
 }

@@ -1,50 +1,42 @@
-//! Route handlers: parse at the boundary, forward to the event's actor,
-//! shape the answer.
+//! Route handlers: parse at the boundary, call the service, shape the answer.
 
 use actix_web::http::header;
 use actix_web::{web, HttpResponse, ResponseError};
-use futures_util::future::join_all;
 
 use super::dto::{
-    BookingJson, BookingRequest, BookingResponse, CancelResponse, CreateEventRequest,
-    CreatedResponse, EventJson, PageResponse, StatusResponse, WaitingItemJson,
+    check_window, timestamp, BookedResponse, BookingChangeResponse, BookingJson, BookingRequest,
+    BookingResponse, CancelResponse, CreateEventRequest, CreatedResponse, EventChangeResponse,
+    EventJson, PageResponse, QuantityRequest, StatusResponse, UpdateEventRequest, WaitingItemJson,
 };
 use super::error::ApiError;
-use super::extract::{event_id, user_id, PageQuery, ValidJson};
+use super::extract::{event_id, user_id, OptionalJson, PageQuery, ValidJson};
 use super::AppState;
-use actix::Addr;
-
-use crate::actors::messages::{Book, Cancel, Durable, GetBooking, GetStatus, GetWaitingPage};
-use crate::actors::{ask, EventActor};
-use crate::domain::{EventId, Timestamp, UserId};
+use crate::domain::{EventId, EventPatch, UserId};
+use crate::service::NewEvent;
 
 type State = web::Data<AppState>;
+type Answer = Result<HttpResponse, ApiError>;
 
 /// `POST /api/initialize`, `POST /api/events`.
-pub async fn create_event(
-    state: State,
-    body: ValidJson<CreateEventRequest>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn create_event(state: State, body: ValidJson<CreateEventRequest>) -> Answer {
     let body = body.0;
-    let total = body
-        .total_tickets
-        .ok_or_else(|| ApiError::field("totalTickets", "is required"))?;
-    let max = state.limits.max_tickets_per_event;
-    if total > max {
-        return Err(ApiError::field(
-            "totalTickets",
-            &format!("must be an integer from 1 to {max}"),
-        ));
-    }
-    let requested = body.event_id.map(EventId::try_from).transpose()?;
-    let (event, lsn) = state
-        .registry
-        .create(requested, body.name, total, Timestamp::now())?;
-    if state.journal.wait_durable(lsn).await.is_err() {
-        // Never announced, and its record is not on disk: it must not exist.
-        state.registry.remove(event.id);
-        return Err(ApiError::Unavailable);
-    }
+    let sales_start = timestamp(body.sales_start.as_deref());
+    let sales_end = timestamp(body.sales_end.as_deref());
+    check_window(sales_start, sales_end)?;
+    let new = NewEvent {
+        id: body.event_id.map(EventId::try_from).transpose()?,
+        name: body.name,
+        total_tickets: body
+            .total_tickets
+            .ok_or_else(|| ApiError::field("totalTickets", "is required"))?,
+        max_per_user: body.max_per_user,
+        hold_secs: body.hold_secs,
+        offer_secs: body.offer_secs,
+        sales_open: body.sales_open,
+        sales_start,
+        sales_end,
+    };
+    let event = state.service.create_event(new).await?;
     let location = format!("/api/events/{}", event.id);
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, location))
@@ -54,103 +46,132 @@ pub async fn create_event(
         }))
 }
 
+/// `PATCH /api/events/{eventId}`.
+pub async fn update_event(
+    state: State,
+    path: web::Path<String>,
+    body: ValidJson<UpdateEventRequest>,
+) -> Answer {
+    let id = event_id(&path)?;
+    let body = body.0;
+    let parse = |raw: Option<Option<String>>| raw.map(|t| timestamp(t.as_deref()));
+    let patch = EventPatch {
+        name: body.name,
+        total_tickets: body.total_tickets,
+        max_per_user: body.max_per_user,
+        hold_secs: body.hold_secs,
+        offer_secs: body.offer_secs,
+        sales_open: body.sales_open,
+        sales_start: parse(body.sales_start),
+        sales_end: parse(body.sales_end),
+    };
+    check_window(patch.sales_start.flatten(), patch.sales_end.flatten())?;
+    let changed = state.service.update_event(id, patch).await?;
+    Ok(HttpResponse::Ok().json(EventChangeResponse {
+        event: changed.status.into(),
+        promotions: changed
+            .promotions
+            .into_iter()
+            .map(BookingJson::from)
+            .collect(),
+    }))
+}
+
 /// `GET /api/events`.
-pub async fn list_events(state: State, page: PageQuery) -> Result<HttpResponse, ApiError> {
-    let (ids, total) = state.registry.page(page.offset, page.limit);
-    let statuses = join_all(ids.into_iter().map(|id| status_of(&state, id))).await;
-    let items = statuses
-        .into_iter()
-        // An event whose creation failed may vanish between listing and reading.
-        .filter(|s| !matches!(s, Err(ApiError::EventNotFound)))
-        .map(|s| s.map(EventJson::from))
-        .collect::<Result<Vec<_>, _>>()?;
+pub async fn list_events(state: State, page: PageQuery) -> Answer {
+    let (events, total) = state.service.events(page.offset, page.limit).await?;
     Ok(HttpResponse::Ok().json(PageResponse {
-        items,
-        total: total as u64,
+        items: events.into_iter().map(EventJson::from).collect(),
+        total,
         offset: page.offset,
         limit: page.limit,
     }))
 }
 
 /// `GET /api/status/{eventId}`, `GET /api/events/{eventId}`.
-pub async fn event_status(state: State, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn event_status(state: State, path: web::Path<String>) -> Answer {
     let id = event_id(&path)?;
-    Ok(HttpResponse::Ok().json(StatusResponse::from(status_of(&state, id).await?)))
+    let status = state.service.status(id).await?;
+    Ok(HttpResponse::Ok().json(StatusResponse::from(status)))
 }
 
 /// `POST /api/book`.
-pub async fn book_body(
-    state: State,
-    body: ValidJson<BookingRequest>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn book_body(state: State, body: ValidJson<BookingRequest>) -> Answer {
+    let quantity = body.0.quantity.unwrap_or(1);
     let (id, user) = booking_target(body.0)?;
-    book(&state, id, user).await
+    book(&state, id, user, quantity).await
 }
 
-/// `PUT /api/events/{eventId}/bookings/{userId}`.
+/// `PUT /api/events/{eventId}/bookings/{userId}`, optional `{"quantity": n}`.
 pub async fn book_path(
     state: State,
     path: web::Path<(String, String)>,
-) -> Result<HttpResponse, ApiError> {
+    body: OptionalJson<QuantityRequest>,
+) -> Answer {
     let (id, user) = path_target(&path)?;
-    book(&state, id, user).await
+    let quantity = body.0.and_then(|b| b.quantity).unwrap_or(1);
+    book(&state, id, user, quantity).await
 }
 
 /// `POST /api/cancel`.
-pub async fn cancel_body(
-    state: State,
-    body: ValidJson<BookingRequest>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn cancel_body(state: State, body: ValidJson<BookingRequest>) -> Answer {
     let (id, user) = booking_target(body.0)?;
     cancel(&state, id, user).await
 }
 
 /// `DELETE /api/events/{eventId}/bookings/{userId}`.
-pub async fn cancel_path(
-    state: State,
-    path: web::Path<(String, String)>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn cancel_path(state: State, path: web::Path<(String, String)>) -> Answer {
     let (id, user) = path_target(&path)?;
     cancel(&state, id, user).await
 }
 
-/// `GET /api/booking-status/{eventId}/{userId}`, `GET /api/events/{eventId}/bookings/{userId}`.
-pub async fn booking_status(
+/// `PATCH /api/events/{eventId}/bookings/{userId}` with `{"quantity": n}`.
+pub async fn change_quantity(
     state: State,
     path: web::Path<(String, String)>,
-) -> Result<HttpResponse, ApiError> {
+    body: ValidJson<QuantityRequest>,
+) -> Answer {
     let (id, user) = path_target(&path)?;
-    let addr = actor_of(&state, id)?;
-    let answer = ask(&addr, |reply| GetBooking { user, reply }).await?;
-    let booking = durable(&state, answer).await??;
+    let quantity = body
+        .0
+        .quantity
+        .ok_or_else(|| ApiError::field("quantity", "is required"))?;
+    let changed = state.service.lower_quantity(id, user, quantity).await?;
+    Ok(HttpResponse::Ok().json(BookingChangeResponse::from(changed)))
+}
+
+/// `POST /api/confirm`.
+pub async fn confirm_body(state: State, body: ValidJson<BookingRequest>) -> Answer {
+    let (id, user) = booking_target(body.0)?;
+    confirm(&state, id, user).await
+}
+
+/// `POST /api/events/{eventId}/bookings/{userId}/confirm`.
+pub async fn confirm_path(state: State, path: web::Path<(String, String)>) -> Answer {
+    let (id, user) = path_target(&path)?;
+    confirm(&state, id, user).await
+}
+
+/// `GET /api/booking-status/{eventId}/{userId}`, `GET /api/events/{eventId}/bookings/{userId}`.
+pub async fn booking_status(state: State, path: web::Path<(String, String)>) -> Answer {
+    let (id, user) = path_target(&path)?;
+    let booking = state.service.booking(id, user).await?;
     Ok(HttpResponse::Ok().json(BookingResponse {
         booking: booking.into(),
     }))
 }
 
 /// `GET /api/events/{eventId}/waiting-list`.
-pub async fn waiting_list(
-    state: State,
-    path: web::Path<String>,
-    page: PageQuery,
-) -> Result<HttpResponse, ApiError> {
+pub async fn waiting_list(state: State, path: web::Path<String>, page: PageQuery) -> Answer {
     let id = event_id(&path)?;
-    let addr = actor_of(&state, id)?;
     let PageQuery { offset, limit } = page;
-    let answer = ask(&addr, |reply| GetWaitingPage {
-        offset,
-        limit,
-        reply,
-    })
-    .await?;
-    let waiting = durable(&state, answer).await?;
-    let items = waiting
-        .entries
-        .into_iter()
-        .map(WaitingItemJson::from)
-        .collect();
+    let waiting = state.service.waiting_page(id, offset, limit).await?;
     Ok(HttpResponse::Ok().json(PageResponse {
-        items,
+        items: waiting
+            .entries
+            .into_iter()
+            .map(WaitingItemJson::from)
+            .collect::<Vec<_>>(),
         total: waiting.total,
         offset,
         limit,
@@ -159,8 +180,7 @@ pub async fn waiting_list(
 
 /// `GET /health`: 200 while changes can be made durable, else 503 with why.
 pub async fn health(state: State) -> HttpResponse {
-    let fault = state.journal.state().fault.clone();
-    match fault {
+    match state.service.fault() {
         None => HttpResponse::Ok().json(serde_json::json!({"status": "ok"})),
         Some(reason) => HttpResponse::ServiceUnavailable().json(serde_json::json!({
             "status": "unavailable",
@@ -175,47 +195,21 @@ pub async fn method_not_allowed() -> HttpResponse {
     ApiError::MethodNotAllowed.error_response()
 }
 
-async fn book(state: &AppState, id: EventId, user: UserId) -> Result<HttpResponse, ApiError> {
-    let addr = actor_of(state, id)?;
-    let answer = ask(&addr, |reply| Book { user, reply }).await??;
-    let outcome = durable(state, answer).await?;
+async fn book(state: &AppState, id: EventId, user: UserId, quantity: u32) -> Answer {
+    let booking = state.service.book(id, user, quantity).await?;
+    Ok(HttpResponse::Ok().json(BookedResponse::from(booking)))
+}
+
+async fn cancel(state: &AppState, id: EventId, user: UserId) -> Answer {
+    let cancelled = state.service.cancel(id, user).await?;
+    Ok(HttpResponse::Ok().json(CancelResponse::from(cancelled)))
+}
+
+async fn confirm(state: &AppState, id: EventId, user: UserId) -> Answer {
+    let booking = state.service.confirm(id, user).await?;
     Ok(HttpResponse::Ok().json(BookingResponse {
-        booking: outcome.booking.into(),
+        booking: booking.into(),
     }))
-}
-
-async fn cancel(state: &AppState, id: EventId, user: UserId) -> Result<HttpResponse, ApiError> {
-    let addr = actor_of(state, id)?;
-    let answer = ask(&addr, |reply| Cancel { user, reply }).await??;
-    let outcome = durable(state, answer).await?;
-    Ok(HttpResponse::Ok().json(CancelResponse {
-        success: true,
-        message: "Booking cancelled successfully",
-        booking: outcome.booking.into(),
-        promoted: outcome.promoted.map(BookingJson::from),
-    }))
-}
-
-async fn status_of(state: &AppState, id: EventId) -> Result<crate::domain::EventStatus, ApiError> {
-    let addr = actor_of(state, id)?;
-    let answer = ask(&addr, |reply| GetStatus { reply }).await?;
-    durable(state, answer).await
-}
-
-/// The actor of event `id`, or 404 `EVENT_NOT_FOUND`.
-fn actor_of(state: &AppState, id: EventId) -> Result<Addr<EventActor>, ApiError> {
-    state.registry.get(id).ok_or(ApiError::EventNotFound)
-}
-
-/// Holds an answer back until everything it shows is durable: no client
-/// sees a change that a crash could take away.
-async fn durable<T>(state: &AppState, answer: Durable<T>) -> Result<T, ApiError> {
-    state
-        .journal
-        .wait_durable(answer.lsn)
-        .await
-        .map_err(|_| ApiError::Unavailable)?;
-    Ok(answer.value)
 }
 
 /// A validated body's event and user, as domain values.

@@ -1,4 +1,5 @@
-//! The HTTP API of `shared/API.md`: routes, bodies, errors, rate limiting.
+//! The HTTP API of `docs/API.md`: routes, bodies, errors, rate limiting.
+//! Handlers parse, call the [`BoxOffice`] service and shape the reply.
 
 pub mod dto;
 pub mod error;
@@ -12,18 +13,12 @@ use actix_web::{web, HttpRequest};
 
 pub use error::ApiError;
 
-use crate::actors::Registry;
-use crate::config::LimitSettings;
-use crate::persistence::journal::Journal;
+use crate::service::BoxOffice;
 
 /// What every handler shares.
 pub struct AppState {
-    /// Finds each event's actor.
-    pub registry: Arc<Registry>,
-    /// Bounds on request values.
-    pub limits: LimitSettings,
-    /// Answers wait on it until what they show is durable.
-    pub journal: Arc<Journal>,
+    /// The booking service.
+    pub service: Arc<BoxOffice>,
 }
 
 /// Registers every route. Each resource answers a wrong method with 405,
@@ -40,6 +35,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .service(resource("/api/initialize").route(web::post().to(create_event)))
     .service(resource("/api/book").route(web::post().to(book_body)))
     .service(resource("/api/cancel").route(web::post().to(cancel_body)))
+    .service(resource("/api/confirm").route(web::post().to(confirm_body)))
     .service(
         resource("/api/booking-status/{eventId}/{userId}").route(web::get().to(booking_status)),
     )
@@ -49,12 +45,21 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route(web::get().to(list_events))
             .route(web::post().to(create_event)),
     )
-    .service(resource("/api/events/{eventId}").route(web::get().to(event_status)))
+    .service(
+        resource("/api/events/{eventId}")
+            .route(web::get().to(event_status))
+            .route(web::patch().to(update_event)),
+    )
     .service(
         resource("/api/events/{eventId}/bookings/{userId}")
             .route(web::get().to(booking_status))
             .route(web::put().to(book_path))
-            .route(web::delete().to(cancel_path)),
+            .route(web::delete().to(cancel_path))
+            .route(web::patch().to(change_quantity)),
+    )
+    .service(
+        resource("/api/events/{eventId}/bookings/{userId}/confirm")
+            .route(web::post().to(confirm_path)),
     )
     .service(resource("/api/events/{eventId}/waiting-list").route(web::get().to(waiting_list)));
 }

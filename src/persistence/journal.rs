@@ -29,15 +29,20 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use super::codec;
-use crate::domain::{BookingId, EventId, Timestamp, UserId};
+use crate::domain::{BookingId, Change, EventId, EventSettings, Timestamp, UserId};
 
 /// A log sequence number: the position of a record in the journal.
 pub type Lsn = u64;
 
-/// One change, as journalled. Replaying these in order rebuilds the state.
+/// One journal entry. Replaying these in order rebuilds the state.
+///
+/// Stored by variant index, so variants are only ever appended: the first
+/// three are the v1 forms, still read from older journals and turned into
+/// [`Change`]s by [`Record::into_change`]; new journals write only
+/// [`Record::Change`] and [`Record::Skipped`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Record {
-    /// An event was created.
+    /// v1: an event was created (now `Change::Created`).
     EventCreated {
         /// Its id.
         event: EventId,
@@ -48,7 +53,7 @@ pub enum Record {
         /// When.
         at: Timestamp,
     },
-    /// A user booked; confirmed or waiting follows from the state.
+    /// v1: a user booked one ticket (now `Change::Booked`).
     Booked {
         /// The event.
         event: EventId,
@@ -59,7 +64,7 @@ pub enum Record {
         /// When.
         at: Timestamp,
     },
-    /// A user cancelled; any promotion follows from the state.
+    /// v1: a user cancelled (now `Change::Cancelled`).
     Cancelled {
         /// The event.
         event: EventId,
@@ -74,6 +79,55 @@ pub enum Record {
         /// The last abandoned LSN.
         through: Lsn,
     },
+    /// A change to one event, exactly as the domain made it.
+    Change {
+        /// The event.
+        event: EventId,
+        /// What happened.
+        change: Change,
+    },
+}
+
+/// Per-user limit that v1 events, which had none, are given when read back:
+/// one ticket a booking was all v1 could sell.
+pub const V1_MAX_PER_USER: u32 = 10;
+
+impl Record {
+    /// The event change this record holds, reading v1 forms as the change
+    /// they stood for; `None` for a skip.
+    pub fn into_change(self) -> Option<(EventId, Change)> {
+        match self {
+            Self::EventCreated {
+                event,
+                name,
+                total_tickets,
+                at,
+            } => Some((
+                event,
+                Change::Created {
+                    settings: EventSettings::new(name, total_tickets, V1_MAX_PER_USER),
+                    at,
+                },
+            )),
+            Self::Booked {
+                event,
+                booking,
+                user,
+                at,
+            } => Some((
+                event,
+                Change::Booked {
+                    booking,
+                    user,
+                    quantity: 1,
+                    at,
+                },
+            )),
+            Self::Cancelled { event, user, at } => Some((event, Change::Cancelled { user, at })),
+            Self::Skipped { .. } => None,
+            Self::Change { event, change } => Some((event, change)),
+        }
+    }
 }
 
 /// When an answer may be sent.
@@ -509,12 +563,14 @@ pub const FRAME_HEADER_BYTES: usize = 16;
 pub const MAX_RECORD_BYTES: usize = 64 * 1024;
 
 fn encode_frame(out: &mut Vec<u8>, lsn: Lsn, record: &Record) {
-    // Records are small plain data: encoding cannot fail short of a bug.
+    // Records are small plain data: encoding cannot fail short of a bug. Its
+    // submitter would be told the change is durable, so going on would lose
+    // an acknowledged change: stop the process instead.
     let payload = match codec::encode(record) {
         Ok(p) => p,
         Err(e) => {
-            log::error!("journal: cannot encode record {lsn}: {e}");
-            codec::encode(&Record::Skipped { through: lsn }).unwrap_or_default()
+            log::error!("journal: cannot encode record {lsn}: {e}; stopping");
+            std::process::abort();
         }
     };
     let mut crc = crc32fast::Hasher::new();

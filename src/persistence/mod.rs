@@ -1,10 +1,14 @@
-//! Everything that touches the disk: the binary codec and snapshot files.
+//! Everything that touches the disk: the binary codec, the write-ahead
+//! journal, snapshot files (and the older formats still read), and recovery
+//! from both at start. Snapshots and journal segments share one data
+//! directory (`snapshot.dir`).
 //!
 //! Nothing here runs on a request thread: callers hand the work to a
 //! blocking thread.
 
 pub mod codec;
 pub mod journal;
+mod legacy;
 pub mod recovery;
 pub mod snapshot;
 

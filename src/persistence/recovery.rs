@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use super::journal::{self, JournalError, Lsn, Record};
 use super::snapshot::{read_file, ServiceSnapshot, SnapshotError, SnapshotStore};
-use crate::domain::{BookingId, DomainError, Event, EventId};
+use crate::domain::{BookingId, Change, DomainError, Event, EventId};
 
 /// Why the state could not be rebuilt.
 #[derive(Debug, thiserror::Error)]
@@ -192,57 +192,26 @@ fn apply(
     lsn: Lsn,
     record: Record,
 ) -> Result<(), String> {
-    match record {
-        Record::EventCreated {
-            event,
-            name,
-            total_tickets,
-            at,
-        } => match events.get(&event) {
-            Some((_, applied)) if *applied >= lsn => Ok(()),
-            Some(_) => Err(format!("event {event} created twice")),
-            None => {
-                let created =
-                    Event::new(event, name, total_tickets, at).map_err(|e| e.to_string())?;
-                events.insert(event, (created, lsn));
-                *next_event_id = (*next_event_id).max(event.get() + 1);
-                Ok(())
-            }
-        },
-        Record::Booked {
-            event,
-            booking,
-            user,
-            at,
-        } => {
-            *next_booking_id = (*next_booking_id).max(booking.get() + 1);
-            match event_at(events, event, lsn)? {
-                Some(e) => e.replay_book(&user, booking, at).map_err(|e| e.to_string()),
-                None => Ok(()),
-            }
-        }
-        Record::Cancelled { event, user, at } => match event_at(events, event, lsn)? {
-            Some(e) => e.cancel(&user, at).map(|_| ()).map_err(|e| e.to_string()),
-            None => Ok(()),
-        },
-        // The reader consumes skips itself.
-        Record::Skipped { .. } => Ok(()),
+    // The reader consumes skips itself.
+    let Some((id, change)) = record.into_change() else {
+        return Ok(());
+    };
+    if let Change::Booked { booking, .. } = &change {
+        *next_booking_id = (*next_booking_id).max(booking.get() + 1);
     }
-}
-
-/// The event a replayed record is for, or `None` when the snapshot already
-/// reflects the record.
-fn event_at(
-    events: &mut BTreeMap<EventId, (Event, Lsn)>,
-    id: EventId,
-    lsn: Lsn,
-) -> Result<Option<&mut Event>, String> {
-    match events.get_mut(&id) {
-        None => Err(format!("event {id} does not exist")),
-        Some((_, applied)) if *applied >= lsn => Ok(None),
-        Some((event, applied)) => {
+    match (events.get_mut(&id), &change) {
+        (Some((_, applied)), _) if *applied >= lsn => Ok(()),
+        (Some(_), Change::Created { .. }) => Err(format!("event {id} created twice")),
+        (None, Change::Created { settings, at }) => {
+            let created = Event::created(id, settings, *at).map_err(|e| e.to_string())?;
+            events.insert(id, (created, lsn));
+            *next_event_id = (*next_event_id).max(id.get() + 1);
+            Ok(())
+        }
+        (None, _) => Err(format!("event {id} does not exist")),
+        (Some((event, applied)), _) => {
             *applied = lsn;
-            Ok(Some(event))
+            event.apply(&change).map(|_| ()).map_err(|e| e.to_string())
         }
     }
 }

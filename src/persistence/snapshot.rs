@@ -15,12 +15,17 @@ use serde::{Deserialize, Serialize};
 
 use super::codec::{self, CodecError};
 use super::journal::Lsn;
+use super::legacy::ServiceSnapshotV2;
 use crate::domain::{EventSnapshot, Timestamp};
 
 /// First bytes of every snapshot file.
 const MAGIC: [u8; 8] = *b"BOXOSNAP";
 /// Bumped whenever the header's or the payload's shape or encoding changes.
-pub const FORMAT_VERSION: u32 = 2;
+/// 3: events carry settings and bookings a quantity. Older versions this
+/// build still reads are in [`super::legacy`].
+pub const FORMAT_VERSION: u32 = 3;
+/// The v1 service's format, read and converted on start.
+const FORMAT_VERSION_V2: u32 = 2;
 /// magic (8) + version (4) + crc32 (4) + payload length (8) + journal LSN (8).
 const HEADER_BYTES: usize = 32;
 const PREFIX: &str = "snapshot-";
@@ -259,9 +264,9 @@ pub fn read_file(path: &Path) -> Result<ServiceSnapshot, SnapshotError> {
     let field =
         |range: std::ops::Range<usize>| -> [u8; 4] { header[range].try_into().unwrap_or([0; 4]) };
     let version = u32::from_le_bytes(field(8..12));
-    if version != FORMAT_VERSION {
+    if version != FORMAT_VERSION && version != FORMAT_VERSION_V2 {
         return Err(corrupt(format!(
-            "format version {version}, this build reads {FORMAT_VERSION}"
+            "format version {version}, this build reads {FORMAT_VERSION_V2} and {FORMAT_VERSION}"
         )));
     }
     let crc = u32::from_le_bytes(field(12..16));
@@ -283,6 +288,11 @@ pub fn read_file(path: &Path) -> Result<ServiceSnapshot, SnapshotError> {
             "CRC mismatch in payload at offset {HEADER_BYTES}"
         )));
     }
+    if version == FORMAT_VERSION_V2 {
+        return codec::decode::<ServiceSnapshotV2>(&payload)
+            .map(ServiceSnapshot::from)
+            .map_err(|e| corrupt(e.to_string()));
+    }
     codec::decode(&payload).map_err(|e| corrupt(e.to_string()))
 }
 
@@ -296,17 +306,22 @@ fn sync_dir(dir: &Path) -> Result<(), SnapshotError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{BookingIdSequence, Event, EventId, UserId};
+    use crate::domain::{BookingIdSequence, Event, EventId, EventSettings, UserId};
 
     fn sample(bookings: usize) -> ServiceSnapshot {
         let ids = BookingIdSequence::default();
         let id = EventId::try_from(7).expect("id");
-        let mut event =
-            Event::new(id, Some("Gig".into()), 3, Timestamp::from_millis(5)).expect("event");
+        let settings = EventSettings::new(Some("Gig".into()), 3, 2);
+        let (mut event, _) = Event::create(id, settings, Timestamp::from_millis(5)).expect("event");
         for i in 0..bookings {
             let user = UserId::try_from(format!("u{i}").as_str()).expect("user");
             event
-                .book(&user, &ids, Timestamp::from_millis(10 + i as i64))
+                .book(
+                    &user,
+                    1 + i as u32 % 2,
+                    &ids,
+                    Timestamp::from_millis(10 + i as i64),
+                )
                 .expect("book");
         }
         ServiceSnapshot {
@@ -396,5 +411,21 @@ mod tests {
         SnapshotStore::open(dir.path(), 3).expect("open");
         assert!(!stray.exists());
         assert!(other.exists(), "files that are not ours are left alone");
+    }
+
+    #[test]
+    fn a_version_2_file_written_by_v1_is_read_and_converted() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let payload = codec::encode(&super::super::legacy::tests::v2_sample()).expect("encode");
+        let mut header = header_for(&payload, 4);
+        header[8..12].copy_from_slice(&FORMAT_VERSION_V2.to_le_bytes());
+        let path = dir.path().join("snapshot-00000000000000000001.bin");
+        let mut bytes = header.to_vec();
+        bytes.extend_from_slice(&payload);
+        fs::write(&path, bytes).expect("write");
+        let snapshot = read_file(&path).expect("reads");
+        assert_eq!(snapshot.journal_lsn, 4);
+        assert_eq!(snapshot.events[0].event.records.len(), 3);
+        assert_eq!(snapshot.events[0].event.records[2].quantity, 1);
     }
 }

@@ -32,7 +32,11 @@ async fn put_get_delete_a_booking() {
         .await;
     assert_eq!(b["booking"]["waiting_position"], 1);
     let (status, read) = app.get(&format!("/api/events/{event}/bookings/b")).await;
-    assert_eq!((status, &read), (StatusCode::OK, &b));
+    assert_eq!((status, &read["booking"]), (StatusCode::OK, &b["booking"]));
+    assert_eq!(
+        (b["status"].as_str(), b["userId"].as_str()),
+        (Some("waiting"), Some("b"))
+    );
     let (status, cancelled) = app
         .call(
             Method::DELETE,

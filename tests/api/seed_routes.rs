@@ -48,10 +48,19 @@ async fn initialize_creates_an_event_with_location_and_exact_shape() {
         [
             "available_tickets",
             "created_at",
+            "held_tickets",
+            "hold_secs",
             "id",
+            "max_per_user",
             "name",
+            "offer_secs",
+            "sales_end",
+            "sales_open",
+            "sales_start",
             "total_tickets",
-            "updated_at"
+            "updated_at",
+            "waiting_list_count",
+            "waiting_tickets"
         ]
     );
     assert_eq!(
@@ -188,10 +197,13 @@ async fn status_has_both_the_event_object_and_the_flat_keys() {
         body,
         json!({
             "event": {"id": event, "name": "Show", "total_tickets": 100, "available_tickets": 99,
-                      "waiting_list_count": 0, "created_at": created["event"]["created_at"],
+                      "held_tickets": 0, "waiting_list_count": 0, "waiting_tickets": 0,
+                      "max_per_user": 10, "hold_secs": 0, "offer_secs": 0, "sales_open": true,
+                      "sales_start": null, "sales_end": null,
+                      "created_at": created["event"]["created_at"],
                       "updated_at": body["event"]["updated_at"]},
             "eventId": event, "name": "Show", "totalTickets": 100, "availableTickets": 99,
-            "confirmedCount": 1, "waitingListCount": 0
+            "confirmedCount": 1, "heldTickets": 0, "waitingListCount": 0, "waitingTickets": 0
         })
     );
     assert_ne!(

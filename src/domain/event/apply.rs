@@ -1,0 +1,309 @@
+//! The one place an event's state moves: applying a [`Change`], promoting
+//! from the queue, and taking a change back exactly.
+
+use std::hash::BuildHasher;
+
+use super::{check_settings, Event};
+use crate::domain::booking::{BookingRecord, BookingStatus};
+use crate::domain::change::Change;
+use crate::domain::ids::{BookingId, Timestamp, UserId};
+use crate::domain::settings::{EventPatch, EventSettings};
+use crate::domain::DomainError;
+
+/// What applying a change did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    /// The booking record the change was about (0 for event-level changes).
+    pub handle: u32,
+    /// Records promoted from the queue, in queue order.
+    pub promoted: Vec<u32>,
+    /// How to take the change back.
+    pub undo: Undo,
+}
+
+/// What it takes to reverse one change exactly, so a change the journal
+/// could not make durable leaves no trace in memory. Undos of one event must
+/// be applied newest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Undo {
+    /// The event's available tickets before.
+    available_tickets: u64,
+    /// The event's `updated_at` before.
+    updated_at: Timestamp,
+    /// The settings before, when the change touched them.
+    settings: Option<EventSettings>,
+    /// Each touched record as it was before, or `None` for a record the
+    /// change added; in the order they were touched.
+    records: Vec<(u32, Option<BookingRecord>)>,
+    /// What the change did to the queue, in order.
+    queue: Vec<QueueStep>,
+}
+
+/// One step taken on the queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum QueueStep {
+    /// A booking joined at `seq`.
+    Pushed(u32),
+    /// The booking `handle` asking for `quantity` left from `seq`.
+    Removed {
+        seq: u32,
+        handle: u32,
+        quantity: u32,
+    },
+    /// The entry at `seq` asked for `from` tickets before.
+    Requantified { seq: u32, from: u32 },
+}
+
+impl Event {
+    /// Applies `change`: the live operations call this after deciding, and
+    /// replay calls it with the journalled change. It checks only what the
+    /// state itself demands (no clock, no configured limit), and on an error
+    /// nothing has changed.
+    pub fn apply(&mut self, change: &Change) -> Result<Applied, DomainError> {
+        let mut undo = Undo {
+            available_tickets: self.available_tickets,
+            updated_at: self.updated_at,
+            settings: None,
+            records: Vec::new(),
+            queue: Vec::new(),
+        };
+        let handle = match change {
+            Change::Created { .. } => {
+                return Err(self.inconsistent(format!("event {} created twice", self.id)));
+            }
+            Change::Booked {
+                booking,
+                user,
+                quantity,
+                at,
+            } => self.apply_booked(*booking, user, *quantity, *at, &mut undo)?,
+            Change::Cancelled { user, at } => self.apply_cancelled(user, *at, &mut undo)?,
+            Change::QuantityLowered { user, quantity, at } => {
+                self.apply_lowered(user, *quantity, *at, &mut undo)?
+            }
+            Change::Updated { patch, .. } => {
+                self.apply_updated(patch, &mut undo)?;
+                0
+            }
+        };
+        self.updated_at = change.at();
+        let promoted = self.promote(change.at(), &mut undo);
+        self.debug_check();
+        Ok(Applied {
+            handle,
+            promoted,
+            undo,
+        })
+    }
+
+    /// Reverses a change made by [`Self::apply`]. Undos must come newest
+    /// first; the state is then exactly as before.
+    pub fn undo(&mut self, undo: Undo) {
+        for step in undo.queue.into_iter().rev() {
+            match step {
+                QueueStep::Pushed(seq) => {
+                    let removed = self.queue.remove(seq);
+                    debug_assert!(removed, "an undone arrival is still queued");
+                }
+                QueueStep::Removed {
+                    seq,
+                    handle,
+                    quantity,
+                } => self.queue.revive(seq, handle, quantity),
+                QueueStep::Requantified { seq, from } => self.queue.set_quantity(seq, from),
+            }
+        }
+        for (handle, before) in undo.records.into_iter().rev() {
+            match before {
+                Some(record) => self.records[handle as usize] = record,
+                None => {
+                    debug_assert_eq!(handle as usize + 1, self.records.len(), "undo newest first");
+                    let hash = self
+                        .hasher
+                        .hash_one(self.records[handle as usize].user.as_str());
+                    if let Ok(entry) = self.by_user.find_entry(hash, |&h| h == handle) {
+                        entry.remove();
+                    }
+                    self.records.pop();
+                }
+            }
+        }
+        if let Some(settings) = undo.settings {
+            self.settings = settings;
+        }
+        self.available_tickets = undo.available_tickets;
+        self.updated_at = undo.updated_at;
+        self.debug_check();
+    }
+
+    fn apply_booked(
+        &mut self,
+        id: BookingId,
+        user: &UserId,
+        quantity: u32,
+        at: Timestamp,
+        undo: &mut Undo,
+    ) -> Result<u32, DomainError> {
+        let existing = self.find(user.as_str());
+        if existing.is_some_and(|h| self.records[h as usize].status.is_active()) {
+            return Err(self.inconsistent(format!("{user} booked twice")));
+        }
+        if quantity == 0 {
+            return Err(self.inconsistent(format!("{user} booked no tickets")));
+        }
+        self.ensure_room(existing)?;
+        let wanted = u64::from(quantity);
+        let status = if self.queue.is_empty() && wanted <= self.available_tickets {
+            self.available_tickets -= wanted;
+            BookingStatus::Confirmed
+        } else {
+            BookingStatus::Waiting
+        };
+        let record = BookingRecord {
+            id,
+            user: user.clone(),
+            status,
+            quantity,
+            created_at: at,
+            updated_at: at,
+            queue_seq: 0,
+        };
+        let handle = match existing {
+            Some(h) => {
+                let before = std::mem::replace(&mut self.records[h as usize], record);
+                undo.records.push((h, Some(before)));
+                h
+            }
+            None => {
+                let h = self.records.len() as u32;
+                let hash = self.hasher.hash_one(user.as_str());
+                let (records, hasher) = (&self.records, &self.hasher);
+                self.by_user.insert_unique(hash, h, |&i| {
+                    hasher.hash_one(records[i as usize].user.as_str())
+                });
+                self.records.push(record);
+                undo.records.push((h, None));
+                h
+            }
+        };
+        if status == BookingStatus::Waiting {
+            let seq = self.queue.push(handle, quantity);
+            self.records[handle as usize].queue_seq = seq;
+            undo.queue.push(QueueStep::Pushed(seq));
+        }
+        Ok(handle)
+    }
+
+    fn apply_cancelled(
+        &mut self,
+        user: &UserId,
+        at: Timestamp,
+        undo: &mut Undo,
+    ) -> Result<u32, DomainError> {
+        let handle = self.active(user)?;
+        let record = &mut self.records[handle as usize];
+        let before = record.clone();
+        record.status = BookingStatus::Cancelled;
+        record.updated_at = at;
+        undo.records.push((handle, Some(before.clone())));
+        match before.status {
+            BookingStatus::Waiting => self.leave_queue(handle, &before, undo),
+            _ => self.available_tickets += u64::from(before.quantity),
+        }
+        Ok(handle)
+    }
+
+    fn apply_lowered(
+        &mut self,
+        user: &UserId,
+        quantity: u32,
+        at: Timestamp,
+        undo: &mut Undo,
+    ) -> Result<u32, DomainError> {
+        let handle = self.active(user)?;
+        let record = &mut self.records[handle as usize];
+        if quantity == 0 || quantity >= record.quantity {
+            let had = record.quantity;
+            return Err(self.inconsistent(format!("{user} lowered {had} tickets to {quantity}")));
+        }
+        let before = record.clone();
+        record.quantity = quantity;
+        record.updated_at = at;
+        undo.records.push((handle, Some(before.clone())));
+        match before.status {
+            BookingStatus::Waiting => {
+                self.queue.set_quantity(before.queue_seq, quantity);
+                undo.queue.push(QueueStep::Requantified {
+                    seq: before.queue_seq,
+                    from: before.quantity,
+                });
+            }
+            _ => self.available_tickets += u64::from(before.quantity - quantity),
+        }
+        Ok(handle)
+    }
+
+    fn apply_updated(&mut self, patch: &EventPatch, undo: &mut Undo) -> Result<(), DomainError> {
+        let next = patch.applied_to(&self.settings);
+        check_settings(&next)?;
+        let sold = self.settings.total_tickets - self.available_tickets;
+        if next.total_tickets < sold {
+            return Err(DomainError::CapacityConflict(format!(
+                "{sold} tickets are confirmed or held; totalTickets cannot go below that"
+            )));
+        }
+        if next.total_tickets < self.settings.total_tickets {
+            let largest = self
+                .queue
+                .page(0, self.queue.len())
+                .iter()
+                .map(|e| e.quantity)
+                .max();
+            if let Some(largest) = largest.filter(|&q| u64::from(q) > next.total_tickets) {
+                return Err(DomainError::CapacityConflict(format!(
+                    "a waiting booking asks for {largest} tickets; totalTickets cannot go below that"
+                )));
+            }
+        }
+        self.available_tickets = next.total_tickets - sold;
+        undo.settings = Some(std::mem::replace(&mut self.settings, next));
+        Ok(())
+    }
+
+    /// Takes a waiting booking out of the queue; its record is already saved.
+    fn leave_queue(&mut self, handle: u32, record: &BookingRecord, undo: &mut Undo) {
+        let removed = self.queue.remove(record.queue_seq);
+        debug_assert!(removed, "a waiting booking is always in the queue");
+        undo.queue.push(QueueStep::Removed {
+            seq: record.queue_seq,
+            handle,
+            quantity: record.quantity,
+        });
+    }
+
+    /// Confirms the head of the queue while its quantity fits in the
+    /// available tickets, in queue order, stopping at the first that does
+    /// not fit: nobody is overtaken.
+    fn promote(&mut self, at: Timestamp, undo: &mut Undo) -> Vec<u32> {
+        let mut promoted = Vec::new();
+        while let Some(head) = self.queue.head() {
+            let wanted = u64::from(head.quantity);
+            if wanted > self.available_tickets {
+                break;
+            }
+            self.available_tickets -= wanted;
+            let record = &mut self.records[head.handle as usize];
+            let before = record.clone();
+            record.status = BookingStatus::Confirmed;
+            record.updated_at = at;
+            undo.records.push((head.handle, Some(before.clone())));
+            self.leave_queue(head.handle, &before, undo);
+            promoted.push(head.handle);
+        }
+        promoted
+    }
+
+    pub(super) fn inconsistent(&self, why: String) -> DomainError {
+        DomainError::Inconsistent(format!("event {}: {why}", self.id))
+    }
+}

@@ -1,0 +1,477 @@
+//! One event: its settings, its tickets, its bookings (one record per user)
+//! and its queue.
+//!
+//! Live operations (`book`, `cancel`, `lower_quantity`, `update`) check the
+//! request against the rules of the moment, build a [`Change`] and apply it
+//! through [`Event::apply`], the one place state moves; replay calls `apply`
+//! with the journalled change. Every applied change also yields an exact
+//! [`Undo`].
+
+mod apply;
+mod snapshot;
+#[cfg(test)]
+mod tests;
+
+use std::hash::BuildHasher;
+
+use hashbrown::{DefaultHashBuilder, HashTable};
+
+pub use apply::{Applied, Undo};
+pub use snapshot::EventSnapshot;
+
+use super::booking::{BookingRecord, BookingStatus, BookingView};
+use super::change::Change;
+use super::chunked::ChunkedVec;
+use super::ids::{BookingIdSequence, EventId, Timestamp, UserId};
+use super::queue::WaitingQueue;
+use super::settings::{EventPatch, EventSettings, Sales};
+use super::DomainError;
+
+/// A change that was made, ready to journal, with its way back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Made {
+    /// What to journal.
+    pub change: Change,
+    /// How to take it back if the journal cannot keep it.
+    pub undo: Undo,
+}
+
+/// The answer to a live operation: what the client sees, and the change it
+/// made (`None` when it changed nothing, e.g. a repeated booking).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome<T> {
+    /// What the client sees.
+    pub value: T,
+    /// The change, if any.
+    pub made: Option<Made>,
+}
+
+/// A booking and the waiting bookings that got tickets in the same step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BookingChange {
+    /// The booking as it now stands.
+    pub booking: BookingView,
+    /// Promoted bookings, in queue order.
+    pub promotions: Vec<BookingView>,
+}
+
+/// An event after a settings change, and who got tickets through it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventChange {
+    /// The event as it now stands.
+    pub status: EventStatus,
+    /// Promoted bookings, in queue order.
+    pub promotions: Vec<BookingView>,
+}
+
+/// An event's settings and counters, as a reader sees them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventStatus {
+    /// The event's id.
+    pub id: EventId,
+    /// What the organiser set.
+    pub settings: EventSettings,
+    /// Tickets nobody holds.
+    pub available_tickets: u64,
+    /// Tickets in confirmed bookings.
+    pub confirmed_tickets: u64,
+    /// Tickets in held bookings.
+    pub held_tickets: u64,
+    /// Bookings in the queue.
+    pub waiting_count: u64,
+    /// Tickets the queued bookings ask for.
+    pub waiting_tickets: u64,
+    /// When the event was created.
+    pub created_at: Timestamp,
+    /// When a booking or a setting last changed.
+    pub updated_at: Timestamp,
+}
+
+/// One entry of a waiting-list page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WaitingEntry {
+    /// The waiting booking's id.
+    pub booking_id: super::ids::BookingId,
+    /// Who is waiting.
+    pub user_id: UserId,
+    /// Tickets asked for.
+    pub quantity: u32,
+    /// 1-based place in the queue.
+    pub position: u64,
+}
+
+/// A page of the waiting list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WaitingPage {
+    /// Entries in queue order.
+    pub entries: Vec<WaitingEntry>,
+    /// Everyone waiting, not only this page.
+    pub total: u64,
+}
+
+/// One event and everything booked for it.
+///
+/// Owned by exactly one actor at run time, so nothing here locks.
+#[derive(Debug, Clone)]
+pub struct Event {
+    /// The event's id.
+    id: EventId,
+    /// What the organiser set.
+    settings: EventSettings,
+    /// Tickets nobody holds. While anyone waits, the head of the queue asks
+    /// for more than this.
+    available_tickets: u64,
+    /// When the event was created.
+    created_at: Timestamp,
+    /// When a booking or a setting last changed.
+    updated_at: Timestamp,
+    /// Every user's latest booking; a record's index is its handle. Chunked
+    /// so a snapshot hand-over shares it instead of copying it.
+    records: ChunkedVec<BookingRecord>,
+    /// Handles into `records`, found by user id; holds no copy of the id.
+    by_user: HashTable<u32>,
+    /// Hashes user ids for `by_user`.
+    hasher: DefaultHashBuilder,
+    /// Waiting bookings, by handle, first come first served.
+    queue: WaitingQueue,
+}
+
+impl Event {
+    /// A new event with every ticket available, and the change that records
+    /// its creation.
+    pub fn create(
+        id: EventId,
+        settings: EventSettings,
+        now: Timestamp,
+    ) -> Result<(Self, Change), DomainError> {
+        let event = Self::created(id, &settings, now)?;
+        Ok((event, Change::Created { settings, at: now }))
+    }
+
+    /// The event a [`Change::Created`] describes.
+    pub fn created(
+        id: EventId,
+        settings: &EventSettings,
+        at: Timestamp,
+    ) -> Result<Self, DomainError> {
+        check_settings(settings)?;
+        Ok(Self {
+            id,
+            settings: settings.clone(),
+            available_tickets: settings.total_tickets,
+            created_at: at,
+            updated_at: at,
+            records: ChunkedVec::new(),
+            by_user: HashTable::new(),
+            hasher: DefaultHashBuilder::default(),
+            queue: WaitingQueue::new(),
+        })
+    }
+
+    /// The event's id.
+    pub fn id(&self) -> EventId {
+        self.id
+    }
+
+    /// The event's settings.
+    pub fn settings(&self) -> &EventSettings {
+        &self.settings
+    }
+
+    /// Books `quantity` tickets for `user`: confirmed when nobody waits and
+    /// enough are available, else at the back of the queue. A user whose
+    /// booking is active gets it back unchanged when the quantity is the
+    /// same, so a retried request never buys a second set of tickets; that
+    /// is decided before the sales window and the limits are checked.
+    pub fn book(
+        &mut self,
+        user: &UserId,
+        quantity: u32,
+        ids: &BookingIdSequence,
+        now: Timestamp,
+    ) -> Result<Outcome<BookingView>, DomainError> {
+        let existing = self.find(user.as_str());
+        if let Some(handle) = existing {
+            let record = &self.records[handle as usize];
+            if record.status.is_active() {
+                if record.quantity != quantity {
+                    return Err(DomainError::BookingExists);
+                }
+                return Ok(Outcome {
+                    value: self.view(handle),
+                    made: None,
+                });
+            }
+        }
+        match self.settings.sales_at(now) {
+            Sales::Open => {}
+            Sales::NotOpen => return Err(DomainError::SalesNotOpen),
+            Sales::Closed => return Err(DomainError::SalesClosed),
+        }
+        let max = u64::from(self.settings.max_per_user).min(self.settings.total_tickets);
+        if quantity == 0 || u64::from(quantity) > max {
+            return Err(DomainError::QuantityOutOfRange { max });
+        }
+        // Checked before an id is spent.
+        self.ensure_room(existing)?;
+        let change = Change::Booked {
+            booking: ids.next_id(),
+            user: user.clone(),
+            quantity,
+            at: now,
+        };
+        let applied = self.apply(&change)?;
+        Ok(Outcome {
+            value: self.view(applied.handle),
+            made: Some(Made {
+                change,
+                undo: applied.undo,
+            }),
+        })
+    }
+
+    /// Cancels `user`'s active booking. Its tickets, or its place in the
+    /// queue, go to the head of the queue in the same step.
+    pub fn cancel(
+        &mut self,
+        user: &UserId,
+        now: Timestamp,
+    ) -> Result<Outcome<BookingChange>, DomainError> {
+        let change = Change::Cancelled {
+            user: user.clone(),
+            at: now,
+        };
+        self.made_booking_change(change)
+    }
+
+    /// Lowers the quantity of `user`'s active booking; it keeps its id,
+    /// status and place, and freed tickets go to the queue. The same
+    /// quantity changes nothing; a higher one is refused.
+    pub fn lower_quantity(
+        &mut self,
+        user: &UserId,
+        quantity: u32,
+        now: Timestamp,
+    ) -> Result<Outcome<BookingChange>, DomainError> {
+        let handle = self.active(user)?;
+        let current = self.records[handle as usize].quantity;
+        if quantity == 0 {
+            return Err(DomainError::QuantityOutOfRange {
+                max: u64::from(current),
+            });
+        }
+        if quantity > current {
+            return Err(DomainError::QuantityIncrease);
+        }
+        if quantity == current {
+            return Ok(Outcome {
+                value: BookingChange {
+                    booking: self.view(handle),
+                    promotions: Vec::new(),
+                },
+                made: None,
+            });
+        }
+        self.made_booking_change(Change::QuantityLowered {
+            user: user.clone(),
+            quantity,
+            at: now,
+        })
+    }
+
+    /// Confirms `user`'s held booking. A confirmed booking is answered as it
+    /// is; a waiting one has nothing to confirm.
+    pub fn confirm(&mut self, user: &UserId) -> Result<Outcome<BookingView>, DomainError> {
+        let handle = self.active(user)?;
+        match self.records[handle as usize].status {
+            BookingStatus::Waiting => Err(DomainError::NotHeld),
+            _ => Ok(Outcome {
+                value: self.view(handle),
+                made: None,
+            }),
+        }
+    }
+
+    /// Changes the settings `patch` names. Raising the ticket count promotes
+    /// from the queue at once; lowering it below what is sold or below a
+    /// waiting booking's quantity is refused and changes nothing.
+    pub fn update(
+        &mut self,
+        patch: EventPatch,
+        now: Timestamp,
+    ) -> Result<Outcome<EventChange>, DomainError> {
+        let change = Change::Updated { patch, at: now };
+        let applied = self.apply(&change)?;
+        Ok(Outcome {
+            value: EventChange {
+                status: self.status(),
+                promotions: self.views(&applied.promoted),
+            },
+            made: Some(Made {
+                change,
+                undo: applied.undo,
+            }),
+        })
+    }
+
+    /// `user`'s active booking, else their most recent ended one.
+    pub fn booking(&self, user: &UserId) -> Result<BookingView, DomainError> {
+        self.find(user.as_str())
+            .map(|h| self.view(h))
+            .ok_or(DomainError::BookingNotFound)
+    }
+
+    /// The event's settings and counters.
+    pub fn status(&self) -> EventStatus {
+        EventStatus {
+            id: self.id,
+            settings: self.settings.clone(),
+            available_tickets: self.available_tickets,
+            confirmed_tickets: self.settings.total_tickets - self.available_tickets,
+            held_tickets: 0,
+            waiting_count: self.queue.len() as u64,
+            waiting_tickets: self.queue.tickets(),
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        }
+    }
+
+    /// Up to `limit` waiting bookings from 0-based queue `offset`, in order.
+    pub fn waiting_page(&self, offset: usize, limit: usize) -> WaitingPage {
+        let entries = self
+            .queue
+            .page(offset, limit)
+            .into_iter()
+            .map(|e| {
+                let r = &self.records[e.handle as usize];
+                WaitingEntry {
+                    booking_id: r.id,
+                    user_id: r.user.clone(),
+                    quantity: e.quantity,
+                    position: e.position,
+                }
+            })
+            .collect();
+        WaitingPage {
+            entries,
+            total: self.queue.len() as u64,
+        }
+    }
+
+    /// How many booking records (one per user who ever booked) the event holds.
+    pub fn record_count(&self) -> usize {
+        self.records.len()
+    }
+
+    /// The id of every booking the event holds.
+    pub fn booking_ids(&self) -> impl Iterator<Item = super::ids::BookingId> + '_ {
+        self.records.iter().map(|r| r.id)
+    }
+
+    /// Applies a booking-level change and shows its booking and promotions.
+    fn made_booking_change(
+        &mut self,
+        change: Change,
+    ) -> Result<Outcome<BookingChange>, DomainError> {
+        let applied = self.apply(&change)?;
+        Ok(Outcome {
+            value: BookingChange {
+                booking: self.view(applied.handle),
+                promotions: self.views(&applied.promoted),
+            },
+            made: Some(Made {
+                change,
+                undo: applied.undo,
+            }),
+        })
+    }
+
+    /// The handle of `user`'s active booking.
+    fn active(&self, user: &UserId) -> Result<u32, DomainError> {
+        self.find(user.as_str())
+            .filter(|&h| self.records[h as usize].status.is_active())
+            .ok_or(DomainError::BookingNotFound)
+    }
+
+    /// Whether a new booking fits: a new user needs a record handle (u32),
+    /// and a booking that may wait needs a queue sequence number. Live and
+    /// replayed bookings share this check, so a replay can never pass it where
+    /// the original booking could not.
+    fn ensure_room(&self, existing: Option<u32>) -> Result<(), DomainError> {
+        let no_record = existing.is_none() && self.records.len() >= u32::MAX as usize;
+        if no_record || !self.queue.has_room() {
+            Err(DomainError::EventFull)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn find(&self, user: &str) -> Option<u32> {
+        let hash = self.hasher.hash_one(user);
+        self.by_user
+            .find(hash, |&h| {
+                self.records
+                    .get(h as usize)
+                    .is_some_and(|r| r.user.as_str() == user)
+            })
+            .copied()
+    }
+
+    fn view(&self, handle: u32) -> BookingView {
+        let r = &self.records[handle as usize];
+        let waiting = r.status == BookingStatus::Waiting;
+        BookingView {
+            id: r.id,
+            event_id: self.id,
+            user_id: r.user.clone(),
+            status: r.status,
+            quantity: r.quantity,
+            waiting_position: waiting.then(|| self.queue.position(r.queue_seq)).flatten(),
+            tickets_ahead: waiting
+                .then(|| self.queue.tickets_ahead(r.queue_seq))
+                .flatten(),
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+
+    fn views(&self, handles: &[u32]) -> Vec<BookingView> {
+        handles.iter().map(|&h| self.view(h)).collect()
+    }
+
+    /// The O(1) invariants, after every change in debug builds.
+    fn debug_check(&self) {
+        debug_assert!(
+            self.available_tickets <= self.settings.total_tickets,
+            "more tickets available than exist"
+        );
+        debug_assert!(
+            self.queue
+                .head()
+                .is_none_or(|h| u64::from(h.quantity) > self.available_tickets),
+            "the head of the queue fits in the available tickets"
+        );
+    }
+}
+
+/// Settings every event must keep, whoever set them.
+fn check_settings(s: &EventSettings) -> Result<(), DomainError> {
+    let invalid = |field, message: &str| {
+        Err(DomainError::InvalidSettings {
+            field,
+            message: message.to_string(),
+        })
+    };
+    if s.total_tickets == 0 {
+        return Err(DomainError::InvalidTicketCount);
+    }
+    if s.max_per_user == 0 {
+        return invalid("maxPerUser", "must be at least 1");
+    }
+    if let (Some(start), Some(end)) = (s.sales_start, s.sales_end) {
+        if start >= end {
+            return invalid("salesEnd", "must be later than salesStart");
+        }
+    }
+    Ok(())
+}

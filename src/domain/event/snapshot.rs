@@ -1,0 +1,206 @@
+//! An event in the form snapshots store, and the full invariant check that
+//! every restored event passes before it is served.
+
+use std::hash::BuildHasher;
+
+use hashbrown::{DefaultHashBuilder, HashTable};
+use serde::{Deserialize, Serialize};
+
+use super::{check_settings, Event};
+use crate::domain::booking::{BookingRecord, BookingStatus};
+use crate::domain::chunked::ChunkedVec;
+use crate::domain::ids::{EventId, Timestamp};
+use crate::domain::queue::WaitingQueue;
+use crate::domain::settings::EventSettings;
+use crate::domain::DomainError;
+
+/// An event's state in the form snapshots store: no indexes, queue order as
+/// a plain list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventSnapshot {
+    /// The event's id.
+    pub id: EventId,
+    /// What the organiser set.
+    pub settings: EventSettings,
+    /// When the event was created.
+    pub created_at: Timestamp,
+    /// When a booking or a setting last changed.
+    pub updated_at: Timestamp,
+    /// Every user's latest booking.
+    pub records: ChunkedVec<BookingRecord>,
+    /// Indexes into `records` of the waiting bookings, front of the queue first.
+    pub waiting: Vec<u32>,
+}
+
+impl Event {
+    /// The event in the form snapshots store. The records are shared, not
+    /// copied.
+    pub fn to_snapshot(&self) -> EventSnapshot {
+        EventSnapshot {
+            id: self.id,
+            settings: self.settings.clone(),
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            records: self.records.clone(),
+            waiting: self.queue.handles().collect(),
+        }
+    }
+
+    /// Rebuilds an event from a snapshot, refusing one that breaks any
+    /// invariant: data read from disk is checked before it is served.
+    pub fn from_snapshot(snapshot: EventSnapshot) -> Result<Self, DomainError> {
+        let EventSnapshot {
+            id,
+            settings,
+            created_at,
+            updated_at,
+            mut records,
+            waiting,
+        } = snapshot;
+        let bad = |why: String| Err(DomainError::Inconsistent(format!("event {id}: {why}")));
+        if let Err(e) = check_settings(&settings) {
+            return bad(e.to_string());
+        }
+        if records.len() > u32::MAX as usize {
+            return bad("too many records".into());
+        }
+        // Refuse bad counts before any index is built.
+        let confirmed = confirmed_tickets(&records);
+        if confirmed > settings.total_tickets {
+            return bad(format!(
+                "{confirmed} tickets confirmed of {}",
+                settings.total_tickets
+            ));
+        }
+        let waiting_records = records
+            .iter()
+            .filter(|r| r.status == BookingStatus::Waiting)
+            .count();
+        if waiting.len() != waiting_records {
+            return bad(format!(
+                "queue holds {} of {waiting_records} waiting bookings",
+                waiting.len()
+            ));
+        }
+        let mut queue = WaitingQueue::new();
+        let mut queued = vec![false; records.len()];
+        for &handle in &waiting {
+            let Some(record) = records.get_mut(handle as usize) else {
+                return bad(format!("queue names missing record {handle}"));
+            };
+            if record.status != BookingStatus::Waiting
+                || std::mem::replace(&mut queued[handle as usize], true)
+            {
+                return bad(format!(
+                    "queue names record {handle} twice or while not waiting"
+                ));
+            }
+            record.queue_seq = queue.push(handle, record.quantity);
+        }
+        let mut event = Self {
+            id,
+            available_tickets: settings.total_tickets - confirmed,
+            settings,
+            created_at,
+            updated_at,
+            records: ChunkedVec::new(),
+            by_user: HashTable::with_capacity(records.len()),
+            hasher: DefaultHashBuilder::default(),
+            queue,
+        };
+        let hasher = &event.hasher;
+        for (handle, record) in records.iter().enumerate() {
+            let user = record.user.as_str();
+            // One probe per record: find a twin or the free slot.
+            let entry = event.by_user.entry(
+                hasher.hash_one(user),
+                |&h| records[h as usize].user.as_str() == user,
+                |&h| hasher.hash_one(records[h as usize].user.as_str()),
+            );
+            match entry {
+                hashbrown::hash_table::Entry::Occupied(_) => {
+                    return bad(format!("user {} has two records", record.user));
+                }
+                hashbrown::hash_table::Entry::Vacant(slot) => {
+                    slot.insert(handle as u32);
+                }
+            }
+        }
+        event.records = records;
+        event.verify()?;
+        Ok(event)
+    }
+
+    /// Checks every invariant by a full scan; used after restores and by tests.
+    pub fn verify(&self) -> Result<(), DomainError> {
+        let bad = |why: String| Err(self.inconsistent(why));
+        let confirmed = confirmed_tickets(&self.records);
+        if confirmed + self.available_tickets != self.settings.total_tickets {
+            return bad(format!(
+                "{confirmed} confirmed + {} available != {} total",
+                self.available_tickets, self.settings.total_tickets
+            ));
+        }
+        if let Some(r) = self.records.iter().find(|r| r.quantity == 0) {
+            return bad(format!("booking {} has no tickets", r.id.get()));
+        }
+        if let Some(head) = self.queue.head() {
+            if u64::from(head.quantity) <= self.available_tickets {
+                return bad(format!(
+                    "the head of the queue asks for {} of {} available tickets",
+                    head.quantity, self.available_tickets
+                ));
+            }
+        }
+        let mut expected_position = 0;
+        let mut ahead = 0u64;
+        for entry in self.queue.page(0, self.queue.len()) {
+            expected_position += 1;
+            let record = &self.records[entry.handle as usize];
+            if entry.position != expected_position
+                || record.status != BookingStatus::Waiting
+                || entry.quantity != record.quantity
+            {
+                return bad(format!(
+                    "queue entry {} out of order, not waiting or of another quantity",
+                    entry.handle
+                ));
+            }
+            if self.queue.position(record.queue_seq) != Some(expected_position)
+                || self.queue.tickets_ahead(record.queue_seq) != Some(ahead)
+            {
+                return bad(format!("record {} has a stale queue seq", entry.handle));
+            }
+            ahead += u64::from(record.quantity);
+        }
+        if ahead != self.queue.tickets() {
+            return bad(format!(
+                "queue counts {} tickets, its entries {ahead}",
+                self.queue.tickets()
+            ));
+        }
+        let waiting = self
+            .records
+            .iter()
+            .filter(|r| r.status == BookingStatus::Waiting)
+            .count();
+        if waiting != self.queue.len() {
+            return bad(format!(
+                "{waiting} waiting records but {} queued",
+                self.queue.len()
+            ));
+        }
+        if self.by_user.len() != self.records.len() {
+            return bad("user index out of step with records".into());
+        }
+        Ok(())
+    }
+}
+
+fn confirmed_tickets(records: &ChunkedVec<BookingRecord>) -> u64 {
+    records
+        .iter()
+        .filter(|r| r.status == BookingStatus::Confirmed)
+        .map(|r| u64::from(r.quantity))
+        .sum()
+}

@@ -1,0 +1,152 @@
+//! Snapshot payloads of older format versions, read so an upgrade keeps
+//! every operator's data: a newer build reads them and writes its own
+//! version from the next snapshot on.
+//!
+//! - Version 2 (v1 of the service): events had a name and a ticket count
+//!   only, and every booking was for one ticket.
+
+use serde::{Deserialize, Serialize};
+
+use super::journal::{Lsn, V1_MAX_PER_USER};
+use super::snapshot::{ServiceSnapshot, StoredEvent};
+use crate::domain::{
+    BookingId, BookingRecord, BookingStatus, ChunkedVec, EventId, EventSettings, EventSnapshot,
+    Timestamp, UserId,
+};
+
+/// A version 2 booking record.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct RecordV2 {
+    id: BookingId,
+    user: UserId,
+    status: BookingStatus,
+    created_at: Timestamp,
+    updated_at: Timestamp,
+}
+
+/// A version 2 event.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct EventV2 {
+    id: EventId,
+    name: Option<String>,
+    total_tickets: u64,
+    created_at: Timestamp,
+    updated_at: Timestamp,
+    records: ChunkedVec<RecordV2>,
+    waiting: Vec<u32>,
+}
+
+/// A version 2 stored event.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct StoredEventV2 {
+    applied_lsn: Lsn,
+    event: EventV2,
+}
+
+/// A version 2 snapshot payload.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) struct ServiceSnapshotV2 {
+    taken_at: Timestamp,
+    journal_lsn: Lsn,
+    next_event_id: u64,
+    next_booking_id: u64,
+    events: Vec<StoredEventV2>,
+}
+
+impl From<ServiceSnapshotV2> for ServiceSnapshot {
+    fn from(old: ServiceSnapshotV2) -> Self {
+        let events = old
+            .events
+            .into_iter()
+            .map(|stored| {
+                let e = stored.event;
+                let records = e
+                    .records
+                    .iter()
+                    .map(|r| {
+                        BookingRecord::new(
+                            r.id,
+                            r.user.clone(),
+                            r.status,
+                            1,
+                            r.created_at,
+                            r.updated_at,
+                        )
+                    })
+                    .collect();
+                StoredEvent {
+                    applied_lsn: stored.applied_lsn,
+                    event: EventSnapshot {
+                        id: e.id,
+                        settings: EventSettings::new(e.name, e.total_tickets, V1_MAX_PER_USER),
+                        created_at: e.created_at,
+                        updated_at: e.updated_at,
+                        records,
+                        waiting: e.waiting,
+                    },
+                }
+            })
+            .collect();
+        Self {
+            taken_at: old.taken_at,
+            journal_lsn: old.journal_lsn,
+            next_event_id: old.next_event_id,
+            next_booking_id: old.next_booking_id,
+            events,
+        }
+    }
+}
+
+#[cfg(test)]
+pub(super) mod tests {
+    use super::*;
+
+    /// A version 2 payload with one event: two confirmed of two tickets and
+    /// one waiting, as v1 wrote it.
+    pub fn v2_sample() -> ServiceSnapshotV2 {
+        let at = Timestamp::from_millis(1_000);
+        let record = |id: u64, user: &str, status| RecordV2 {
+            id: BookingId::from_raw(id),
+            user: UserId::try_from(user).expect("user"),
+            status,
+            created_at: at,
+            updated_at: at,
+        };
+        ServiceSnapshotV2 {
+            taken_at: at,
+            journal_lsn: 4,
+            next_event_id: 2,
+            next_booking_id: 4,
+            events: vec![StoredEventV2 {
+                applied_lsn: 4,
+                event: EventV2 {
+                    id: EventId::try_from(1).expect("id"),
+                    name: Some("Old gig".into()),
+                    total_tickets: 2,
+                    created_at: at,
+                    updated_at: at,
+                    records: [
+                        record(1, "a", BookingStatus::Confirmed),
+                        record(2, "b", BookingStatus::Confirmed),
+                        record(3, "c", BookingStatus::Waiting),
+                    ]
+                    .into_iter()
+                    .collect(),
+                    waiting: vec![2],
+                },
+            }],
+        }
+    }
+
+    #[test]
+    fn a_version_2_snapshot_becomes_one_ticket_bookings_with_default_settings() {
+        let snapshot = ServiceSnapshot::from(v2_sample());
+        let event = crate::domain::Event::from_snapshot(snapshot.events[0].event.clone())
+            .expect("restores");
+        let status = event.status();
+        assert_eq!(status.settings.name.as_deref(), Some("Old gig"));
+        assert_eq!(status.settings.max_per_user, V1_MAX_PER_USER);
+        assert!(status.settings.sales_open);
+        assert_eq!((status.confirmed_tickets, status.waiting_tickets), (2, 1));
+    }
+}

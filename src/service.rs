@@ -1,0 +1,326 @@
+//! The service layer: every operation of the booking service, between the
+//! HTTP layer and the event actors.
+//!
+//! [`BoxOffice`] finds an event's actor, sends it the operation, and holds
+//! the answer back until everything it shows is durable, so no client sees
+//! a change a crash could take away. It also checks what depends on
+//! configuration (limits) and creates events. Handlers only parse, call one
+//! method here and shape the reply; [`ServiceError`] is mapped to HTTP in
+//! one place (`http::error`).
+
+use std::sync::Arc;
+
+use actix::Addr;
+use futures_util::future::join_all;
+
+use crate::actors::messages::{ActorError, Durable, MakeChange, Read};
+use crate::actors::{ask, CreateError, EventActor, Registry, Unavailable};
+use crate::config::LimitSettings;
+use crate::domain::{
+    BookingChange, BookingView, DomainError, EventChange, EventId, EventPatch, EventSettings,
+    EventStatus, Timestamp, UserId, WaitingPage,
+};
+use crate::persistence::journal::Journal;
+
+/// Why an operation was refused. Nothing changed when one is returned.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ServiceError {
+    /// The domain said no.
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    /// A value outside what this deployment's limits allow.
+    #[error("{field} {message}")]
+    Invalid {
+        /// The field, as clients name it.
+        field: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+    /// No such event.
+    #[error("event not found")]
+    EventNotFound,
+    /// The requested event id is taken.
+    #[error("event {0} already exists")]
+    EventExists(EventId),
+    /// Every automatic event id is taken.
+    #[error("no event ids left")]
+    IdsExhausted,
+    /// The change cannot be made durable, or the event's mailbox is full.
+    #[error("unavailable")]
+    Unavailable,
+}
+
+impl From<Unavailable> for ServiceError {
+    fn from(_: Unavailable) -> Self {
+        Self::Unavailable
+    }
+}
+
+impl From<ActorError> for ServiceError {
+    fn from(e: ActorError) -> Self {
+        match e {
+            ActorError::Domain(d) => d.into(),
+            ActorError::Unavailable => Self::Unavailable,
+        }
+    }
+}
+
+impl From<CreateError> for ServiceError {
+    fn from(e: CreateError) -> Self {
+        match e {
+            CreateError::Exists(id) => Self::EventExists(id),
+            CreateError::IdsExhausted => Self::IdsExhausted,
+            CreateError::Unavailable => Self::Unavailable,
+            CreateError::Domain(d) => d.into(),
+        }
+    }
+}
+
+/// What a client asks for when creating an event; `None` takes the default.
+#[derive(Debug, Clone, Default)]
+pub struct NewEvent {
+    /// The id to create it under, else the next free one.
+    pub id: Option<EventId>,
+    /// Display name.
+    pub name: Option<String>,
+    /// Tickets for sale.
+    pub total_tickets: u64,
+    /// Per-user limit.
+    pub max_per_user: Option<u32>,
+    /// Hold time in seconds.
+    pub hold_secs: Option<u32>,
+    /// Offer time in seconds.
+    pub offer_secs: Option<u32>,
+    /// Whether sales are open.
+    pub sales_open: Option<bool>,
+    /// Start of sales.
+    pub sales_start: Option<Timestamp>,
+    /// End of sales.
+    pub sales_end: Option<Timestamp>,
+}
+
+type Result<T> = std::result::Result<T, ServiceError>;
+
+/// The booking service.
+pub struct BoxOffice {
+    /// Every event's actor.
+    registry: Arc<Registry>,
+    /// Answers wait on it until what they show is durable.
+    journal: Arc<Journal>,
+    /// Bounds from configuration.
+    limits: LimitSettings,
+}
+
+impl BoxOffice {
+    /// The service over `registry`, whose actors journal to `journal`.
+    pub fn new(registry: Arc<Registry>, journal: Arc<Journal>, limits: LimitSettings) -> Self {
+        Self {
+            registry,
+            journal,
+            limits,
+        }
+    }
+
+    /// The configured limits.
+    pub fn limits(&self) -> &LimitSettings {
+        &self.limits
+    }
+
+    /// Creates an event and answers once its creation is durable.
+    pub async fn create_event(&self, new: NewEvent) -> Result<EventStatus> {
+        let max_tickets = self.limits.max_tickets_per_event;
+        if new.total_tickets == 0 || new.total_tickets > max_tickets {
+            return Err(invalid(
+                "totalTickets",
+                format!("must be an integer from 1 to {max_tickets}"),
+            ));
+        }
+        let max_per_user = match new.max_per_user {
+            Some(max) => self.check_max_per_user(max)?,
+            None => self.limits.max_tickets_per_user.min(10),
+        };
+        check_hold_secs(new.hold_secs, new.offer_secs)?;
+        let settings = EventSettings {
+            name: new.name,
+            total_tickets: new.total_tickets,
+            max_per_user,
+            hold_secs: 0,
+            offer_secs: 0,
+            sales_open: new.sales_open.unwrap_or(true),
+            sales_start: new.sales_start,
+            sales_end: new.sales_end,
+        };
+        let (status, lsn) = self.registry.create(new.id, &settings, Timestamp::now())?;
+        if self.journal.wait_durable(lsn).await.is_err() {
+            // Never announced, and its record is not on disk: it must not exist.
+            self.registry.remove(status.id);
+            return Err(ServiceError::Unavailable);
+        }
+        Ok(status)
+    }
+
+    /// Books `quantity` tickets at event `id` for `user`.
+    pub async fn book(&self, id: EventId, user: UserId, quantity: u32) -> Result<BookingView> {
+        self.change(id, move |event, ids, now| {
+            event.book(&user, quantity, ids, now)
+        })
+        .await
+    }
+
+    /// Cancels `user`'s active booking at event `id`.
+    pub async fn cancel(&self, id: EventId, user: UserId) -> Result<BookingChange> {
+        self.change(id, move |event, _, now| event.cancel(&user, now))
+            .await
+    }
+
+    /// Lowers the quantity of `user`'s active booking at event `id`.
+    pub async fn lower_quantity(
+        &self,
+        id: EventId,
+        user: UserId,
+        quantity: u32,
+    ) -> Result<BookingChange> {
+        self.change(id, move |event, _, now| {
+            event.lower_quantity(&user, quantity, now)
+        })
+        .await
+    }
+
+    /// Confirms `user`'s held booking at event `id`; a confirmed one is
+    /// answered as it is.
+    pub async fn confirm(&self, id: EventId, user: UserId) -> Result<BookingView> {
+        self.change(id, move |event, _, _| event.confirm(&user))
+            .await
+    }
+
+    /// Changes the settings of event `id`.
+    pub async fn update_event(&self, id: EventId, patch: EventPatch) -> Result<EventChange> {
+        if let Some(max) = patch.max_per_user {
+            self.check_max_per_user(max)?;
+        }
+        check_hold_secs(patch.hold_secs, patch.offer_secs)?;
+        let max_tickets = self.limits.max_tickets_per_event;
+        if patch
+            .total_tickets
+            .is_some_and(|t| t == 0 || t > max_tickets)
+        {
+            return Err(invalid(
+                "totalTickets",
+                format!("must be an integer from 1 to {max_tickets}"),
+            ));
+        }
+        self.change(id, move |event, _, now| event.update(patch, now))
+            .await
+    }
+
+    /// `user`'s booking at event `id`: the active one, else the latest ended.
+    pub async fn booking(&self, id: EventId, user: UserId) -> Result<BookingView> {
+        Ok(self.read(id, move |event| event.booking(&user)).await??)
+    }
+
+    /// Event `id`'s settings and counters.
+    pub async fn status(&self, id: EventId) -> Result<EventStatus> {
+        self.read(id, |event| event.status()).await
+    }
+
+    /// A page of event `id`'s waiting list.
+    pub async fn waiting_page(
+        &self,
+        id: EventId,
+        offset: usize,
+        limit: usize,
+    ) -> Result<WaitingPage> {
+        self.read(id, move |event| event.waiting_page(offset, limit))
+            .await
+    }
+
+    /// Up to `limit` events from 0-based `offset`, in id order, and how many
+    /// there are.
+    pub async fn events(&self, offset: usize, limit: usize) -> Result<(Vec<EventStatus>, u64)> {
+        let (ids, total) = self.registry.page(offset, limit);
+        let statuses = join_all(ids.into_iter().map(|id| self.status(id))).await;
+        let items = statuses
+            .into_iter()
+            // An event whose creation failed may vanish between listing and reading.
+            .filter(|s| !matches!(s, Err(ServiceError::EventNotFound)))
+            .collect::<Result<Vec<_>>>()?;
+        Ok((items, total as u64))
+    }
+
+    /// Why changes cannot be made durable right now, if they cannot.
+    pub fn fault(&self) -> Option<String> {
+        self.journal.state().fault.clone()
+    }
+
+    /// Sends a change to event `id`'s actor and waits until it is durable.
+    async fn change<T: Send + 'static>(
+        &self,
+        id: EventId,
+        op: impl FnOnce(
+                &mut crate::domain::Event,
+                &crate::domain::BookingIdSequence,
+                Timestamp,
+            ) -> std::result::Result<crate::domain::Outcome<T>, DomainError>
+            + Send
+            + 'static,
+    ) -> Result<T> {
+        let addr = self.actor_of(id)?;
+        let op = Box::new(op);
+        let answer = ask(&addr, |reply| MakeChange { op, reply }).await??;
+        self.durable(answer).await
+    }
+
+    /// Reads from event `id`'s actor what is durable.
+    async fn read<T: Send + 'static>(
+        &self,
+        id: EventId,
+        op: impl FnOnce(&crate::domain::Event) -> T + Send + 'static,
+    ) -> Result<T> {
+        let addr = self.actor_of(id)?;
+        let op = Box::new(op);
+        let answer = ask(&addr, |reply| Read { op, reply }).await?;
+        self.durable(answer).await
+    }
+
+    fn actor_of(&self, id: EventId) -> Result<Addr<EventActor>> {
+        self.registry.get(id).ok_or(ServiceError::EventNotFound)
+    }
+
+    /// Holds an answer back until everything it shows is durable.
+    async fn durable<T>(&self, answer: Durable<T>) -> Result<T> {
+        self.journal
+            .wait_durable(answer.lsn)
+            .await
+            .map_err(|_| ServiceError::Unavailable)?;
+        Ok(answer.value)
+    }
+
+    fn check_max_per_user(&self, max: u32) -> Result<u32> {
+        let limit = self.limits.max_tickets_per_user;
+        if max == 0 || max > limit {
+            return Err(invalid(
+                "maxPerUser",
+                format!("must be an integer from 1 to {limit}"),
+            ));
+        }
+        Ok(max)
+    }
+}
+
+/// Holds and offers are not built yet: a non-zero time would promise a
+/// deadline nothing enforces, so it is refused rather than ignored.
+fn check_hold_secs(hold: Option<u32>, offer: Option<u32>) -> Result<()> {
+    for (field, secs) in [("holdSecs", hold), ("offerSecs", offer)] {
+        if secs.is_some_and(|s| s != 0) {
+            return Err(invalid(
+                field,
+                "must be 0: holds and offers are not available in this version".into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn invalid(field: &'static str, message: String) -> ServiceError {
+    ServiceError::Invalid { field, message }
+}
