@@ -10,12 +10,57 @@ use std::process::ExitCode;
 use boxoffice::config::{Settings, DEFAULT_CONFIG_FILE};
 use boxoffice::startup::Application;
 
-const USAGE: &str = "usage: boxoffice [--config PATH]";
+const USAGE: &str = "usage: boxoffice [--config PATH] | --help | --version";
+
+const HELP: &str = "\
+boxoffice: a ticket booking service (HTTP API in docs/API.md)
+
+usage: boxoffice [--config PATH]
+
+options:
+  --config PATH   settings file (default: config.toml in the working
+                  directory; built-in defaults when it does not exist)
+  -h, --help      this text
+  -V, --version   the version
+
+configuration keys (file section.key; environment BOXOFFICE__SECTION__KEY,
+e.g. BOXOFFICE__SERVER__PORT=9000, which wins over the file):
+  server.host, server.port, server.workers
+  limits.max_tickets_per_event, limits.max_body_bytes,
+  limits.max_tickets_per_user
+  rate_limit.enabled, rate_limit.requests, rate_limit.period_secs
+  snapshot.dir (the data directory: snapshots and journal),
+  snapshot.interval_secs, snapshot.keep
+  journal.enabled, journal.fsync, journal.fsync_interval_ms,
+  journal.segment_bytes
+  log.level (RUST_LOG wins), log.access_log
+
+exit codes: 0 clean stop; 1 could not start (address in use, data
+directory locked by another process) or stop cleanly; 2 bad command line
+or configuration; 3 stored data could not be read (see the README).";
+
+/// What the command line asks for.
+#[derive(Debug, PartialEq, Eq)]
+enum Command {
+    /// Run, with this settings file if given.
+    Run(Option<PathBuf>),
+    /// Print the help text.
+    Help,
+    /// Print the version.
+    Version,
+}
 
 fn main() -> ExitCode {
     let config_path = match parse_args(std::env::args().skip(1)) {
-        Ok(Some(path)) => Some(path),
-        Ok(None) => None,
+        Ok(Command::Run(path)) => path,
+        Ok(Command::Help) => {
+            println!("{HELP}");
+            return ExitCode::SUCCESS;
+        }
+        Ok(Command::Version) => {
+            println!("boxoffice {}", env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
         Err(message) => {
             eprintln!("{message}\n{USAGE}");
             return ExitCode::from(2);
@@ -33,10 +78,17 @@ fn main() -> ExitCode {
     )
     .init();
     let source = config_path.unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_FILE));
-    log::info!(
-        "configuration from {} (and BOXOFFICE__ variables)",
-        source.display()
-    );
+    if source.exists() {
+        log::info!(
+            "configuration from {} (and BOXOFFICE__ variables)",
+            source.display()
+        );
+    } else {
+        log::info!(
+            "no {} found: built-in defaults (and BOXOFFICE__ variables)",
+            source.display()
+        );
+    }
 
     actix_web::rt::System::new().block_on(async move {
         let app = match Application::build(settings) {
@@ -57,20 +109,22 @@ fn main() -> ExitCode {
     })
 }
 
-/// `--config PATH` or `--config=PATH`; anything else is an error.
-fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<PathBuf>, String> {
+/// `--config PATH` or `--config=PATH`, `--help`, `--version`; anything else
+/// is an error.
+fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Command, String> {
     let mut config = None;
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--config" => config = Some(args.next().ok_or("--config needs a path")?.into()),
-            "-h" | "--help" => return Err(String::from("boxoffice: a ticket booking service")),
+            "-h" | "--help" => return Ok(Command::Help),
+            "-V" | "--version" => return Ok(Command::Version),
             other => match other.strip_prefix("--config=") {
                 Some(path) => config = Some(path.into()),
                 None => return Err(format!("unknown argument {other:?}")),
             },
         }
     }
-    Ok(config)
+    Ok(Command::Run(config))
 }
 
 /// Completes on SIGTERM or SIGINT.
@@ -103,21 +157,22 @@ mod tests {
 
     #[test]
     fn the_config_path_is_taken_in_either_spelling() {
-        assert_eq!(parse_args(args(&[])), Ok(None));
+        assert_eq!(parse_args(args(&[])), Ok(Command::Run(None)));
         assert_eq!(
             parse_args(args(&["--config", "a.toml"])),
-            Ok(Some(PathBuf::from("a.toml")))
+            Ok(Command::Run(Some(PathBuf::from("a.toml"))))
         );
         assert_eq!(
             parse_args(args(&["--config=b.toml"])),
-            Ok(Some(PathBuf::from("b.toml")))
+            Ok(Command::Run(Some(PathBuf::from("b.toml"))))
         );
+        assert_eq!(parse_args(args(&["--help"])), Ok(Command::Help));
+        assert_eq!(parse_args(args(&["--version"])), Ok(Command::Version));
     }
 
     #[test]
     fn anything_else_on_the_command_line_is_refused() {
         assert!(parse_args(args(&["--config"])).is_err());
         assert!(parse_args(args(&["--port", "1"])).is_err());
-        assert!(parse_args(args(&["--help"])).is_err());
     }
 }

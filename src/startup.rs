@@ -14,6 +14,7 @@ use crate::actors::{take_snapshot, Registry, Snapshotter};
 use crate::config::{cores, Settings};
 use crate::http::rate_limit::{self, IpRateLimiter};
 use crate::http::{self as api, AppState};
+use crate::persistence::data_dir::{DataDir, DataDirError};
 use crate::persistence::journal::{Journal, JournalError, JournalOptions};
 use crate::persistence::recovery::{recover, RecoveryError};
 use crate::persistence::{SnapshotError, SnapshotStore};
@@ -36,6 +37,9 @@ pub enum StartupError {
     /// The journal could not be opened for writing.
     #[error("journal: {0}")]
     Journal(std::io::Error),
+    /// Another process holds the data directory, or it cannot be opened.
+    #[error("{0}")]
+    DataDir(#[from] DataDirError),
     /// The address could not be bound.
     #[error("binding {address}: {source}")]
     Bind {
@@ -72,12 +76,20 @@ pub struct Application {
     store: Arc<SnapshotStore>,
     /// The periodic snapshot task.
     snapshotter: Addr<Snapshotter>,
+    /// Held until the process is done with the directory.
+    data_dir: DataDir,
 }
 
 impl Application {
     /// Restores state, binds the listener and prepares the server. Must be
     /// called inside a running actix system.
     pub fn build(settings: Settings) -> Result<Self, StartupError> {
+        // Before anything in the directory is read, cut or deleted.
+        let data_dir = DataDir::lock(&settings.snapshot.dir)?;
+        log::info!(
+            "data directory {} (snapshots and journal)",
+            data_dir.path().display()
+        );
         let store = Arc::new(SnapshotStore::open(
             &settings.snapshot.dir,
             settings.snapshot.keep,
@@ -171,6 +183,7 @@ impl Application {
             registry,
             store,
             snapshotter,
+            data_dir,
         })
     }
 
@@ -192,6 +205,7 @@ impl Application {
             registry,
             store,
             snapshotter,
+            data_dir,
             ..
         } = self;
         let handle = server.handle();
@@ -217,6 +231,7 @@ impl Application {
         };
         registry.journal().shutdown();
         registry.stop();
+        drop(data_dir);
         result
     }
 }

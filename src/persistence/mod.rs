@@ -7,6 +7,7 @@
 //! blocking thread.
 
 pub mod codec;
+pub mod data_dir;
 pub mod journal;
 mod legacy;
 pub mod recovery;

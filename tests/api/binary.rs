@@ -162,3 +162,45 @@ fn unreadable_snapshots_exit_3() {
         "{stderr}"
     );
 }
+
+/// A second instance on the same data directory (even on another port)
+/// exits 1 naming the directory and the holder's pid, and leaves the first
+/// one's files alone; `--help` and `--version` exit 0.
+#[test]
+fn a_second_instance_on_one_data_directory_exits_1() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let first = Server::start(dir.path());
+    let files = |d: &std::path::Path| {
+        let mut names: Vec<_> = std::fs::read_dir(d.join("snapshots"))
+            .expect("data dir")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        names.sort();
+        names
+    };
+    let before = files(dir.path());
+    let out = command(dir.path()).output().expect("second instance runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("in use by another boxoffice process"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("pid {}", first.child.id())),
+        "{stderr}"
+    );
+    assert_eq!(files(dir.path()), before);
+    let (status, _) = first.stop_with(Signal::SIGTERM);
+    assert_eq!(status.code(), Some(0));
+
+    for flag in ["--help", "--version"] {
+        let out = command(dir.path())
+            .arg(flag)
+            .stdout(std::process::Stdio::piped())
+            .output()
+            .expect("runs");
+        assert_eq!(out.status.code(), Some(0), "{flag}");
+        assert!(String::from_utf8_lossy(&out.stdout).contains("boxoffice"));
+    }
+}

@@ -9,6 +9,7 @@ mod crash;
 mod disk_full;
 mod errors;
 mod helpers;
+mod parties;
 mod process;
 mod rate_limit;
 mod resource_routes;
