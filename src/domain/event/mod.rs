@@ -300,6 +300,16 @@ impl Event {
         patch: EventPatch,
         now: Timestamp,
     ) -> Result<Outcome<EventChange>, DomainError> {
+        if patch.applied_to(&self.settings) == self.settings {
+            // Nothing to change: nothing to journal, `updated_at` stays.
+            return Ok(Outcome {
+                value: EventChange {
+                    status: self.status(),
+                    promotions: Vec::new(),
+                },
+                made: None,
+            });
+        }
         let change = Change::Updated { patch, at: now };
         let applied = self.apply(&change)?;
         Ok(Outcome {

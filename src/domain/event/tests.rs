@@ -239,6 +239,12 @@ fn raising_capacity_promotes_and_lowering_below_sold_or_a_waiting_party_is_refus
         "b waits for 3"
     );
     assert_eq!(e.to_snapshot(), before, "a refused change changes nothing");
+    let same = resize(&mut e, 3).expect("the same total");
+    assert!(
+        same.made.is_none(),
+        "a patch that changes nothing is no change"
+    );
+    assert_eq!(e.to_snapshot(), before);
     let out = resize(&mut e, 5).expect("raise").value;
     assert_eq!(names(&out.promotions), vec!["b"]);
     assert_eq!(out.status.available_tickets, 0);
