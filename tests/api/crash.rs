@@ -1,7 +1,11 @@
 //! The crash harness, in the spirit of sled's `test_crash_recovery`: the real
-//! binary takes concurrent books and cancels, is SIGKILLed at a random moment,
-//! and must come back with every acknowledged change, nothing sold twice and
-//! every queue numbered 1..n.
+//! binary takes concurrent books of parties, cancels, quantity changes and
+//! capacity changes, is SIGKILLed at a random moment, and must come back
+//! with every acknowledged change, nothing sold twice, every queue numbered
+//! 1..n and its head never fitting in the available tickets.
+//!
+//! The seed is printed; `CRASH_SEED=<n>` replays a run's choices (the kill
+//! moments are the same; what the server answered by then depends on timing).
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
@@ -9,9 +13,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use tokio::sync::Mutex;
+
 use futures_util::future::join_all;
 use nix::sys::signal::Signal;
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use crate::process::{command, Server};
@@ -24,6 +30,9 @@ const CLIENTS: usize = 8;
 const USERS_PER_CLIENT: usize = 6;
 /// Events and their tickets: small, so queues form and promotions happen.
 const EVENTS: [(u64, u64); 3] = [(1, 3), (2, 5), (3, 8)];
+/// The event whose capacity the organiser task changes, and the totals it
+/// moves between.
+const RESIZED: (u64, [u64; 3]) = (3, [6, 8, 11]);
 /// The whole harness must finish within this.
 const HARNESS_DEADLINE: Duration = Duration::from_secs(240);
 
@@ -43,14 +52,34 @@ impl XorShift {
     }
 }
 
+/// A booking as acknowledged: id, status (as of that answer), quantity.
+type Acked = (u64, String, u64);
+
+/// A request whose answer never came.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pending {
+    Book,
+    Cancel,
+    /// Lower the quantity to this.
+    Lower(u64),
+}
+
 /// What the clients know of one (event, user): the last acknowledged fact,
 /// and the request whose answer never came.
 #[derive(Debug, Clone, Default)]
 struct Known {
-    /// The booking id and status last acknowledged (status as of that answer).
-    acked: Option<(u64, String)>,
-    /// A request sent but never answered: "book" or "cancel".
-    unanswered: Option<&'static str>,
+    /// The booking last acknowledged.
+    acked: Option<Acked>,
+    /// A request sent but never answered.
+    unanswered: Option<Pending>,
+}
+
+/// What the organiser knows of the resized event's total: the last
+/// acknowledged one and a change whose answer never came.
+#[derive(Debug, Clone, Copy)]
+struct KnownTotal {
+    acked: u64,
+    unanswered: Option<u64>,
 }
 
 type Ledger = BTreeMap<(u64, String), Known>;
@@ -59,7 +88,22 @@ fn user_name(client: usize, i: usize) -> String {
     format!("c{client}u{i}")
 }
 
-/// One client: sequential random books and cancels until told to stop.
+/// The party size a user asks for when booking afresh: 1 to 3.
+fn party_of(user: &str) -> u64 {
+    user.bytes().map(u64::from).sum::<u64>() % 3 + 1
+}
+
+fn acked_of(body: &Value) -> Acked {
+    let b = &body["booking"];
+    (
+        b["id"].as_u64().expect("id"),
+        b["status"].as_str().expect("status").into(),
+        b["quantity"].as_u64().expect("quantity"),
+    )
+}
+
+/// One client: sequential random books, cancels and quantity changes until
+/// told to stop.
 async fn client_loop(
     base: String,
     client: usize,
@@ -76,16 +120,30 @@ async fn client_loop(
     while !stop.load(Ordering::Relaxed) {
         let (event, _) = EVENTS[rng.below(EVENTS.len() as u64) as usize];
         let user = user_name(client, rng.below(USERS_PER_CLIENT as u64) as usize);
-        let book = rng.below(10) < 6;
-        let (method, op) = if book {
-            (Method::PUT, "book")
-        } else {
-            (Method::DELETE, "cancel")
+        let entry = ledger.entry((event, user.clone())).or_default();
+        let held = entry
+            .acked
+            .as_ref()
+            .filter(|(_, s, _)| s != "cancelled")
+            .map(|(_, _, q)| *q);
+        let roll = rng.below(10);
+        let op = match (roll, held) {
+            (0..=5, _) => Pending::Book,
+            (6..=7, Some(q)) if q > 1 => Pending::Lower(q - 1),
+            _ => Pending::Cancel,
         };
         let url = format!("{base}/api/events/{event}/bookings/{user}");
-        let entry = ledger.entry((event, user)).or_default();
+        let request = match op {
+            // A user rebooks with what they hold, so a retry is the same
+            // request; afresh, with their party size.
+            Pending::Book => http
+                .put(url)
+                .json(&json!({"quantity": held.unwrap_or_else(|| party_of(&user))})),
+            Pending::Lower(q) => http.patch(url).json(&json!({ "quantity": q })),
+            Pending::Cancel => http.delete(url),
+        };
         entry.unanswered = Some(op);
-        let Ok(res) = http.request(method, url).send().await else {
+        let Ok(res) = request.send().await else {
             break;
         };
         let status = res.status();
@@ -93,26 +151,76 @@ async fn client_loop(
             break;
         };
         entry.unanswered = None;
-        match status {
-            StatusCode::OK if book => {
-                let b = &body["booking"];
-                entry.acked = Some((
-                    b["id"].as_u64().expect("id"),
-                    b["status"].as_str().expect("status").into(),
-                ));
+        match (op, status) {
+            (Pending::Book | Pending::Lower(_), StatusCode::OK) => {
+                entry.acked = Some(acked_of(&body));
+                collect_promotions(&body, &mut promoted);
             }
-            StatusCode::OK => {
-                let b = &body["booking"];
-                entry.acked = Some((b["id"].as_u64().expect("id"), "cancelled".into()));
-                if let Some(p) = body["promoted"]["id"].as_u64() {
-                    promoted.push(p);
-                }
+            (Pending::Cancel, StatusCode::OK) => {
+                let (id, _, q) = acked_of(&body);
+                entry.acked = Some((id, "cancelled".into(), q));
+                collect_promotions(&body, &mut promoted);
             }
-            StatusCode::NOT_FOUND if !book => {}
-            other => panic!("unexpected answer {other}: {body}"),
+            // Not known this round (the client's ledger starts empty): the
+            // booking was lowered earlier, or is gone. Nothing changed.
+            (Pending::Book, StatusCode::CONFLICT) => {
+                assert_eq!(body["code"], "BOOKING_EXISTS", "{body}");
+            }
+            (Pending::Cancel | Pending::Lower(_), StatusCode::NOT_FOUND) => {}
+            (_, other) => panic!("unexpected answer {other} to {op:?}: {body}"),
         }
     }
     (ledger, promoted)
+}
+
+fn collect_promotions(body: &Value, promoted: &mut Vec<u64>) {
+    if let Some(list) = body["promotions"].as_array() {
+        promoted.extend(list.iter().filter_map(|p| p["id"].as_u64()));
+    }
+}
+
+/// The organiser: moves the resized event's total between a few values.
+async fn organiser_loop(
+    base: String,
+    seed: u64,
+    stop: Arc<AtomicBool>,
+    known: Arc<Mutex<KnownTotal>>,
+) -> usize {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("client");
+    let mut rng = XorShift(seed | 1);
+    let (event, totals) = RESIZED;
+    let mut changed = 0;
+    while !stop.load(Ordering::Relaxed) {
+        tokio::time::sleep(Duration::from_millis(10 + rng.below(30))).await;
+        let total = totals[rng.below(totals.len() as u64) as usize];
+        known.lock().await.unanswered = Some(total);
+        let Ok(res) = http
+            .patch(format!("{base}/api/events/{event}"))
+            .json(&json!({ "totalTickets": total }))
+            .send()
+            .await
+        else {
+            break;
+        };
+        let status = res.status();
+        let Ok(body) = res.json::<Value>().await else {
+            break;
+        };
+        let mut known = known.lock().await;
+        known.unanswered = None;
+        match status {
+            StatusCode::OK => {
+                known.acked = total;
+                changed += 1;
+            }
+            StatusCode::CONFLICT => assert_eq!(body["code"], "CAPACITY_CONFLICT", "{body}"),
+            other => panic!("unexpected answer {other} to a capacity change: {body}"),
+        }
+    }
+    changed
 }
 
 async fn get(http: &reqwest::Client, url: String) -> (StatusCode, Value) {
@@ -122,28 +230,38 @@ async fn get(http: &reqwest::Client, url: String) -> (StatusCode, Value) {
 }
 
 /// Checks the restarted service against everything acknowledged, and
-/// returns the ledger as the service now stands.
-async fn verify(base: &str, ledger: &Ledger, promoted: &[u64]) -> Ledger {
+/// returns the ledger and the resized event's total as the service now
+/// stands.
+async fn verify(base: &str, ledger: &Ledger, promoted: &[u64], total: KnownTotal) -> (Ledger, u64) {
     let http = reqwest::Client::new();
     let mut now = Ledger::new();
     let mut ids = HashSet::new();
-    let mut confirmed_ids = HashSet::new();
+    let mut restored_total = 0;
     for (event, tickets) in EVENTS {
         let (code, status) = get(&http, format!("{base}/api/status/{event}")).await;
         assert_eq!(code, StatusCode::OK, "event {event} lost: {status}");
         let confirmed = status["confirmedCount"].as_u64().expect("confirmed");
         let available = status["availableTickets"].as_u64().expect("available");
         let waiting = status["waitingListCount"].as_u64().expect("waiting");
-        assert_eq!(confirmed + available, tickets, "event {event}: {status}");
-        assert!(waiting == 0 || available == 0, "event {event}: {status}");
+        let waiting_tickets = status["waitingTickets"].as_u64().expect("waiting tickets");
+        let total_now = status["totalTickets"].as_u64().expect("total");
+        if event == RESIZED.0 {
+            assert!(
+                total_now == total.acked || Some(total_now) == total.unanswered,
+                "event {event}: total {total_now}, acknowledged {total:?}"
+            );
+            restored_total = total_now;
+        } else {
+            assert_eq!(total_now, tickets, "event {event}: {status}");
+        }
+        assert_eq!(confirmed + available, total_now, "event {event}: {status}");
         let (_, list) = get(
             &http,
             format!("{base}/api/events/{event}/waiting-list?limit=1000"),
         )
         .await;
-        let positions: Vec<u64> = list["items"]
-            .as_array()
-            .expect("items")
+        let items = list["items"].as_array().expect("items");
+        let positions: Vec<u64> = items
             .iter()
             .map(|i| i["waiting_position"].as_u64().expect("position"))
             .collect();
@@ -152,24 +270,26 @@ async fn verify(base: &str, ledger: &Ledger, promoted: &[u64]) -> Ledger {
             (1..=waiting).collect::<Vec<_>>(),
             "event {event}: queue positions"
         );
+        let queued: u64 = items
+            .iter()
+            .map(|i| i["quantity"].as_u64().expect("quantity"))
+            .sum();
+        assert_eq!(queued, waiting_tickets, "event {event}: waiting tickets");
+        if let Some(head) = items.first() {
+            let head = head["quantity"].as_u64().expect("quantity");
+            assert!(head > available, "event {event}: the head fits: {status}");
+        }
         let mut confirmed_seen = 0;
         for client in 0..CLIENTS {
             for i in 0..USERS_PER_CLIENT {
                 let user = user_name(client, i);
                 let (code, body) =
                     get(&http, format!("{base}/api/events/{event}/bookings/{user}")).await;
-                let restored = (code == StatusCode::OK).then(|| {
-                    let b = &body["booking"];
-                    (
-                        b["id"].as_u64().expect("id"),
-                        b["status"].as_str().expect("status").to_string(),
-                    )
-                });
-                if let Some((id, status)) = &restored {
+                let restored = (code == StatusCode::OK).then(|| acked_of(&body));
+                if let Some((id, status, quantity)) = &restored {
                     assert!(ids.insert(*id), "booking id {id} appears twice");
                     if status == "confirmed" {
-                        confirmed_seen += 1;
-                        confirmed_ids.insert(*id);
+                        confirmed_seen += quantity;
                     }
                 }
                 let known = ledger
@@ -188,7 +308,7 @@ async fn verify(base: &str, ledger: &Ledger, promoted: &[u64]) -> Ledger {
         }
         assert_eq!(
             confirmed_seen, confirmed,
-            "event {event}: confirmed bookings vs count (sold twice?)"
+            "event {event}: confirmed tickets vs count (sold twice?)"
         );
     }
     for id in promoted {
@@ -196,29 +316,32 @@ async fn verify(base: &str, ledger: &Ledger, promoted: &[u64]) -> Ledger {
         let still_waiting = now.values().any(|k| {
             k.acked
                 .as_ref()
-                .is_some_and(|(i, s)| i == id && s == "waiting")
+                .is_some_and(|(i, s, _)| i == id && s == "waiting")
         });
         assert!(!still_waiting, "promoted booking {id} is waiting again");
     }
-    now
+    (now, restored_total)
 }
 
 /// One user's restored booking against what was acknowledged.
-fn check_user(event: u64, user: &str, known: &Known, restored: Option<&(u64, String)>) {
+fn check_user(event: u64, user: &str, known: &Known, restored: Option<&Acked>) {
     let ctx = format!("event {event} user {user}: known {known:?}, restored {restored:?}");
     let active = |s: &str| s == "confirmed" || s == "waiting";
     match (&known.acked, known.unanswered, restored) {
         (None, None, None) => {}
-        (None, Some("book"), r) => assert!(r.is_none_or(|(_, s)| active(s)), "{ctx}"),
+        (None, Some(Pending::Book), r) => assert!(r.is_none_or(|(_, s, _)| active(s)), "{ctx}"),
         (None, _, r) => assert!(r.is_none(), "{ctx}"),
-        (Some((id, s)), unanswered, Some((rid, rs))) if active(s) => {
-            let kept = rid == id && active(rs);
-            let cancelled_late = unanswered == Some("cancel") && rid == id && rs == "cancelled";
+        (Some((id, s, q)), unanswered, Some((rid, rs, rq))) if active(s) => {
+            let same_quantity =
+                rq == q || matches!(unanswered, Some(Pending::Lower(to)) if *rq == to);
+            let kept = rid == id && active(rs) && same_quantity;
+            let cancelled_late =
+                unanswered == Some(Pending::Cancel) && rid == id && rs == "cancelled";
             assert!(kept || cancelled_late, "{ctx}");
         }
-        (Some((id, _)), unanswered, Some((rid, rs))) => {
-            let kept = rid == id && rs == "cancelled";
-            let rebooked_late = unanswered == Some("book") && rid > id && active(rs);
+        (Some((id, _, q)), unanswered, Some((rid, rs, rq))) => {
+            let kept = rid == id && rs == "cancelled" && rq == q;
+            let rebooked_late = unanswered == Some(Pending::Book) && rid > id && active(rs);
             assert!(kept || rebooked_late, "{ctx}");
         }
         (Some(_), _, None) => panic!("acknowledged booking lost: {ctx}"),
@@ -237,10 +360,15 @@ fn crash_command(dir: &Path) -> std::process::Command {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_acknowledged_change_survives_sigkill() {
     let started = Instant::now();
-    let seed = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(1, |d| d.as_nanos() as u64);
-    println!("crash harness seed {seed}");
+    let seed = match std::env::var("CRASH_SEED") {
+        Ok(raw) => raw.parse().expect("CRASH_SEED is a whole number"),
+        Err(_) => SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64),
+    };
+    // eprintln: shown by `cargo test` only when the test fails, which is
+    // when the seed is wanted.
+    eprintln!("crash harness seed {seed} (replay with CRASH_SEED={seed})");
     let mut rng = XorShift(seed | 1);
     let dir = tempfile::tempdir().expect("tempdir");
     let server = Server::start_with(crash_command(dir.path()));
@@ -255,8 +383,13 @@ async fn every_acknowledged_change_survives_sigkill() {
         assert_eq!(res.status(), StatusCode::CREATED);
     }
     let mut ledger = Ledger::new();
+    let mut total = KnownTotal {
+        acked: EVENTS[2].1,
+        unanswered: None,
+    };
     let mut server = Some(server);
     let mut acknowledged = 0usize;
+    let mut capacity_changes = 0usize;
     for round in 0..ROUNDS {
         assert!(
             started.elapsed() < HARNESS_DEADLINE,
@@ -274,6 +407,13 @@ async fn every_acknowledged_change_survives_sigkill() {
                 ))
             })
             .collect();
+        let known_total = Arc::new(Mutex::new(total));
+        let organiser = tokio::spawn(organiser_loop(
+            running.base.clone(),
+            rng.next(),
+            Arc::clone(&stop),
+            Arc::clone(&known_total),
+        ));
         tokio::time::sleep(Duration::from_millis(50 + rng.below(400))).await;
         let (status, log) = running.stop_with(Signal::SIGKILL);
         assert!(status.code().is_none(), "killed by a signal; log:\n{log}");
@@ -296,18 +436,29 @@ async fn every_acknowledged_change_survives_sigkill() {
             }
             promoted.extend(client_promoted);
         }
+        capacity_changes += organiser.await.expect("organiser task");
+        let acked_total = *known_total.lock().await;
         let restarted = Server::start_with(crash_command(dir.path()));
-        ledger = verify(&restarted.base, &ledger, &promoted).await;
+        let (now, restored_total) = verify(&restarted.base, &ledger, &promoted, acked_total).await;
+        ledger = now;
+        total = KnownTotal {
+            acked: restored_total,
+            unanswered: None,
+        };
         server = Some(restarted);
     }
     assert!(
         acknowledged > ROUNDS * 10,
         "the load was too light to prove much: {acknowledged} answers"
     );
+    assert!(
+        capacity_changes > ROUNDS,
+        "too few capacity changes to prove much: {capacity_changes}"
+    );
     let (status, log) = server.take().expect("server").stop_with(Signal::SIGTERM);
     assert_eq!(status.code(), Some(0), "{log}");
     println!(
-        "crash harness: {ROUNDS} rounds, {acknowledged} acknowledged changes, {:?}",
+        "crash harness (seed {seed}): {ROUNDS} rounds, {acknowledged} acknowledged booking changes, {capacity_changes} capacity changes, {:?}",
         started.elapsed()
     );
 }
