@@ -10,7 +10,7 @@ use actix_web::dev::Server;
 use actix_web::middleware::{from_fn, Condition, Logger};
 use actix_web::{web, App, HttpServer};
 
-use crate::actors::{take_snapshot, Registry, Snapshotter};
+use crate::actors::{take_snapshot, Registry, Snapshotter, StopSnapshots};
 use crate::config::{cores, Settings};
 use crate::http::rate_limit::{self, IpRateLimiter};
 use crate::http::{self as api, AppState};
@@ -78,6 +78,8 @@ pub struct Application {
     snapshotter: Addr<Snapshotter>,
     /// Held until the process is done with the directory.
     data_dir: DataDir,
+    /// Drops idle rate-limit cells; stopped at shutdown.
+    sweeper: Option<actix_web::rt::task::JoinHandle<()>>,
 }
 
 impl Application {
@@ -134,7 +136,7 @@ impl Application {
         let bound = listener.local_addr().map_err(bind_error)?;
 
         let limiter = IpRateLimiter::from_settings(&settings.rate_limit);
-        if let Some(limiter) = &limiter {
+        let sweeper = limiter.as_ref().map(|limiter| {
             let limiter = Arc::clone(limiter);
             actix_web::rt::spawn(async move {
                 let mut tick =
@@ -143,8 +145,8 @@ impl Application {
                     tick.tick().await;
                     limiter.forget_idle();
                 }
-            });
-        }
+            })
+        });
         let state = web::Data::new(AppState {
             service: Arc::new(BoxOffice::new(
                 Arc::clone(&registry),
@@ -184,6 +186,7 @@ impl Application {
             store,
             snapshotter,
             data_dir,
+            sweeper,
         })
     }
 
@@ -206,6 +209,7 @@ impl Application {
             store,
             snapshotter,
             data_dir,
+            sweeper,
             ..
         } = self;
         let handle = server.handle();
@@ -216,8 +220,16 @@ impl Application {
         if let Ok(Err(e)) = serving.await {
             log::error!("HTTP server ended with an error: {e}");
         }
+        if let Some(sweeper) = sweeper {
+            sweeper.abort();
+        }
+        // No periodic snapshot may overlap the final one: stop the ticks and
+        // wait out one in flight.
+        let (done, stopped) = tokio::sync::oneshot::channel();
+        if snapshotter.send(StopSnapshots { done }).await.is_ok() {
+            let _ = stopped.await;
+        }
         // No request can change state any more, so this snapshot is complete.
-        drop(snapshotter);
         let result = match take_snapshot(&registry, &store).await {
             Ok((_, written)) => {
                 log::info!(

@@ -8,4 +8,4 @@ mod snapshotter;
 
 pub use event_actor::{EventActor, MAILBOX_CAPACITY};
 pub use registry::{ask, CreateError, Registry, Unavailable};
-pub use snapshotter::{take_snapshot, Snapshotter};
+pub use snapshotter::{take_snapshot, Snapshotter, StopSnapshots};

@@ -3,7 +3,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix::{Actor, ActorFutureExt, AsyncContext, Context, WrapFuture};
+use actix::{
+    Actor, ActorFutureExt, AsyncContext, Context, Handler, Message, SpawnHandle, WrapFuture,
+};
+use tokio::sync::oneshot;
 
 use super::registry::Registry;
 use crate::domain::Timestamp;
@@ -73,6 +76,19 @@ pub struct Snapshotter {
     written_changes: u64,
     /// Whether a snapshot is being taken (they never overlap).
     busy: bool,
+    /// The periodic tick, cancelled at shutdown.
+    ticks: Option<SpawnHandle>,
+    /// Told when the snapshot in flight has finished (shutdown waits).
+    idle_waiters: Vec<oneshot::Sender<()>>,
+}
+
+/// Stop taking snapshots; the reply comes once none is in flight, so the
+/// final snapshot never overlaps a periodic one.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct StopSnapshots {
+    /// Told when no snapshot is in flight any more.
+    pub done: oneshot::Sender<()>,
 }
 
 impl Snapshotter {
@@ -85,6 +101,8 @@ impl Snapshotter {
             interval,
             written_changes,
             busy: false,
+            ticks: None,
+            idle_waiters: Vec::new(),
         }
     }
 
@@ -97,6 +115,9 @@ impl Snapshotter {
         let work = async move { take_snapshot(&registry, &store).await };
         ctx.spawn(work.into_actor(self).map(|result, act, _| {
             act.busy = false;
+            for waiter in act.idle_waiters.drain(..) {
+                let _ = waiter.send(());
+            }
             match result {
                 Ok((covered, written)) => {
                     act.written_changes = covered;
@@ -118,6 +139,21 @@ impl Actor for Snapshotter {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.run_interval(self.interval, Self::tick);
+        self.ticks = Some(ctx.run_interval(self.interval, Self::tick));
+    }
+}
+
+impl Handler<StopSnapshots> for Snapshotter {
+    type Result = ();
+
+    fn handle(&mut self, msg: StopSnapshots, ctx: &mut Self::Context) {
+        if let Some(ticks) = self.ticks.take() {
+            ctx.cancel_future(ticks);
+        }
+        if self.busy {
+            self.idle_waiters.push(msg.done);
+        } else {
+            let _ = msg.done.send(());
+        }
     }
 }

@@ -20,7 +20,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Seek, SeekFrom, Write};
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -180,6 +180,12 @@ impl JournalState {
     }
 }
 
+/// Records queued for the writer before submissions are refused (503):
+/// a stalled disk must not grow memory without bound.
+pub const QUEUE_CAPACITY: usize = 65_536;
+/// Abandoned LSN ranges remembered for waiters; only the newest are kept.
+const MAX_FAILED_RANGES: usize = 1_024;
+
 /// Why a submission was refused; nothing was queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("the journal is not accepting changes")]
@@ -190,7 +196,7 @@ struct Submitter {
     /// The LSN the next record gets.
     next_lsn: Lsn,
     /// To the writer thread; `None` when the journal is disabled.
-    queue: Option<Sender<(Lsn, Record)>>,
+    queue: Option<SyncSender<(Lsn, Record)>>,
     /// False while a fault is being repaired.
     accepting: bool,
     /// Must match the submitter's epoch.
@@ -231,7 +237,7 @@ impl Journal {
     pub fn start(options: JournalOptions, next_lsn: Lsn) -> io::Result<Arc<Self>> {
         fs::create_dir_all(&options.dir)?;
         let segment = Segment::create(&options.dir, next_lsn)?;
-        let (queue, records) = mpsc::channel();
+        let (queue, records) = mpsc::sync_channel(QUEUE_CAPACITY);
         let state = JournalState {
             durable: next_lsn.saturating_sub(1),
             ..JournalState::default()
@@ -273,7 +279,8 @@ impl Journal {
         }
         let lsn = s.next_lsn;
         if let Some(queue) = &s.queue {
-            queue.send((lsn, record)).map_err(|_| Refused)?;
+            // Full (the disk is behind) or closed: refused, never blocked.
+            queue.try_send((lsn, record)).map_err(|_| Refused)?;
         }
         s.next_lsn += 1;
         Ok(lsn)
@@ -513,14 +520,18 @@ impl Writer {
         self.refuse(format!("journal write failed: {error}"));
         loop {
             std::thread::sleep(REPAIR_RETRY);
-            let mut s = self.journal.submitter();
-            // Nothing new can be queued while we hold the lock, so after this
-            // drain every assigned LSN past `last_lsn` is abandoned.
-            while self.records.try_recv().is_ok() {}
-            if s.queue.is_none() {
-                return;
-            }
-            let through = s.next_lsn - 1;
+            // `refuse` stopped new submissions (`accepting` is false), so
+            // after this drain every assigned LSN past `last_lsn` is
+            // abandoned and `next_lsn` cannot move until we accept again.
+            // The lock is held only to read that, never across the I/O.
+            let through = {
+                let s = self.journal.submitter();
+                while self.records.try_recv().is_ok() {}
+                if s.queue.is_none() {
+                    return;
+                }
+                s.next_lsn - 1
+            };
             let mut frame = Vec::new();
             // With nothing abandoned there is nothing to skip: just prove
             // the disk syncs again.
@@ -539,11 +550,19 @@ impl Writer {
                 Ok(()) => {
                     let abandoned = self.last_lsn + 1..=through;
                     self.last_lsn = through;
+                    let mut s = self.journal.submitter();
+                    if s.queue.is_none() {
+                        return;
+                    }
                     s.accepting = true;
                     self.journal.state.send_modify(|state| {
                         state.durable = through;
                         if !abandoned.is_empty() {
                             state.failed.push(abandoned);
+                            // Only in-flight waiters (milliseconds old) ask
+                            // about failed ranges: the oldest can go.
+                            let excess = state.failed.len().saturating_sub(MAX_FAILED_RANGES);
+                            state.failed.drain(..excess);
                         }
                         state.fault = None;
                     });
