@@ -139,13 +139,12 @@ impl BoxOffice {
             Some(max) => self.check_max_per_user(max)?,
             None => self.limits.max_tickets_per_user.min(10),
         };
-        check_hold_secs(new.hold_secs, new.offer_secs)?;
         let settings = EventSettings {
             name: new.name,
             total_tickets: new.total_tickets,
             max_per_user,
-            hold_secs: 0,
-            offer_secs: 0,
+            hold_secs: new.hold_secs.unwrap_or(0),
+            offer_secs: new.offer_secs.unwrap_or(0),
             sales_open: new.sales_open.unwrap_or(true),
             sales_start: new.sales_start,
             sales_end: new.sales_end,
@@ -189,7 +188,7 @@ impl BoxOffice {
     /// Confirms `user`'s held booking at event `id`; a confirmed one is
     /// answered as it is.
     pub async fn confirm(&self, id: EventId, user: UserId) -> Result<BookingView> {
-        self.change(id, move |event, _, _| event.confirm(&user))
+        self.change(id, move |event, _, now| event.confirm(&user, now))
             .await
     }
 
@@ -198,7 +197,6 @@ impl BoxOffice {
         if let Some(max) = patch.max_per_user {
             self.check_max_per_user(max)?;
         }
-        check_hold_secs(patch.hold_secs, patch.offer_secs)?;
         let max_tickets = self.limits.max_tickets_per_event;
         if patch
             .total_tickets
@@ -305,20 +303,6 @@ impl BoxOffice {
         }
         Ok(max)
     }
-}
-
-/// Holds and offers are not built yet: a non-zero time would promise a
-/// deadline nothing enforces, so it is refused rather than ignored.
-fn check_hold_secs(hold: Option<u32>, offer: Option<u32>) -> Result<()> {
-    for (field, secs) in [("holdSecs", hold), ("offerSecs", offer)] {
-        if secs.is_some_and(|s| s != 0) {
-            return Err(invalid(
-                field,
-                "must be 0: holds and offers are not available in this version".into(),
-            ));
-        }
-    }
-    Ok(())
 }
 
 fn invalid(field: &'static str, message: String) -> ServiceError {

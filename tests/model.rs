@@ -1,11 +1,13 @@
 //! Model-based property tests of the domain: random create / book (with a
-//! party size) / cancel / lower-quantity / change-capacity / restart
-//! sequences run against both the real `Event` and a plain model (a Vec of
-//! holders and a VecDeque queue), and every answer and every invariant must
-//! agree after every step. "Restart" sends the whole state through the
-//! snapshot codec and back. Two more properties: undo restores the exact
-//! state, and replaying the journalled changes (through the journal's own
-//! record codec) rebuilds the live state.
+//! party size) / cancel / lower-quantity / confirm / change-capacity /
+//! advance-the-clock / restart sequences run against both the real `Event`
+//! and a plain model (a Vec of holders, a VecDeque queue, a list of hold
+//! deadlines), and every answer and every invariant must agree after every
+//! step. Events are created with or without holds and offers; before each
+//! step, as the actor does, everything due is expired. "Restart" sends the
+//! whole state through the snapshot codec and back. Two more properties:
+//! undo restores the exact state, and replaying the journalled changes
+//! (through the journal's own record codec) rebuilds the live state.
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -24,6 +26,8 @@ const MAX_PER_USER: u32 = 3;
 enum Op {
     Create {
         tickets: u64,
+        hold_secs: u32,
+        offer_secs: u32,
     },
     Book {
         event: usize,
@@ -39,20 +43,30 @@ enum Op {
         user: u8,
         quantity: u32,
     },
+    Confirm {
+        event: usize,
+        user: u8,
+    },
     Capacity {
         event: usize,
         total: u64,
+    },
+    Advance {
+        ms: i64,
     },
     Restart,
 }
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        1 => (1u64..6).prop_map(|tickets| Op::Create { tickets }),
+        1 => (1u64..6, prop_oneof![Just(0u32), 1u32..3], prop_oneof![Just(0u32), 1u32..3])
+            .prop_map(|(tickets, hold_secs, offer_secs)| Op::Create { tickets, hold_secs, offer_secs }),
         6 => (0usize..3, 0u8..7, 0u32..5).prop_map(|(event, user, quantity)| Op::Book { event, user, quantity }),
-        4 => (0usize..3, 0u8..7).prop_map(|(event, user)| Op::Cancel { event, user }),
+        3 => (0usize..3, 0u8..7).prop_map(|(event, user)| Op::Cancel { event, user }),
         2 => (0usize..3, 0u8..7, 0u32..4).prop_map(|(event, user, quantity)| Op::Lower { event, user, quantity }),
+        2 => (0usize..3, 0u8..7).prop_map(|(event, user)| Op::Confirm { event, user }),
         1 => (0usize..3, 1u64..8).prop_map(|(event, total)| Op::Capacity { event, total }),
+        2 => (0i64..2_500).prop_map(|ms| Op::Advance { ms }),
         1 => Just(Op::Restart),
     ]
 }
@@ -61,50 +75,101 @@ fn op() -> impl Strategy<Value = Op> {
 #[derive(Debug, Default)]
 struct ModelEvent {
     total: u64,
-    /// Confirmed users and their quantities.
-    confirmed: Vec<(u8, u32)>,
+    hold_secs: u32,
+    offer_secs: u32,
+    /// Users with tickets (confirmed or held) and their quantities.
+    holders: Vec<(u8, u32)>,
     /// Waiting users and their quantities, front first.
     queue: VecDeque<(u8, u32)>,
-    /// Each user's latest booking: id, status, quantity.
-    latest: BTreeMap<u8, (u64, BookingStatus, u32)>,
+    /// Each user's latest booking: id, status, quantity, hold deadline.
+    latest: BTreeMap<u8, (u64, BookingStatus, u32, Option<i64>)>,
+    /// The order users first booked in: the real event's record handles,
+    /// which break ties between equal deadlines.
+    first_booked: Vec<u8>,
 }
 
 impl ModelEvent {
     fn available(&self) -> u64 {
-        self.total
-            - self
-                .confirmed
-                .iter()
-                .map(|&(_, q)| u64::from(q))
-                .sum::<u64>()
+        self.total - self.holders.iter().map(|&(_, q)| u64::from(q)).sum::<u64>()
     }
 
-    fn active(&self, user: u8) -> Option<(u64, BookingStatus, u32)> {
-        self.latest
-            .get(&user)
-            .copied()
-            .filter(|(_, s, _)| *s != BookingStatus::Cancelled)
+    fn held(&self) -> u64 {
+        self.holders
+            .iter()
+            .filter(|(u, _)| self.latest[u].1 == BookingStatus::Held)
+            .map(|&(_, q)| u64::from(q))
+            .sum()
+    }
+
+    fn active(&self, user: u8) -> Option<(u64, BookingStatus, u32, Option<i64>)> {
+        self.latest.get(&user).copied().filter(|(_, s, _, _)| {
+            matches!(
+                s,
+                BookingStatus::Confirmed | BookingStatus::Held | BookingStatus::Waiting
+            )
+        })
+    }
+
+    /// Gives `user` their tickets at `at`: held when `secs` > 0.
+    fn grant(&mut self, user: u8, quantity: u32, at: i64, secs: u32) {
+        self.holders.push((user, quantity));
+        if let Some(entry) = self.latest.get_mut(&user) {
+            if secs == 0 {
+                entry.1 = BookingStatus::Confirmed;
+                entry.3 = None;
+            } else {
+                entry.1 = BookingStatus::Held;
+                entry.3 = Some(at + i64::from(secs) * 1_000);
+            }
+        }
     }
 
     /// Promotes from the head while it fits; returns who, in order.
-    fn promote(&mut self) -> Vec<u8> {
+    fn promote(&mut self, at: i64) -> Vec<u8> {
         let mut promoted = Vec::new();
         while let Some(&(u, q)) = self.queue.front() {
             if u64::from(q) > self.available() {
                 break;
             }
             self.queue.pop_front();
-            self.confirmed.push((u, q));
-            if let Some(entry) = self.latest.get_mut(&u) {
-                entry.1 = BookingStatus::Confirmed;
-            }
+            self.grant(u, q, at, self.offer_secs);
             promoted.push(u);
         }
         promoted
     }
 
+    /// Expires every hold due at `now`, earliest deadline first (ties in
+    /// the order users first booked), each promoting at its deadline.
+    /// Returns who lapsed and who was promoted by each lapse.
+    fn expire(&mut self, now: i64) -> Vec<(u8, Vec<u8>)> {
+        let mut lapsed = Vec::new();
+        loop {
+            let due = self
+                .latest
+                .iter()
+                .filter_map(|(&u, &(_, s, _, d))| {
+                    (s == BookingStatus::Held)
+                        .then_some(d)
+                        .flatten()
+                        .map(|d| (d, u))
+                })
+                .filter(|&(d, _)| d <= now)
+                .min_by_key(|&(d, u)| (d, self.first_booked.iter().position(|&f| f == u)));
+            let Some((deadline, user)) = due else {
+                return lapsed;
+            };
+            self.holders.retain(|&(h, _)| h != user);
+            if let Some(entry) = self.latest.get_mut(&user) {
+                entry.1 = BookingStatus::Expired;
+                entry.3 = None;
+            }
+            let promoted = self.promote(deadline);
+            lapsed.push((user, promoted));
+        }
+    }
+
     fn set_quantity(&mut self, user: u8, quantity: u32) {
-        for entry in self.confirmed.iter_mut().chain(self.queue.iter_mut()) {
+        for entry in self.holders.iter_mut().chain(self.queue.iter_mut()) {
             if entry.0 == user {
                 entry.1 = quantity;
             }
@@ -123,7 +188,7 @@ fn promoted_users(views: &[boxoffice::domain::BookingView]) -> Vec<UserId> {
     views.iter().map(|v| v.user_id.clone()).collect()
 }
 
-fn check(events: &[Event], model: &[ModelEvent]) {
+fn check(events: &[Event], model: &[ModelEvent], now: i64) {
     for (event, m) in events.iter().zip(model) {
         event.verify().expect("invariants hold");
         let s = event.status();
@@ -133,17 +198,26 @@ fn check(events: &[Event], model: &[ModelEvent]) {
         );
         assert_eq!(s.settings.total_tickets, m.total);
         assert_eq!(s.available_tickets, m.available());
+        assert_eq!(s.held_tickets, m.held());
         assert_eq!(s.waiting_count, m.queue.len() as u64);
         if let Some(&(_, head)) = m.queue.front() {
             assert!(u64::from(head) > s.available_tickets, "the head never fits");
         }
-        for (&u, &(id, status, quantity)) in &m.latest {
+        for (&u, &(id, status, quantity, deadline)) in &m.latest {
             let view = event.booking(&user(u)).expect("user has a booking");
             assert_eq!(
                 (view.id.get(), view.status, view.quantity),
                 (id, status, quantity),
                 "user {u}"
             );
+            assert_eq!(
+                view.expires_at,
+                deadline.map(Timestamp::from_millis),
+                "user {u}"
+            );
+            if let Some(d) = deadline {
+                assert!(d > now, "user {u}: a hold is visible past its deadline");
+            }
             let place = m.queue.iter().position(|&(w, _)| w == u);
             let ahead = place.map(|i| m.queue.iter().take(i).map(|&(_, q)| u64::from(q)).sum());
             assert_eq!(
@@ -176,8 +250,9 @@ fn settings(tickets: u64) -> EventSettings {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
-    /// The domain answers every operation exactly as the model does, and
-    /// every promotion is of the then-head of the queue.
+    /// The domain answers every operation exactly as the model does, every
+    /// promotion is of the then-head of the queue, every expiry is of the
+    /// earliest due hold, and no hold is visible past its deadline.
     #[test]
     fn the_domain_agrees_with_a_plain_model(ops in proptest::collection::vec(op(), 1..80)) {
         let mut ids = BookingIdSequence::default();
@@ -187,18 +262,37 @@ proptest! {
         let mut clock = 0i64;
         for op in ops {
             clock += 1;
+            if let Op::Advance { ms } = op {
+                clock += ms;
+            }
             let now = Timestamp::from_millis(clock);
+            // As the actor does before every message.
+            for (e, m) in events.iter_mut().zip(model.iter_mut()) {
+                let made = e.expire_due(now, usize::MAX).expect("expiries apply");
+                let lapsed = m.expire(clock);
+                let expired: Vec<UserId> = made
+                    .iter()
+                    .map(|made| match &made.change {
+                        Change::Expired { user, .. } => user.clone(),
+                        other => panic!("an expiry made {other:?}"),
+                    })
+                    .collect();
+                prop_assert_eq!(expired, lapsed.iter().map(|(u, _)| user(*u)).collect::<Vec<_>>());
+            }
             match op {
-                Op::Create { tickets } => {
+                Op::Create { tickets, hold_secs, offer_secs } => {
                     let id = EventId::try_from(events.len() as u64 + 1).expect("id");
-                    events.push(Event::create(id, settings(tickets), now).expect("event").0);
-                    model.push(ModelEvent { total: tickets, ..ModelEvent::default() });
+                    let mut s = settings(tickets);
+                    s.hold_secs = hold_secs;
+                    s.offer_secs = offer_secs;
+                    events.push(Event::create(id, s, now).expect("event").0);
+                    model.push(ModelEvent { total: tickets, hold_secs, offer_secs, ..ModelEvent::default() });
                 }
                 Op::Book { event, user: u, quantity } => {
                     let (Some(e), Some(m)) = (events.get_mut(event), model.get_mut(event)) else { continue };
                     let got = e.book(&user(u), quantity, &ids, now);
                     match m.active(u) {
-                        Some((id, _, q)) if q == quantity => {
+                        Some((id, _, q, _)) if q == quantity => {
                             let got = got.expect("a repeat answers");
                             prop_assert!(got.made.is_none());
                             prop_assert_eq!(got.value.id.get(), id);
@@ -210,14 +304,16 @@ proptest! {
                         None => {
                             let got = got.expect("book");
                             prop_assert!(got.made.is_some());
-                            let status = if m.queue.is_empty() && u64::from(quantity) <= m.available() {
-                                m.confirmed.push((u, quantity));
-                                BookingStatus::Confirmed
+                            if !m.first_booked.contains(&u) {
+                                m.first_booked.push(u);
+                            }
+                            m.latest.insert(u, (next_id, BookingStatus::Waiting, quantity, None));
+                            if m.queue.is_empty() && u64::from(quantity) <= m.available() {
+                                let secs = m.hold_secs;
+                                m.grant(u, quantity, clock, secs);
                             } else {
                                 m.queue.push_back((u, quantity));
-                                BookingStatus::Waiting
-                            };
-                            m.latest.insert(u, (next_id, status, quantity));
+                            }
                             prop_assert_eq!(got.value.id.get(), next_id);
                             next_id += 1;
                         }
@@ -226,16 +322,16 @@ proptest! {
                 Op::Cancel { event, user: u } => {
                     let (Some(e), Some(m)) = (events.get_mut(event), model.get_mut(event)) else { continue };
                     let got = e.cancel(&user(u), now);
-                    let Some((id, _, q)) = m.active(u) else {
+                    let Some((id, _, q, _)) = m.active(u) else {
                         prop_assert_eq!(got, Err(DomainError::BookingNotFound));
                         continue;
                     };
                     let got = got.expect("active booking cancels").value;
                     prop_assert_eq!((got.booking.id.get(), got.booking.status), (id, BookingStatus::Cancelled));
-                    m.latest.insert(u, (id, BookingStatus::Cancelled, q));
-                    m.confirmed.retain(|&(c, _)| c != u);
+                    m.latest.insert(u, (id, BookingStatus::Cancelled, q, None));
+                    m.holders.retain(|&(c, _)| c != u);
                     m.queue.retain(|&(w, _)| w != u);
-                    let promoted = m.promote();
+                    let promoted = m.promote(clock);
                     prop_assert_eq!(promoted_users(&got.promotions), promoted.into_iter().map(user).collect::<Vec<_>>());
                 }
                 Op::Lower { event, user: u, quantity } => {
@@ -246,13 +342,30 @@ proptest! {
                         Some(_) if quantity == 0 => {
                             prop_assert!(matches!(got, Err(DomainError::QuantityOutOfRange { .. })), "{:?}", got);
                         }
-                        Some((_, _, q)) if quantity > q => prop_assert_eq!(got, Err(DomainError::QuantityIncrease)),
-                        Some((_, _, q)) if quantity == q => prop_assert!(got.expect("same").made.is_none()),
+                        Some((_, _, q, _)) if quantity > q => prop_assert_eq!(got, Err(DomainError::QuantityIncrease)),
+                        Some((_, _, q, _)) if quantity == q => prop_assert!(got.expect("same").made.is_none()),
                         Some(_) => {
                             let got = got.expect("lower").value;
                             m.set_quantity(u, quantity);
-                            let promoted = m.promote();
+                            let promoted = m.promote(clock);
                             prop_assert_eq!(promoted_users(&got.promotions), promoted.into_iter().map(user).collect::<Vec<_>>());
+                        }
+                    }
+                }
+                Op::Confirm { event, user: u } => {
+                    let (Some(e), Some(m)) = (events.get_mut(event), model.get_mut(event)) else { continue };
+                    let got = e.confirm(&user(u), now);
+                    match m.latest.get(&u).copied() {
+                        None | Some((_, BookingStatus::Cancelled, _, _)) => {
+                            prop_assert_eq!(got, Err(DomainError::BookingNotFound));
+                        }
+                        Some((_, BookingStatus::Waiting, _, _)) => prop_assert_eq!(got, Err(DomainError::NotHeld)),
+                        Some((_, BookingStatus::Expired, _, _)) => prop_assert_eq!(got, Err(DomainError::HoldExpired)),
+                        Some((_, BookingStatus::Confirmed, _, _)) => prop_assert!(got.expect("confirmed").made.is_none()),
+                        Some((id, BookingStatus::Held, q, _)) => {
+                            let got = got.expect("a hold before its deadline confirms");
+                            prop_assert!(got.made.is_some());
+                            m.latest.insert(u, (id, BookingStatus::Confirmed, q, None));
                         }
                     }
                 }
@@ -267,10 +380,11 @@ proptest! {
                     } else {
                         let got = got.expect("capacity change").value;
                         m.total = total;
-                        let promoted = m.promote();
+                        let promoted = m.promote(clock);
                         prop_assert_eq!(promoted_users(&got.promotions), promoted.into_iter().map(user).collect::<Vec<_>>());
                     }
                 }
+                Op::Advance { .. } => {}
                 Op::Restart => {
                     let snapshot = ServiceSnapshot {
                         taken_at: now,
@@ -289,7 +403,7 @@ proptest! {
                     ids = BookingIdSequence::starting_at(back.next_booking_id);
                 }
             }
-            check(&events, &model);
+            check(&events, &model, clock);
         }
     }
 }

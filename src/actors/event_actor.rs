@@ -5,12 +5,19 @@
 //! at once and journalled; until the journal says it is durable the actor
 //! keeps its undo, and if the journal reports a fault (a new epoch) every
 //! change not yet durable is undone, newest first, before anything else.
+//!
+//! Holds lapse here: one timer for the earliest deadline expires what is
+//! due (in batches, so a storm of expiries lets other messages in between),
+//! and before any message is handled everything due is expired, so no
+//! answer shows a hold past its deadline even when the timer runs late.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use actix::{Actor, Context, Handler};
+use std::time::Duration;
+
+use actix::{Actor, AsyncContext, Context, Handler, SpawnHandle};
 
 use super::messages::{ActorError, Durable, MakeChange, Read, TakeSnapshot};
 use crate::domain::{BookingIdSequence, Event, Made, Outcome, Timestamp, Undo};
@@ -21,6 +28,10 @@ use crate::persistence::StoredEvent;
 /// Far above the concurrency of any sane client pool, low enough that a
 /// stalled actor cannot queue unbounded memory.
 pub const MAILBOX_CAPACITY: usize = 16_384;
+/// Expiries one timer turn handles before letting queued messages in.
+const EXPIRY_BATCH: usize = 2_000;
+/// How soon to try again when a due expiry cannot be journalled.
+const EXPIRY_RETRY: Duration = Duration::from_millis(200);
 
 /// Owns one [`Event`].
 pub struct EventActor {
@@ -39,6 +50,8 @@ pub struct EventActor {
     epoch: u64,
     /// The LSN of the newest change known durable.
     durable_lsn: Lsn,
+    /// The armed expiry timer and the deadline it is for.
+    timer: Option<(Timestamp, SpawnHandle)>,
 }
 
 impl EventActor {
@@ -59,6 +72,81 @@ impl EventActor {
             pending: VecDeque::new(),
             epoch,
             durable_lsn: applied_lsn,
+            timer: None,
+        }
+    }
+
+    /// Expires up to `limit` holds due at `now`, journalling each; stops at
+    /// the first the journal refuses (that one is undone). Returns how many
+    /// were expired.
+    fn expire_due(&mut self, now: Timestamp, limit: usize) -> usize {
+        let mut expired = 0;
+        while expired < limit && self.accepting() {
+            let made = match self.event.expire_due(now, 1) {
+                Ok(mut made) => match made.pop() {
+                    Some(made) => made,
+                    None => break,
+                },
+                Err(e) => {
+                    log::error!("event {}: expiring a hold: {e}", self.event.id());
+                    break;
+                }
+            };
+            if self.journal_change(made).is_err() {
+                break;
+            }
+            expired += 1;
+        }
+        expired
+    }
+
+    /// Expires everything due, then arms the timer for what is next. Every
+    /// handler starts here.
+    fn catch_up(&mut self, ctx: &mut Context<Self>) {
+        self.settle();
+        if self.event.next_deadline().is_some() {
+            self.expire_due(Timestamp::now(), usize::MAX);
+        }
+        self.arm(ctx);
+    }
+
+    /// Keeps one timer armed for the earliest deadline.
+    fn arm(&mut self, ctx: &mut Context<Self>) {
+        let next = self.event.next_deadline();
+        if self.timer.as_ref().map(|(at, _)| *at) == next {
+            return;
+        }
+        if let Some((_, handle)) = self.timer.take() {
+            ctx.cancel_future(handle);
+        }
+        let Some(deadline) = next else { return };
+        let wait = deadline.millis().saturating_sub(Timestamp::now().millis());
+        let delay = Duration::from_millis(u64::try_from(wait).unwrap_or(0));
+        let handle = ctx.run_later(delay, Self::on_timer);
+        self.timer = Some((deadline, handle));
+    }
+
+    /// The timer fired: expire a batch; more due means another turn at once
+    /// (after whatever messages queued meanwhile).
+    fn on_timer(&mut self, ctx: &mut Context<Self>) {
+        self.timer = None;
+        self.settle();
+        self.expire_due(Timestamp::now(), EXPIRY_BATCH);
+        let still_due = self
+            .event
+            .next_deadline()
+            .is_some_and(|d| d <= Timestamp::now());
+        if still_due {
+            let delay = if self.journal.state().fault.is_some() {
+                EXPIRY_RETRY
+            } else {
+                Duration::ZERO
+            };
+            let deadline = self.event.next_deadline().unwrap_or_else(Timestamp::now);
+            let handle = ctx.run_later(delay, Self::on_timer);
+            self.timer = Some((deadline, handle));
+        } else {
+            self.arm(ctx);
         }
     }
 
@@ -128,13 +216,16 @@ impl Actor for EventActor {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
+        // Holds that lapsed while the service was down expire at once.
+        self.arm(ctx);
     }
 }
 
 impl<T: Send + 'static> Handler<MakeChange<T>> for EventActor {
     type Result = ();
 
-    fn handle(&mut self, msg: MakeChange<T>, _: &mut Self::Context) {
+    fn handle(&mut self, msg: MakeChange<T>, ctx: &mut Self::Context) {
+        self.catch_up(ctx);
         let answer = if self.accepting() {
             match (msg.op)(&mut self.event, &self.ids, Timestamp::now()) {
                 Err(e) => Err(e.into()),
@@ -152,6 +243,8 @@ impl<T: Send + 'static> Handler<MakeChange<T>> for EventActor {
         } else {
             Err(ActorError::Unavailable)
         };
+        // A change may have added or removed a hold.
+        self.arm(ctx);
         // The requester may have gone away; its loss, not ours.
         let _ = msg.reply.send(answer);
     }
@@ -160,8 +253,8 @@ impl<T: Send + 'static> Handler<MakeChange<T>> for EventActor {
 impl<T: Send + 'static> Handler<Read<T>> for EventActor {
     type Result = ();
 
-    fn handle(&mut self, msg: Read<T>, _: &mut Self::Context) {
-        self.settle();
+    fn handle(&mut self, msg: Read<T>, ctx: &mut Self::Context) {
+        self.catch_up(ctx);
         let _ = msg.reply.send(Durable {
             value: (msg.op)(&self.event),
             lsn: self.applied_lsn(),
@@ -172,8 +265,8 @@ impl<T: Send + 'static> Handler<Read<T>> for EventActor {
 impl Handler<TakeSnapshot> for EventActor {
     type Result = ();
 
-    fn handle(&mut self, msg: TakeSnapshot, _: &mut Self::Context) {
-        self.settle();
+    fn handle(&mut self, msg: TakeSnapshot, ctx: &mut Self::Context) {
+        self.catch_up(ctx);
         let _ = msg.reply.send(StoredEvent {
             applied_lsn: self.applied_lsn(),
             event: self.event.to_snapshot(),

@@ -15,6 +15,10 @@ pub enum BookingStatus {
     Waiting,
     /// Given up; kept so the user can still read their last booking.
     Cancelled,
+    /// Holds its tickets until `expires_at`, unless confirmed first.
+    Held,
+    /// A hold that lapsed; ended like a cancellation.
+    Expired,
 }
 
 impl BookingStatus {
@@ -24,12 +28,19 @@ impl BookingStatus {
             Self::Confirmed => "confirmed",
             Self::Waiting => "waiting",
             Self::Cancelled => "cancelled",
+            Self::Held => "held",
+            Self::Expired => "expired",
         }
     }
 
-    /// Confirmed or waiting: the user may hold only one such booking.
+    /// Confirmed, held or waiting: the user may hold only one such booking.
     pub fn is_active(self) -> bool {
-        !matches!(self, Self::Cancelled)
+        matches!(self, Self::Confirmed | Self::Held | Self::Waiting)
+    }
+
+    /// Confirmed or held: the booking has its tickets.
+    pub fn has_tickets(self) -> bool {
+        matches!(self, Self::Confirmed | Self::Held)
     }
 }
 
@@ -51,6 +62,8 @@ pub struct BookingRecord {
     pub created_at: Timestamp,
     /// When its status or quantity last changed.
     pub updated_at: Timestamp,
+    /// While `Held`, when the hold lapses.
+    pub expires_at: Option<Timestamp>,
     /// Sequence number in the waiting queue while `Waiting`; rebuilt from the
     /// queue order on restore, so never stored.
     #[serde(skip)]
@@ -66,6 +79,7 @@ impl BookingRecord {
         quantity: u32,
         created_at: Timestamp,
         updated_at: Timestamp,
+        expires_at: Option<Timestamp>,
     ) -> Self {
         Self {
             id,
@@ -74,6 +88,7 @@ impl BookingRecord {
             quantity,
             created_at,
             updated_at,
+            expires_at,
             queue_seq: 0,
         }
     }
@@ -90,6 +105,7 @@ impl PartialEq for BookingRecord {
             self.quantity,
             self.created_at,
             self.updated_at,
+            self.expires_at,
         ) == (
             other.id,
             &other.user,
@@ -97,6 +113,7 @@ impl PartialEq for BookingRecord {
             other.quantity,
             other.created_at,
             other.updated_at,
+            other.expires_at,
         )
     }
 }
@@ -120,6 +137,8 @@ pub struct BookingView {
     pub waiting_position: Option<u64>,
     /// Tickets asked for by the bookings ahead while waiting, else `None`.
     pub tickets_ahead: Option<u64>,
+    /// While held, when the hold lapses, else `None`.
+    pub expires_at: Option<Timestamp>,
     /// When it was made.
     pub created_at: Timestamp,
     /// When its status or quantity last changed.

@@ -56,6 +56,21 @@ pub enum Change {
         /// When.
         at: Timestamp,
     },
+    /// A user confirmed their held booking.
+    Confirmed {
+        /// Who.
+        user: UserId,
+        /// When.
+        at: Timestamp,
+    },
+    /// A user's hold lapsed; promotions follow from the state.
+    Expired {
+        /// Whose.
+        user: UserId,
+        /// The hold's deadline: the moment it lapsed, whenever the service
+        /// got to it, so a replay reaches the same state.
+        at: Timestamp,
+    },
 }
 
 impl Change {
@@ -66,7 +81,9 @@ impl Change {
             | Self::Booked { at, .. }
             | Self::Cancelled { at, .. }
             | Self::QuantityLowered { at, .. }
-            | Self::Updated { at, .. } => *at,
+            | Self::Updated { at, .. }
+            | Self::Confirmed { at, .. }
+            | Self::Expired { at, .. } => *at,
         }
     }
 }

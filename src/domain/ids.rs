@@ -148,6 +148,11 @@ impl Timestamp {
         self.0
     }
 
+    /// This moment plus `secs` seconds.
+    pub fn plus_secs(self, secs: u32) -> Self {
+        Self(self.0.saturating_add(i64::from(secs) * 1_000))
+    }
+
     /// Parses an RFC 3339 timestamp (any offset), to the millisecond;
     /// `None` when it is not one.
     pub fn parse_rfc3339(raw: &str) -> Option<Self> {

@@ -90,6 +90,9 @@ pub enum DomainError {
     /// Confirming a booking that is waiting, not held.
     #[error("the booking is waiting, not held; there is nothing to confirm")]
     NotHeld,
+    /// Confirming a hold that has lapsed.
+    #[error("the hold has expired; book again")]
+    HoldExpired,
     /// Booking before `sales_start`.
     #[error("sales for this event have not opened yet")]
     SalesNotOpen,

@@ -290,7 +290,7 @@ impl From<BookingView> for BookingJson {
             quantity: b.quantity,
             waiting_position: b.waiting_position,
             tickets_ahead: b.tickets_ahead,
-            expires_at: None,
+            expires_at: b.expires_at,
             created_at: b.created_at,
             updated_at: b.updated_at,
         }
@@ -326,6 +326,7 @@ impl From<BookingView> for BookedResponse {
     fn from(b: BookingView) -> Self {
         let status = match b.status {
             BookingStatus::Waiting => "waiting",
+            BookingStatus::Held => "held",
             _ => "booked",
         };
         Self {

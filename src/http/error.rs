@@ -174,6 +174,7 @@ impl From<DomainError> for ApiError {
             DomainError::BookingExists => Self::conflict("BOOKING_EXISTS", &e),
             DomainError::QuantityIncrease => Self::conflict("QUANTITY_INCREASE", &e),
             DomainError::NotHeld => Self::conflict("NOT_HELD", &e),
+            DomainError::HoldExpired => Self::conflict("HOLD_EXPIRED", &e),
             DomainError::SalesNotOpen => Self::conflict("SALES_NOT_OPEN", &e),
             DomainError::SalesClosed => Self::conflict("SALES_CLOSED", &e),
             DomainError::CapacityConflict(_) => Self::conflict("CAPACITY_CONFLICT", &e),

@@ -71,6 +71,7 @@ impl From<ServiceSnapshotV2> for ServiceSnapshot {
                             1,
                             r.created_at,
                             r.updated_at,
+                            None,
                         )
                     })
                     .collect();

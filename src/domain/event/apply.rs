@@ -28,6 +28,8 @@ pub struct Applied {
 pub struct Undo {
     /// The event's available tickets before.
     available_tickets: u64,
+    /// The event's held tickets before.
+    held_tickets: u64,
     /// The event's `updated_at` before.
     updated_at: Timestamp,
     /// The settings before, when the change touched them.
@@ -37,7 +39,12 @@ pub struct Undo {
     records: Vec<(u32, Option<BookingRecord>)>,
     /// What the change did to the queue, in order.
     queue: Vec<QueueStep>,
+    /// Hold deadlines the change added (true) or removed (false), in order.
+    holds: Vec<(bool, Deadline)>,
 }
+
+/// A hold's place in the deadline index: when it lapses, and whose it is.
+pub(super) type Deadline = (Timestamp, u32);
 
 /// One step taken on the queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,10 +69,12 @@ impl Event {
     pub fn apply(&mut self, change: &Change) -> Result<Applied, DomainError> {
         let mut undo = Undo {
             available_tickets: self.available_tickets,
+            held_tickets: self.held_tickets,
             updated_at: self.updated_at,
             settings: None,
             records: Vec::new(),
             queue: Vec::new(),
+            holds: Vec::new(),
         };
         let handle = match change {
             Change::Created { .. } => {
@@ -85,6 +94,8 @@ impl Event {
                 self.apply_updated(patch, &mut undo)?;
                 0
             }
+            Change::Confirmed { user, at } => self.apply_confirmed(user, *at, &mut undo)?,
+            Change::Expired { user, at } => self.apply_expired(user, *at, &mut undo)?,
         };
         self.updated_at = change.at();
         let promoted = self.promote(change.at(), &mut undo);
@@ -99,6 +110,13 @@ impl Event {
     /// Reverses a change made by [`Self::apply`]. Undos must come newest
     /// first; the state is then exactly as before.
     pub fn undo(&mut self, undo: Undo) {
+        for (added, deadline) in undo.holds.into_iter().rev() {
+            if added {
+                self.holds.remove(&deadline);
+            } else {
+                self.holds.insert(deadline);
+            }
+        }
         for step in undo.queue.into_iter().rev() {
             match step {
                 QueueStep::Pushed(seq) => {
@@ -132,6 +150,7 @@ impl Event {
             self.settings = settings;
         }
         self.available_tickets = undo.available_tickets;
+        self.held_tickets = undo.held_tickets;
         self.updated_at = undo.updated_at;
         self.debug_check();
     }
@@ -152,20 +171,15 @@ impl Event {
             return Err(self.inconsistent(format!("{user} booked no tickets")));
         }
         self.ensure_room(existing)?;
-        let wanted = u64::from(quantity);
-        let status = if self.queue.is_empty() && wanted <= self.available_tickets {
-            self.available_tickets -= wanted;
-            BookingStatus::Confirmed
-        } else {
-            BookingStatus::Waiting
-        };
+        let fits = self.queue.is_empty() && u64::from(quantity) <= self.available_tickets;
         let record = BookingRecord {
             id,
             user: user.clone(),
-            status,
+            status: BookingStatus::Waiting,
             quantity,
             created_at: at,
             updated_at: at,
+            expires_at: None,
             queue_seq: 0,
         };
         let handle = match existing {
@@ -186,11 +200,84 @@ impl Event {
                 h
             }
         };
-        if status == BookingStatus::Waiting {
+        if fits {
+            self.grant(handle, at, self.settings.hold_secs, undo);
+        } else {
             let seq = self.queue.push(handle, quantity);
             self.records[handle as usize].queue_seq = seq;
             undo.queue.push(QueueStep::Pushed(seq));
         }
+        Ok(handle)
+    }
+
+    /// Gives a booking (saved in `undo` already) its tickets: confirmed, or
+    /// held for `hold_secs` from `at` when that is not 0.
+    fn grant(&mut self, handle: u32, at: Timestamp, hold_secs: u32, undo: &mut Undo) {
+        let record = &mut self.records[handle as usize];
+        let wanted = u64::from(record.quantity);
+        record.updated_at = at;
+        self.available_tickets -= wanted;
+        if hold_secs == 0 {
+            record.status = BookingStatus::Confirmed;
+            record.expires_at = None;
+        } else {
+            let deadline = at.plus_secs(hold_secs);
+            record.status = BookingStatus::Held;
+            record.expires_at = Some(deadline);
+            self.held_tickets += wanted;
+            self.holds.insert((deadline, handle));
+            undo.holds.push((true, (deadline, handle)));
+        }
+    }
+
+    /// Takes a held booking's deadline out of the index and its tickets out
+    /// of the held count; its record is already saved.
+    fn release_hold(&mut self, handle: u32, record: &BookingRecord, undo: &mut Undo) {
+        if let Some(deadline) = record.expires_at {
+            self.holds.remove(&(deadline, handle));
+            undo.holds.push((false, (deadline, handle)));
+        }
+        self.held_tickets -= u64::from(record.quantity);
+    }
+
+    fn apply_confirmed(
+        &mut self,
+        user: &UserId,
+        at: Timestamp,
+        undo: &mut Undo,
+    ) -> Result<u32, DomainError> {
+        let handle = self.active(user)?;
+        let record = &mut self.records[handle as usize];
+        if record.status != BookingStatus::Held {
+            return Err(self.inconsistent(format!("{user} confirmed a booking that is not held")));
+        }
+        let before = record.clone();
+        record.status = BookingStatus::Confirmed;
+        record.expires_at = None;
+        record.updated_at = at;
+        undo.records.push((handle, Some(before.clone())));
+        self.release_hold(handle, &before, undo);
+        Ok(handle)
+    }
+
+    fn apply_expired(
+        &mut self,
+        user: &UserId,
+        at: Timestamp,
+        undo: &mut Undo,
+    ) -> Result<u32, DomainError> {
+        let handle = self.active(user)?;
+        let record = &mut self.records[handle as usize];
+        if record.status != BookingStatus::Held {
+            return Err(self.inconsistent(format!("{user}'s hold lapsed while not held")));
+        }
+        let before = record.clone();
+        record.status = BookingStatus::Expired;
+        record.expires_at = None;
+        record.updated_at = at;
+        undo.records.push((handle, Some(before.clone())));
+        self.release_hold(handle, &before, undo);
+        self.available_tickets += u64::from(before.quantity);
         Ok(handle)
     }
 
@@ -204,11 +291,17 @@ impl Event {
         let record = &mut self.records[handle as usize];
         let before = record.clone();
         record.status = BookingStatus::Cancelled;
+        record.expires_at = None;
         record.updated_at = at;
         undo.records.push((handle, Some(before.clone())));
         match before.status {
             BookingStatus::Waiting => self.leave_queue(handle, &before, undo),
-            _ => self.available_tickets += u64::from(before.quantity),
+            status => {
+                if status == BookingStatus::Held {
+                    self.release_hold(handle, &before, undo);
+                }
+                self.available_tickets += u64::from(before.quantity);
+            }
         }
         Ok(handle)
     }
@@ -238,7 +331,13 @@ impl Event {
                     from: before.quantity,
                 });
             }
-            _ => self.available_tickets += u64::from(before.quantity - quantity),
+            status => {
+                let freed = u64::from(before.quantity - quantity);
+                if status == BookingStatus::Held {
+                    self.held_tickets -= freed;
+                }
+                self.available_tickets += freed;
+            }
         }
         Ok(handle)
     }
@@ -291,13 +390,10 @@ impl Event {
             if wanted > self.available_tickets {
                 break;
             }
-            self.available_tickets -= wanted;
-            let record = &mut self.records[head.handle as usize];
-            let before = record.clone();
-            record.status = BookingStatus::Confirmed;
-            record.updated_at = at;
+            let before = self.records[head.handle as usize].clone();
             undo.records.push((head.handle, Some(before.clone())));
             self.leave_queue(head.handle, &before, undo);
+            self.grant(head.handle, at, self.settings.offer_secs, undo);
             promoted.push(head.handle);
         }
         promoted

@@ -12,10 +12,12 @@ mod snapshot;
 #[cfg(test)]
 mod tests;
 
+use std::collections::BTreeSet;
 use std::hash::BuildHasher;
 
 use hashbrown::{DefaultHashBuilder, HashTable};
 
+use apply::Deadline;
 pub use apply::{Applied, Undo};
 pub use snapshot::EventSnapshot;
 
@@ -121,6 +123,10 @@ pub struct Event {
     /// Tickets nobody holds. While anyone waits, the head of the queue asks
     /// for more than this.
     available_tickets: u64,
+    /// Tickets in held bookings (part of what is not available).
+    held_tickets: u64,
+    /// Every held booking by deadline, earliest first.
+    holds: BTreeSet<Deadline>,
     /// When the event was created.
     created_at: Timestamp,
     /// When a booking or a setting last changed.
@@ -159,6 +165,8 @@ impl Event {
             id,
             settings: settings.clone(),
             available_tickets: settings.total_tickets,
+            held_tickets: 0,
+            holds: BTreeSet::new(),
             created_at: at,
             updated_at: at,
             records: ChunkedVec::new(),
@@ -280,16 +288,74 @@ impl Event {
     }
 
     /// Confirms `user`'s held booking. A confirmed booking is answered as it
-    /// is; a waiting one has nothing to confirm.
-    pub fn confirm(&mut self, user: &UserId) -> Result<Outcome<BookingView>, DomainError> {
-        let handle = self.active(user)?;
-        match self.records[handle as usize].status {
-            BookingStatus::Waiting => Err(DomainError::NotHeld),
-            _ => Ok(Outcome {
+    /// is; a waiting one has nothing to confirm; a lapsed one is too late.
+    pub fn confirm(
+        &mut self,
+        user: &UserId,
+        now: Timestamp,
+    ) -> Result<Outcome<BookingView>, DomainError> {
+        let handle = self
+            .find(user.as_str())
+            .ok_or(DomainError::BookingNotFound)?;
+        let record = &self.records[handle as usize];
+        match record.status {
+            BookingStatus::Confirmed => Ok(Outcome {
                 value: self.view(handle),
                 made: None,
             }),
+            BookingStatus::Waiting => Err(DomainError::NotHeld),
+            BookingStatus::Expired => Err(DomainError::HoldExpired),
+            BookingStatus::Cancelled => Err(DomainError::BookingNotFound),
+            // The caller expires due holds first; this guards the domain's
+            // own promise that a hold is never confirmed past its deadline.
+            BookingStatus::Held if record.expires_at.is_some_and(|d| d <= now) => {
+                Err(DomainError::HoldExpired)
+            }
+            BookingStatus::Held => {
+                let change = Change::Confirmed {
+                    user: user.clone(),
+                    at: now,
+                };
+                let applied = self.apply(&change)?;
+                Ok(Outcome {
+                    value: self.view(applied.handle),
+                    made: Some(Made {
+                        change,
+                        undo: applied.undo,
+                    }),
+                })
+            }
         }
+    }
+
+    /// When the earliest hold lapses, if any booking is held.
+    pub fn next_deadline(&self) -> Option<Timestamp> {
+        self.holds.first().map(|&(deadline, _)| deadline)
+    }
+
+    /// Expires up to `limit` holds whose deadline is at or before `now`,
+    /// earliest first, each as its own change dated at its deadline; the
+    /// freed tickets go to the queue. Returns the changes to journal.
+    pub fn expire_due(&mut self, now: Timestamp, limit: usize) -> Result<Vec<Made>, DomainError> {
+        let mut made = Vec::new();
+        while made.len() < limit {
+            let Some(&(deadline, handle)) = self.holds.first() else {
+                break;
+            };
+            if deadline > now {
+                break;
+            }
+            let change = Change::Expired {
+                user: self.records[handle as usize].user.clone(),
+                at: deadline,
+            };
+            let applied = self.apply(&change)?;
+            made.push(Made {
+                change,
+                undo: applied.undo,
+            });
+        }
+        Ok(made)
     }
 
     /// Changes the settings `patch` names. Raising the ticket count promotes
@@ -337,8 +403,10 @@ impl Event {
             id: self.id,
             settings: self.settings.clone(),
             available_tickets: self.available_tickets,
-            confirmed_tickets: self.settings.total_tickets - self.available_tickets,
-            held_tickets: 0,
+            confirmed_tickets: self.settings.total_tickets
+                - self.available_tickets
+                - self.held_tickets,
+            held_tickets: self.held_tickets,
             waiting_count: self.queue.len() as u64,
             waiting_tickets: self.queue.tickets(),
             created_at: self.created_at,
@@ -440,6 +508,7 @@ impl Event {
             tickets_ahead: waiting
                 .then(|| self.queue.tickets_ahead(r.queue_seq))
                 .flatten(),
+            expires_at: r.expires_at,
             created_at: r.created_at,
             updated_at: r.updated_at,
         }
@@ -452,8 +521,8 @@ impl Event {
     /// The O(1) invariants, after every change in debug builds.
     fn debug_check(&self) {
         debug_assert!(
-            self.available_tickets <= self.settings.total_tickets,
-            "more tickets available than exist"
+            self.available_tickets + self.held_tickets <= self.settings.total_tickets,
+            "more tickets available or held than exist"
         );
         debug_assert!(
             self.queue

@@ -1,6 +1,7 @@
 //! An event in the form snapshots store, and the full invariant check that
 //! every restored event passes before it is served.
 
+use std::collections::BTreeSet;
 use std::hash::BuildHasher;
 
 use hashbrown::{DefaultHashBuilder, HashTable};
@@ -65,12 +66,31 @@ impl Event {
             return bad("too many records".into());
         }
         // Refuse bad counts before any index is built.
-        let confirmed = confirmed_tickets(&records);
-        if confirmed > settings.total_tickets {
+        let confirmed = tickets_in(&records, BookingStatus::Confirmed);
+        let held = tickets_in(&records, BookingStatus::Held);
+        if confirmed + held > settings.total_tickets {
             return bad(format!(
-                "{confirmed} tickets confirmed of {}",
+                "{confirmed} tickets confirmed and {held} held of {}",
                 settings.total_tickets
             ));
+        }
+        let mut holds = BTreeSet::new();
+        for (handle, record) in records.iter().enumerate() {
+            match (record.status, record.expires_at) {
+                (BookingStatus::Held, Some(deadline)) => {
+                    holds.insert((deadline, handle as u32));
+                }
+                (BookingStatus::Held, None) => {
+                    return bad(format!("held booking {} has no deadline", record.id.get()));
+                }
+                (_, Some(_)) => {
+                    return bad(format!(
+                        "booking {} has a deadline but is not held",
+                        record.id.get()
+                    ));
+                }
+                (_, None) => {}
+            }
         }
         let waiting_records = records
             .iter()
@@ -99,7 +119,9 @@ impl Event {
         }
         let mut event = Self {
             id,
-            available_tickets: settings.total_tickets - confirmed,
+            available_tickets: settings.total_tickets - confirmed - held,
+            held_tickets: held,
+            holds,
             settings,
             created_at,
             updated_at,
@@ -134,12 +156,28 @@ impl Event {
     /// Checks every invariant by a full scan; used after restores and by tests.
     pub fn verify(&self) -> Result<(), DomainError> {
         let bad = |why: String| Err(self.inconsistent(why));
-        let confirmed = confirmed_tickets(&self.records);
-        if confirmed + self.available_tickets != self.settings.total_tickets {
+        let confirmed = tickets_in(&self.records, BookingStatus::Confirmed);
+        let held = tickets_in(&self.records, BookingStatus::Held);
+        if held != self.held_tickets
+            || confirmed + held + self.available_tickets != self.settings.total_tickets
+        {
             return bad(format!(
-                "{confirmed} confirmed + {} available != {} total",
-                self.available_tickets, self.settings.total_tickets
+                "{confirmed} confirmed + {held} held (counted {}) + {} available != {} total",
+                self.held_tickets, self.available_tickets, self.settings.total_tickets
             ));
+        }
+        let holds_in_records = self
+            .records
+            .iter()
+            .filter(|r| r.status == BookingStatus::Held)
+            .count();
+        let indexed = self.holds.iter().all(|&(deadline, handle)| {
+            self.records
+                .get(handle as usize)
+                .is_some_and(|r| r.status == BookingStatus::Held && r.expires_at == Some(deadline))
+        });
+        if !indexed || holds_in_records != self.holds.len() {
+            return bad("hold deadlines out of step with held bookings".into());
         }
         if let Some(r) = self.records.iter().find(|r| r.quantity == 0) {
             return bad(format!("booking {} has no tickets", r.id.get()));
@@ -197,10 +235,10 @@ impl Event {
     }
 }
 
-fn confirmed_tickets(records: &ChunkedVec<BookingRecord>) -> u64 {
+fn tickets_in(records: &ChunkedVec<BookingRecord>, status: BookingStatus) -> u64 {
     records
         .iter()
-        .filter(|r| r.status == BookingStatus::Confirmed)
+        .filter(|r| r.status == status)
         .map(|r| u64::from(r.quantity))
         .sum()
 }

@@ -475,3 +475,130 @@ fn waiting_pages_list_the_queue_in_order_with_positions_and_quantities() {
         .collect();
     assert_eq!(got, vec![("c", 2, 1), ("d", 3, 1)]);
 }
+
+fn with_holds(tickets: u64, hold_secs: u32, offer_secs: u32) -> Event {
+    let mut settings = EventSettings::new(None, tickets, 10);
+    settings.hold_secs = hold_secs;
+    settings.offer_secs = offer_secs;
+    Event::create(EventId::try_from(1).expect("id"), settings, at(0))
+        .expect("event")
+        .0
+}
+
+#[test]
+fn a_booking_that_gets_tickets_is_held_until_confirmed() {
+    let ids = BookingIdSequence::default();
+    let mut e = with_holds(3, 60, 0);
+    let held = e.book(&user("a"), 2, &ids, at(1_000)).expect("book").value;
+    assert_eq!(held.status, BookingStatus::Held);
+    assert_eq!(held.expires_at, Some(at(61_000)));
+    let s = e.status();
+    assert_eq!(
+        (s.held_tickets, s.confirmed_tickets, s.available_tickets),
+        (2, 0, 1)
+    );
+    let confirmed = e.confirm(&user("a"), at(60_999)).expect("confirm");
+    assert!(confirmed.made.is_some());
+    assert_eq!(confirmed.value.status, BookingStatus::Confirmed);
+    assert_eq!(confirmed.value.expires_at, None);
+    let again = e.confirm(&user("a"), at(70_000)).expect("confirm again");
+    assert!(
+        again.made.is_none(),
+        "confirming a confirmed booking changes nothing"
+    );
+    assert_eq!(e.next_deadline(), None);
+    e.verify().expect("invariants hold");
+}
+
+#[test]
+fn a_lapsed_hold_expires_at_its_deadline_and_its_tickets_go_to_the_queue_as_offers() {
+    let ids = BookingIdSequence::default();
+    let mut e = with_holds(2, 10, 5);
+    book(&mut e, &ids, "a", 2); // held until 10,001
+    let b = book(&mut e, &ids, "b", 1);
+    assert_eq!(b.status, BookingStatus::Waiting);
+    assert!(e
+        .expire_due(at(10_000), 10)
+        .expect("nothing due")
+        .is_empty());
+    let made = e.expire_due(at(12_345), 10).expect("expire");
+    assert_eq!(made.len(), 1);
+    let a = e.booking(&user("a")).expect("a");
+    assert_eq!(
+        (a.status, a.updated_at, a.expires_at),
+        (BookingStatus::Expired, at(10_001), None),
+        "the expiry is dated at the deadline, not when it was noticed"
+    );
+    let b = e.booking(&user("b")).expect("b");
+    assert_eq!(b.status, BookingStatus::Held, "an offer");
+    assert_eq!(b.expires_at, Some(at(15_001)));
+    assert_eq!(
+        e.confirm(&user("a"), at(12_345)),
+        Err(DomainError::HoldExpired)
+    );
+    assert_eq!(
+        e.confirm(&user("c"), at(12_345)),
+        Err(DomainError::BookingNotFound)
+    );
+    // The lapsed user may book again, with a new id, at the end of the queue.
+    let again = e.book(&user("a"), 2, &ids, at(12_400)).expect("book again");
+    assert_ne!(again.value.id, a.id);
+    assert_eq!(again.value.status, BookingStatus::Waiting);
+    e.verify().expect("invariants hold");
+}
+
+#[test]
+fn waiting_is_not_held_and_a_hold_past_its_deadline_cannot_be_confirmed() {
+    let ids = BookingIdSequence::default();
+    let mut e = with_holds(1, 10, 0);
+    book(&mut e, &ids, "a", 1);
+    book(&mut e, &ids, "b", 1);
+    assert_eq!(e.confirm(&user("b"), at(2)), Err(DomainError::NotHeld));
+    assert_eq!(
+        e.confirm(&user("a"), at(10_001)),
+        Err(DomainError::HoldExpired),
+        "at the deadline it is too late even before the expiry is applied"
+    );
+}
+
+#[test]
+fn cancelling_or_lowering_a_hold_releases_tickets_and_keeps_the_deadline() {
+    let ids = BookingIdSequence::default();
+    let mut e = with_holds(4, 30, 30);
+    book(&mut e, &ids, "a", 4);
+    book(&mut e, &ids, "b", 1);
+    let out = e.lower_quantity(&user("a"), 3, at(5)).expect("lower").value;
+    assert_eq!(out.booking.expires_at, Some(at(30_001)));
+    assert_eq!(names(&out.promotions), vec!["b"]);
+    assert_eq!(
+        e.status().held_tickets,
+        4,
+        "b is offered its ticket: held too"
+    );
+    let out = e.cancel(&user("a"), at(6)).expect("cancel").value;
+    assert_eq!(out.booking.expires_at, None);
+    assert_eq!(e.status().held_tickets, 1);
+    assert_eq!(
+        e.next_deadline(),
+        Some(at(30_005)),
+        "b's offer from its promotion at 5"
+    );
+    e.verify().expect("invariants hold");
+}
+
+#[test]
+fn undoing_an_expiry_restores_the_hold_and_its_deadline() {
+    let ids = BookingIdSequence::default();
+    let mut e = with_holds(1, 10, 10);
+    book(&mut e, &ids, "a", 1);
+    book(&mut e, &ids, "b", 1);
+    let before = e.to_snapshot();
+    let made = e.expire_due(at(30_000), 10).expect("expire");
+    assert_eq!(made.len(), 2, "a lapses, then b's offer (until 20,001) too");
+    for m in made.into_iter().rev() {
+        e.undo(m.undo);
+    }
+    assert_eq!(e.to_snapshot(), before);
+    assert_eq!(e.next_deadline(), Some(at(10_001)));
+    e.verify().expect("invariants hold");
+}
