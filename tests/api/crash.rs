@@ -30,6 +30,9 @@ const CLIENTS: usize = 8;
 const USERS_PER_CLIENT: usize = 6;
 /// Events and their tickets: small, so queues form and promotions happen.
 const EVENTS: [(u64, u64); 3] = [(1, 3), (2, 5), (3, 8)];
+/// The event whose bookings are held for a second (and offered for a
+/// second on promotion), so holds, confirms and expiries happen all the time.
+const WITH_HOLDS: u64 = 2;
 /// The event whose capacity the organiser task changes, and the totals it
 /// moves between.
 const RESIZED: (u64, [u64; 3]) = (3, [6, 8, 11]);
@@ -62,6 +65,8 @@ enum Pending {
     Cancel,
     /// Lower the quantity to this.
     Lower(u64),
+    /// Confirm a hold.
+    Confirm,
 }
 
 /// What the clients know of one (event, user): the last acknowledged fact,
@@ -124,12 +129,14 @@ async fn client_loop(
         let held = entry
             .acked
             .as_ref()
-            .filter(|(_, s, _)| s != "cancelled")
+            .filter(|(_, s, _)| is_active(s))
             .map(|(_, _, q)| *q);
+        let on_hold = entry.acked.as_ref().is_some_and(|(_, s, _)| s == "held");
         let roll = rng.below(10);
         let op = match (roll, held) {
-            (0..=5, _) => Pending::Book,
-            (6..=7, Some(q)) if q > 1 => Pending::Lower(q - 1),
+            (0..=4, _) => Pending::Book,
+            (5..=6, _) if on_hold => Pending::Confirm,
+            (5..=6, Some(q)) if q > 1 => Pending::Lower(q - 1),
             _ => Pending::Cancel,
         };
         let url = format!("{base}/api/events/{event}/bookings/{user}");
@@ -140,6 +147,7 @@ async fn client_loop(
                 .put(url)
                 .json(&json!({"quantity": held.unwrap_or_else(|| party_of(&user))})),
             Pending::Lower(q) => http.patch(url).json(&json!({ "quantity": q })),
+            Pending::Confirm => http.post(format!("{url}/confirm")),
             Pending::Cancel => http.delete(url),
         };
         entry.unanswered = Some(op);
@@ -152,7 +160,7 @@ async fn client_loop(
         };
         entry.unanswered = None;
         match (op, status) {
-            (Pending::Book | Pending::Lower(_), StatusCode::OK) => {
+            (Pending::Book | Pending::Lower(_) | Pending::Confirm, StatusCode::OK) => {
                 entry.acked = Some(acked_of(&body));
                 collect_promotions(&body, &mut promoted);
             }
@@ -166,7 +174,14 @@ async fn client_loop(
             (Pending::Book, StatusCode::CONFLICT) => {
                 assert_eq!(body["code"], "BOOKING_EXISTS", "{body}");
             }
-            (Pending::Cancel | Pending::Lower(_), StatusCode::NOT_FOUND) => {}
+            (Pending::Cancel | Pending::Lower(_) | Pending::Confirm, StatusCode::NOT_FOUND) => {}
+            // The hold lapsed (or the offer became a wait again: never) first.
+            (Pending::Confirm, StatusCode::CONFLICT) => {
+                assert!(
+                    body["code"] == "HOLD_EXPIRED" || body["code"] == "NOT_HELD",
+                    "{body}"
+                );
+            }
             (_, other) => panic!("unexpected answer {other} to {op:?}: {body}"),
         }
     }
@@ -232,14 +247,23 @@ async fn get(http: &reqwest::Client, url: String) -> (StatusCode, Value) {
 /// Checks the restarted service against everything acknowledged, and
 /// returns the ledger and the resized event's total as the service now
 /// stands.
-async fn verify(base: &str, ledger: &Ledger, promoted: &[u64], total: KnownTotal) -> (Ledger, u64) {
+async fn verify(
+    base: &str,
+    ledger: &Ledger,
+    promoted: &[u64],
+    total: KnownTotal,
+) -> (Ledger, u64, usize) {
     let http = reqwest::Client::new();
     let mut now = Ledger::new();
     let mut ids = HashSet::new();
     let mut restored_total = 0;
+    let mut lapsed = 0;
     for (event, tickets) in EVENTS {
-        let (code, status) = get(&http, format!("{base}/api/status/{event}")).await;
-        assert_eq!(code, StatusCode::OK, "event {event} lost: {status}");
+        let EventRead {
+            status,
+            list,
+            bookings,
+        } = read_event(&http, base, event).await;
         let confirmed = status["confirmedCount"].as_u64().expect("confirmed");
         let available = status["availableTickets"].as_u64().expect("available");
         let waiting = status["waitingListCount"].as_u64().expect("waiting");
@@ -254,12 +278,12 @@ async fn verify(base: &str, ledger: &Ledger, promoted: &[u64], total: KnownTotal
         } else {
             assert_eq!(total_now, tickets, "event {event}: {status}");
         }
-        assert_eq!(confirmed + available, total_now, "event {event}: {status}");
-        let (_, list) = get(
-            &http,
-            format!("{base}/api/events/{event}/waiting-list?limit=1000"),
-        )
-        .await;
+        let held = status["heldTickets"].as_u64().expect("held");
+        assert_eq!(
+            confirmed + held + available,
+            total_now,
+            "event {event}: {status}"
+        );
         let items = list["items"].as_array().expect("items");
         let positions: Vec<u64> = items
             .iter()
@@ -280,16 +304,19 @@ async fn verify(base: &str, ledger: &Ledger, promoted: &[u64], total: KnownTotal
             assert!(head > available, "event {event}: the head fits: {status}");
         }
         let mut confirmed_seen = 0;
+        let mut held_seen = 0;
         for client in 0..CLIENTS {
             for i in 0..USERS_PER_CLIENT {
                 let user = user_name(client, i);
-                let (code, body) =
-                    get(&http, format!("{base}/api/events/{event}/bookings/{user}")).await;
-                let restored = (code == StatusCode::OK).then(|| acked_of(&body));
+                let (code, body) = &bookings[client * USERS_PER_CLIENT + i];
+                let restored = (*code == StatusCode::OK).then(|| acked_of(body));
                 if let Some((id, status, quantity)) = &restored {
                     assert!(ids.insert(*id), "booking id {id} appears twice");
-                    if status == "confirmed" {
-                        confirmed_seen += quantity;
+                    match status.as_str() {
+                        "confirmed" => confirmed_seen += quantity,
+                        "held" => held_seen += quantity,
+                        "expired" => lapsed += 1,
+                        _ => {}
                     }
                 }
                 let known = ledger
@@ -307,8 +334,9 @@ async fn verify(base: &str, ledger: &Ledger, promoted: &[u64], total: KnownTotal
             }
         }
         assert_eq!(
-            confirmed_seen, confirmed,
-            "event {event}: confirmed tickets vs count (sold twice?)"
+            (confirmed_seen, held_seen),
+            (confirmed, held),
+            "event {event}: confirmed and held tickets vs counts (sold twice?)"
         );
     }
     for id in promoted {
@@ -320,13 +348,76 @@ async fn verify(base: &str, ledger: &Ledger, promoted: &[u64], total: KnownTotal
         });
         assert!(!still_waiting, "promoted booking {id} is waiting again");
     }
-    (now, restored_total)
+    (now, restored_total, lapsed)
 }
 
-/// One user's restored booking against what was acknowledged.
+/// One event as read back: status, waiting list, and every user's booking
+/// (in client, user order).
+struct EventRead {
+    status: Value,
+    list: Value,
+    bookings: Vec<(StatusCode, Value)>,
+}
+
+/// Reads an event whole, again until no hold lapsed while it was being read:
+/// the reads are separate requests, and a lapse between them would make
+/// the counters and the bookings disagree although both are right.
+async fn read_event(http: &reqwest::Client, base: &str, event: u64) -> EventRead {
+    let now = || chrono::Utc::now().timestamp_millis();
+    let millis = |v: &Value| {
+        v.as_str()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.timestamp_millis())
+    };
+    for _ in 0..50 {
+        let started = now();
+        let (code, status) = get(http, format!("{base}/api/status/{event}")).await;
+        assert_eq!(code, StatusCode::OK, "event {event} lost: {status}");
+        let (_, list) = get(
+            http,
+            format!("{base}/api/events/{event}/waiting-list?limit=1000"),
+        )
+        .await;
+        let mut bookings = Vec::new();
+        for client in 0..CLIENTS {
+            for i in 0..USERS_PER_CLIENT {
+                let user = user_name(client, i);
+                bookings
+                    .push(get(http, format!("{base}/api/events/{event}/bookings/{user}")).await);
+            }
+        }
+        let finished = now();
+        let lapsed_meanwhile = bookings.iter().any(|(_, body)| {
+            let b = &body["booking"];
+            let moment = match b["status"].as_str() {
+                Some("held") => millis(&b["expires_at"]),
+                Some("expired") => millis(&b["updated_at"]),
+                _ => None,
+            };
+            moment.is_some_and(|m| m > started - 50 && m <= finished + 50)
+        });
+        if !lapsed_meanwhile {
+            return EventRead {
+                status,
+                list,
+                bookings,
+            };
+        }
+    }
+    panic!("event {event}: holds kept lapsing while it was read");
+}
+
+/// A status in which the user holds an active booking.
+fn is_active(status: &str) -> bool {
+    matches!(status, "confirmed" | "held" | "waiting")
+}
+
+/// One user's restored booking against what was acknowledged. Holds may
+/// have lapsed meanwhile (a held or waiting booking may come back expired);
+/// a confirmed one never does.
 fn check_user(event: u64, user: &str, known: &Known, restored: Option<&Acked>) {
     let ctx = format!("event {event} user {user}: known {known:?}, restored {restored:?}");
-    let active = |s: &str| s == "confirmed" || s == "waiting";
+    let active = is_active;
     match (&known.acked, known.unanswered, restored) {
         (None, None, None) => {}
         (None, Some(Pending::Book), r) => assert!(r.is_none_or(|(_, s, _)| active(s)), "{ctx}"),
@@ -337,10 +428,16 @@ fn check_user(event: u64, user: &str, known: &Known, restored: Option<&Acked>) {
             let kept = rid == id && active(rs) && same_quantity;
             let cancelled_late =
                 unanswered == Some(Pending::Cancel) && rid == id && rs == "cancelled";
-            assert!(kept || cancelled_late, "{ctx}");
+            let lapsed = rid == id && rs == "expired" && s != "confirmed";
+            let rebooked_after_lapse =
+                unanswered == Some(Pending::Book) && rid > id && active(rs) && s != "confirmed";
+            assert!(
+                kept || cancelled_late || lapsed || rebooked_after_lapse,
+                "{ctx}"
+            );
         }
-        (Some((id, _, q)), unanswered, Some((rid, rs, rq))) => {
-            let kept = rid == id && rs == "cancelled" && rq == q;
+        (Some((id, s, q)), unanswered, Some((rid, rs, rq))) => {
+            let kept = rid == id && rs == s && rq == q;
             let rebooked_late = unanswered == Some(Pending::Book) && rid > id && active(rs);
             assert!(kept || rebooked_late, "{ctx}");
         }
@@ -374,9 +471,11 @@ async fn every_acknowledged_change_survives_sigkill() {
     let server = Server::start_with(crash_command(dir.path()));
     let http = reqwest::Client::new();
     for (event, tickets) in EVENTS {
+        let holds = if event == WITH_HOLDS { 1 } else { 0 };
         let res = http
             .post(format!("{}/api/initialize", server.base))
-            .json(&json!({"totalTickets": tickets, "eventId": event}))
+            .json(&json!({"totalTickets": tickets, "eventId": event,
+                          "holdSecs": holds, "offerSecs": holds}))
             .send()
             .await
             .expect("sent");
@@ -390,6 +489,7 @@ async fn every_acknowledged_change_survives_sigkill() {
     let mut server = Some(server);
     let mut acknowledged = 0usize;
     let mut capacity_changes = 0usize;
+    let mut lapsed_seen = 0usize;
     for round in 0..ROUNDS {
         assert!(
             started.elapsed() < HARNESS_DEADLINE,
@@ -439,7 +539,9 @@ async fn every_acknowledged_change_survives_sigkill() {
         capacity_changes += organiser.await.expect("organiser task");
         let acked_total = *known_total.lock().await;
         let restarted = Server::start_with(crash_command(dir.path()));
-        let (now, restored_total) = verify(&restarted.base, &ledger, &promoted, acked_total).await;
+        let (now, restored_total, lapsed) =
+            verify(&restarted.base, &ledger, &promoted, acked_total).await;
+        lapsed_seen += lapsed;
         ledger = now;
         total = KnownTotal {
             acked: restored_total,
@@ -452,13 +554,17 @@ async fn every_acknowledged_change_survives_sigkill() {
         "the load was too light to prove much: {acknowledged} answers"
     );
     assert!(
+        lapsed_seen > 0,
+        "no hold lapsed in the whole run: holds were not exercised"
+    );
+    assert!(
         capacity_changes > ROUNDS,
         "too few capacity changes to prove much: {capacity_changes}"
     );
     let (status, log) = server.take().expect("server").stop_with(Signal::SIGTERM);
     assert_eq!(status.code(), Some(0), "{log}");
     println!(
-        "crash harness (seed {seed}): {ROUNDS} rounds, {acknowledged} acknowledged booking changes, {capacity_changes} capacity changes, {:?}",
+        "crash harness (seed {seed}): {ROUNDS} rounds, {acknowledged} acknowledged booking changes, {capacity_changes} capacity changes, {lapsed_seen} lapsed holds seen after restarts, {:?}",
         started.elapsed()
     );
 }

@@ -9,6 +9,7 @@ mod crash;
 mod disk_full;
 mod errors;
 mod helpers;
+mod holds;
 mod parties;
 mod process;
 mod rate_limit;
