@@ -4,7 +4,10 @@
 //! 2. resident memory per booking at 10,000,000 bookings;
 //! 3. start-up cost and memory per event at 100,000 events (one actor each);
 //! 4. snapshot write and restore (snapshot + journal) at 10,000,000 bookings;
-//! 5. booking latency on that event while its snapshot is taken.
+//! 5. booking latency on that event while its snapshot is taken;
+//! 6. an expiry storm: 100,000 holds on one event lapsing at the same
+//!    moment, each offering its tickets to a waiting booking, with the
+//!    journal in `always` mode, while clients keep reading the event.
 //!
 //! `cargo bench --bench scale` (`SCALE_SMOKE=1` for a small, quick pass).
 //! Prints a markdown report and writes `bench/results/scale.json`.
@@ -353,18 +356,149 @@ async fn actor_sections(
            "p99_during_ms": p99.as_secs_f64() * 1e3, "max_during_ms": max.as_secs_f64() * 1e3})
 }
 
+/// Section 6: `holds` held bookings lapse at one moment while as many wait;
+/// every lapse is journalled (fsync "always") and offers its ticket on.
+async fn expiry_storm(holds: u64, dir: &std::path::Path) -> serde_json::Value {
+    println!("\n## 6. Expiry storm: {holds} holds lapsing at one moment, {holds} waiting\n");
+    let hold_secs = 60;
+    // Every hold lapses 1.5 s from now.
+    let deadline_ms = Timestamp::now().millis() + 1_500;
+    let booked_at = Timestamp::from_millis(deadline_ms - i64::from(hold_secs) * 1_000);
+    let mut settings = EventSettings::new(None, holds, 10);
+    settings.hold_secs = hold_secs;
+    settings.offer_secs = 600;
+    let (mut event, _) = Event::create(event_id(1), settings, booked_at).expect("event");
+    let ids = BookingIdSequence::default();
+    for i in 0..holds * 2 {
+        event.book(&user("h", i), 1, &ids, booked_at).expect("book");
+    }
+    assert_eq!(event.status().held_tickets, holds);
+    let options = boxoffice::persistence::journal::JournalOptions {
+        dir: dir.join("storm"),
+        fsync: boxoffice::persistence::journal::FsyncMode::Always,
+        fsync_interval: Duration::from_millis(10),
+        segment_bytes: 64 << 20,
+        faults: None,
+    };
+    let journal = Journal::start(options, 1).expect("journal");
+    let registry = Arc::new(Registry::new(boxoffice::config::cores(), journal.clone()));
+    let mut recovered = boxoffice::persistence::recovery::Recovered {
+        next_event_id: 2,
+        next_booking_id: ids.peek(),
+        next_lsn: 1,
+        ..Default::default()
+    };
+    recovered.events.insert(event_id(1), (event, 0));
+    registry.install(recovered);
+    let addr = registry.get(event_id(1)).expect("actor");
+    // Readers from 0.5 s before the deadline until the storm is over.
+    let until = Instant::now() + Duration::from_millis(1_500 + 3_000);
+    let readers: Vec<_> = (0..8)
+        .map(|_| {
+            let addr = addr.clone();
+            let journal = journal.clone();
+            actix_web::rt::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(1_000)).await;
+                let mut latencies = Vec::new();
+                let mut done_at = None;
+                while Instant::now() < until {
+                    let started = Instant::now();
+                    let op = Box::new(|e: &Event| e.status());
+                    let answer = ask(&addr, |reply| boxoffice::actors::messages::Read {
+                        op,
+                        reply,
+                    })
+                    .await
+                    .expect("read");
+                    journal.wait_durable(answer.lsn).await.expect("durable");
+                    latencies.push(started.elapsed());
+                    if done_at.is_none() && answer.value.waiting_count == 0 {
+                        done_at = Some(Timestamp::now().millis());
+                    }
+                }
+                (latencies, done_at)
+            })
+        })
+        .collect();
+    let mut latencies = Vec::new();
+    let mut done = Vec::new();
+    for r in readers {
+        let (l, d) = r.await.expect("reader");
+        latencies.extend(l);
+        done.extend(d);
+    }
+    latencies.sort_unstable();
+    let pct = |p: f64| latencies[((latencies.len() - 1) as f64 * p) as usize];
+    let (p50, p99, max) = (pct(0.5), pct(0.99), pct(1.0));
+    let all_expired_after_ms = done.iter().min().map(|d| d - deadline_ms);
+    let status = ask(&addr, |reply| boxoffice::actors::messages::Read {
+        op: Box::new(|e: &Event| e.status()),
+        reply,
+    })
+    .await
+    .expect("read")
+    .value;
+    assert_eq!(
+        status.waiting_count, 0,
+        "every waiting booking was offered a ticket"
+    );
+    assert_eq!(status.held_tickets, holds, "the offers hold every ticket");
+    println!(
+        "all {holds} lapsed and {holds} offers made (durably) {} ms after the deadline; reads during the storm: {} , p50 {:.2} ms, p99 {:.2} ms, max {:.1} ms",
+        all_expired_after_ms.map_or_else(|| "n/a".into(), |ms| ms.to_string()),
+        latencies.len(),
+        p50.as_secs_f64() * 1e3,
+        p99.as_secs_f64() * 1e3,
+        max.as_secs_f64() * 1e3
+    );
+    registry.stop();
+    journal.shutdown();
+    json!({"holds": holds, "all_expired_after_deadline_ms": all_expired_after_ms,
+           "reads": latencies.len(), "p50_ms": p50.as_secs_f64() * 1e3,
+           "p99_ms": p99.as_secs_f64() * 1e3, "max_ms": max.as_secs_f64() * 1e3})
+}
+
 fn main() {
     let smoke = std::env::var_os("SCALE_SMOKE").is_some();
-    let (lengths, ops, bookings, events): (&[u64], u64, u64, u64) = if smoke {
-        (&[1_000, 10_000], 2_000, 200_000, 2_000)
+    let (lengths, ops, bookings, events, holds): (&[u64], u64, u64, u64, u64) = if smoke {
+        (&[1_000, 10_000], 2_000, 200_000, 2_000, 2_000)
     } else {
         (
             &[1_000, 10_000, 100_000, 1_000_000],
             20_000,
             10_000_000,
             100_000,
+            100_000,
         )
     };
+    // Resident bytes per booking of 1,000,000 bookings that are all held
+    // (`held`) or all confirmed (`confirmed`): run once each, in separate
+    // processes, so the allocator's reuse cannot flatter the second.
+    if let Ok(kind) = std::env::var("SCALE_ONLY_HOLD_MEMORY") {
+        let n = 1_000_000u64;
+        let mut settings = EventSettings::new(None, n, 10);
+        settings.hold_secs = if kind == "held" { 3_600 } else { 0 };
+        let users: Vec<UserId> = (0..n).map(|i| user("m", i)).collect();
+        let ids = BookingIdSequence::default();
+        let before = rss_bytes();
+        let now = Timestamp::from_millis(0);
+        let (mut event, _) = Event::create(event_id(1), settings, now).expect("event");
+        for u in &users {
+            event.book(u, 1, &ids, now).expect("book");
+        }
+        let per = (rss_bytes().saturating_sub(before)) as f64 / n as f64;
+        println!(
+            "{kind}: {per:.1} bytes resident per booking at {n} (held tickets {})",
+            event.status().held_tickets
+        );
+        return;
+    }
+    if std::env::var_os("SCALE_ONLY_STORM").is_some() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let storm = actix_web::rt::System::new().block_on(expiry_storm(holds, dir.path()));
+        println!("{storm}");
+        return;
+    }
     println!(
         "# boxoffice scale bench{}",
         if smoke { " (smoke)" } else { "" }
@@ -376,7 +510,9 @@ fn main() {
     let next = ids.peek();
     let actors =
         actix_web::rt::System::new().block_on(actor_sections(events, event, next, dir.path()));
-    let report = json!({"smoke": smoke, "queue": queue, "memory": memory, "snapshot": snapshot, "actors": actors});
+    let storm = actix_web::rt::System::new().block_on(expiry_storm(holds, dir.path()));
+    let report = json!({"smoke": smoke, "queue": queue, "memory": memory, "snapshot": snapshot,
+                        "actors": actors, "expiry_storm": storm});
     if !smoke {
         let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/results/scale.json");
         std::fs::write(

@@ -116,6 +116,7 @@ impl Application {
                 fsync: settings.journal.fsync,
                 fsync_interval: Duration::from_millis(settings.journal.fsync_interval_ms),
                 segment_bytes: settings.journal.segment_bytes,
+                faults: None,
             };
             Journal::start(options, recovered.next_lsn).map_err(StartupError::Journal)?
         } else {

@@ -273,3 +273,96 @@ impl Handler<TakeSnapshot> for EventActor {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use proptest::prelude::*;
+
+    use crate::actors::messages::{MakeChange, Read};
+    use crate::actors::{ask, Registry};
+    use crate::domain::{Event, EventId, EventSettings, Timestamp, UserId};
+    use crate::persistence::journal::{FaultInjector, FsyncMode, Journal, JournalOptions};
+    use crate::persistence::recovery::recover;
+    use crate::persistence::SnapshotStore;
+
+    /// One request: book (with a party size) or cancel, while the disk
+    /// works or fails.
+    type Step = (bool, u8, u32, bool);
+
+    fn step() -> impl Strategy<Value = Step> {
+        (
+            proptest::bool::weighted(0.6),
+            0u8..6,
+            1u32..3,
+            proptest::bool::weighted(0.25),
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(16))]
+
+        /// Whatever the disk does, the actor's state in memory equals what
+        /// a restart rebuilds from the journal: a change the journal could
+        /// not make durable is answered 503 and leaves no trace.
+        #[test]
+        fn memory_equals_what_the_journal_rebuilds_through_disk_faults(
+            steps in proptest::collection::vec(step(), 1..25),
+        ) {
+            let dir = tempfile::tempdir().expect("dir");
+            let failing = Arc::new(AtomicBool::new(false));
+            let flag = Arc::clone(&failing);
+            let options = JournalOptions {
+                dir: dir.path().to_path_buf(),
+                fsync: FsyncMode::Always,
+                fsync_interval: Duration::from_millis(10),
+                segment_bytes: 1 << 20,
+                faults: Some(FaultInjector::new(move |_| flag.load(Ordering::SeqCst))),
+            };
+            let system = actix::System::new();
+            let (live, answered) = system.block_on(async move {
+                let journal = Journal::start(options, 1).expect("journal");
+                let registry = Registry::new(1, Arc::clone(&journal));
+                let id = EventId::try_from(1).expect("id");
+                let (_, lsn) = registry
+                    .create(Some(id), &EventSettings::new(None, 3, 2), Timestamp::now())
+                    .expect("create");
+                journal.wait_durable(lsn).await.expect("created");
+                let addr = registry.get(id).expect("actor");
+                let mut answered = 0;
+                for (book, u, quantity, fail) in steps {
+                    failing.store(fail, Ordering::SeqCst);
+                    let user = UserId::try_from(format!("u{u}").as_str()).expect("user");
+                    let op: crate::actors::messages::ChangeOp<()> = if book {
+                        Box::new(move |e, ids, now| e.book(&user, quantity, ids, now).map(|o| crate::domain::Outcome { value: (), made: o.made }))
+                    } else {
+                        Box::new(move |e, _, now| e.cancel(&user, now).map(|o| crate::domain::Outcome { value: (), made: o.made }))
+                    };
+                    if let Ok(Ok(answer)) = ask(&addr, |reply| MakeChange { op, reply }).await {
+                        if journal.wait_durable(answer.lsn).await.is_ok() {
+                            answered += 1;
+                        }
+                    }
+                    failing.store(false, Ordering::SeqCst);
+                    let mut updates = journal.watch();
+                    tokio::time::timeout(Duration::from_secs(10), updates.wait_for(|s| s.fault.is_none()))
+                        .await
+                        .expect("repaired")
+                        .expect("journal alive");
+                }
+                let op = Box::new(|e: &Event| e.to_snapshot());
+                let live = ask(&addr, |reply| Read { op, reply }).await.expect("read").value;
+                registry.stop();
+                journal.shutdown();
+                (live, answered)
+            });
+            let store = SnapshotStore::open(dir.path(), 3).expect("store");
+            let rebuilt = recover(&store, dir.path()).expect("recovers");
+            let (event, _) = rebuilt.events.into_values().next().expect("the event");
+            prop_assert_eq!(event.to_snapshot(), live, "{} changes answered durable", answered);
+        }
+    }
+}

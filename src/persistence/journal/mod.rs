@@ -1,0 +1,266 @@
+//! The write-ahead journal: every change is appended here, and made durable,
+//! before its client is answered.
+//!
+//! - **Frames.** `[payload length u32][CRC32 of lsn+payload u32][lsn u64][payload]`,
+//!   little-endian; the payload is one encoded [`Record`].
+//! - **Segments.** Files `journal-{first lsn:020}.log`, a new one every
+//!   `segment_bytes`; segments a retained snapshot covers are deleted.
+//! - **Group commit.** Submitters only take the next log sequence number
+//!   (LSN) and queue the record; one writer thread writes whatever has queued
+//!   and makes it durable with one `fdatasync`, then publishes the new durable
+//!   LSN. Waiters wake on that.
+//! - **Faults.** A failed write or sync fails its batch and every record
+//!   queued behind it, refuses new submissions, and bumps the epoch so actors
+//!   undo their non-durable changes. The writer then cuts the file back to its
+//!   last good length and writes a `Skipped` record for the abandoned LSNs,
+//!   so a reader can still tell a gap from a skip; only then are
+//!   submissions accepted again.
+//!
+//! The files here: [`record`] (what is journalled), `frame` (the bytes of
+//! one record on disk), `segment` (one file being appended to), `writer`
+//! (the thread that group-commits and repairs after a fault), [`replay`]
+//! (reading segments back at start, and deleting covered ones). This file is
+//! the side the service sees: submitting, waiting until durable, shutdown.
+
+mod frame;
+pub mod record;
+pub mod replay;
+mod segment;
+#[cfg(test)]
+mod tests;
+mod writer;
+
+use std::fs;
+use std::io;
+use std::ops::RangeInclusive;
+use std::path::PathBuf;
+use std::sync::mpsc::{self, SyncSender};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+pub use frame::{FRAME_HEADER_BYTES, MAX_RECORD_BYTES};
+pub use record::{Record, V1_MAX_PER_USER};
+pub use replay::{release, replay, segments, JournalError, ReplayEnd};
+pub use segment::{FaultInjector, IoOp};
+
+use segment::Segment;
+use writer::Writer;
+
+/// A log sequence number: the position of a record in the journal.
+pub type Lsn = u64;
+
+/// When an answer may be sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FsyncMode {
+    /// After the record's batch is synced: nothing acknowledged is lost.
+    Always,
+    /// After `write()`; synced every interval: a crash of the machine (not
+    /// of the process) loses at most one interval.
+    Interval,
+}
+
+/// How the journal is run.
+#[derive(Debug, Clone)]
+pub struct JournalOptions {
+    /// Directory of the segment files.
+    pub dir: PathBuf,
+    /// When answers may be sent.
+    pub fsync: FsyncMode,
+    /// Time between syncs in `Interval` mode.
+    pub fsync_interval: Duration,
+    /// Size after which a new segment is started.
+    pub segment_bytes: u64,
+    /// Makes file operations fail on purpose (tests); `None` in service.
+    pub faults: Option<FaultInjector>,
+}
+
+/// What waiters and actors read about the journal.
+#[derive(Debug, Clone, Default)]
+pub struct JournalState {
+    /// Every LSN up to this one is durable, unless it lies in `failed`.
+    pub durable: Lsn,
+    /// Bumped at every fault; an actor that sees a new epoch undoes its
+    /// changes that are not durable.
+    pub epoch: u64,
+    /// LSN ranges abandoned after faults.
+    pub failed: Vec<RangeInclusive<Lsn>>,
+    /// Why writes are refused right now, if they are.
+    pub fault: Option<String>,
+}
+
+impl JournalState {
+    /// Whether `lsn` is on disk for good.
+    pub fn is_durable(&self, lsn: Lsn) -> bool {
+        lsn <= self.durable && !self.failed.iter().any(|r| r.contains(&lsn))
+    }
+
+    /// Whether `lsn` will never be durable.
+    pub fn has_failed(&self, lsn: Lsn) -> bool {
+        self.failed.iter().any(|r| r.contains(&lsn)) || (self.fault.is_some() && lsn > self.durable)
+    }
+}
+
+/// Records queued for the writer before submissions are refused (503):
+/// a stalled disk must not grow memory without bound.
+pub const QUEUE_CAPACITY: usize = 65_536;
+/// Abandoned LSN ranges remembered for waiters; only the newest are kept.
+const MAX_FAILED_RANGES: usize = 1_024;
+
+/// Why a submission was refused; nothing was queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the journal is not accepting changes")]
+pub struct Refused;
+
+/// The part submitters share, behind one short lock.
+struct Submitter {
+    /// The LSN the next record gets.
+    next_lsn: Lsn,
+    /// To the writer thread; `None` when the journal is disabled.
+    queue: Option<SyncSender<(Lsn, Record)>>,
+    /// False while a fault is being repaired.
+    accepting: bool,
+    /// Must match the submitter's epoch.
+    epoch: u64,
+}
+
+/// The journal as the rest of the service sees it.
+pub struct Journal {
+    /// LSN assignment and the queue, together, so per-event order is LSN order.
+    submitter: Mutex<Submitter>,
+    /// Published journal state.
+    state: watch::Sender<JournalState>,
+    /// The writer thread, joined at shutdown.
+    writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Journal {
+    /// A journal that records nothing: every change counts as durable at
+    /// once (the snapshot-only mode).
+    pub fn disabled(next_lsn: Lsn) -> Arc<Self> {
+        let state = JournalState {
+            durable: Lsn::MAX,
+            ..JournalState::default()
+        };
+        Arc::new(Self {
+            submitter: Mutex::new(Submitter {
+                next_lsn,
+                queue: None,
+                accepting: true,
+                epoch: 0,
+            }),
+            state: watch::Sender::new(state),
+            writer: Mutex::new(None),
+        })
+    }
+
+    /// Starts the writer on a fresh segment beginning at `next_lsn`.
+    pub fn start(options: JournalOptions, next_lsn: Lsn) -> io::Result<Arc<Self>> {
+        fs::create_dir_all(&options.dir)?;
+        let segment = Segment::create(&options.dir, next_lsn, options.faults.clone())?;
+        let (queue, records) = mpsc::sync_channel(QUEUE_CAPACITY);
+        let state = JournalState {
+            durable: next_lsn.saturating_sub(1),
+            ..JournalState::default()
+        };
+        let journal = Arc::new(Self {
+            submitter: Mutex::new(Submitter {
+                next_lsn,
+                queue: Some(queue),
+                accepting: true,
+                epoch: 0,
+            }),
+            state: watch::Sender::new(state),
+            writer: Mutex::new(None),
+        });
+        let writer = Writer::new(
+            Arc::clone(&journal),
+            records,
+            segment,
+            options,
+            next_lsn - 1,
+        );
+        let handle = std::thread::Builder::new()
+            .name("journal-writer".into())
+            .spawn(move || writer.run())?;
+        *journal.writer.lock().unwrap_or_else(|p| p.into_inner()) = Some(handle);
+        Ok(journal)
+    }
+
+    fn submitter(&self) -> MutexGuard<'_, Submitter> {
+        self.submitter.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Queues `record` and returns its LSN, unless the journal is faulted or
+    /// has faulted since `epoch` (the caller must undo first).
+    pub fn submit(&self, record: Record, epoch: u64) -> Result<Lsn, Refused> {
+        let mut s = self.submitter();
+        if !s.accepting || s.epoch != epoch {
+            return Err(Refused);
+        }
+        let lsn = s.next_lsn;
+        if let Some(queue) = &s.queue {
+            // Full (the disk is behind) or closed: refused, never blocked.
+            queue.try_send((lsn, record)).map_err(|_| Refused)?;
+        }
+        s.next_lsn += 1;
+        Ok(lsn)
+    }
+
+    /// The LSN the next record will get.
+    pub fn next_lsn(&self) -> Lsn {
+        self.submitter().next_lsn
+    }
+
+    /// The current state.
+    pub fn state(&self) -> watch::Ref<'_, JournalState> {
+        self.state.borrow()
+    }
+
+    /// Every change of the state from now on.
+    pub fn watch(&self) -> watch::Receiver<JournalState> {
+        self.state.subscribe()
+    }
+
+    /// Waits until `lsn` is durable; `Err` if it never will be. LSN 0 (a
+    /// read that follows no change) returns at once.
+    pub async fn wait_durable(&self, lsn: Lsn) -> Result<(), Refused> {
+        if lsn == 0 {
+            return Ok(());
+        }
+        // Most answers are already durable when asked (reads, and every
+        // change once its batch is synced): no subscription needed.
+        {
+            let state = self.state.borrow();
+            if state.is_durable(lsn) {
+                return Ok(());
+            }
+            if state.has_failed(lsn) {
+                return Err(Refused);
+            }
+        }
+        let mut updates = self.state.subscribe();
+        let state = updates
+            .wait_for(|s| s.is_durable(lsn) || s.has_failed(lsn))
+            .await
+            .map_err(|_| Refused)?;
+        if state.is_durable(lsn) {
+            Ok(())
+        } else {
+            Err(Refused)
+        }
+    }
+
+    /// Stops the writer after it has written and synced everything queued.
+    pub fn shutdown(&self) {
+        self.submitter().queue = None;
+        let handle = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(handle) = handle {
+            let _ = handle.join();
+        }
+    }
+}

@@ -1,0 +1,102 @@
+//! What the journal stores: one [`Record`] per change.
+
+use serde::{Deserialize, Serialize};
+
+use super::Lsn;
+use crate::domain::{BookingId, Change, EventId, EventSettings, Timestamp, UserId};
+
+/// One journal entry. Replaying these in order rebuilds the state.
+///
+/// Stored by variant index, so variants are only ever appended: the first
+/// three are the v1 forms, still read from older journals and turned into
+/// [`Change`]s by [`Record::into_change`]; new journals write only
+/// [`Record::Change`] and [`Record::Skipped`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Record {
+    /// v1: an event was created (now `Change::Created`).
+    EventCreated {
+        /// Its id.
+        event: EventId,
+        /// Its name.
+        name: Option<String>,
+        /// Its tickets.
+        total_tickets: u64,
+        /// When.
+        at: Timestamp,
+    },
+    /// v1: a user booked one ticket (now `Change::Booked`).
+    Booked {
+        /// The event.
+        event: EventId,
+        /// The new booking's id.
+        booking: BookingId,
+        /// Who.
+        user: UserId,
+        /// When.
+        at: Timestamp,
+    },
+    /// v1: a user cancelled (now `Change::Cancelled`).
+    Cancelled {
+        /// The event.
+        event: EventId,
+        /// Who.
+        user: UserId,
+        /// When.
+        at: Timestamp,
+    },
+    /// LSNs from this record's own up to `through` were abandoned after a
+    /// disk fault: their clients were told nothing changed.
+    Skipped {
+        /// The last abandoned LSN.
+        through: Lsn,
+    },
+    /// A change to one event, exactly as the domain made it.
+    Change {
+        /// The event.
+        event: EventId,
+        /// What happened.
+        change: Change,
+    },
+}
+
+/// Per-user limit that v1 events, which had none, are given when read back:
+/// one ticket a booking was all v1 could sell.
+pub const V1_MAX_PER_USER: u32 = 10;
+
+impl Record {
+    /// The event change this record holds, reading v1 forms as the change
+    /// they stood for; `None` for a skip.
+    pub fn into_change(self) -> Option<(EventId, Change)> {
+        match self {
+            Self::EventCreated {
+                event,
+                name,
+                total_tickets,
+                at,
+            } => Some((
+                event,
+                Change::Created {
+                    settings: EventSettings::new(name, total_tickets, V1_MAX_PER_USER),
+                    at,
+                },
+            )),
+            Self::Booked {
+                event,
+                booking,
+                user,
+                at,
+            } => Some((
+                event,
+                Change::Booked {
+                    booking,
+                    user,
+                    quantity: 1,
+                    at,
+                },
+            )),
+            Self::Cancelled { event, user, at } => Some((event, Change::Cancelled { user, at })),
+            Self::Skipped { .. } => None,
+            Self::Change { event, change } => Some((event, change)),
+        }
+    }
+}

@@ -1,0 +1,242 @@
+//! Reading the journal back at start, and deleting segments every retained
+//! snapshot covers.
+
+use std::fs::{self, OpenOptions};
+use std::io;
+use std::path::{Path, PathBuf};
+
+use super::frame::{decode_frame, FRAME_HEADER_BYTES};
+use super::{Lsn, Record};
+
+/// Why the journal cannot be replayed; start-up must stop (exit code 3).
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    /// The file system refused.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// What the OS said.
+        source: io::Error,
+    },
+    /// A damaged record that is not the torn tail of the last segment.
+    #[error("{path}: damaged record at byte offset {offset}")]
+    Corrupt {
+        /// The segment.
+        path: PathBuf,
+        /// Where the damaged frame starts.
+        offset: u64,
+    },
+    /// Records are missing: a segment was lost or LSNs jump.
+    #[error("{path}: journal gap at byte offset {offset}: expected LSN {expected}, found {found}")]
+    Gap {
+        /// The segment where the gap shows.
+        path: PathBuf,
+        /// Where.
+        offset: u64,
+        /// The LSN that should come next.
+        expected: Lsn,
+        /// The LSN that came.
+        found: Lsn,
+    },
+    /// A record that does not apply to the state it follows.
+    #[error("{path}: record {lsn} at byte offset {offset} does not apply: {why}")]
+    Inapplicable {
+        /// The segment.
+        path: PathBuf,
+        /// The record's LSN.
+        lsn: Lsn,
+        /// Where.
+        offset: u64,
+        /// Why.
+        why: String,
+    },
+}
+
+/// What a replay found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplayEnd {
+    /// The LSN the next record gets.
+    pub next_lsn: Lsn,
+    /// Records handed to the caller.
+    pub applied: u64,
+    /// A torn tail that was cut off: the segment and its new length.
+    pub truncated: Option<(PathBuf, u64)>,
+}
+
+/// Segment files in `dir`, by first LSN.
+pub fn segments(dir: &Path) -> Result<Vec<(Lsn, PathBuf)>, JournalError> {
+    let io_err = |source| JournalError::Io {
+        path: dir.to_path_buf(),
+        source,
+    };
+    let mut found = Vec::new();
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(found),
+        Err(e) => return Err(io_err(e)),
+    };
+    for entry in entries {
+        let path = entry.map_err(io_err)?.path();
+        let first = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_prefix("journal-"))
+            .and_then(|n| n.strip_suffix(".log"))
+            .and_then(|n| n.parse::<Lsn>().ok());
+        if let Some(first) = first {
+            found.push((first, path));
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+/// Replays every record after `covered` (the LSN a snapshot covers, 0 for
+/// none) through `apply`, checking that LSNs run without gaps. A damaged
+/// frame at the very end of the last segment is a torn write and is cut off
+/// with a warning; any other damage is an error naming file and offset.
+pub fn replay(
+    dir: &Path,
+    covered: Lsn,
+    mut apply: impl FnMut(Lsn, Record) -> Result<(), String>,
+) -> Result<ReplayEnd, JournalError> {
+    let all = segments(dir)?;
+    // Segments wholly covered by the snapshot need not be read.
+    let first_needed = all
+        .iter()
+        .rposition(|(first, _)| *first <= covered + 1)
+        .unwrap_or(0);
+    let needed = &all[first_needed.min(all.len())..];
+    let mut expected = match needed.first() {
+        None => {
+            return Ok(ReplayEnd {
+                next_lsn: covered + 1,
+                applied: 0,
+                truncated: None,
+            })
+        }
+        Some((first, path)) if *first > covered + 1 => {
+            return Err(JournalError::Gap {
+                path: path.clone(),
+                offset: 0,
+                expected: covered + 1,
+                found: *first,
+            });
+        }
+        Some((first, _)) => *first,
+    };
+    let mut end = ReplayEnd {
+        next_lsn: expected,
+        applied: 0,
+        truncated: None,
+    };
+    for (i, (first, path)) in needed.iter().enumerate() {
+        let is_last = i + 1 == needed.len();
+        let bytes = fs::read(path).map_err(|source| JournalError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        // An empty file holds no records, so it cannot hide any: continuity
+        // is checked record by record. (A rotation cut short by a full disk
+        // can leave one behind.)
+        if bytes.is_empty() {
+            continue;
+        }
+        if *first != expected {
+            return Err(JournalError::Gap {
+                path: path.clone(),
+                offset: 0,
+                expected,
+                found: *first,
+            });
+        }
+        let mut offset = 0usize;
+        while offset < bytes.len() {
+            let Some((lsn, record, size)) = decode_frame(&bytes[offset..]) else {
+                if is_last && !any_frame_after(&bytes, offset) {
+                    log::warn!(
+                        "journal: cutting torn tail of {} at byte offset {offset} ({} bytes)",
+                        path.display(),
+                        bytes.len() - offset
+                    );
+                    truncate(path, offset as u64)?;
+                    end.truncated = Some((path.clone(), offset as u64));
+                    break;
+                }
+                return Err(JournalError::Corrupt {
+                    path: path.clone(),
+                    offset: offset as u64,
+                });
+            };
+            if lsn != expected {
+                return Err(JournalError::Gap {
+                    path: path.clone(),
+                    offset: offset as u64,
+                    expected,
+                    found: lsn,
+                });
+            }
+            match record {
+                Record::Skipped { through } if through >= lsn => expected = through + 1,
+                Record::Skipped { .. } => {
+                    return Err(JournalError::Corrupt {
+                        path: path.clone(),
+                        offset: offset as u64,
+                    });
+                }
+                record => {
+                    if lsn > covered {
+                        apply(lsn, record).map_err(|why| JournalError::Inapplicable {
+                            path: path.clone(),
+                            lsn,
+                            offset: offset as u64,
+                            why,
+                        })?;
+                        end.applied += 1;
+                    }
+                    expected += 1;
+                }
+            }
+            offset += size;
+        }
+    }
+    end.next_lsn = expected.max(covered + 1);
+    Ok(end)
+}
+
+/// Whether any whole, valid frame starts after a damaged one at `bad`: if
+/// so the damage is in the middle of the log, not a torn tail.
+fn any_frame_after(bytes: &[u8], bad: usize) -> bool {
+    (bad + 1..bytes.len().saturating_sub(FRAME_HEADER_BYTES - 1))
+        .any(|at| decode_frame(&bytes[at..]).is_some())
+}
+
+fn truncate(path: &Path, len: u64) -> Result<(), JournalError> {
+    let io_err = |source| JournalError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = OpenOptions::new().write(true).open(path).map_err(io_err)?;
+    file.set_len(len).map_err(io_err)?;
+    file.sync_all().map_err(io_err)
+}
+
+/// Deletes the segments whose every record is at or below `covered`. The
+/// newest segment is never deleted: the writer may be appending to it.
+pub fn release(dir: &Path, covered: Lsn) -> Result<usize, JournalError> {
+    let all = segments(dir)?;
+    let mut removed = 0;
+    for pair in all.windows(2) {
+        let (_, path) = &pair[0];
+        let (next_first, _) = pair[1];
+        if next_first <= covered + 1 {
+            fs::remove_file(path).map_err(|source| JournalError::Io {
+                path: path.clone(),
+                source,
+            })?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}

@@ -1,0 +1,132 @@
+//! One segment file being appended to, behind the few operations the writer
+//! needs, so tests can make any of them fail on purpose.
+
+use std::fmt;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::Lsn;
+
+/// A file operation of the writer, as a fault injector sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IoOp {
+    /// Appending bytes.
+    Write,
+    /// `fdatasync`.
+    Sync,
+    /// Cutting the file back after a failed write.
+    Truncate,
+}
+
+/// Decides, for tests, which file operations fail (with an I/O error as
+/// a full or broken disk would give). Production runs have none.
+#[derive(Clone)]
+pub struct FaultInjector(Arc<dyn Fn(IoOp) -> bool + Send + Sync>);
+
+impl FaultInjector {
+    /// Fails every operation for which `fails` answers true.
+    pub fn new(fails: impl Fn(IoOp) -> bool + Send + Sync + 'static) -> Self {
+        Self(Arc::new(fails))
+    }
+
+    fn check(&self, op: IoOp) -> io::Result<()> {
+        if (self.0)(op) {
+            Err(io::Error::other(format!("injected {op:?} fault")))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl fmt::Debug for FaultInjector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("FaultInjector")
+    }
+}
+
+/// The segment being appended to.
+pub(super) struct Segment {
+    /// The open file.
+    file: File,
+    /// Its path, for messages.
+    pub(super) path: PathBuf,
+    /// Bytes known to be whole frames; a failed write is cut back to this.
+    pub(super) good_len: u64,
+    /// Fails operations on purpose, in tests.
+    faults: Option<FaultInjector>,
+}
+
+impl Segment {
+    /// Starts the segment whose first record is `first_lsn`. A file of that
+    /// name may exist only empty (a torn tail replay cut to nothing): one
+    /// with bytes in it would have moved the LSN on, so it is refused rather
+    /// than overwritten.
+    pub(super) fn create(
+        dir: &Path,
+        first_lsn: Lsn,
+        faults: Option<FaultInjector>,
+    ) -> io::Result<Self> {
+        let path = segment_path(dir, first_lsn);
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)?;
+        let len = file.metadata()?.len();
+        if len != 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!(
+                    "{} already holds {len} bytes; refusing to overwrite it",
+                    path.display()
+                ),
+            ));
+        }
+        file.sync_all()?;
+        sync_dir(dir)?;
+        Ok(Self {
+            file,
+            path,
+            good_len: 0,
+            faults,
+        })
+    }
+
+    /// Appends whole frames.
+    pub(super) fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.inject(IoOp::Write)?;
+        self.file.write_all(bytes)?;
+        self.good_len += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// Makes what was appended durable.
+    pub(super) fn sync(&mut self) -> io::Result<()> {
+        self.inject(IoOp::Sync)?;
+        self.file.sync_data()
+    }
+
+    /// Drops whatever a failed write left after the last whole frame.
+    pub(super) fn cut_back(&mut self) -> io::Result<()> {
+        self.inject(IoOp::Truncate)?;
+        self.file.set_len(self.good_len)?;
+        self.file.seek(SeekFrom::Start(self.good_len))?;
+        Ok(())
+    }
+
+    fn inject(&self, op: IoOp) -> io::Result<()> {
+        self.faults.as_ref().map_or(Ok(()), |f| f.check(op))
+    }
+}
+
+/// The file of the segment whose first record is `first_lsn`.
+pub(super) fn segment_path(dir: &Path, first_lsn: Lsn) -> PathBuf {
+    dir.join(format!("journal-{first_lsn:020}.log"))
+}
+
+/// Makes a new or removed directory entry durable.
+pub(super) fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}

@@ -1,0 +1,293 @@
+use std::path::Path;
+
+use super::frame::encode_frame;
+use super::segment::segment_path;
+use super::*;
+use crate::domain::{BookingId, EventId, Timestamp, UserId};
+
+fn booked(n: u64) -> Record {
+    Record::Booked {
+        event: EventId::try_from(1).expect("id"),
+        booking: BookingId::from_raw(n),
+        user: UserId::try_from(format!("u{n}").as_str()).expect("user"),
+        at: Timestamp::from_millis(n as i64),
+    }
+}
+
+fn options(dir: &Path, segment_bytes: u64) -> JournalOptions {
+    JournalOptions {
+        dir: dir.to_path_buf(),
+        fsync: FsyncMode::Always,
+        fsync_interval: Duration::from_millis(10),
+        segment_bytes,
+        faults: None,
+    }
+}
+
+/// Writes `n` records through a real journal, one at a time, and stops it.
+fn write(dir: &Path, n: u64, segment_bytes: u64) {
+    let journal = Journal::start(options(dir, segment_bytes), 1).expect("start");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("rt");
+    for i in 1..=n {
+        // One record per batch, as with a single client: segments rotate
+        // only between batches.
+        let lsn = journal.submit(booked(i), 0).expect("accepted");
+        assert_eq!(lsn, i);
+        runtime
+            .block_on(journal.wait_durable(lsn))
+            .expect("durable");
+    }
+    journal.shutdown();
+}
+
+fn read(dir: &Path, covered: Lsn) -> Result<(Vec<(Lsn, Record)>, ReplayEnd), JournalError> {
+    let mut got = Vec::new();
+    let end = replay(dir, covered, |lsn, r| {
+        got.push((lsn, r));
+        Ok(())
+    })?;
+    Ok((got, end))
+}
+
+#[test]
+fn records_come_back_in_lsn_order_across_segments() {
+    let dir = tempfile::tempdir().expect("dir");
+    write(dir.path(), 200, 1024);
+    assert!(
+        segments(dir.path()).expect("list").len() > 3,
+        "small segments rotate"
+    );
+    let (got, end) = read(dir.path(), 0).expect("replays");
+    assert_eq!(got.len(), 200);
+    for (i, (lsn, record)) in got.iter().enumerate() {
+        assert_eq!((*lsn, record), (i as u64 + 1, &booked(i as u64 + 1)));
+    }
+    assert_eq!(end.next_lsn, 201);
+    let (after, _) = read(dir.path(), 150).expect("replays");
+    assert_eq!(
+        after.first().map(|(l, _)| *l),
+        Some(151),
+        "covered records are skipped"
+    );
+}
+
+#[test]
+fn waiting_for_a_synced_lsn_returns_and_a_disabled_journal_never_waits() {
+    let dir = tempfile::tempdir().expect("dir");
+    let journal = Journal::start(options(dir.path(), 1 << 20), 1).expect("start");
+    let lsn = journal.submit(booked(1), 0).expect("accepted");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("rt");
+    runtime
+        .block_on(journal.wait_durable(lsn))
+        .expect("durable");
+    assert!(journal.state().is_durable(lsn));
+    assert_eq!(
+        journal.submit(booked(2), 7),
+        Err(Refused),
+        "a stale epoch is refused"
+    );
+    journal.shutdown();
+    let off = Journal::disabled(5);
+    assert_eq!(off.submit(booked(1), 0), Ok(5));
+    runtime
+        .block_on(off.wait_durable(5))
+        .expect("durable at once");
+}
+
+#[test]
+fn a_torn_tail_is_cut_at_any_offset_and_only_the_torn_record_is_lost() {
+    let dir = tempfile::tempdir().expect("dir");
+    write(dir.path(), 5, 1 << 20);
+    let (_, path) = segments(dir.path()).expect("list").pop().expect("segment");
+    let whole = fs::read(&path).expect("read");
+    let frame = whole.len() / 5;
+    for cut in 0..whole.len() {
+        fs::write(&path, &whole[..cut]).expect("cut");
+        let (got, end) = read(dir.path(), 0).expect("a torn tail never stops start-up");
+        assert_eq!(got.len(), cut / frame, "cut at {cut}");
+        assert_eq!(end.next_lsn, (cut / frame) as u64 + 1);
+        assert_eq!(end.truncated.is_some(), cut % frame != 0, "cut at {cut}");
+        assert_eq!(
+            fs::metadata(&path).expect("meta").len() as usize,
+            cut / frame * frame
+        );
+    }
+}
+
+#[test]
+fn a_damaged_record_before_the_tail_is_refused_with_its_offset() {
+    let dir = tempfile::tempdir().expect("dir");
+    write(dir.path(), 5, 1 << 20);
+    let (_, path) = segments(dir.path()).expect("list").pop().expect("segment");
+    let mut bytes = fs::read(&path).expect("read");
+    let frame = bytes.len() / 5;
+    bytes[2 * frame + FRAME_HEADER_BYTES + 1] ^= 0x40;
+    fs::write(&path, &bytes).expect("damage");
+    match read(dir.path(), 0) {
+        Err(JournalError::Corrupt { offset, .. }) => assert_eq!(offset, 2 * frame as u64),
+        other => panic!("expected corruption, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_missing_segment_is_a_gap() {
+    let dir = tempfile::tempdir().expect("dir");
+    write(dir.path(), 100, 512);
+    let all = segments(dir.path()).expect("list");
+    fs::remove_file(&all[1].1).expect("remove");
+    assert!(matches!(read(dir.path(), 0), Err(JournalError::Gap { .. })));
+    fs::remove_file(&all[0].1).expect("remove");
+    assert!(matches!(
+        read(dir.path(), 0),
+        Err(JournalError::Gap { expected: 1, .. })
+    ));
+}
+
+#[test]
+fn skipped_lsns_are_not_a_gap() {
+    let dir = tempfile::tempdir().expect("dir");
+    let mut bytes = Vec::new();
+    encode_frame(&mut bytes, 1, &booked(1));
+    encode_frame(&mut bytes, 2, &Record::Skipped { through: 4 });
+    encode_frame(&mut bytes, 5, &booked(5));
+    fs::write(segment_path(dir.path(), 1), &bytes).expect("write");
+    let (got, end) = read(dir.path(), 0).expect("replays");
+    assert_eq!(got.iter().map(|(l, _)| *l).collect::<Vec<_>>(), vec![1, 5]);
+    assert_eq!(end.next_lsn, 6);
+}
+
+#[test]
+fn an_empty_segment_inside_the_range_is_passed_over() {
+    let dir = tempfile::tempdir().expect("dir");
+    let mut bytes = Vec::new();
+    for lsn in 1..=4 {
+        encode_frame(&mut bytes, lsn, &booked(lsn));
+    }
+    fs::write(segment_path(dir.path(), 1), &bytes).expect("write");
+    fs::write(segment_path(dir.path(), 3), b"").expect("empty leftover");
+    let mut more = Vec::new();
+    encode_frame(&mut more, 5, &booked(5));
+    fs::write(segment_path(dir.path(), 5), &more).expect("write");
+    let (got, end) = read(dir.path(), 0).expect("replays");
+    assert_eq!(got.len(), 5);
+    assert_eq!(end.next_lsn, 6);
+}
+
+#[test]
+fn release_deletes_covered_segments_but_never_the_newest() {
+    let dir = tempfile::tempdir().expect("dir");
+    write(dir.path(), 100, 512);
+    let before = segments(dir.path()).expect("list");
+    let covered = before[2].0 - 1;
+    assert_eq!(release(dir.path(), covered).expect("release"), 2);
+    let (got, _) = read(dir.path(), covered).expect("what is left still replays");
+    assert_eq!(got.first().map(|(l, _)| *l), Some(covered + 1));
+    release(dir.path(), Lsn::MAX - 1).expect("release all");
+    assert_eq!(segments(dir.path()).expect("list").len(), 1);
+}
+
+/// How the disk misbehaves during one step of the fault property.
+#[derive(Debug, Clone, Copy)]
+enum Fault {
+    /// Works.
+    None,
+    /// Every write fails (a full disk).
+    Write,
+    /// Writes land but every sync fails (bytes may be on disk, not durable).
+    Sync,
+    /// Syncs fail and so does cutting the file back, until the disk heals.
+    SyncAndTruncate,
+}
+
+fn fault() -> impl Strategy<Value = Fault> {
+    prop_oneof![
+        5 => Just(Fault::None),
+        1 => Just(Fault::Write),
+        1 => Just(Fault::Sync),
+        1 => Just(Fault::SyncAndTruncate),
+    ]
+}
+
+use proptest::prelude::*;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// Through any run of disk faults, injected without root: every record
+    /// answered durable comes back on replay, and no record answered failed
+    /// (or refused) does; the journal accepts records again once the disk
+    /// heals, and the file stays readable.
+    #[test]
+    fn what_replays_is_exactly_what_was_answered_durable(
+        steps in proptest::collection::vec((1u64..12, fault()), 1..7),
+    ) {
+        let dir = tempfile::tempdir().expect("dir");
+        let current = Arc::new(AtomicU8::new(0));
+        let seen = Arc::clone(&current);
+        let faults = FaultInjector::new(move |op| {
+            matches!(
+                (seen.load(Ordering::SeqCst), op),
+                (1, IoOp::Write) | (2, IoOp::Sync) | (3, IoOp::Sync | IoOp::Truncate)
+            )
+        });
+        let mut opts = options(dir.path(), 2048);
+        opts.faults = Some(faults);
+        let journal = Journal::start(opts, 1).expect("start");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("rt");
+        let mut durable = Vec::new();
+        let mut failed = Vec::new();
+        let mut n = 0;
+        for (count, fault) in steps {
+            current.store(fault as u8, Ordering::SeqCst);
+            let mut pending = Vec::new();
+            for _ in 0..count {
+                n += 1;
+                let epoch = journal.state().epoch;
+                if let Ok(lsn) = journal.submit(booked(n), epoch) {
+                    pending.push(lsn);
+                }
+            }
+            for lsn in pending {
+                let answer = runtime.block_on(async {
+                    tokio::time::timeout(Duration::from_secs(10), journal.wait_durable(lsn)).await
+                });
+                match answer {
+                    Ok(Ok(())) => durable.push(lsn),
+                    Ok(Err(_)) => failed.push(lsn),
+                    Err(_) => panic!("LSN {lsn} neither durable nor failed after 10 s"),
+                }
+            }
+            // The disk heals; the writer repairs by itself.
+            current.store(0, Ordering::SeqCst);
+            let healed = runtime.block_on(async {
+                let mut updates = journal.state.subscribe();
+                let healed = tokio::time::timeout(
+                    Duration::from_secs(10),
+                    updates.wait_for(|s| s.fault.is_none()),
+                )
+                .await
+                .is_ok();
+                healed
+            });
+            prop_assert!(healed, "the journal did not repair within 10 s");
+        }
+        journal.shutdown();
+        let (got, _) = read(dir.path(), 0).expect("the journal stays readable");
+        let replayed: Vec<Lsn> = got
+            .iter()
+            .filter(|(_, r)| !matches!(r, Record::Skipped { .. }))
+            .map(|(lsn, _)| *lsn)
+            .collect();
+        prop_assert_eq!(&replayed, &durable, "failed: {:?}", failed);
+    }
+}
