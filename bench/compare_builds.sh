@@ -63,7 +63,11 @@ run() {
   [ "$scenario" = s1-always ] && journal="BOXOFFICE__JOURNAL__FSYNC=always"
   case $variant in
     lean) start_lean "$dir" ;;
-    old) BIN=$OLD_BIN start_boxoffice "$dir" "$journal" BOXOFFICE__SNAPSHOT__INTERVAL_SECS=86400 ;;
+    # Each build reads the config.toml of its own tree (an older one
+    # refuses keys added since).
+    old) pushd "$OLD_SRC" >/dev/null
+         BIN=$OLD_BIN start_boxoffice "$dir" "$journal" BOXOFFICE__SNAPSHOT__INTERVAL_SECS=86400
+         popd >/dev/null ;;
     new) BIN=$NEW_BIN start_boxoffice "$dir" "$journal" BOXOFFICE__SNAPSHOT__INTERVAL_SECS=86400 ;;
   esac
   [ "$variant" = lean ] || create_event 10000000

@@ -10,6 +10,21 @@ ensure_tools() {
   (cd "$ROOT" && cargo build --release --locked --quiet)
 }
 
+# wait_listening LOG PID NAME: waits for the "listening on http://ADDR" line
+# a server we started prints once bound; sets SERVER_ADDR.
+wait_listening() {
+  local log=$1 pid=$2 name=$3
+  SERVER_ADDR=""
+  for _ in $(seq 1 600); do
+    SERVER_ADDR=$(sed -n 's/.*listening on http:\/\/\([0-9.:]*\).*/\1/p' "$log" | head -1)
+    [ -n "$SERVER_ADDR" ] && return 0
+    kill -0 "$pid" 2>/dev/null || { cat "$log" >&2; echo "$name exited" >&2; return 1; }
+    sleep 0.1
+  done
+  echo "$name did not start" >&2
+  return 1
+}
+
 # start_boxoffice DIR [VAR=VALUE ...]: starts the service with a bench
 # configuration (no rate limit, no access log, snapshots in DIR) plus the
 # given overrides; sets SERVER_PID and SERVER_ADDR.
@@ -23,15 +38,7 @@ start_boxoffice() {
     BOXOFFICE__SNAPSHOT__DIR="$dir" \
     "$@" "$BIN" >"$dir/server.log" 2>&1 &
   SERVER_PID=$!
-  SERVER_ADDR=""
-  for _ in $(seq 1 600); do
-    SERVER_ADDR=$(sed -n 's/.*listening on http:\/\/\([0-9.:]*\).*/\1/p' "$dir/server.log" | head -1)
-    [ -n "$SERVER_ADDR" ] && return 0
-    kill -0 "$SERVER_PID" 2>/dev/null || { cat "$dir/server.log" >&2; return 1; }
-    sleep 0.1
-  done
-  echo "boxoffice did not start" >&2
-  return 1
+  wait_listening "$dir/server.log" "$SERVER_PID" boxoffice
 }
 
 # stop_boxoffice [SIGNAL]: stops the server we started and waits for it.
@@ -60,12 +67,5 @@ start_limit() {
   mkdir -p "$dir"
   "$LIMIT_BIN" >"$dir/server.log" 2>&1 &
   SERVER_PID=$!
-  SERVER_ADDR=""
-  for _ in $(seq 1 100); do
-    SERVER_ADDR=$(sed -n 's/.*listening on http:\/\/\([0-9.:]*\).*/\1/p' "$dir/server.log" | head -1)
-    [ -n "$SERVER_ADDR" ] && return 0
-    sleep 0.1
-  done
-  echo "limit server did not start" >&2
-  return 1
+  wait_listening "$dir/server.log" "$SERVER_PID" "limit server"
 }

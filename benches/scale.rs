@@ -22,6 +22,7 @@ use boxoffice::domain::{BookingIdSequence, Event, EventId, EventSettings, Timest
 use boxoffice::persistence::journal::Journal;
 use boxoffice::persistence::recovery::recover;
 use boxoffice::persistence::{ServiceSnapshot, SnapshotStore, StoredEvent};
+use boxoffice_testkit::{percentile, XorShift};
 use serde_json::json;
 
 /// Resident set size of this process, in bytes.
@@ -40,17 +41,6 @@ fn user(prefix: &str, i: u64) -> UserId {
 
 fn event_id(n: u64) -> EventId {
     EventId::try_from(n).expect("valid id")
-}
-
-/// A cheap deterministic generator for picking random queue members.
-struct XorShift(u64);
-impl XorShift {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
 }
 
 fn per_op(started: Instant, ops: u64) -> f64 {
@@ -76,7 +66,7 @@ fn queue_scale(lengths: &[u64], ops: u64) -> serde_json::Value {
         for i in 0..n {
             event.book(&user("w", i), 1, &ids, now).expect("book");
         }
-        let mut rng = XorShift(0x2545_f491_4f6c_dd1d);
+        let mut rng = XorShift::new(0x2545_f491_4f6c_dd1d);
 
         let started = Instant::now();
         for i in 0..ops {
@@ -331,23 +321,19 @@ async fn actor_sections(
             }
         }
     }
-    let p = |v: &mut Vec<Duration>, q: f64| {
-        v.sort_unstable();
-        v.get(((v.len() as f64 * q).ceil() as usize).saturating_sub(1))
-            .copied()
-            .unwrap_or_default()
-    };
+    during.sort_unstable();
+    all.sort_unstable();
     let (p50, p99, max) = (
-        p(&mut during, 0.5),
-        p(&mut during, 0.99),
-        during.last().copied().unwrap_or_default(),
+        percentile(&during, 0.5),
+        percentile(&during, 0.99),
+        percentile(&during, 1.0),
     );
     println!(
         "snapshot took {snap_took:?} ({:.1} MiB written); {} bookings during it: p50 {p50:?}, p99 {p99:?}, max {max:?}; {} bookings in {load_for:?} overall, p99 {:?}",
         written.bytes as f64 / 1048576.0,
         during.len(),
         all.len(),
-        p(&mut all, 0.99)
+        percentile(&all, 0.99)
     );
     registry.stop();
     json!({"events": events, "create_us_per_event": took.as_secs_f64() * 1e6 / events as f64,
@@ -428,8 +414,11 @@ async fn expiry_storm(holds: u64, dir: &std::path::Path) -> serde_json::Value {
         done.extend(d);
     }
     latencies.sort_unstable();
-    let pct = |p: f64| latencies[((latencies.len() - 1) as f64 * p) as usize];
-    let (p50, p99, max) = (pct(0.5), pct(0.99), pct(1.0));
+    let (p50, p99, max) = (
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.99),
+        percentile(&latencies, 1.0),
+    );
     let all_expired_after_ms = done.iter().min().map(|d| d - deadline_ms);
     let status = ask(&addr, |reply| boxoffice::actors::messages::Read {
         op: Box::new(|e: &Event| e.status()),

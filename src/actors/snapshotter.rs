@@ -10,13 +10,12 @@ use tokio::sync::oneshot;
 
 use super::registry::Registry;
 use crate::domain::Timestamp;
-use crate::persistence::journal;
 use crate::persistence::{ServiceSnapshot, SnapshotStore, WrittenSnapshot};
 
 /// Takes one snapshot: collects state from the actors, waits until every
-/// change in it is durable, then encodes and writes it on a blocking thread
-/// (no request thread waits on the disk) and deletes the journal segments
-/// that every retained snapshot covers. Returns the change count the
+/// change in it is durable, then checkpoints it on a blocking thread (no
+/// request thread waits on the disk): write, then release the journal
+/// segments every retained snapshot covers. Returns the change count the
 /// snapshot covers and what was written.
 pub async fn take_snapshot(
     registry: &Registry,
@@ -47,17 +46,7 @@ pub async fn take_snapshot(
     };
     let store = Arc::clone(store);
     tokio::task::spawn_blocking(move || {
-        let written = store.write(&snapshot).map_err(|e| e.to_string())?;
-        let covered = store
-            .min_retained_journal_lsn()
-            .map_err(|e| e.to_string())?;
-        match journal::release(store.dir(), covered) {
-            Ok(0) => {}
-            Ok(n) => {
-                log::info!("deleted {n} journal segment(s) covered by every retained snapshot")
-            }
-            Err(e) => log::warn!("could not delete covered journal segments: {e}"),
-        }
+        let written = store.checkpoint(&snapshot).map_err(|e| e.to_string())?;
         Ok((changes, written))
     })
     .await

@@ -190,6 +190,23 @@ impl SnapshotStore {
             .collect())
     }
 
+    /// A checkpoint: writes `snapshot`, then deletes the journal segments
+    /// every retained snapshot covers (the journal lives in the same
+    /// directory), so any kept snapshot plus the journal still rebuilds the
+    /// state. Runs on a blocking thread; a failed deletion is only logged.
+    pub fn checkpoint(&self, snapshot: &ServiceSnapshot) -> Result<WrittenSnapshot, SnapshotError> {
+        let written = self.write(snapshot)?;
+        let covered = self.min_retained_journal_lsn()?;
+        match super::journal::release(&self.dir, covered) {
+            Ok(0) => {}
+            Ok(n) => {
+                log::info!("deleted {n} journal segment(s) covered by every retained snapshot")
+            }
+            Err(e) => log::warn!("could not delete covered journal segments: {e}"),
+        }
+        Ok(written)
+    }
+
     /// The smallest journal LSN that a retained snapshot covers: journal
     /// segments at or below it are needed by no snapshot. A file whose header
     /// cannot be read counts as covering nothing.

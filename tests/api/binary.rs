@@ -4,7 +4,7 @@ use nix::sys::signal::Signal;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::process::{command, Server};
+use crate::process::{command, files_in, request, Server};
 
 async fn send(
     client: &reqwest::Client,
@@ -12,13 +12,9 @@ async fn send(
     url: String,
     body: Option<Value>,
 ) -> Value {
-    let mut req = client.request(method, url);
-    if let Some(body) = body {
-        req = req.json(&body);
-    }
-    let res = req.send().await.expect("sent");
-    assert!(res.status().is_success(), "{}", res.status());
-    res.json().await.expect("json")
+    let (status, body) = request(client, method, url, body).await;
+    assert!(status.is_success(), "{status}: {body}");
+    body
 }
 
 /// Everything a client can read: events, every user's booking, every queue.
@@ -170,14 +166,7 @@ fn unreadable_snapshots_exit_3() {
 fn a_second_instance_on_one_data_directory_exits_1() {
     let dir = tempfile::tempdir().expect("tempdir");
     let first = Server::start(dir.path());
-    let files = |d: &std::path::Path| {
-        let mut names: Vec<_> = std::fs::read_dir(d.join("snapshots"))
-            .expect("data dir")
-            .map(|e| e.expect("entry").file_name())
-            .collect();
-        names.sort();
-        names
-    };
+    let files = |d: &std::path::Path| files_in(&d.join("snapshots"), "");
     let before = files(dir.path());
     let out = command(dir.path()).output().expect("second instance runs");
     let stderr = String::from_utf8_lossy(&out.stderr);

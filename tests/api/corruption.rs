@@ -6,29 +6,15 @@ use std::path::{Path, PathBuf};
 
 use nix::sys::signal::Signal;
 use reqwest::StatusCode;
-use serde_json::{json, Value};
+use serde_json::json;
 
-use crate::process::{command, Server};
+use crate::process::{command, event_state, files_in, Server};
 
 fn journal_command(dir: &Path) -> std::process::Command {
     let mut cmd = command(dir);
     cmd.env("BOXOFFICE__SNAPSHOT__INTERVAL_SECS", "86400")
         .env("BOXOFFICE__JOURNAL__SEGMENT_BYTES", "4096");
     cmd
-}
-
-fn files(dir: &Path, prefix: &str) -> Vec<PathBuf> {
-    let mut found: Vec<PathBuf> = std::fs::read_dir(dir.join("snapshots"))
-        .expect("dir")
-        .map(|e| e.expect("entry").path())
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with(prefix))
-        })
-        .collect();
-    found.sort();
-    found
 }
 
 /// Creates event 1 (if `create`) and books `users`, one request at a time
@@ -54,30 +40,13 @@ async fn book_all(server: &Server, create: bool, users: std::ops::Range<usize>) 
     }
 }
 
-async fn get_json(url: String) -> Value {
-    let res = reqwest::get(url).await.expect("sent");
-    assert_eq!(res.status(), StatusCode::OK);
-    res.json().await.expect("json")
-}
-
-/// What clients can read of event 1: its status and its whole queue.
-async fn state(server: &Server) -> Value {
-    let status = get_json(format!("{}/api/status/1", server.base)).await;
-    let queue = get_json(format!(
-        "{}/api/events/1/waiting-list?limit=1000",
-        server.base
-    ))
-    .await;
-    json!([status, queue])
-}
-
 /// A killed service whose journal spans at least three small segments;
 /// returns them, oldest first.
 async fn killed_with_segments(dir: &Path) -> Vec<PathBuf> {
     let server = Server::start_with(journal_command(dir));
     book_all(&server, true, 0..500).await;
     server.stop_with(Signal::SIGKILL);
-    let segments = files(dir, "journal-");
+    let segments = files_in(&dir.join("snapshots"), "journal-");
     assert!(segments.len() >= 3, "small segments rotate: {segments:?}");
     segments
 }
@@ -99,22 +68,24 @@ async fn a_torn_tail_is_cut_and_every_answered_change_survives() {
     let dir = tempfile::tempdir().expect("tempdir");
     let server = Server::start_with(journal_command(dir.path()));
     book_all(&server, true, 0..30).await;
-    let expected = state(&server).await;
+    let expected = event_state(&server.base, 1).await;
     server.stop_with(Signal::SIGKILL);
     // A whole frame to tear: the last one of a full segment.
-    let full = files(dir.path(), "journal-")
+    let full = files_in(&dir.path().join("snapshots"), "journal-")
         .into_iter()
         .rev()
         .find(|p| std::fs::metadata(p).expect("meta").len() > 0);
     let bytes = std::fs::read(full.expect("a segment with records")).expect("read");
     let frame = bytes[bytes.len() - 60..].to_vec();
     for cut in [1, 7, 16, 17, 30, 59] {
-        let newest = files(dir.path(), "journal-").pop().expect("segment");
+        let newest = files_in(&dir.path().join("snapshots"), "journal-")
+            .pop()
+            .expect("segment");
         let mut torn = std::fs::read(&newest).expect("read");
         torn.extend_from_slice(&frame[..cut]);
         std::fs::write(&newest, &torn).expect("tear");
         let server = Server::start_with(journal_command(dir.path()));
-        assert_eq!(state(&server).await, expected, "cut {cut}");
+        assert_eq!(event_state(&server.base, 1).await, expected, "cut {cut}");
         assert!(
             server.log().contains("torn tail"),
             "cut {cut}: {}",
@@ -163,10 +134,10 @@ async fn a_damaged_newest_snapshot_falls_back_only_when_the_journal_covers_it() 
     assert_eq!(server.stop_with(Signal::SIGTERM).0.code(), Some(0));
     let server = Server::start_with(journal_command(dir.path()));
     book_all(&server, false, 40..80).await;
-    let expected = state(&server).await;
+    let expected = event_state(&server.base, 1).await;
     assert_eq!(server.stop_with(Signal::SIGTERM).0.code(), Some(0));
 
-    let snapshots = files(dir.path(), "snapshot-");
+    let snapshots = files_in(&dir.path().join("snapshots"), "snapshot-");
     assert_eq!(snapshots.len(), 2, "{snapshots:?}");
     let newest = &snapshots[1];
     let mut bytes = std::fs::read(newest).expect("read");
@@ -176,7 +147,7 @@ async fn a_damaged_newest_snapshot_falls_back_only_when_the_journal_covers_it() 
 
     let server = Server::start_with(journal_command(dir.path()));
     assert_eq!(
-        state(&server).await,
+        event_state(&server.base, 1).await,
         expected,
         "older snapshot plus journal restores everything"
     );
@@ -188,7 +159,7 @@ async fn a_damaged_newest_snapshot_falls_back_only_when_the_journal_covers_it() 
     server.stop_with(Signal::SIGKILL);
 
     // Now take away the journal records the older snapshot needs.
-    let segments = files(dir.path(), "journal-");
+    let segments = files_in(&dir.path().join("snapshots"), "journal-");
     std::fs::remove_file(&segments[0]).expect("remove");
     let (code, log) = run_to_exit(dir.path());
     assert_eq!(code, Some(3), "{log}");

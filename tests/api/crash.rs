@@ -20,7 +20,9 @@ use nix::sys::signal::Signal;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::process::{command, Server};
+use boxoffice_testkit::XorShift;
+
+use crate::process::{command, request, Server};
 
 /// Kill-and-restart rounds per run.
 const ROUNDS: usize = 24;
@@ -38,22 +40,6 @@ const WITH_HOLDS: u64 = 2;
 const RESIZED: (u64, [u64; 3]) = (3, [6, 8, 11]);
 /// The whole harness must finish within this.
 const HARNESS_DEADLINE: Duration = Duration::from_secs(240);
-
-/// A small deterministic generator, so a failing seed can be replayed.
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 /// A booking as acknowledged: id, status (as of that answer), quantity.
 type Acked = (u64, String, u64);
@@ -119,7 +105,7 @@ async fn client_loop(
         .timeout(Duration::from_secs(10))
         .build()
         .expect("client");
-    let mut rng = XorShift(seed | 1);
+    let mut rng = XorShift::new(seed);
     let mut ledger = Ledger::new();
     let mut promoted = Vec::new();
     while !stop.load(Ordering::Relaxed) {
@@ -205,7 +191,7 @@ async fn organiser_loop(
         .timeout(Duration::from_secs(10))
         .build()
         .expect("client");
-    let mut rng = XorShift(seed | 1);
+    let mut rng = XorShift::new(seed);
     let (event, totals) = RESIZED;
     let mut changed = 0;
     while !stop.load(Ordering::Relaxed) {
@@ -239,9 +225,7 @@ async fn organiser_loop(
 }
 
 async fn get(http: &reqwest::Client, url: String) -> (StatusCode, Value) {
-    let res = http.get(url).send().await.expect("sent");
-    let status = res.status();
-    (status, res.json().await.expect("json"))
+    request(http, reqwest::Method::GET, url, None).await
 }
 
 /// Checks the restarted service against everything acknowledged, and
@@ -477,7 +461,7 @@ async fn every_acknowledged_change_survives_sigkill() {
     // eprintln: shown by `cargo test` only when the test fails, which is
     // when the seed is wanted.
     eprintln!("crash harness seed {seed} (replay with CRASH_SEED={seed})");
-    let mut rng = XorShift(seed | 1);
+    let mut rng = XorShift::new(seed);
     let dir = tempfile::tempdir().expect("tempdir");
     let server = Server::start_with(crash_command(dir.path()));
     let http = reqwest::Client::new();
@@ -513,7 +497,7 @@ async fn every_acknowledged_change_survives_sigkill() {
                 tokio::spawn(client_loop(
                     running.base.clone(),
                     c,
-                    rng.next(),
+                    rng.next_u64(),
                     Arc::clone(&stop),
                 ))
             })
@@ -521,7 +505,7 @@ async fn every_acknowledged_change_survives_sigkill() {
         let known_total = Arc::new(Mutex::new(total));
         let organiser = tokio::spawn(organiser_loop(
             running.base.clone(),
-            rng.next(),
+            rng.next_u64(),
             Arc::clone(&stop),
             Arc::clone(&known_total),
         ));

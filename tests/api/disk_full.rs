@@ -7,9 +7,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use reqwest::{Method, StatusCode};
-use serde_json::Value;
 
-use crate::helpers::{assert_error, spawn_app_with, TestApp};
+use crate::helpers::{assert_error, spawn_app_with};
 
 /// A tmpfs mounted for one test, unmounted when dropped.
 struct Tmpfs(PathBuf);
@@ -52,14 +51,6 @@ fn fill(dir: &Path) -> PathBuf {
         }
     }
     path
-}
-
-async fn state_of(app: &TestApp, event: u64) -> (Value, Value) {
-    let (_, status) = app.get(&format!("/api/status/{event}")).await;
-    let (_, queue) = app
-        .get(&format!("/api/events/{event}/waiting-list?limit=1000"))
-        .await;
-    (status, queue)
 }
 
 /// ENOSPC on the journal: 503 UNAVAILABLE and nothing changed, reads keep
@@ -110,7 +101,7 @@ async fn a_full_disk_refuses_changes_and_recovers_by_itself() {
     let refused = refused.expect("the disk never filled up");
     println!("disk full after {} more bookings", acked.len());
 
-    let (status, _) = state_of(&app, event).await;
+    let status = crate::process::event_state(&app.base, event).await[0].clone();
     assert_eq!(status["confirmedCount"], 2, "{status}");
     assert_eq!(
         status["waitingListCount"].as_u64(),
@@ -169,9 +160,9 @@ async fn a_full_disk_refuses_changes_and_recovers_by_itself() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(app.get("/health").await.0, StatusCode::OK);
-    let before = state_of(&app, event).await;
+    let before = crate::process::event_state(&app.base, event).await;
     assert_eq!(
-        before.0["waitingListCount"].as_u64(),
+        before[0]["waitingListCount"].as_u64(),
         Some(acked.len() as u64 + 1)
     );
 
@@ -194,6 +185,9 @@ async fn a_full_disk_refuses_changes_and_recovers_by_itself() {
         s.snapshot.interval_secs = 86_400;
     })
     .await;
-    assert_eq!(state_of(&restarted, event).await, before);
+    assert_eq!(
+        crate::process::event_state(&restarted.base, event).await,
+        before
+    );
     drop(restarted.stop().await);
 }

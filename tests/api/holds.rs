@@ -166,17 +166,8 @@ async fn holds_survive_restarts_and_lapse_while_the_service_is_down() {
     let dir = tempfile::tempdir().expect("tempdir");
     let server = Server::start(dir.path());
     let http = reqwest::Client::new();
-    let send = |method: reqwest::Method, path: String, body: Option<Value>| {
-        let http = http.clone();
-        async move {
-            let mut req = http.request(method, path);
-            if let Some(body) = body {
-                req = req.json(&body);
-            }
-            let res = req.send().await.expect("sent");
-            let status = res.status();
-            (status, res.json::<Value>().await.expect("json"))
-        }
+    let send = |method: reqwest::Method, url: String, body: Option<Value>| {
+        crate::process::request(&http, method, url, body)
     };
     let base = server.base.clone();
     let (status, created) = send(

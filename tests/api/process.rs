@@ -52,8 +52,8 @@ impl Server {
         let sink = Arc::clone(&log);
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(address) = line.split("listening on ").nth(1) {
-                    let _ = found.send(address.trim().to_string());
+                if let Some(address) = boxoffice_testkit::listening_address(&line) {
+                    let _ = found.send(format!("http://{address}"));
                 }
                 sink.lock().expect("log lock").push_str(&(line + "\n"));
             }
@@ -94,4 +94,58 @@ impl Server {
     pub fn log(&self) -> String {
         self.log.lock().expect("log lock").clone()
     }
+}
+
+/// One request with an optional JSON body; the status and the JSON answer.
+pub async fn request(
+    http: &reqwest::Client,
+    method: reqwest::Method,
+    url: String,
+    body: Option<serde_json::Value>,
+) -> (reqwest::StatusCode, serde_json::Value) {
+    let mut req = http.request(method, url);
+    if let Some(body) = body {
+        req = req.json(&body);
+    }
+    let res = req.send().await.expect("request sent");
+    let status = res.status();
+    let text = res.text().await.expect("body read");
+    let json = serde_json::from_str(&text)
+        .unwrap_or_else(|_| panic!("non-JSON answer {status}: {text:?}"));
+    (status, json)
+}
+
+/// `GET url`, which must answer 200; its JSON.
+pub async fn get_ok(http: &reqwest::Client, url: String) -> serde_json::Value {
+    let (status, body) = request(http, reqwest::Method::GET, url, None).await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{body}");
+    body
+}
+
+/// What every client can read of one event: its status and its whole queue.
+pub async fn event_state(base: &str, event: u64) -> serde_json::Value {
+    let http = reqwest::Client::new();
+    let status = get_ok(&http, format!("{base}/api/status/{event}")).await;
+    let queue = get_ok(
+        &http,
+        format!("{base}/api/events/{event}/waiting-list?limit=1000"),
+    )
+    .await;
+    serde_json::json!([status, queue])
+}
+
+/// Files in `dir` whose names start with `prefix`, sorted (so oldest first
+/// for snapshot and journal files).
+pub fn files_in(dir: &Path, prefix: &str) -> Vec<std::path::PathBuf> {
+    let mut found: Vec<_> = std::fs::read_dir(dir)
+        .expect("readable directory")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(prefix))
+        })
+        .collect();
+    found.sort();
+    found
 }

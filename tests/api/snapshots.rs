@@ -7,14 +7,8 @@ use serde_json::json;
 
 use crate::helpers::{spawn_app, spawn_app_with};
 
-fn snapshot_files(dir: &std::path::Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .expect("dir")
-        .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .filter(|n| n.starts_with("snapshot-"))
-        .collect();
-    names.sort();
-    names
+fn snapshot_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    crate::process::files_in(dir, "snapshot-")
 }
 
 /// The periodic task writes a snapshot after a change, without any stop.

@@ -10,26 +10,13 @@
 use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
 
+use boxoffice_testkit::{percentile, XorShift};
 use serde_json::json;
 
 /// Users each connection owns.
 const USERS_PER_CONNECTION: u64 = 50;
 /// Share of requests that change something.
 const WRITE_SHARE: f64 = 0.2;
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
 
 #[derive(Default)]
 struct Tally {
@@ -45,13 +32,14 @@ async fn connection(
     id: u64,
     until: Instant,
 ) -> Tally {
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ (id + 1).wrapping_mul(0x2545_f491_4f6c_dd1d));
+    let mut rng =
+        XorShift::new(0x9e37_79b9_7f4a_7c15 ^ (id + 1).wrapping_mul(0x2545_f491_4f6c_dd1d));
     let mut booked: HashSet<(u64, u64)> = HashSet::new();
     let mut booked_list: Vec<(u64, u64)> = Vec::new();
     let mut tally = Tally::default();
     while Instant::now() < until {
-        let event = 1 + rng.next() % events;
-        let user = rng.next() % USERS_PER_CONNECTION;
+        let event = 1 + rng.next_u64() % events;
+        let user = rng.next_u64() % USERS_PER_CONNECTION;
         let request = if rng.unit() < WRITE_SHARE {
             let url = format!("{base}/api/events/{event}/bookings/m{id}x{user}");
             if booked.remove(&(event, user)) {
@@ -62,10 +50,10 @@ async fn connection(
                 booked_list.push((event, user));
                 client.put(url)
             }
-        } else if rng.next().is_multiple_of(2) || booked_list.is_empty() {
+        } else if rng.next_u64().is_multiple_of(2) || booked_list.is_empty() {
             client.get(format!("{base}/api/status/{event}"))
         } else {
-            let (e, u) = booked_list[(rng.next() % booked_list.len() as u64) as usize];
+            let (e, u) = booked_list[(rng.next_u64() % booked_list.len() as u64) as usize];
             client.get(format!("{base}/api/events/{e}/bookings/m{id}x{u}"))
         };
         let started = Instant::now();
@@ -117,13 +105,7 @@ async fn main() {
     }
     let elapsed = started.elapsed().as_secs_f64();
     all.latencies.sort_unstable();
-    let pct = |p: f64| {
-        let n = all.latencies.len();
-        if n == 0 {
-            return 0.0;
-        }
-        all.latencies[((n as f64 * p).ceil() as usize).clamp(1, n) - 1].as_secs_f64()
-    };
+    let pct = |q: f64| percentile(&all.latencies, q).as_secs_f64();
     let out = json!({
         "summary": {"requestsPerSec": all.latencies.len() as f64 / elapsed, "total": elapsed},
         "latencyPercentiles": {"p50": pct(0.50), "p99": pct(0.99), "p99.9": pct(0.999)},
