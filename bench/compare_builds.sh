@@ -5,9 +5,11 @@
 #
 #   bench/compare_builds.sh REV            # 3 rounds of 10 s, 64 connections
 #   BENCH_DURATION=2s BENCH_ROUNDS=1 bench/compare_builds.sh REV
+#   BENCH_SCENARIOS="s1-always" bench/compare_builds.sh REV
 #
 # REV is built from a git worktree in target/compare/ (nothing is
-# committed). Scenarios: s1 PUT booking for unique users on an event of
+# committed); medians and each round's figure go to
+# bench/results/compare-SCENARIO.json. Scenarios: s1 PUT booking for unique users on an event of
 # 10,000,000 tickets with the journal off and with fsync "always"; s4a GET
 # status with the journal off. Within a round the variants take turns, and
 # the starting one rotates from round to round.
@@ -18,6 +20,7 @@ REV=${1:?usage: bench/compare_builds.sh REV}
 DURATION=${BENCH_DURATION:-10s}
 ROUNDS=${BENCH_ROUNDS:-3}
 CONNECTIONS=${BENCH_CONNECTIONS:-64}
+SCENARIOS=${BENCH_SCENARIOS:-s1-off s1-always s4a}
 RAW=$(mktemp -d)
 trap 'rm -rf "$RAW"' EXIT
 
@@ -86,7 +89,7 @@ for round in $(seq 1 "$ROUNDS"); do
   # Rotate who goes first, so no variant always follows the same one.
   shift_by=$(( (round - 1) % ${#variants[@]} ))
   order=("${variants[@]:$shift_by}" "${variants[@]:0:$shift_by}")
-  for scenario in s1-off s1-always s4a; do
+  for scenario in $SCENARIOS; do
     for variant in "${order[@]}"; do
       [ "$variant" = lean ] && [ "$scenario" = s1-always ] && continue
       run "$variant" "$scenario" "$round"
@@ -95,12 +98,13 @@ for round in $(seq 1 "$ROUNDS"); do
   done
 done
 
-for scenario in s1-off s1-always s4a; do
+for scenario in $SCENARIOS; do
   mkdir -p "$RAW/$scenario"
   mv "$RAW/$scenario".*.json "$RAW/$scenario/" 2>/dev/null || true
   for f in "$RAW/$scenario"/*.json; do mv "$f" "$RAW/$scenario/$(basename "$f" | sed "s/^$scenario\.//")"; done
   echo
   echo "### $scenario: $REV (old) against this checkout (new)"
-  python3 "$ROOT/bench/summarise.py" "compare-$scenario" "$RAW/$scenario" "$RAW/$scenario.json" \
+  python3 "$ROOT/bench/summarise.py" "compare-$scenario" "$RAW/$scenario" \
+    "$ROOT/bench/results/compare-$scenario.json" \
     $( [ -n "$LEAN_BIN" ] && [ "$scenario" != s1-always ] && echo lean ) old new
 done

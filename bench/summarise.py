@@ -31,10 +31,11 @@ def main():
     with open(out, "w") as f:
         json.dump(result, f, indent=2)
     print(f"{name} ({result['machine']}, {result['date']}), medians of {rows and next(iter(rows.values()))['rounds']} rounds")
-    print(f"| variant | req/s | vs {variants[0]} | p50 ms | p99 ms | p99.9 ms | non-2xx | errors |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print(f"| variant | req/s | vs {variants[0]} | p50 ms | p99 ms | p99.9 ms | non-2xx | errors | req/s of each round |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
     for v, r in rows.items():
-        print(f"| {v} | {r['rps']:.0f} | {r['rps'] / base:.2f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['p999_ms']:.2f} | {r['non_2xx']} | {r['errors']} |")
+        rounds = ", ".join(str(x) for x in r["runs_rps"])
+        print(f"| {v} | {r['rps']:.0f} | {r['rps'] / base:.2f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['p999_ms']:.2f} | {r['non_2xx']} | {r['errors']} | {rounds} |")
 
 
 if __name__ == "__main__":

@@ -100,12 +100,13 @@ impl EventActor {
         expired
     }
 
-    /// Expires everything due, then arms the timer for what is next. Every
-    /// handler starts here.
-    fn catch_up(&mut self, ctx: &mut Context<Self>) {
+    /// Expires everything due at `now`, then arms the timer for what is
+    /// next. Every handler starts here, with the `now` it then works at, so
+    /// nothing it shows can be a hold whose deadline has passed.
+    fn catch_up(&mut self, now: Timestamp, ctx: &mut Context<Self>) {
         self.settle();
         if self.event.next_deadline().is_some() {
-            self.expire_due(Timestamp::now(), usize::MAX);
+            self.expire_due(now, usize::MAX);
         }
         self.arm(ctx);
     }
@@ -225,9 +226,10 @@ impl<T: Send + 'static> Handler<MakeChange<T>> for EventActor {
     type Result = ();
 
     fn handle(&mut self, msg: MakeChange<T>, ctx: &mut Self::Context) {
-        self.catch_up(ctx);
+        let now = Timestamp::now();
+        self.catch_up(now, ctx);
         let answer = if self.accepting() {
-            match (msg.op)(&mut self.event, &self.ids, Timestamp::now()) {
+            match (msg.op)(&mut self.event, &self.ids, now) {
                 Err(e) => Err(e.into()),
                 // Nothing new (a retried booking), but what it shows may
                 // itself still be on its way to disk.
@@ -254,7 +256,7 @@ impl<T: Send + 'static> Handler<Read<T>> for EventActor {
     type Result = ();
 
     fn handle(&mut self, msg: Read<T>, ctx: &mut Self::Context) {
-        self.catch_up(ctx);
+        self.catch_up(Timestamp::now(), ctx);
         let _ = msg.reply.send(Durable {
             value: (msg.op)(&self.event),
             lsn: self.applied_lsn(),
@@ -266,7 +268,7 @@ impl Handler<TakeSnapshot> for EventActor {
     type Result = ();
 
     fn handle(&mut self, msg: TakeSnapshot, ctx: &mut Self::Context) {
-        self.catch_up(ctx);
+        self.catch_up(Timestamp::now(), ctx);
         let _ = msg.reply.send(StoredEvent {
             applied_lsn: self.applied_lsn(),
             event: self.event.to_snapshot(),
@@ -300,6 +302,62 @@ mod tests {
             1u32..3,
             proptest::bool::weighted(0.25),
         )
+    }
+
+    /// A hold lapses by the actor's own timer, with no request arriving:
+    /// the expiry (and the offer it makes) reach the journal by themselves.
+    #[actix_web::test]
+    async fn a_hold_lapses_on_its_timer_without_any_request() {
+        let dir = tempfile::tempdir().expect("dir");
+        let options = JournalOptions {
+            dir: dir.path().to_path_buf(),
+            fsync: FsyncMode::Always,
+            fsync_interval: Duration::from_millis(10),
+            segment_bytes: 1 << 20,
+            faults: None,
+        };
+        let journal = Journal::start(options, 1).expect("journal");
+        let registry = Registry::new(1, Arc::clone(&journal));
+        let id = EventId::try_from(1).expect("id");
+        let mut settings = EventSettings::new(None, 1, 1);
+        settings.hold_secs = 1;
+        settings.offer_secs = 60;
+        registry
+            .create(Some(id), &settings, Timestamp::now())
+            .expect("create");
+        let addr = registry.get(id).expect("actor");
+        for name in ["a", "b"] {
+            let user = UserId::try_from(name).expect("user");
+            let op: crate::actors::messages::ChangeOp<()> = Box::new(move |e, ids, now| {
+                e.book(&user, 1, ids, now).map(|o| crate::domain::Outcome {
+                    value: (),
+                    made: o.made,
+                })
+            });
+            ask(&addr, |reply| MakeChange { op, reply })
+                .await
+                .expect("sent")
+                .expect("booked");
+        }
+        let before = journal.next_lsn();
+        tokio::time::sleep(Duration::from_millis(1_500)).await;
+        assert_eq!(
+            journal.next_lsn(),
+            before + 1,
+            "the lapse of a's hold was journalled with no request arriving"
+        );
+        let op = Box::new(|e: &Event| e.status());
+        let status = ask(&addr, |reply| Read { op, reply })
+            .await
+            .expect("read")
+            .value;
+        assert_eq!(
+            (status.held_tickets, status.waiting_count),
+            (1, 0),
+            "b holds the offer"
+        );
+        registry.stop();
+        journal.shutdown();
     }
 
     proptest! {
