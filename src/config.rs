@@ -47,6 +47,9 @@ pub struct ServerSettings {
     pub workers: usize,
 }
 
+/// The longest `rate_limit.period_secs` accepted: a year.
+pub const MAX_RATE_PERIOD_SECS: u64 = 31_536_000;
+
 /// The largest `limits.max_tickets_per_user` accepted.
 pub const MAX_TICKETS_PER_USER: u32 = 1_000_000;
 
@@ -217,8 +220,9 @@ impl Settings {
         if self.rate_limit.requests == 0 {
             return invalid("rate_limit.requests", "must be at least 1");
         }
-        if self.rate_limit.period_secs == 0 {
-            return invalid("rate_limit.period_secs", "must be at least 1");
+        // Past a year the quota's arithmetic overflows (a panic, not a limit).
+        if !(1..=MAX_RATE_PERIOD_SECS).contains(&self.rate_limit.period_secs) {
+            return invalid("rate_limit.period_secs", "must be 1 to 31536000 (a year)");
         }
         if self.snapshot.dir.as_os_str().is_empty() {
             return invalid("snapshot.dir", "must not be empty");
@@ -306,6 +310,13 @@ mod tests {
         let f = file("[server]\nport = \"eighty\"\n");
         let err = Settings::load_with_env(Some(f.path()), no_env()).expect_err("refused");
         assert!(err.to_string().contains("port"), "{err}");
+    }
+
+    #[test]
+    fn a_rate_period_that_would_overflow_is_refused_by_key_not_a_panic() {
+        let f = file("[rate_limit]\nperiod_secs = 18446744074\n");
+        let err = Settings::load_with_env(Some(f.path()), no_env()).expect_err("refused");
+        assert!(err.to_string().contains("rate_limit.period_secs"), "{err}");
     }
 
     #[test]

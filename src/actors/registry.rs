@@ -121,7 +121,17 @@ impl Registry {
                 .ok_or(CreateError::Exists(id))?,
             None => loop {
                 let raw = self.next_event_id.fetch_add(1, Ordering::Relaxed);
-                let id = EventId::try_from(raw).map_err(|_| CreateError::IdsExhausted)?;
+                let id = match EventId::try_from(raw) {
+                    Ok(id) => id,
+                    // Past 2^53 - 1 (an explicit id up there pushed the
+                    // counter): wrap to the smallest free id and go on from
+                    // it, rather than refuse every create from now on.
+                    Err(_) => {
+                        let id = self.smallest_free_id().ok_or(CreateError::IdsExhausted)?;
+                        self.next_event_id.store(id.get() + 1, Ordering::Relaxed);
+                        id
+                    }
+                };
                 if let Some(created) = self.insert(id, settings, now)? {
                     break created;
                 }
@@ -156,6 +166,19 @@ impl Registry {
                 Ok(Some((status, lsn)))
             }
         }
+    }
+
+    /// The smallest event id no event has, if any is left.
+    fn smallest_free_id(&self) -> Option<EventId> {
+        let ordered = self.ordered.read().unwrap_or_else(|p| p.into_inner());
+        let mut candidate = 1;
+        for id in ordered.iter() {
+            if id.get() != candidate {
+                break;
+            }
+            candidate += 1;
+        }
+        EventId::try_from(candidate).ok()
     }
 
     /// Forgets an event whose creation never became durable.

@@ -20,11 +20,29 @@ const NAME_MAX_CHARS: u64 = MAX_EVENT_NAME_CHARS as u64;
 pub const MAX_HOLD_SECS: u32 = 604_800;
 
 fn valid_user_id(raw: &str) -> Result<(), ValidationError> {
-    if UserId::is_valid(raw) {
+    if is_new_user_id(raw) {
         Ok(())
     } else {
         Err(ValidationError::new("user_id")
             .with_message("must be 1 to 64 characters: letters, digits and ._-@: only".into()))
+    }
+}
+
+/// A user id a request may use: the domain's rule, minus `.` and `..`,
+/// which clients that normalise paths can never reach again. (Stored ids
+/// keep the domain's rule, so v1 data with them still restores.)
+pub fn is_new_user_id(raw: &str) -> bool {
+    UserId::is_valid(raw) && raw != "." && raw != ".."
+}
+
+/// A display name: no control characters (NUL, escapes, CR/LF), which
+/// would be stored and echoed into logs and pages.
+fn valid_display_name(name: &str) -> Result<(), ValidationError> {
+    if name.chars().any(char::is_control) {
+        Err(ValidationError::new("control")
+            .with_message("must not contain control characters".into()))
+    } else {
+        Ok(())
     }
 }
 
@@ -73,15 +91,15 @@ pub struct CreateEventRequest {
     )]
     pub total_tickets: Option<u64>,
     /// Optional display name.
-    #[validate(length(max = "NAME_MAX_CHARS", message = "must be at most 200 characters"))]
+    #[validate(
+        length(max = "NAME_MAX_CHARS", message = "must be at most 200 characters"),
+        custom(function = "valid_display_name")
+    )]
     pub name: Option<String>,
-    /// Optional id to create the event under.
-    #[validate(range(
-        min = 1,
-        max = "MAX_EVENT_ID",
-        message = "must be an integer from 1 to 9007199254740991"
-    ))]
-    pub event_id: Option<u64>,
+    /// Optional id to create the event under; `null` is not "absent" but a
+    /// value of the wrong type, so it is kept apart (checked by the handler).
+    #[serde(default, deserialize_with = "nullable")]
+    pub event_id: Option<Option<u64>>,
     /// Per-user limit; its upper bound comes from configuration.
     #[validate(range(min = 1, message = "must be an integer of at least 1"))]
     pub max_per_user: Option<u32>,
@@ -137,7 +155,7 @@ fn valid_name(name: &str) -> Result<(), ValidationError> {
     if name.chars().count() > MAX_EVENT_NAME_CHARS {
         Err(ValidationError::new("length").with_message("must be at most 200 characters".into()))
     } else {
-        Ok(())
+        valid_display_name(name)
     }
 }
 

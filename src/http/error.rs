@@ -193,7 +193,11 @@ impl From<ServiceError> for ApiError {
             ServiceError::Invalid { field, message } => Self::field(field, &message),
             ServiceError::EventNotFound => Self::EventNotFound,
             ServiceError::EventExists(id) => Self::EventExists(id.get()),
-            ServiceError::IdsExhausted | ServiceError::Unavailable => Self::Unavailable,
+            ServiceError::IdsExhausted => Self::Conflict {
+                code: "LIMIT_REACHED",
+                message: "No event id is free; nothing was changed".into(),
+            },
+            ServiceError::Unavailable => Self::Unavailable,
         }
     }
 }

@@ -175,7 +175,11 @@ pub fn event_id(raw: &str) -> Result<EventId, ApiError> {
 
 /// Parses a path segment as a user id.
 pub fn user_id(raw: &str) -> Result<UserId, ApiError> {
-    UserId::try_from(raw).map_err(|e| ApiError::field("userId", &e.to_string()))
+    let refuse = |why: String| ApiError::field("userId", &why);
+    if UserId::is_valid(raw) && !super::dto::is_new_user_id(raw) {
+        return Err(refuse(format!("{raw:?} is not a usable user id")));
+    }
+    UserId::try_from(raw).map_err(|e| refuse(e.to_string()))
 }
 
 /// `offset` and `limit` of a list request.

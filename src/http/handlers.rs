@@ -1,7 +1,7 @@
 //! Route handlers: parse at the boundary, call the service, shape the answer.
 
 use actix_web::http::header;
-use actix_web::{web, HttpResponse, ResponseError};
+use actix_web::{web, HttpResponse};
 
 use super::dto::{
     check_window, timestamp, BookedResponse, BookingChangeResponse, BookingJson, BookingRequest,
@@ -11,7 +11,7 @@ use super::dto::{
 use super::error::ApiError;
 use super::extract::{event_id, user_id, OptionalJson, PageQuery, ValidJson};
 use super::AppState;
-use crate::domain::{EventId, EventPatch, UserId};
+use crate::domain::{EventId, EventPatch, UserId, MAX_EVENT_ID};
 use crate::service::NewEvent;
 
 type State = web::Data<AppState>;
@@ -23,8 +23,18 @@ pub async fn create_event(state: State, body: ValidJson<CreateEventRequest>) -> 
     let sales_start = timestamp(body.sales_start.as_deref());
     let sales_end = timestamp(body.sales_end.as_deref());
     check_window(sales_start, sales_end)?;
+    let id = match body.event_id {
+        None => None,
+        Some(Some(raw)) if (1..=MAX_EVENT_ID).contains(&raw) => Some(EventId::try_from(raw)?),
+        Some(_) => {
+            return Err(ApiError::field(
+                "eventId",
+                "must be an integer from 1 to 9007199254740991",
+            ))
+        }
+    };
     let new = NewEvent {
-        id: body.event_id.map(EventId::try_from).transpose()?,
+        id,
         name: body.name,
         total_tickets: body
             .total_tickets
@@ -188,11 +198,6 @@ pub async fn health(state: State) -> HttpResponse {
             "error": reason,
         })),
     }
-}
-
-/// A known route with the wrong method.
-pub async fn method_not_allowed() -> HttpResponse {
-    ApiError::MethodNotAllowed.error_response()
 }
 
 async fn book(state: &AppState, id: EventId, user: UserId, quantity: u32) -> Answer {

@@ -9,7 +9,7 @@ pub mod rate_limit;
 
 use std::sync::Arc;
 
-use actix_web::{web, HttpRequest};
+use actix_web::{web, HttpRequest, ResponseError};
 
 pub use error::ApiError;
 
@@ -21,47 +21,79 @@ pub struct AppState {
     pub service: Arc<BoxOffice>,
 }
 
-/// Registers every route. Each resource answers a wrong method with 405,
+/// A resource that answers a method it does not serve with 405 and an
+/// `Allow` header listing `allow`.
+fn resource(path: &str, allow: &'static str) -> actix_web::Resource {
+    web::resource(path.to_string()).default_service(web::to(move || async move {
+        let mut response = ApiError::MethodNotAllowed.error_response();
+        response.headers_mut().insert(
+            actix_web::http::header::ALLOW,
+            actix_web::http::header::HeaderValue::from_static(allow),
+        );
+        response
+    }))
+}
+
+/// Registers every route. Each resource answers a wrong method with 405 and
+/// `Allow`, `HEAD` wherever `GET` is served (actix sends no body for it),
 /// and anything else falls through to the app's 404.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     use handlers::*;
-    let resource =
-        |path: &str| web::resource(path.to_string()).default_service(web::to(method_not_allowed));
     cfg.app_data(
         web::PathConfig::default()
             .error_handler(|e, _: &HttpRequest| ApiError::field("path", &e.to_string()).into()),
     )
-    .service(resource("/health").route(web::get().to(health)))
-    .service(resource("/api/initialize").route(web::post().to(create_event)))
-    .service(resource("/api/book").route(web::post().to(book_body)))
-    .service(resource("/api/cancel").route(web::post().to(cancel_body)))
-    .service(resource("/api/confirm").route(web::post().to(confirm_body)))
     .service(
-        resource("/api/booking-status/{eventId}/{userId}").route(web::get().to(booking_status)),
+        resource("/health", "GET, HEAD")
+            .route(web::get().to(health))
+            .route(web::head().to(health)),
     )
-    .service(resource("/api/status/{eventId}").route(web::get().to(event_status)))
+    .service(resource("/api/initialize", "POST").route(web::post().to(create_event)))
+    .service(resource("/api/book", "POST").route(web::post().to(book_body)))
+    .service(resource("/api/cancel", "POST").route(web::post().to(cancel_body)))
+    .service(resource("/api/confirm", "POST").route(web::post().to(confirm_body)))
     .service(
-        resource("/api/events")
+        resource("/api/booking-status/{eventId}/{userId}", "GET, HEAD")
+            .route(web::get().to(booking_status))
+            .route(web::head().to(booking_status)),
+    )
+    .service(
+        resource("/api/status/{eventId}", "GET, HEAD")
+            .route(web::get().to(event_status))
+            .route(web::head().to(event_status)),
+    )
+    .service(
+        resource("/api/events", "GET, HEAD, POST")
             .route(web::get().to(list_events))
+            .route(web::head().to(list_events))
             .route(web::post().to(create_event)),
     )
     .service(
-        resource("/api/events/{eventId}")
+        resource("/api/events/{eventId}", "GET, HEAD, PATCH")
             .route(web::get().to(event_status))
+            .route(web::head().to(event_status))
             .route(web::patch().to(update_event)),
     )
     .service(
-        resource("/api/events/{eventId}/bookings/{userId}")
-            .route(web::get().to(booking_status))
-            .route(web::put().to(book_path))
-            .route(web::delete().to(cancel_path))
-            .route(web::patch().to(change_quantity)),
+        resource(
+            "/api/events/{eventId}/bookings/{userId}",
+            "GET, HEAD, PUT, PATCH, DELETE",
+        )
+        .route(web::get().to(booking_status))
+        .route(web::head().to(booking_status))
+        .route(web::put().to(book_path))
+        .route(web::delete().to(cancel_path))
+        .route(web::patch().to(change_quantity)),
     )
     .service(
-        resource("/api/events/{eventId}/bookings/{userId}/confirm")
+        resource("/api/events/{eventId}/bookings/{userId}/confirm", "POST")
             .route(web::post().to(confirm_path)),
     )
-    .service(resource("/api/events/{eventId}/waiting-list").route(web::get().to(waiting_list)));
+    .service(
+        resource("/api/events/{eventId}/waiting-list", "GET, HEAD")
+            .route(web::get().to(waiting_list))
+            .route(web::head().to(waiting_list)),
+    );
 }
 
 /// The app-wide fallback for unknown routes.

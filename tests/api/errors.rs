@@ -280,3 +280,91 @@ async fn spawn_app_with_event() -> TestApp {
     app.create_event(2).await;
     app
 }
+
+/// A wrong method's 405 names the allowed ones; HEAD is answered wherever
+/// GET is, without a body.
+#[actix_web::test]
+async fn method_errors_say_what_is_allowed_and_head_works_on_reads() {
+    let app = spawn_app_with_event().await;
+    let res = app
+        .client
+        .post(format!("{}/api/events/1/bookings/a", app.base))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(
+        res.headers()["allow"].to_str().expect("ascii"),
+        "GET, HEAD, PUT, PATCH, DELETE"
+    );
+    for path in ["/api/status/1", "/api/events", "/health", "/api/events/1"] {
+        let res = app
+            .client
+            .head(format!("{}{path}", app.base))
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(res.status(), StatusCode::OK, "HEAD {path}");
+        assert!(res.bytes().await.expect("body").is_empty(), "HEAD {path}");
+    }
+}
+
+/// Names with control characters, the user ids "." and "..", and a null
+/// eventId are refused with 400 and change nothing.
+#[actix_web::test]
+async fn hostile_names_dot_user_ids_and_null_ids_are_refused() {
+    let app = spawn_app_with_event().await;
+    // JSON escapes, as a client would send them.
+    for name in [r"bad\u0000name", r"\u001b[31mred", r"two\r\nlines"] {
+        let body: Value =
+            serde_json::from_str(&format!("{{\"totalTickets\": 1, \"name\": \"{name}\"}}"))
+                .expect("json");
+        assert_error(
+            &app.post("/api/events", body.clone()).await,
+            StatusCode::BAD_REQUEST,
+            "VALIDATION_FAILED",
+        );
+        let patch: Value =
+            serde_json::from_str(&format!("{{\"name\": \"{name}\"}}")).expect("json");
+        assert_error(
+            &app.call(Method::PATCH, "/api/events/1", Some(patch)).await,
+            StatusCode::BAD_REQUEST,
+            "VALIDATION_FAILED",
+        );
+    }
+    for user in [".", ".."] {
+        assert_error(
+            &app.post("/api/book", json!({"eventId": 1, "userId": user}))
+                .await,
+            StatusCode::BAD_REQUEST,
+            "VALIDATION_FAILED",
+        );
+    }
+    assert_error(
+        &app.post("/api/events", json!({"totalTickets": 1, "eventId": null}))
+            .await,
+        StatusCode::BAD_REQUEST,
+        "VALIDATION_FAILED",
+    );
+    let (_, list) = app.get("/api/events").await;
+    assert_eq!(list["total"], 1, "nothing was created");
+}
+
+/// An explicit id at the very top of the range does not deny every later
+/// create without an id: automatic ids wrap to the smallest free one.
+#[actix_web::test]
+async fn the_largest_explicit_id_does_not_exhaust_automatic_ids() {
+    let app = spawn_app().await;
+    let (status, _) = app
+        .post(
+            "/api/events",
+            json!({"totalTickets": 1, "eventId": 9007199254740991u64}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    for expected in [1, 2] {
+        let (status, body) = app.post("/api/events", json!({"totalTickets": 1})).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        assert_eq!(body["event"]["id"], expected);
+    }
+}
