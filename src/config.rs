@@ -64,6 +64,11 @@ pub struct LimitSettings {
     /// Largest `maxPerUser` an event may be given; events created without
     /// one get `min(10, this)`.
     pub max_tickets_per_user: u32,
+    /// Most events the service holds; creating one more is 409.
+    pub max_events: u64,
+    /// Most users who may book one event (every user who ever booked it
+    /// keeps a record, so this bounds the event's memory); 409 past it.
+    pub max_bookings_per_event: u64,
 }
 
 /// `[rate_limit]`
@@ -126,6 +131,8 @@ impl Default for Settings {
                 max_tickets_per_event: 10_000_000,
                 max_body_bytes: 16_384,
                 max_tickets_per_user: 10,
+                max_events: 100_000,
+                max_bookings_per_event: 10_000_000,
             },
             rate_limit: RateLimitSettings {
                 enabled: true,
@@ -216,6 +223,13 @@ impl Settings {
         }
         if !(1..=MAX_TICKETS_PER_USER).contains(&self.limits.max_tickets_per_user) {
             return invalid("limits.max_tickets_per_user", "must be 1 to 1000000");
+        }
+        if !(1..=10_000_000).contains(&self.limits.max_events) {
+            return invalid("limits.max_events", "must be 1 to 10000000");
+        }
+        // A record handle is a u32, and u32::MAX is reserved.
+        if !(1..=u64::from(u32::MAX - 1)).contains(&self.limits.max_bookings_per_event) {
+            return invalid("limits.max_bookings_per_event", "must be 1 to 4294967294");
         }
         if self.rate_limit.requests == 0 {
             return invalid("rate_limit.requests", "must be at least 1");

@@ -149,6 +149,13 @@ impl BoxOffice {
             sales_start: new.sales_start,
             sales_end: new.sales_end,
         };
+        let max_events = self.limits.max_events;
+        if self.registry.event_count() as u64 >= max_events {
+            return Err(DomainError::LimitReached(format!(
+                "The service holds {max_events} events, the configured limit; nothing was changed"
+            ))
+            .into());
+        }
         let (status, lsn) = self.registry.create(new.id, &settings, Timestamp::now())?;
         if self.journal.wait_durable(lsn).await.is_err() {
             // Never announced, and its record is not on disk: it must not exist.
@@ -160,7 +167,13 @@ impl BoxOffice {
 
     /// Books `quantity` tickets at event `id` for `user`.
     pub async fn book(&self, id: EventId, user: UserId, quantity: u32) -> Result<BookingView> {
+        let max = self.limits.max_bookings_per_event;
         self.change(id, move |event, ids, now| {
+            if event.is_new_user(&user) && event.record_count() as u64 >= max {
+                return Err(DomainError::LimitReached(format!(
+                    "This event has taken bookings from {max} users, the configured limit; nothing was changed"
+                )));
+            }
             event.book(&user, quantity, ids, now)
         })
         .await

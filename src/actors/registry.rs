@@ -222,6 +222,11 @@ impl Registry {
         )
     }
 
+    /// How many events there are.
+    pub fn event_count(&self) -> usize {
+        self.actors.len()
+    }
+
     /// Count of changes since start; equal counts mean nothing changed.
     pub fn change_count(&self) -> u64 {
         self.changes.load(Ordering::Relaxed)

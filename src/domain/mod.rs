@@ -102,6 +102,9 @@ pub enum DomainError {
     /// A ticket count below what is sold or below a waiting booking.
     #[error("{0}")]
     CapacityConflict(String),
+    /// A configured limit is reached; nothing changed.
+    #[error("{0}")]
+    LimitReached(String),
     /// The event has used up the 2^32 booking slots it can index.
     #[error("this event cannot take more bookings")]
     EventFull,

@@ -181,6 +181,7 @@ impl From<DomainError> for ApiError {
             // The event's booking slots are exhausted: a capacity limit, not
             // a bug, and nothing was changed.
             DomainError::EventFull => Self::Unavailable,
+            DomainError::LimitReached(_) => Self::conflict("LIMIT_REACHED", &e),
             DomainError::Inconsistent(why) => Self::Internal(why),
         }
     }

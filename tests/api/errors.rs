@@ -368,3 +368,41 @@ async fn the_largest_explicit_id_does_not_exhaust_automatic_ids() {
         assert_eq!(body["event"]["id"], expected);
     }
 }
+
+/// Past limits.max_events and limits.max_bookings_per_event: 409
+/// LIMIT_REACHED and nothing changed; users already on the event go on.
+#[actix_web::test]
+async fn configured_limits_answer_limit_reached_and_change_nothing() {
+    let app = crate::helpers::spawn_app_with(|s| {
+        s.limits.max_events = 2;
+        s.limits.max_bookings_per_event = 2;
+    })
+    .await;
+    let event = app.create_event(5).await;
+    app.create_event(5).await;
+    assert_error(
+        &app.post("/api/events", json!({"totalTickets": 1})).await,
+        StatusCode::CONFLICT,
+        "LIMIT_REACHED",
+    );
+    app.book(event, "a").await;
+    app.book(event, "b").await;
+    assert_error(
+        &app.post("/api/book", json!({"eventId": event, "userId": "c"}))
+            .await,
+        StatusCode::CONFLICT,
+        "LIMIT_REACHED",
+    );
+    let (status, _) = app
+        .post("/api/cancel", json!({"eventId": event, "userId": "a"}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let again = app.book(event, "a").await;
+    assert_eq!(
+        again["status"], "confirmed",
+        "a user already on the event may book again"
+    );
+    let (_, list) = app.get("/api/events").await;
+    assert_eq!(list["total"], 2);
+    assert_eq!(app.counts(event).await, (2, 3, 0));
+}

@@ -436,6 +436,11 @@ impl Event {
         }
     }
 
+    /// Whether `user` has never booked this event (booking would add a record).
+    pub fn is_new_user(&self, user: &UserId) -> bool {
+        self.find(user.as_str()).is_none()
+    }
+
     /// How many booking records (one per user who ever booked) the event holds.
     pub fn record_count(&self) -> usize {
         self.records.len()
