@@ -107,6 +107,9 @@ impl Snapshotter {
             for waiter in act.idle_waiters.drain(..) {
                 let _ = waiter.send(());
             }
+            act.registry
+                .journal()
+                .snapshot_outcome(result.as_ref().err().map(String::as_str));
             match result {
                 Ok((covered, written)) => {
                     act.written_changes = covered;
@@ -117,7 +120,8 @@ impl Snapshotter {
                         written.duration.as_millis()
                     );
                 }
-                // Logged and retried next interval; bookings go on meanwhile.
+                // Logged and retried next interval. With the journal on,
+                // bookings go on meanwhile; without it they are refused.
                 Err(e) => log::error!("snapshot failed, will retry: {e}"),
             }
         }));

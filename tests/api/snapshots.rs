@@ -72,3 +72,61 @@ async fn a_stopped_service_restarts_with_its_state() {
         "event ids continue too"
     );
 }
+
+/// Snapshot-only mode (journal off): when a snapshot cannot be written,
+/// changes are refused (503) and /health says why, instead of answering 200
+/// for changes a restart would lose; once a snapshot succeeds again, changes
+/// are taken again.
+#[actix_web::test]
+async fn snapshot_only_mode_refuses_changes_while_snapshots_fail() {
+    let app = spawn_app_with(|s| {
+        s.journal.enabled = false;
+        s.snapshot.interval_secs = 1;
+    })
+    .await;
+    let event = app.create_event(10).await;
+    // Pull the directory away and put a file where it was: as root too,
+    // nothing can be created inside a file.
+    let dir = app.dir.path().to_path_buf();
+    let aside = dir.with_extension("aside");
+    std::fs::rename(&dir, &aside).expect("move the data directory away");
+    std::fs::write(&dir, b"not a directory").expect("block its path");
+    app.book(event, "before").await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let health = loop {
+        let got = app.get("/health").await;
+        if got.0 != StatusCode::OK || Instant::now() > deadline {
+            break got;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(health.0, StatusCode::SERVICE_UNAVAILABLE, "{}", health.1);
+    assert!(
+        health.1["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("snapshot")),
+        "{}",
+        health.1
+    );
+    crate::helpers::assert_error(
+        &app.post("/api/book", json!({"eventId": event, "userId": "during"}))
+            .await,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "UNAVAILABLE",
+    );
+    std::fs::remove_file(&dir).expect("unblock");
+    std::fs::rename(&aside, &dir).expect("put the directory back");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while app.get("/health").await.0 != StatusCode::OK {
+        assert!(Instant::now() < deadline, "health did not come back");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    app.book(event, "after").await;
+    let (_, during) = app
+        .get(&format!("/api/booking-status/{event}/during"))
+        .await;
+    assert_eq!(
+        during["code"], "BOOKING_NOT_FOUND",
+        "the refused booking left no trace"
+    );
+}

@@ -136,6 +136,9 @@ pub struct Journal {
     state: watch::Sender<JournalState>,
     /// The writer thread, joined at shutdown.
     writer: Mutex<Option<JoinHandle<()>>>,
+    /// Off (the snapshot-only mode): changes are only as safe as the last
+    /// snapshot, so a failed snapshot refuses changes until one succeeds.
+    snapshot_only: bool,
 }
 
 impl Journal {
@@ -155,7 +158,25 @@ impl Journal {
             }),
             state: watch::Sender::new(state),
             writer: Mutex::new(None),
+            snapshot_only: true,
         })
+    }
+
+    /// In the snapshot-only mode, what the last snapshot attempt did: a
+    /// failure refuses changes (503, and `/health` says why) until a later
+    /// snapshot succeeds, as a disk fault does with the journal on. With the
+    /// journal on, snapshots are not what keeps changes, so this does nothing.
+    pub fn snapshot_outcome(&self, failure: Option<&str>) {
+        if !self.snapshot_only {
+            return;
+        }
+        let mut s = self.submitter();
+        let fault = failure.map(|why| format!("snapshot failed and the journal is off: {why}"));
+        if s.accepting == fault.is_none() && self.state.borrow().fault == fault {
+            return;
+        }
+        s.accepting = fault.is_none();
+        self.state.send_modify(|state| state.fault = fault);
     }
 
     /// Starts the writer on a fresh segment beginning at `next_lsn`.
@@ -176,6 +197,7 @@ impl Journal {
             }),
             state: watch::Sender::new(state),
             writer: Mutex::new(None),
+            snapshot_only: false,
         });
         let writer = Writer::new(
             Arc::clone(&journal),
