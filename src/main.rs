@@ -98,8 +98,9 @@ fn main() -> ExitCode {
                 return ExitCode::from(e.exit_code());
             }
         };
+        let stop = stop_signal();
         log::info!("listening on http://{}", app.address());
-        match app.run_until_stopped(stop_signal()).await {
+        match app.run_until_stopped(stop).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 log::error!("{e}");
@@ -127,20 +128,25 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Command, String>
     Ok(Command::Run(config))
 }
 
-/// Completes on SIGTERM or SIGINT.
-async fn stop_signal() {
+/// Completes on SIGTERM or SIGINT. The handlers are installed when this is
+/// called, not when the future is first polled, so a signal that arrives
+/// right after "listening on" is logged stops the service cleanly instead of
+/// killing it with the default action.
+fn stop_signal() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{signal, SignalKind};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(e) => {
-            log::error!("cannot listen for SIGTERM ({e}); stopping on SIGINT only");
-            let _ = tokio::signal::ctrl_c().await;
-            return;
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    async move {
+        match (term, int) {
+            (Ok(mut term), Ok(mut int)) => tokio::select! {
+                _ = term.recv() => log::info!("SIGTERM received"),
+                _ = int.recv() => log::info!("SIGINT received"),
+            },
+            (Err(e), _) | (_, Err(e)) => {
+                log::error!("cannot listen for SIGTERM or SIGINT ({e}); stopping on Ctrl-C only");
+                let _ = tokio::signal::ctrl_c().await;
+            }
         }
-    };
-    tokio::select! {
-        _ = term.recv() => log::info!("SIGTERM received"),
-        _ = tokio::signal::ctrl_c() => log::info!("SIGINT received"),
     }
 }
 

@@ -123,6 +123,33 @@ async fn a_missing_segment_exits_3() {
     assert!(log.contains("gap"), "{log}");
 }
 
+/// The last segment deleted, or the whole journal: the manifest says how
+/// far the journal reached, so start-up refuses with exit 3 naming what is
+/// missing instead of starting without acknowledged records. Without the
+/// manifest (as a v1 data directory has none) the rest is taken as it is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_last_segment_or_journal_exits_3() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let segments = killed_with_segments(dir.path()).await;
+    let newest = segments.last().expect("a segment");
+    std::fs::remove_file(newest).expect("remove the newest segment");
+    let (code, log) = run_to_exit(dir.path());
+    assert_eq!(code, Some(3), "{log}");
+    assert!(log.contains("journal.manifest"), "{log}");
+    assert!(log.contains(&newest.display().to_string()), "{log}");
+    for segment in &segments[..segments.len() - 1] {
+        std::fs::remove_file(segment).expect("remove");
+    }
+    let (code, log) = run_to_exit(dir.path());
+    assert_eq!(code, Some(3), "{log}");
+    assert!(log.contains("the newest on disk is none"), "{log}");
+    std::fs::remove_file(dir.path().join("snapshots/journal.manifest")).expect("remove");
+    // Without a manifest the journal is taken as it is: the service starts.
+    let server = Server::start_with(journal_command(dir.path()));
+    let (status, log) = server.stop_with(Signal::SIGTERM);
+    assert_eq!(status.code(), Some(0), "{log}");
+}
+
 /// Two snapshots, then the newest is damaged: the older one plus the
 /// journal bring everything back (with a warning); once the journal no
 /// longer reaches back to the older one, start-up refuses with exit 3.

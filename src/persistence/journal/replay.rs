@@ -39,6 +39,18 @@ pub enum JournalError {
         /// The LSN that came.
         found: Lsn,
     },
+    /// The manifest names a newest segment that is not there: the last
+    /// segment (or the whole journal) was lost, with whatever acknowledged
+    /// records it held.
+    #[error("{manifest} names journal segment {expected} as the newest, but the newest on disk is {found}: the end of the journal is missing (restore it from a backup, or delete the manifest to start without it)")]
+    MissingEnd {
+        /// The manifest.
+        manifest: PathBuf,
+        /// The file it names.
+        expected: PathBuf,
+        /// The newest segment present, or "none".
+        found: String,
+    },
     /// A record that does not apply to the state it follows.
     #[error("{path}: record {lsn} at byte offset {offset} does not apply: {why}")]
     Inapplicable {
@@ -51,6 +63,30 @@ pub enum JournalError {
         /// Why.
         why: String,
     },
+}
+
+/// Refuses a journal whose newest segment is older than the one the
+/// manifest names. (A newer one is fine: the manifest is written just after
+/// a segment is created, so a crash between the two leaves it one behind.)
+fn check_end(dir: &Path, all: &[(Lsn, PathBuf)]) -> Result<(), JournalError> {
+    let manifest = super::segment::read_manifest(dir).map_err(|source| JournalError::Io {
+        path: dir.join(super::segment::MANIFEST_FILE),
+        source,
+    })?;
+    let Some((manifest, named)) = manifest else {
+        return Ok(());
+    };
+    let newest = all.last().map(|(first, _)| *first);
+    if newest.is_some_and(|first| first >= named) {
+        return Ok(());
+    }
+    Err(JournalError::MissingEnd {
+        manifest,
+        expected: super::segment::segment_path(dir, named),
+        found: all
+            .last()
+            .map_or_else(|| String::from("none"), |(_, p)| p.display().to_string()),
+    })
 }
 
 /// What a replay found.
@@ -102,6 +138,7 @@ pub fn replay(
     mut apply: impl FnMut(Lsn, Record) -> Result<(), String>,
 ) -> Result<ReplayEnd, JournalError> {
     let all = segments(dir)?;
+    check_end(dir, &all)?;
     // Segments wholly covered by the snapshot need not be read.
     let first_needed = all
         .iter()

@@ -86,6 +86,8 @@ impl Segment {
         }
         file.sync_all()?;
         sync_dir(dir)?;
+        // Only once the segment itself is durable may the manifest name it.
+        write_manifest(dir, first_lsn)?;
         Ok(Self {
             file,
             path,
@@ -118,6 +120,51 @@ impl Segment {
 
     fn inject(&self, op: IoOp) -> io::Result<()> {
         self.faults.as_ref().map_or(Ok(()), |f| f.check(op))
+    }
+}
+
+/// The file that names the newest segment, so that a lost last segment
+/// (or a lost journal) is noticed at start instead of silently dropping the
+/// acknowledged records it held.
+pub const MANIFEST_FILE: &str = "journal.manifest";
+const MANIFEST_HEADER: &str = "boxoffice journal manifest 1";
+
+/// Records, atomically and durably, that the newest segment starts at
+/// `first_lsn`.
+fn write_manifest(dir: &Path, first_lsn: Lsn) -> io::Result<()> {
+    let path = dir.join(MANIFEST_FILE);
+    let tmp = dir.join(format!("{MANIFEST_FILE}.tmp"));
+    let mut file = File::create(&tmp)?;
+    writeln!(file, "{MANIFEST_HEADER}\nnewest_segment {first_lsn}")?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, &path)?;
+    sync_dir(dir)
+}
+
+/// The first LSN of the newest segment as the manifest recorded it;
+/// `None` when there is no manifest (a data directory written before
+/// manifests existed, or a new one).
+pub(super) fn read_manifest(dir: &Path) -> io::Result<Option<(PathBuf, Lsn)>> {
+    let path = dir.join(MANIFEST_FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let mut lines = text.lines();
+    let lsn = match (
+        lines.next(),
+        lines.next().and_then(|l| l.strip_prefix("newest_segment ")),
+    ) {
+        (Some(MANIFEST_HEADER), Some(lsn)) => lsn.trim().parse::<Lsn>().ok(),
+        _ => None,
+    };
+    match lsn {
+        Some(lsn) => Ok(Some((path, lsn))),
+        None => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{} is not a journal manifest", path.display()),
+        )),
     }
 }
 
