@@ -45,6 +45,17 @@ pub struct ServerSettings {
     pub port: u16,
     /// HTTP worker threads; 0 means one per core.
     pub workers: usize,
+    /// A request's head and its whole body must arrive within this, in
+    /// milliseconds; a slower client gets 408 and its connection is closed.
+    pub client_request_timeout_ms: u64,
+    /// How long an idle keep-alive connection stays open, in seconds.
+    pub keep_alive_secs: u64,
+    /// Most connections each worker holds at once; past it new ones wait
+    /// in the OS backlog.
+    pub max_connections: usize,
+    /// How long in-flight requests get to finish after a stop signal, in
+    /// seconds.
+    pub shutdown_timeout_secs: u64,
 }
 
 /// The longest `rate_limit.period_secs` accepted: a year.
@@ -126,6 +137,10 @@ impl Default for Settings {
                 host: "127.0.0.1".into(),
                 port: 8080,
                 workers: 0,
+                client_request_timeout_ms: 5_000,
+                keep_alive_secs: 5,
+                max_connections: 25_000,
+                shutdown_timeout_secs: 10,
             },
             limits: LimitSettings {
                 max_tickets_per_event: 10_000_000,
@@ -214,6 +229,18 @@ impl Settings {
         }
         if self.server.workers > 1024 {
             return invalid("server.workers", "must be 0 (one per core) to 1024");
+        }
+        if !(100..=600_000).contains(&self.server.client_request_timeout_ms) {
+            return invalid("server.client_request_timeout_ms", "must be 100 to 600000");
+        }
+        if self.server.keep_alive_secs > 3_600 {
+            return invalid("server.keep_alive_secs", "must be 0 (off) to 3600");
+        }
+        if !(1..=1_000_000).contains(&self.server.max_connections) {
+            return invalid("server.max_connections", "must be 1 to 1000000");
+        }
+        if self.server.shutdown_timeout_secs > 3_600 {
+            return invalid("server.shutdown_timeout_secs", "must be 0 to 3600");
         }
         if !(1..=crate::domain::MAX_EVENT_ID).contains(&self.limits.max_tickets_per_event) {
             return invalid("limits.max_tickets_per_event", "must be 1 to 2^53 - 1");

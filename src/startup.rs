@@ -20,8 +20,6 @@ use crate::persistence::recovery::{recover, RecoveryError};
 use crate::persistence::{SnapshotError, SnapshotStore};
 use crate::service::BoxOffice;
 
-/// How long in-flight requests get to finish after a stop signal.
-const SHUTDOWN_GRACE_SECS: u64 = 10;
 /// How often idle per-IP quota cells are dropped.
 const RATE_LIMIT_SWEEP_SECS: u64 = 60;
 
@@ -148,7 +146,9 @@ impl Application {
                 }
             })
         });
+        let body_timeout = Duration::from_millis(settings.server.client_request_timeout_ms);
         let state = web::Data::new(AppState {
+            body_timeout,
             service: Arc::new(BoxOffice::new(
                 Arc::clone(&registry),
                 Arc::clone(&journal),
@@ -171,8 +171,11 @@ impl Application {
             .default_service(web::to(api::not_found))
         })
         .workers(settings.worker_count())
+        .client_request_timeout(body_timeout)
+        .keep_alive(Duration::from_secs(settings.server.keep_alive_secs))
+        .max_connections(settings.server.max_connections)
         .disable_signals()
-        .shutdown_timeout(SHUTDOWN_GRACE_SECS)
+        .shutdown_timeout(settings.server.shutdown_timeout_secs)
         .listen(listener)
         .map_err(bind_error)?
         .run();

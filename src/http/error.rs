@@ -59,6 +59,9 @@ pub enum ApiError {
         /// For people.
         message: String,
     },
+    /// The body did not arrive within `server.client_request_timeout_ms`.
+    #[error("The request body did not arrive in time")]
+    RequestTimeout,
     /// The body is larger than `limits.max_body_bytes`.
     #[error("Request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
@@ -89,6 +92,7 @@ impl ApiError {
             Self::EventExists(_) => "EVENT_EXISTS",
             Self::Conflict { code, .. } => code,
             Self::PayloadTooLarge(_) => "PAYLOAD_TOO_LARGE",
+            Self::RequestTimeout => "REQUEST_TIMEOUT",
             Self::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
             Self::RateLimited(_) => "RATE_LIMITED",
             Self::Unavailable => "UNAVAILABLE",
@@ -118,6 +122,7 @@ impl ResponseError for ApiError {
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::EventExists(_) | Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,

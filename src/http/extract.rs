@@ -53,9 +53,9 @@ fn read_json<T: DeserializeOwned + Validate + 'static>(
     payload: &mut Payload,
     optional: bool,
 ) -> LocalBoxFuture<'static, Result<Option<T>, ApiError>> {
-    let limit = req
-        .app_data::<web::Data<AppState>>()
-        .map_or(16_384, |s| s.service.limits().max_body_bytes);
+    let state = req.app_data::<web::Data<AppState>>();
+    let limit = state.map_or(16_384, |s| s.service.limits().max_body_bytes);
+    let timeout = state.map_or(std::time::Duration::from_secs(5), |s| s.body_timeout);
     let is_json = matches!(
         req.mime_type(),
         Ok(Some(m)) if m.type_() == mime::APPLICATION && (m.subtype() == mime::JSON || m.suffix() == Some(mime::JSON))
@@ -75,15 +75,23 @@ fn read_json<T: DeserializeOwned + Validate + 'static>(
         if declared.is_some_and(|n| n > limit) {
             return Err(ApiError::PayloadTooLarge(limit));
         }
-        let mut body = web::BytesMut::new();
-        while let Some(chunk) = payload.next().await {
-            let chunk = chunk
-                .map_err(|e| ApiError::InvalidJson(format!("could not read the body: {e}")))?;
-            if body.len() + chunk.len() > limit {
-                return Err(ApiError::PayloadTooLarge(limit));
+        let read = async {
+            let mut body = web::BytesMut::new();
+            while let Some(chunk) = payload.next().await {
+                let chunk = chunk
+                    .map_err(|e| ApiError::InvalidJson(format!("could not read the body: {e}")))?;
+                if body.len() + chunk.len() > limit {
+                    return Err(ApiError::PayloadTooLarge(limit));
+                }
+                body.extend_from_slice(&chunk);
             }
-            body.extend_from_slice(&chunk);
-        }
+            Ok(body)
+        };
+        // A client that sends the head and then trickles (or never sends)
+        // the body would hold its connection for ever.
+        let body = actix_web::rt::time::timeout(timeout, read)
+            .await
+            .map_err(|_| ApiError::RequestTimeout)??;
         if optional && body.is_empty() {
             return Ok(None);
         }

@@ -19,6 +19,9 @@ use crate::service::BoxOffice;
 pub struct AppState {
     /// The booking service.
     pub service: Arc<BoxOffice>,
+    /// A request body must arrive whole within this (actix's own timeout
+    /// covers only the head).
+    pub body_timeout: std::time::Duration,
 }
 
 /// A resource that answers a method it does not serve with 405 and an

@@ -406,3 +406,38 @@ async fn configured_limits_answer_limit_reached_and_change_nothing() {
     assert_eq!(list["total"], 2);
     assert_eq!(app.counts(event).await, (2, 3, 0));
 }
+
+/// A client that sends the head and then never finishes the body gets 408
+/// REQUEST_TIMEOUT as JSON once `client_request_timeout_ms` has passed, and
+/// the server closes the connection, so such clients cannot pile up.
+#[actix_web::test]
+async fn a_body_that_never_arrives_is_408_and_the_connection_closes() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = crate::helpers::spawn_app_with(|s| s.server.client_request_timeout_ms = 300).await;
+    let address = app.base.trim_start_matches("http://").to_string();
+    let mut stream = tokio::net::TcpStream::connect(&address)
+        .await
+        .expect("connect");
+    stream
+        .write_all(
+            b"POST /api/book HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"eventId\"",
+        )
+        .await
+        .expect("write");
+    let started = std::time::Instant::now();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        stream.read_to_end(&mut answer),
+    )
+    .await;
+    assert!(read.is_ok(), "the server did not close the connection");
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(text.contains("\"code\":\"REQUEST_TIMEOUT\""), "{text}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+}
