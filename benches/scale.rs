@@ -266,6 +266,14 @@ async fn actor_sections(
         "created in {took:?} ({:.1} µs per event); {per_event:.0} bytes resident per event",
         took.as_secs_f64() * 1e6 / events as f64
     );
+    let store = Arc::new(SnapshotStore::open(&dir.join("many"), 3).expect("store"));
+    let started = Instant::now();
+    let (_, written) = take_snapshot(&registry, &store).await.expect("snapshot");
+    let many_snapshot = started.elapsed();
+    println!(
+        "snapshot of all {events} events (collect + encode + write): {many_snapshot:?}, {} bytes",
+        written.bytes
+    );
     registry.stop();
 
     println!(
@@ -337,7 +345,8 @@ async fn actor_sections(
     );
     registry.stop();
     json!({"events": events, "create_us_per_event": took.as_secs_f64() * 1e6 / events as f64,
-           "bytes_per_event": per_event, "snapshot_ms": snap_took.as_secs_f64() * 1e3,
+           "bytes_per_event": per_event, "snapshot_all_events_ms": many_snapshot.as_secs_f64() * 1e3,
+           "snapshot_ms": snap_took.as_secs_f64() * 1e3,
            "bookings_during_snapshot": during.len(), "p50_during_ms": p50.as_secs_f64() * 1e3,
            "p99_during_ms": p99.as_secs_f64() * 1e3, "max_during_ms": max.as_secs_f64() * 1e3})
 }
@@ -480,6 +489,18 @@ fn main() {
             "{kind}: {per:.1} bytes resident per booking at {n} (held tickets {})",
             event.status().held_tickets
         );
+        return;
+    }
+    // Section 3 alone, with N events and the snapshot of all of them.
+    if let Some(n) = std::env::var("SCALE_ONLY_EVENTS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let now = Timestamp::from_millis(0);
+        let (small, _) =
+            Event::create(event_id(1), EventSettings::new(None, 1, 1), now).expect("event");
+        actix_web::rt::System::new().block_on(actor_sections(n, small, 1, dir.path()));
         return;
     }
     if std::env::var_os("SCALE_ONLY_STORM").is_some() {

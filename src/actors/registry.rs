@@ -21,6 +21,9 @@ use crate::persistence::journal::{Journal, Lsn, Record};
 use crate::persistence::recovery::Recovered;
 use crate::persistence::StoredEvent;
 
+/// Snapshot hand-overs asked for at once.
+const COLLECT_IN_FLIGHT: usize = 1_024;
+
 /// The event's actor could not take the request: its mailbox is full or it
 /// has stopped. Nothing was changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -245,19 +248,26 @@ impl Registry {
     /// Collects every event's state. Each actor hands over its own state
     /// between two of its messages, so every event in it is consistent.
     pub async fn collect(&self) -> Result<Vec<StoredEvent>, Unavailable> {
+        use futures_util::stream::{self, StreamExt, TryStreamExt};
         let (ids, _) = self.page(0, usize::MAX);
-        let mut events = Vec::with_capacity(ids.len());
-        for id in ids {
+        // Asked many at a time, not one after another: at 200,000 events a
+        // round trip each, in turn, took about 40 s.
+        let mut events: Vec<StoredEvent> = stream::iter(ids)
             // An event removed since the listing (a failed create) is skipped.
-            let Some(addr) = self.get(id) else { continue };
-            // Wait for room rather than fail: a snapshot may queue behind a
-            // burst of bookings, but it must include every event.
-            let (reply, answer) = oneshot::channel();
-            addr.send(TakeSnapshot { reply })
-                .await
-                .map_err(|_| Unavailable)?;
-            events.push(answer.await.map_err(|_| Unavailable)?);
-        }
+            .filter_map(|id| std::future::ready(self.get(id)))
+            .map(|addr| async move {
+                // Wait for room rather than fail: a snapshot may queue behind
+                // a burst of bookings, but it must include every event.
+                let (reply, answer) = oneshot::channel();
+                addr.send(TakeSnapshot { reply })
+                    .await
+                    .map_err(|_| Unavailable)?;
+                answer.await.map_err(|_| Unavailable)
+            })
+            .buffer_unordered(COLLECT_IN_FLIGHT)
+            .try_collect()
+            .await?;
+        events.sort_unstable_by_key(|e| e.event.id);
         Ok(events)
     }
 
