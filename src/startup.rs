@@ -15,8 +15,8 @@ use crate::config::{cores, Settings};
 use crate::http::rate_limit::{self, IpRateLimiter};
 use crate::http::{self as api, AppState};
 use crate::persistence::data_dir::{DataDir, DataDirError};
-use crate::persistence::journal::{Journal, JournalError, JournalOptions};
-use crate::persistence::recovery::{recover, RecoveryError};
+use crate::persistence::journal::JournalError;
+use crate::persistence::recovery::RecoveryError;
 use crate::persistence::{SnapshotError, SnapshotStore};
 use crate::service::BoxOffice;
 
@@ -90,12 +90,9 @@ impl Application {
             "data directory {} (snapshots and journal)",
             data_dir.path().display()
         );
-        let store = Arc::new(SnapshotStore::open(
-            &settings.snapshot.dir,
-            settings.snapshot.keep,
-        )?);
         let restore_started = std::time::Instant::now();
-        let recovered = recover(&store, store.dir())?;
+        let (store, recovered) = data_dir.recover(settings.snapshot.keep)?;
+        let store = Arc::new(store);
         log::info!(
             "restored {} events and {} bookings from {} plus {} journal record(s) in {} ms; next LSN {}",
             recovered.events.len(),
@@ -108,21 +105,14 @@ impl Application {
             restore_started.elapsed().as_millis(),
             recovered.next_lsn,
         );
-        let journal = if settings.journal.enabled {
-            let options = JournalOptions {
-                dir: settings.snapshot.dir.clone(),
-                fsync: settings.journal.fsync,
-                fsync_interval: Duration::from_millis(settings.journal.fsync_interval_ms),
-                segment_bytes: settings.journal.segment_bytes,
-                faults: None,
-            };
-            Journal::start(options, recovered.next_lsn).map_err(StartupError::Journal)?
-        } else {
+        if !settings.journal.enabled {
             log::warn!(
                 "journal disabled: changes since the last snapshot are lost if the process dies"
             );
-            Journal::disabled(recovered.next_lsn)
-        };
+        }
+        let journal = data_dir
+            .start_journal(&settings.journal, recovered.next_lsn)
+            .map_err(StartupError::Journal)?;
         let registry = Arc::new(Registry::new(cores(), Arc::clone(&journal)));
         registry.install(recovered);
 

@@ -1,4 +1,6 @@
-//! The data directory's lock: one process at a time.
+//! The data directory: snapshots and journal segments in one folder, owned
+//! by one process at a time, and what is done with it as a whole: taking
+//! it, rebuilding the state from it, starting the journal in it.
 //!
 //! Two processes on one directory would both append to the journal and
 //! hand out the same booking ids, and the second one's recovery would cut
@@ -9,6 +11,13 @@
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::journal::{Journal, JournalOptions, Lsn};
+use super::recovery::{recover, Recovered, RecoveryError};
+use super::SnapshotStore;
+use crate::config::JournalSettings;
 
 /// The lock file's name inside the data directory.
 pub const LOCK_FILE: &str = "LOCK";
@@ -83,6 +92,34 @@ impl DataDir {
     /// The directory, absolute.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Opens the snapshot store (keeping `keep` files) and rebuilds the
+    /// state from the newest usable snapshot plus the journal after it.
+    pub fn recover(&self, keep: usize) -> Result<(SnapshotStore, Recovered), RecoveryError> {
+        let store = SnapshotStore::open(&self.path, keep)?;
+        let recovered = recover(&store, &self.path)?;
+        Ok((store, recovered))
+    }
+
+    /// Starts the journal in this directory, its next record at
+    /// `next_lsn`; with the journal off, the stand-in that keeps nothing.
+    pub fn start_journal(
+        &self,
+        settings: &JournalSettings,
+        next_lsn: Lsn,
+    ) -> io::Result<Arc<Journal>> {
+        if !settings.enabled {
+            return Ok(Journal::disabled(next_lsn));
+        }
+        let options = JournalOptions {
+            dir: self.path.clone(),
+            fsync: settings.fsync,
+            fsync_interval: Duration::from_millis(settings.fsync_interval_ms),
+            segment_bytes: settings.segment_bytes,
+            faults: None,
+        };
+        Journal::start(options, next_lsn)
     }
 }
 
