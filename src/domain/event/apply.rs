@@ -94,8 +94,12 @@ impl Event {
                 self.apply_updated(patch, &mut undo)?;
                 0
             }
-            Change::Confirmed { user, at } => self.apply_confirmed(user, *at, &mut undo)?,
-            Change::Expired { user, at } => self.apply_expired(user, *at, &mut undo)?,
+            Change::Confirmed { user, at } => {
+                self.apply_hold_ended(user, *at, BookingStatus::Confirmed, &mut undo)?
+            }
+            Change::Expired { user, at } => {
+                self.apply_hold_ended(user, *at, BookingStatus::Expired, &mut undo)?
+            }
         };
         self.updated_at = change.at();
         let promoted = self.promote(change.at(), &mut undo);
@@ -240,44 +244,34 @@ impl Event {
         self.held_tickets -= u64::from(record.quantity);
     }
 
-    fn apply_confirmed(
+    /// Ends `user`'s hold as `to`: `Confirmed` keeps the tickets, `Expired`
+    /// gives them back (the caller promotes).
+    fn apply_hold_ended(
         &mut self,
         user: &UserId,
         at: Timestamp,
+        to: BookingStatus,
         undo: &mut Undo,
     ) -> Result<u32, DomainError> {
         let handle = self.active(user)?;
-        let record = &mut self.records[handle as usize];
-        if record.status != BookingStatus::Held {
-            return Err(self.inconsistent(format!("{user} confirmed a booking that is not held")));
+        let status = self.records[handle as usize].status;
+        if status != BookingStatus::Held {
+            return Err(self.inconsistent(format!(
+                "{user}'s booking is {} when its hold ends as {}",
+                status.as_str(),
+                to.as_str()
+            )));
         }
+        let record = &mut self.records[handle as usize];
         let before = record.clone();
-        record.status = BookingStatus::Confirmed;
+        record.status = to;
         record.expires_at = None;
         record.updated_at = at;
         undo.records.push((handle, Some(before.clone())));
         self.release_hold(handle, &before, undo);
-        Ok(handle)
-    }
-
-    fn apply_expired(
-        &mut self,
-        user: &UserId,
-        at: Timestamp,
-        undo: &mut Undo,
-    ) -> Result<u32, DomainError> {
-        let handle = self.active(user)?;
-        let record = &mut self.records[handle as usize];
-        if record.status != BookingStatus::Held {
-            return Err(self.inconsistent(format!("{user}'s hold lapsed while not held")));
+        if to == BookingStatus::Expired {
+            self.available_tickets += u64::from(before.quantity);
         }
-        let before = record.clone();
-        record.status = BookingStatus::Expired;
-        record.expires_at = None;
-        record.updated_at = at;
-        undo.records.push((handle, Some(before.clone())));
-        self.release_hold(handle, &before, undo);
-        self.available_tickets += u64::from(before.quantity);
         Ok(handle)
     }
 

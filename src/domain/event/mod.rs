@@ -222,19 +222,11 @@ impl Event {
         }
         // Checked before an id is spent.
         self.ensure_room(existing)?;
-        let change = Change::Booked {
+        self.made_booking(Change::Booked {
             booking: ids.next_id(),
             user: user.clone(),
             quantity,
             at: now,
-        };
-        let applied = self.apply(&change)?;
-        Ok(Outcome {
-            value: self.view(applied.handle),
-            made: Some(Made {
-                change,
-                undo: applied.undo,
-            }),
         })
     }
 
@@ -311,20 +303,10 @@ impl Event {
             BookingStatus::Held if record.expires_at.is_some_and(|d| d <= now) => {
                 Err(DomainError::HoldExpired)
             }
-            BookingStatus::Held => {
-                let change = Change::Confirmed {
-                    user: user.clone(),
-                    at: now,
-                };
-                let applied = self.apply(&change)?;
-                Ok(Outcome {
-                    value: self.view(applied.handle),
-                    made: Some(Made {
-                        change,
-                        undo: applied.undo,
-                    }),
-                })
-            }
+            BookingStatus::Held => self.made_booking(Change::Confirmed {
+                user: user.clone(),
+                at: now,
+            }),
         }
     }
 
@@ -449,6 +431,18 @@ impl Event {
     /// The id of every booking the event holds.
     pub fn booking_ids(&self) -> impl Iterator<Item = super::ids::BookingId> + '_ {
         self.records.iter().map(|r| r.id)
+    }
+
+    /// Applies a change to one booking and shows that booking.
+    fn made_booking(&mut self, change: Change) -> Result<Outcome<BookingView>, DomainError> {
+        let applied = self.apply(&change)?;
+        Ok(Outcome {
+            value: self.view(applied.handle),
+            made: Some(Made {
+                change,
+                undo: applied.undo,
+            }),
+        })
     }
 
     /// Applies a booking-level change and shows its booking and promotions.
