@@ -194,12 +194,10 @@ async fn holds_survive_restarts_and_lapse_while_the_service_is_down() {
     let (_, _) = server.stop_with(Signal::SIGKILL);
     let server = Server::start(dir.path());
     let base = server.base.clone();
-    let (_, a) = send(
-        reqwest::Method::GET,
-        format!("{base}/api/events/{event}/bookings/a"),
-        None,
-    )
-    .await;
+    let booking_of = |base: String, user: &'static str| {
+        crate::process::get_ok(&http, format!("{base}/api/events/{event}/bookings/{user}"))
+    };
+    let a = booking_of(base, "a").await;
     assert_eq!(a["booking"]["status"], "held");
     assert_eq!(a["booking"]["expires_at"], held["booking"]["expires_at"]);
     // Stopped across the deadline: expired at start, b offered its ticket.
@@ -210,20 +208,10 @@ async fn holds_survive_restarts_and_lapse_while_the_service_is_down() {
     tokio::time::sleep(Duration::from_millis(wait.max(0) as u64)).await;
     let server = Server::start(dir.path());
     let base = server.base.clone();
-    let (_, a) = send(
-        reqwest::Method::GET,
-        format!("{base}/api/events/{event}/bookings/a"),
-        None,
-    )
-    .await;
+    let a = booking_of(base.clone(), "a").await;
     assert_eq!(a["booking"]["status"], "expired");
     assert_eq!(millis(&a["booking"]["updated_at"]), deadline);
-    let (_, b) = send(
-        reqwest::Method::GET,
-        format!("{base}/api/events/{event}/bookings/b"),
-        None,
-    )
-    .await;
+    let b = booking_of(base, "b").await;
     assert_eq!(b["booking"]["status"], "held");
     assert_eq!(millis(&b["booking"]["expires_at"]), deadline + 60_000);
     let (status, log) = server.stop_with(Signal::SIGTERM);
