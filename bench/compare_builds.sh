@@ -27,6 +27,8 @@ trap 'rm -rf "$RAW"' EXIT
 ensure_tools
 OLD_SRC="$ROOT/target/compare/src-$REV"
 if [ ! -d "$OLD_SRC" ]; then
+  # A worktree whose folder went with a `cargo clean` is still registered.
+  git -C "$ROOT" worktree prune
   git -C "$ROOT" worktree add --detach "$OLD_SRC" "$REV" >/dev/null
 fi
 (cd "$OLD_SRC" && CARGO_TARGET_DIR="$ROOT/target/compare/target" cargo build --release --locked --quiet --bin boxoffice)
