@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use boxoffice::actors::messages::MakeChange;
 use boxoffice::actors::{ask, take_snapshot, Registry};
 use boxoffice::domain::{BookingIdSequence, Event, EventId, EventSettings, Timestamp, UserId};
-use boxoffice::persistence::journal::Journal;
+use boxoffice::persistence::journal::{Journal, Lsn};
 use boxoffice::persistence::recovery::recover;
 use boxoffice::persistence::{ServiceSnapshot, SnapshotStore, StoredEvent};
 use boxoffice_testkit::{percentile, XorShift};
@@ -198,11 +198,11 @@ fn snapshot_and_restore(
     let handover = started.elapsed();
     let snapshot = ServiceSnapshot {
         taken_at: Timestamp::now(),
-        journal_lsn: 0,
+        journal_lsn: Lsn::ZERO,
         next_event_id: 2,
         next_booking_id: ids.peek(),
         events: vec![StoredEvent {
-            applied_lsn: 0,
+            applied_lsn: Lsn::ZERO,
             event: state,
         }],
     };
@@ -249,7 +249,7 @@ async fn actor_sections(
     println!("\n## 3. {events} events, one actor each\n");
     let registry = Arc::new(Registry::new(
         boxoffice::config::cores(),
-        Journal::disabled(1),
+        Journal::disabled(Lsn::FIRST),
     ));
     let before = rss_bytes();
     let started = Instant::now();
@@ -282,15 +282,15 @@ async fn actor_sections(
     );
     let registry = Arc::new(Registry::new(
         boxoffice::config::cores(),
-        Journal::disabled(1),
+        Journal::disabled(Lsn::FIRST),
     ));
     let mut recovered = boxoffice::persistence::recovery::Recovered {
         next_event_id: 2,
         next_booking_id: ids_next,
-        next_lsn: 1,
+        next_lsn: Lsn::FIRST,
         ..Default::default()
     };
-    recovered.events.insert(event_id(1), (big, 0));
+    recovered.events.insert(event_id(1), (big, Lsn::ZERO));
     registry.install(recovered);
     let addr = registry.get(event_id(1)).expect("actor");
     let store = Arc::new(SnapshotStore::open(dir, 3).expect("store"));
@@ -375,15 +375,15 @@ async fn expiry_storm(holds: u64, dir: &std::path::Path) -> serde_json::Value {
         segment_bytes: 64 << 20,
         faults: None,
     };
-    let journal = Journal::start(options, 1).expect("journal");
+    let journal = Journal::start(options, Lsn::FIRST).expect("journal");
     let registry = Arc::new(Registry::new(boxoffice::config::cores(), journal.clone()));
     let mut recovered = boxoffice::persistence::recovery::Recovered {
         next_event_id: 2,
         next_booking_id: ids.peek(),
-        next_lsn: 1,
+        next_lsn: Lsn::FIRST,
         ..Default::default()
     };
-    recovered.events.insert(event_id(1), (event, 0));
+    recovered.events.insert(event_id(1), (event, Lsn::ZERO));
     registry.install(recovered);
     let addr = registry.get(event_id(1)).expect("actor");
     // Readers from 0.5 s before the deadline until the storm is over.

@@ -15,7 +15,7 @@ use boxoffice::domain::{
     BookingIdSequence, BookingStatus, Change, DomainError, Event, EventId, EventPatch,
     EventSettings, Made, Timestamp, UserId,
 };
-use boxoffice::persistence::journal::Record;
+use boxoffice::persistence::journal::{Lsn, Record};
 use boxoffice::persistence::{codec, ServiceSnapshot, StoredEvent};
 use proptest::prelude::*;
 
@@ -390,10 +390,10 @@ proptest! {
                         taken_at: now,
                         next_event_id: events.len() as u64 + 1,
                         next_booking_id: ids.peek(),
-                        journal_lsn: 0,
+                        journal_lsn: Lsn::ZERO,
                         events: events
                             .iter()
-                            .map(|e| StoredEvent { applied_lsn: 0, event: e.to_snapshot() })
+                            .map(|e| StoredEvent { applied_lsn: Lsn::ZERO, event: e.to_snapshot() })
                             .collect(),
                     };
                     let bytes = codec::encode(&snapshot).expect("encodes");

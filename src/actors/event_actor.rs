@@ -316,7 +316,8 @@ mod tests {
             segment_bytes: 1 << 20,
             faults: None,
         };
-        let journal = Journal::start(options, 1).expect("journal");
+        let journal =
+            Journal::start(options, crate::persistence::journal::Lsn::FIRST).expect("journal");
         let registry = Registry::new(1, Arc::clone(&journal));
         let id = EventId::try_from(1).expect("id");
         let mut settings = EventSettings::new(None, 1, 1);
@@ -343,7 +344,7 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(1_500)).await;
         assert_eq!(
             journal.next_lsn(),
-            before + 1,
+            before.next(),
             "the lapse of a's hold was journalled with no request arriving"
         );
         let op = Box::new(|e: &Event| e.status());
@@ -382,7 +383,7 @@ mod tests {
             };
             let system = actix::System::new();
             let (live, answered) = system.block_on(async move {
-                let journal = Journal::start(options, 1).expect("journal");
+                let journal = Journal::start(options, crate::persistence::journal::Lsn::FIRST).expect("journal");
                 let registry = Registry::new(1, Arc::clone(&journal));
                 let id = EventId::try_from(1).expect("id");
                 let (_, lsn) = registry

@@ -26,7 +26,7 @@ pub type Reply<T> = oneshot::Sender<T>;
 pub struct Durable<T> {
     /// The answer.
     pub value: T,
-    /// Wait for this LSN (0: nothing to wait for).
+    /// Wait for this LSN ([`Lsn::ZERO`]: nothing to wait for).
     pub lsn: Lsn,
 }
 

@@ -10,6 +10,7 @@ use tokio::sync::oneshot;
 
 use super::registry::Registry;
 use crate::domain::Timestamp;
+use crate::persistence::journal::Lsn;
 use crate::persistence::{ServiceSnapshot, SnapshotStore, WrittenSnapshot};
 
 /// Takes one snapshot: collects state from the actors, waits until every
@@ -25,13 +26,17 @@ pub async fn take_snapshot(
     let journal = registry.journal();
     // Read before collecting: every record up to here was applied by its
     // actor before that actor hands over its state.
-    let journal_lsn = journal.next_lsn() - 1;
+    let journal_lsn = journal.next_lsn().prev();
     let taken_at = Timestamp::now();
     let events = registry
         .collect()
         .await
         .map_err(|e| format!("collecting state: {e}"))?;
-    let newest = events.iter().map(|e| e.applied_lsn).max().unwrap_or(0);
+    let newest = events
+        .iter()
+        .map(|e| e.applied_lsn)
+        .max()
+        .unwrap_or(Lsn::ZERO);
     journal
         .wait_durable(newest)
         .await

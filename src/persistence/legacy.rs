@@ -115,11 +115,11 @@ pub(super) mod tests {
         };
         ServiceSnapshotV2 {
             taken_at: at,
-            journal_lsn: 4,
+            journal_lsn: Lsn::new(4),
             next_event_id: 2,
             next_booking_id: 4,
             events: vec![StoredEventV2 {
-                applied_lsn: 4,
+                applied_lsn: Lsn::new(4),
                 event: EventV2 {
                     id: EventId::try_from(1).expect("id"),
                     name: Some("Old gig".into()),

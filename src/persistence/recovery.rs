@@ -108,10 +108,10 @@ pub fn recover(store: &SnapshotStore, journal_dir: &Path) -> Result<Recovered, R
     let mut recovered = Recovered {
         next_event_id: 1,
         next_booking_id: 1,
-        next_lsn: 1,
+        next_lsn: Lsn::FIRST,
         ..Recovered::default()
     };
-    replay_into(&mut recovered, journal_dir, 0)?;
+    replay_into(&mut recovered, journal_dir, Lsn::ZERO)?;
     Ok(recovered)
 }
 
@@ -136,7 +136,7 @@ fn from_snapshot(path: &Path, snapshot: ServiceSnapshot) -> Result<Recovered, Re
         events,
         next_event_id: snapshot.next_event_id,
         next_booking_id: snapshot.next_booking_id,
-        next_lsn: snapshot.journal_lsn + 1,
+        next_lsn: snapshot.journal_lsn.next(),
         snapshot: Some(path.to_path_buf()),
         replayed: 0,
         bookings: 0,

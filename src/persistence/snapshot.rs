@@ -22,7 +22,7 @@ use crate::domain::{EventSnapshot, Timestamp};
 const MAGIC: [u8; 8] = *b"BOXOSNAP";
 /// Bumped whenever the header's or the payload's shape or encoding changes.
 /// 3: events carry settings and bookings a quantity. Older versions this
-/// build still reads are in [`super::legacy`].
+/// build still reads are in `persistence/legacy.rs`.
 pub const FORMAT_VERSION: u32 = 3;
 /// The v1 service's format, read and converted on start.
 const FORMAT_VERSION_V2: u32 = 2;
@@ -216,14 +216,14 @@ impl SnapshotStore {
             let mut header = [0u8; HEADER_BYTES];
             let read = File::open(&path).and_then(|mut f| f.read_exact(&mut header));
             let lsn = match read {
-                Ok(()) if header[0..8] == MAGIC => {
-                    u64::from_le_bytes(header[24..32].try_into().unwrap_or([0; 8]))
-                }
-                _ => 0,
+                Ok(()) if header[0..8] == MAGIC => Lsn::new(u64::from_le_bytes(
+                    header[24..32].try_into().unwrap_or([0; 8]),
+                )),
+                _ => Lsn::ZERO,
             };
             min = min.min(lsn);
         }
-        Ok(if min == Lsn::MAX { 0 } else { min })
+        Ok(if min == Lsn::MAX { Lsn::ZERO } else { min })
     }
 
     /// Snapshot files, oldest first, with their generation numbers.
@@ -261,7 +261,7 @@ fn header_for(payload: &[u8], journal_lsn: Lsn) -> [u8; HEADER_BYTES] {
     header[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
     header[12..16].copy_from_slice(&crc32fast::hash(payload).to_le_bytes());
     header[16..24].copy_from_slice(&(payload.len() as u64).to_le_bytes());
-    header[24..32].copy_from_slice(&journal_lsn.to_le_bytes());
+    header[24..32].copy_from_slice(&journal_lsn.get().to_le_bytes());
     header
 }
 
@@ -345,9 +345,9 @@ mod tests {
             taken_at: Timestamp::from_millis(99),
             next_event_id: 8,
             next_booking_id: ids.peek(),
-            journal_lsn: bookings as u64,
+            journal_lsn: Lsn::new(bookings as u64),
             events: vec![StoredEvent {
-                applied_lsn: bookings as u64,
+                applied_lsn: Lsn::new(bookings as u64),
                 event: event.to_snapshot(),
             }],
         }
@@ -407,13 +407,13 @@ mod tests {
     fn the_smallest_covered_journal_lsn_of_retained_files_is_read_from_headers() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = SnapshotStore::open(dir.path(), 2).expect("open");
-        assert_eq!(store.min_retained_journal_lsn().expect("empty"), 0);
+        assert_eq!(store.min_retained_journal_lsn().expect("empty"), Lsn::ZERO);
         for n in [3, 5, 9] {
             store.write(&sample(n)).expect("write");
         }
         assert_eq!(
             store.min_retained_journal_lsn().expect("read"),
-            5,
+            Lsn::new(5),
             "the file covering 3 was pruned"
         );
     }
@@ -434,14 +434,14 @@ mod tests {
     fn a_version_2_file_written_by_v1_is_read_and_converted() {
         let dir = tempfile::tempdir().expect("tempdir");
         let payload = codec::encode(&super::super::legacy::tests::v2_sample()).expect("encode");
-        let mut header = header_for(&payload, 4);
+        let mut header = header_for(&payload, Lsn::new(4));
         header[8..12].copy_from_slice(&FORMAT_VERSION_V2.to_le_bytes());
         let path = dir.path().join("snapshot-00000000000000000001.bin");
         let mut bytes = header.to_vec();
         bytes.extend_from_slice(&payload);
         fs::write(&path, bytes).expect("write");
         let snapshot = read_file(&path).expect("reads");
-        assert_eq!(snapshot.journal_lsn, 4);
+        assert_eq!(snapshot.journal_lsn, Lsn::new(4));
         assert_eq!(snapshot.events[0].event.records.len(), 3);
         assert_eq!(snapshot.events[0].event.records[2].quantity, 1);
     }

@@ -21,11 +21,11 @@ pub(super) fn encode_frame(out: &mut Vec<u8>, lsn: Lsn, record: &Record) {
         }
     };
     let mut crc = crc32fast::Hasher::new();
-    crc.update(&lsn.to_le_bytes());
+    crc.update(&lsn.get().to_le_bytes());
     crc.update(&payload);
     out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
     out.extend_from_slice(&crc.finalize().to_le_bytes());
-    out.extend_from_slice(&lsn.to_le_bytes());
+    out.extend_from_slice(&lsn.get().to_le_bytes());
     out.extend_from_slice(&payload);
 }
 
@@ -47,7 +47,7 @@ pub(super) fn decode_frame(bytes: &[u8]) -> Option<(Lsn, Record, usize)> {
     }
     let record = codec::decode(payload).ok()?;
     Some((
-        u64::from_le_bytes(lsn_bytes.try_into().ok()?),
+        Lsn::new(u64::from_le_bytes(lsn_bytes.try_into().ok()?)),
         record,
         FRAME_HEADER_BYTES + len,
     ))

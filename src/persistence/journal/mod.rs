@@ -18,7 +18,7 @@
 //!
 //! The files here: [`record`] (what is journalled), `frame` (the bytes of
 //! one record on disk), `segment` (one file being appended to), `writer`
-//! (the thread that group-commits and repairs after a fault), [`replay`]
+//! (the thread that group-commits and repairs after a fault), [`mod@replay`]
 //! (reading segments back at start, and deleting covered ones). This file is
 //! the side the service sees: submitting, waiting until durable, shutdown.
 
@@ -50,8 +50,49 @@ pub use segment::{FaultInjector, IoOp};
 use segment::Segment;
 use writer::Writer;
 
-/// A log sequence number: the position of a record in the journal.
-pub type Lsn = u64;
+/// A log sequence number: the position of a record in the journal, from 1.
+/// [`Lsn::ZERO`] is the position before the first record: "everything up to
+/// here" is then nothing, so waiting for it never waits.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(transparent)]
+pub struct Lsn(u64);
+
+impl Lsn {
+    /// Before the first record.
+    pub const ZERO: Lsn = Lsn(0);
+    /// The first record's.
+    pub const FIRST: Lsn = Lsn(1);
+    /// After every record (the disabled journal's durable mark).
+    pub const MAX: Lsn = Lsn(u64::MAX);
+
+    /// The LSN with this number.
+    pub const fn new(raw: u64) -> Self {
+        Self(raw)
+    }
+
+    /// Its number.
+    pub const fn get(self) -> u64 {
+        self.0
+    }
+
+    /// The next position.
+    pub fn next(self) -> Self {
+        Self(self.0.saturating_add(1))
+    }
+
+    /// The position before (`ZERO` stays `ZERO`).
+    pub fn prev(self) -> Self {
+        Self(self.0.saturating_sub(1))
+    }
+}
+
+impl std::fmt::Display for Lsn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
 
 /// When an answer may be sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -185,7 +226,7 @@ impl Journal {
         let segment = Segment::create(&options.dir, next_lsn, options.faults.clone())?;
         let (queue, records) = mpsc::sync_channel(QUEUE_CAPACITY);
         let state = JournalState {
-            durable: next_lsn.saturating_sub(1),
+            durable: next_lsn.prev(),
             ..JournalState::default()
         };
         let journal = Arc::new(Self {
@@ -204,7 +245,7 @@ impl Journal {
             records,
             segment,
             options,
-            next_lsn - 1,
+            next_lsn.prev(),
         );
         let handle = std::thread::Builder::new()
             .name("journal-writer".into())
@@ -229,7 +270,7 @@ impl Journal {
             // Full (the disk is behind) or closed: refused, never blocked.
             queue.try_send((lsn, record)).map_err(|_| Refused)?;
         }
-        s.next_lsn += 1;
+        s.next_lsn = s.next_lsn.next();
         Ok(lsn)
     }
 
@@ -248,10 +289,10 @@ impl Journal {
         self.state.subscribe()
     }
 
-    /// Waits until `lsn` is durable; `Err` if it never will be. LSN 0 (a
-    /// read that follows no change) returns at once.
+    /// Waits until `lsn` is durable; `Err` if it never will be.
+    /// [`Lsn::ZERO`] (a read that follows no change) returns at once.
     pub async fn wait_durable(&self, lsn: Lsn) -> Result<(), Refused> {
-        if lsn == 0 {
+        if lsn == Lsn::ZERO {
             return Ok(());
         }
         // Most answers are already durable when asked (reads, and every

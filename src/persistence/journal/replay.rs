@@ -119,7 +119,7 @@ pub fn segments(dir: &Path) -> Result<Vec<(Lsn, PathBuf)>, JournalError> {
             .and_then(|n| n.to_str())
             .and_then(|n| n.strip_prefix("journal-"))
             .and_then(|n| n.strip_suffix(".log"))
-            .and_then(|n| n.parse::<Lsn>().ok());
+            .and_then(|n| n.parse::<u64>().ok().map(Lsn::new));
         if let Some(first) = first {
             found.push((first, path));
         }
@@ -142,22 +142,22 @@ pub fn replay(
     // Segments wholly covered by the snapshot need not be read.
     let first_needed = all
         .iter()
-        .rposition(|(first, _)| *first <= covered + 1)
+        .rposition(|(first, _)| *first <= covered.next())
         .unwrap_or(0);
     let needed = &all[first_needed.min(all.len())..];
     let mut expected = match needed.first() {
         None => {
             return Ok(ReplayEnd {
-                next_lsn: covered + 1,
+                next_lsn: covered.next(),
                 applied: 0,
                 truncated: None,
             })
         }
-        Some((first, path)) if *first > covered + 1 => {
+        Some((first, path)) if *first > covered.next() => {
             return Err(JournalError::Gap {
                 path: path.clone(),
                 offset: 0,
-                expected: covered + 1,
+                expected: covered.next(),
                 found: *first,
             });
         }
@@ -215,7 +215,7 @@ pub fn replay(
                 });
             }
             match record {
-                Record::Skipped { through } if through >= lsn => expected = through + 1,
+                Record::Skipped { through } if through >= lsn => expected = through.next(),
                 Record::Skipped { .. } => {
                     return Err(JournalError::Corrupt {
                         path: path.clone(),
@@ -232,13 +232,13 @@ pub fn replay(
                         })?;
                         end.applied += 1;
                     }
-                    expected += 1;
+                    expected = expected.next();
                 }
             }
             offset += size;
         }
     }
-    end.next_lsn = expected.max(covered + 1);
+    end.next_lsn = expected.max(covered.next());
     Ok(end)
 }
 
@@ -267,7 +267,7 @@ pub fn release(dir: &Path, covered: Lsn) -> Result<usize, JournalError> {
     for pair in all.windows(2) {
         let (_, path) = &pair[0];
         let (next_first, _) = pair[1];
-        if next_first <= covered + 1 {
+        if next_first <= covered.next() {
             fs::remove_file(path).map_err(|source| JournalError::Io {
                 path: path.clone(),
                 source,

@@ -156,7 +156,7 @@ pub(super) fn read_manifest(dir: &Path) -> io::Result<Option<(PathBuf, Lsn)>> {
         lines.next(),
         lines.next().and_then(|l| l.strip_prefix("newest_segment ")),
     ) {
-        (Some(MANIFEST_HEADER), Some(lsn)) => lsn.trim().parse::<Lsn>().ok(),
+        (Some(MANIFEST_HEADER), Some(lsn)) => lsn.trim().parse::<u64>().ok().map(Lsn::new),
         _ => None,
     };
     match lsn {

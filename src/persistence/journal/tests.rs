@@ -26,7 +26,7 @@ fn options(dir: &Path, segment_bytes: u64) -> JournalOptions {
 
 /// Writes `n` records through a real journal, one at a time, and stops it.
 fn write(dir: &Path, n: u64, segment_bytes: u64) {
-    let journal = Journal::start(options(dir, segment_bytes), 1).expect("start");
+    let journal = Journal::start(options(dir, segment_bytes), Lsn::FIRST).expect("start");
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -35,7 +35,7 @@ fn write(dir: &Path, n: u64, segment_bytes: u64) {
         // One record per batch, as with a single client: segments rotate
         // only between batches.
         let lsn = journal.submit(booked(i), 0).expect("accepted");
-        assert_eq!(lsn, i);
+        assert_eq!(lsn, Lsn::new(i));
         runtime
             .block_on(journal.wait_durable(lsn))
             .expect("durable");
@@ -60,16 +60,19 @@ fn records_come_back_in_lsn_order_across_segments() {
         segments(dir.path()).expect("list").len() > 3,
         "small segments rotate"
     );
-    let (got, end) = read(dir.path(), 0).expect("replays");
+    let (got, end) = read(dir.path(), Lsn::ZERO).expect("replays");
     assert_eq!(got.len(), 200);
     for (i, (lsn, record)) in got.iter().enumerate() {
-        assert_eq!((*lsn, record), (i as u64 + 1, &booked(i as u64 + 1)));
+        assert_eq!(
+            (*lsn, record),
+            (Lsn::new(i as u64 + 1), &booked(i as u64 + 1))
+        );
     }
-    assert_eq!(end.next_lsn, 201);
-    let (after, _) = read(dir.path(), 150).expect("replays");
+    assert_eq!(end.next_lsn, Lsn::new(201));
+    let (after, _) = read(dir.path(), Lsn::new(150)).expect("replays");
     assert_eq!(
         after.first().map(|(l, _)| *l),
-        Some(151),
+        Some(Lsn::new(151)),
         "covered records are skipped"
     );
 }
@@ -77,7 +80,7 @@ fn records_come_back_in_lsn_order_across_segments() {
 #[test]
 fn waiting_for_a_synced_lsn_returns_and_a_disabled_journal_never_waits() {
     let dir = tempfile::tempdir().expect("dir");
-    let journal = Journal::start(options(dir.path(), 1 << 20), 1).expect("start");
+    let journal = Journal::start(options(dir.path(), 1 << 20), Lsn::FIRST).expect("start");
     let lsn = journal.submit(booked(1), 0).expect("accepted");
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -93,10 +96,10 @@ fn waiting_for_a_synced_lsn_returns_and_a_disabled_journal_never_waits() {
         "a stale epoch is refused"
     );
     journal.shutdown();
-    let off = Journal::disabled(5);
-    assert_eq!(off.submit(booked(1), 0), Ok(5));
+    let off = Journal::disabled(Lsn::new(5));
+    assert_eq!(off.submit(booked(1), 0), Ok(Lsn::new(5)));
     runtime
-        .block_on(off.wait_durable(5))
+        .block_on(off.wait_durable(Lsn::new(5)))
         .expect("durable at once");
 }
 
@@ -109,9 +112,9 @@ fn a_torn_tail_is_cut_at_any_offset_and_only_the_torn_record_is_lost() {
     let frame = whole.len() / 5;
     for cut in 0..whole.len() {
         fs::write(&path, &whole[..cut]).expect("cut");
-        let (got, end) = read(dir.path(), 0).expect("a torn tail never stops start-up");
+        let (got, end) = read(dir.path(), Lsn::ZERO).expect("a torn tail never stops start-up");
         assert_eq!(got.len(), cut / frame, "cut at {cut}");
-        assert_eq!(end.next_lsn, (cut / frame) as u64 + 1);
+        assert_eq!(end.next_lsn, Lsn::new((cut / frame) as u64 + 1));
         assert_eq!(end.truncated.is_some(), cut % frame != 0, "cut at {cut}");
         assert_eq!(
             fs::metadata(&path).expect("meta").len() as usize,
@@ -129,7 +132,7 @@ fn a_damaged_record_before_the_tail_is_refused_with_its_offset() {
     let frame = bytes.len() / 5;
     bytes[2 * frame + FRAME_HEADER_BYTES + 1] ^= 0x40;
     fs::write(&path, &bytes).expect("damage");
-    match read(dir.path(), 0) {
+    match read(dir.path(), Lsn::ZERO) {
         Err(JournalError::Corrupt { offset, .. }) => assert_eq!(offset, 2 * frame as u64),
         other => panic!("expected corruption, got {other:?}"),
     }
@@ -141,11 +144,17 @@ fn a_missing_segment_is_a_gap() {
     write(dir.path(), 100, 512);
     let all = segments(dir.path()).expect("list");
     fs::remove_file(&all[1].1).expect("remove");
-    assert!(matches!(read(dir.path(), 0), Err(JournalError::Gap { .. })));
+    assert!(matches!(
+        read(dir.path(), Lsn::ZERO),
+        Err(JournalError::Gap { .. })
+    ));
     fs::remove_file(&all[0].1).expect("remove");
     assert!(matches!(
-        read(dir.path(), 0),
-        Err(JournalError::Gap { expected: 1, .. })
+        read(dir.path(), Lsn::ZERO),
+        Err(JournalError::Gap {
+            expected: Lsn::FIRST,
+            ..
+        })
     ));
 }
 
@@ -153,13 +162,22 @@ fn a_missing_segment_is_a_gap() {
 fn skipped_lsns_are_not_a_gap() {
     let dir = tempfile::tempdir().expect("dir");
     let mut bytes = Vec::new();
-    encode_frame(&mut bytes, 1, &booked(1));
-    encode_frame(&mut bytes, 2, &Record::Skipped { through: 4 });
-    encode_frame(&mut bytes, 5, &booked(5));
-    fs::write(segment_path(dir.path(), 1), &bytes).expect("write");
-    let (got, end) = read(dir.path(), 0).expect("replays");
-    assert_eq!(got.iter().map(|(l, _)| *l).collect::<Vec<_>>(), vec![1, 5]);
-    assert_eq!(end.next_lsn, 6);
+    encode_frame(&mut bytes, Lsn::new(1), &booked(1));
+    encode_frame(
+        &mut bytes,
+        Lsn::new(2),
+        &Record::Skipped {
+            through: Lsn::new(4),
+        },
+    );
+    encode_frame(&mut bytes, Lsn::new(5), &booked(5));
+    fs::write(segment_path(dir.path(), Lsn::new(1)), &bytes).expect("write");
+    let (got, end) = read(dir.path(), Lsn::ZERO).expect("replays");
+    assert_eq!(
+        got.iter().map(|(l, _)| *l).collect::<Vec<_>>(),
+        vec![Lsn::new(1), Lsn::new(5)]
+    );
+    assert_eq!(end.next_lsn, Lsn::new(6));
 }
 
 #[test]
@@ -167,16 +185,16 @@ fn an_empty_segment_inside_the_range_is_passed_over() {
     let dir = tempfile::tempdir().expect("dir");
     let mut bytes = Vec::new();
     for lsn in 1..=4 {
-        encode_frame(&mut bytes, lsn, &booked(lsn));
+        encode_frame(&mut bytes, Lsn::new(lsn), &booked(lsn));
     }
-    fs::write(segment_path(dir.path(), 1), &bytes).expect("write");
-    fs::write(segment_path(dir.path(), 3), b"").expect("empty leftover");
+    fs::write(segment_path(dir.path(), Lsn::new(1)), &bytes).expect("write");
+    fs::write(segment_path(dir.path(), Lsn::new(3)), b"").expect("empty leftover");
     let mut more = Vec::new();
-    encode_frame(&mut more, 5, &booked(5));
-    fs::write(segment_path(dir.path(), 5), &more).expect("write");
-    let (got, end) = read(dir.path(), 0).expect("replays");
+    encode_frame(&mut more, Lsn::new(5), &booked(5));
+    fs::write(segment_path(dir.path(), Lsn::new(5)), &more).expect("write");
+    let (got, end) = read(dir.path(), Lsn::ZERO).expect("replays");
     assert_eq!(got.len(), 5);
-    assert_eq!(end.next_lsn, 6);
+    assert_eq!(end.next_lsn, Lsn::new(6));
 }
 
 #[test]
@@ -184,11 +202,11 @@ fn release_deletes_covered_segments_but_never_the_newest() {
     let dir = tempfile::tempdir().expect("dir");
     write(dir.path(), 100, 512);
     let before = segments(dir.path()).expect("list");
-    let covered = before[2].0 - 1;
+    let covered = before[2].0.prev();
     assert_eq!(release(dir.path(), covered).expect("release"), 2);
     let (got, _) = read(dir.path(), covered).expect("what is left still replays");
-    assert_eq!(got.first().map(|(l, _)| *l), Some(covered + 1));
-    release(dir.path(), Lsn::MAX - 1).expect("release all");
+    assert_eq!(got.first().map(|(l, _)| *l), Some(covered.next()));
+    release(dir.path(), Lsn::MAX.prev()).expect("release all");
     assert_eq!(segments(dir.path()).expect("list").len(), 1);
 }
 
@@ -239,7 +257,7 @@ proptest! {
         });
         let mut opts = options(dir.path(), 2048);
         opts.faults = Some(faults);
-        let journal = Journal::start(opts, 1).expect("start");
+        let journal = Journal::start(opts, Lsn::FIRST).expect("start");
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -282,7 +300,7 @@ proptest! {
             prop_assert!(healed, "the journal did not repair within 10 s");
         }
         journal.shutdown();
-        let (got, _) = read(dir.path(), 0).expect("the journal stays readable");
+        let (got, _) = read(dir.path(), Lsn::ZERO).expect("the journal stays readable");
         let replayed: Vec<Lsn> = got
             .iter()
             .filter(|(_, r)| !matches!(r, Record::Skipped { .. }))

@@ -138,7 +138,7 @@ impl Writer {
         }
         match Segment::create(
             &self.options.dir,
-            self.last_lsn + 1,
+            self.last_lsn.next(),
             self.options.faults.clone(),
         ) {
             Ok(next) => self.segment = next,
@@ -147,7 +147,7 @@ impl Writer {
                 // size. A half-created file would sit inside the old one's
                 // LSN range; replay passes over empty files, but remove it.
                 log::error!("journal: cannot start a new segment: {e}");
-                let _ = fs::remove_file(segment_path(&self.options.dir, self.last_lsn + 1));
+                let _ = fs::remove_file(segment_path(&self.options.dir, self.last_lsn.next()));
             }
         }
     }
@@ -185,13 +185,17 @@ impl Writer {
                 if s.queue.is_none() {
                     return;
                 }
-                s.next_lsn - 1
+                s.next_lsn.prev()
             };
             let mut frame = Vec::new();
             // With nothing abandoned there is nothing to skip: just prove
             // the disk syncs again.
             if through > self.last_lsn {
-                encode_frame(&mut frame, self.last_lsn + 1, &Record::Skipped { through });
+                encode_frame(
+                    &mut frame,
+                    self.last_lsn.next(),
+                    &Record::Skipped { through },
+                );
             }
             // Every attempt starts again from the last good length, so a
             // half-written skip frame from a failed attempt is cut off too.
@@ -203,7 +207,7 @@ impl Writer {
                 .and_then(|()| self.segment.sync());
             match repaired {
                 Ok(()) => {
-                    let abandoned = self.last_lsn + 1..=through;
+                    let abandoned = self.last_lsn.next()..=through;
                     self.last_lsn = through;
                     let mut s = self.journal.submitter();
                     if s.queue.is_none() {
