@@ -138,7 +138,7 @@ impl EventActor {
             .next_deadline()
             .is_some_and(|d| d <= Timestamp::now());
         if still_due {
-            let delay = if self.journal.state().fault.is_some() {
+            let delay = if self.faulted() {
                 EXPIRY_RETRY
             } else {
                 Duration::ZERO
@@ -188,7 +188,12 @@ impl EventActor {
     /// Whether changes may be made at all right now.
     fn accepting(&mut self) -> bool {
         self.settle();
-        self.journal.state().fault.is_none()
+        !self.faulted()
+    }
+
+    /// Whether the journal refuses changes right now (no settling first).
+    fn faulted(&self) -> bool {
+        self.journal.state().fault.is_some()
     }
 
     /// Journals an applied change, or undoes it when the journal refuses.
@@ -227,8 +232,9 @@ impl<T: Send + 'static> Handler<MakeChange<T>> for EventActor {
 
     fn handle(&mut self, msg: MakeChange<T>, ctx: &mut Self::Context) {
         let now = Timestamp::now();
+        // catch_up has just settled: only the fault is left to look at.
         self.catch_up(now, ctx);
-        let answer = if self.accepting() {
+        let answer = if !self.faulted() {
             match (msg.op)(&mut self.event, &self.ids, now) {
                 Err(e) => Err(e.into()),
                 // Nothing new (a retried booking), but what it shows may

@@ -82,6 +82,17 @@ impl WaitingQueue {
         self.tickets
     }
 
+    /// The most tickets any waiting booking asks for, if anyone waits.
+    /// O(n) over the slots, without allocating: for the rare capacity cut.
+    pub fn largest_quantity(&self) -> Option<u32> {
+        // Gone slots hold 0, and the head search start skips the gone prefix.
+        self.quantities[self.head.min(self.quantities.len())..]
+            .iter()
+            .copied()
+            .max()
+            .filter(|&q| q > 0)
+    }
+
     /// Whether another arrival fits: sequence numbers are `u32`, and
     /// `u32::MAX` is reserved for gone slots.
     pub fn has_room(&self) -> bool {
@@ -309,6 +320,7 @@ mod tests {
             ahead += u64::from(quantity);
         }
         assert_eq!(q.tickets(), ahead);
+        assert_eq!(q.largest_quantity(), Some(9));
         assert_eq!(q.tickets_ahead(seqs[0]), None);
         assert_eq!(q.head().map(|h| (h.handle, h.quantity)), Some((1, 2)));
     }
@@ -383,6 +395,7 @@ mod tests {
         let mut q = WaitingQueue::new();
         let a = q.push(1, 1);
         assert!(q.remove(a));
+        assert_eq!(q.largest_quantity(), None, "nobody waits");
         assert!(!q.remove(a));
         assert!(!q.remove(99));
         assert_eq!(q.len(), 0);

@@ -11,7 +11,7 @@ use super::dto::{
 use super::error::ApiError;
 use super::extract::{event_id, user_id, OptionalJson, PageQuery, ValidJson};
 use super::AppState;
-use crate::domain::{EventId, EventPatch, UserId, MAX_EVENT_ID};
+use crate::domain::{EventId, EventPatch, UserId};
 use crate::service::NewEvent;
 
 type State = web::Data<AppState>;
@@ -23,15 +23,11 @@ pub async fn create_event(state: State, body: ValidJson<CreateEventRequest>) -> 
     let sales_start = timestamp(body.sales_start.as_deref());
     let sales_end = timestamp(body.sales_end.as_deref());
     check_window(sales_start, sales_end)?;
+    let bad_id = || ApiError::field("eventId", "must be an integer from 1 to 9007199254740991");
     let id = match body.event_id {
         None => None,
-        Some(Some(raw)) if (1..=MAX_EVENT_ID).contains(&raw) => Some(EventId::try_from(raw)?),
-        Some(_) => {
-            return Err(ApiError::field(
-                "eventId",
-                "must be an integer from 1 to 9007199254740991",
-            ))
-        }
+        Some(Some(raw)) => Some(EventId::try_from(raw).map_err(|_| bad_id())?),
+        Some(None) => return Err(bad_id()),
     };
     let new = NewEvent {
         id,

@@ -346,12 +346,7 @@ impl Event {
             )));
         }
         if next.total_tickets < self.settings.total_tickets {
-            let largest = self
-                .queue
-                .page(0, self.queue.len())
-                .iter()
-                .map(|e| e.quantity)
-                .max();
+            let largest = self.queue.largest_quantity();
             if let Some(largest) = largest.filter(|&q| u64::from(q) > next.total_tickets) {
                 return Err(DomainError::CapacityConflict(format!(
                     "a waiting booking asks for {largest} tickets; totalTickets cannot go below that"
