@@ -33,6 +33,8 @@ pub struct Settings {
     pub journal: JournalSettings,
     /// How much is logged.
     pub log: LogSettings,
+    /// Who may call which routes.
+    pub auth: AuthSettings,
 }
 
 /// `[server]`
@@ -56,6 +58,9 @@ pub struct ServerSettings {
     /// How long in-flight requests get to finish after a stop signal, in
     /// seconds.
     pub shutdown_timeout_secs: u64,
+    /// Reverse proxies (addresses or CIDRs) whose `X-Forwarded-For` is
+    /// believed; empty: the TCP peer is the client.
+    pub trusted_proxies: Vec<String>,
 }
 
 /// The longest `rate_limit.period_secs` accepted: a year.
@@ -120,6 +125,52 @@ pub struct JournalSettings {
     pub segment_bytes: u64,
 }
 
+/// `[auth]`: the organiser's token and how customers prove who they are.
+/// `Debug` leaves the secrets out, so settings can be logged.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSettings {
+    /// Bearer token of organiser routes; empty leaves them open.
+    pub admin_token: String,
+    /// Whether a request's `userId` is believed or must be a JWT's `sub`.
+    pub users: UserAuth,
+    /// HS256 key of customer JWTs.
+    pub jwt_secret: String,
+    /// PEM public key (RSA or EC P-256) of customer JWTs, instead of the secret.
+    pub jwt_public_key_file: PathBuf,
+    /// Required `iss` when not empty.
+    pub jwt_issuer: String,
+    /// Required `aud` when not empty.
+    pub jwt_audience: String,
+    /// Clock skew allowed on `exp` and `nbf`, in seconds.
+    pub jwt_leeway_secs: u64,
+}
+
+/// `auth.users`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UserAuth {
+    /// The `userId` of a request is believed: a trusted front end calls.
+    Trusted,
+    /// Customer routes need a JWT whose `sub` is the `userId`.
+    Jwt,
+}
+
+impl std::fmt::Debug for AuthSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let set = |s: &str| if s.is_empty() { "(empty)" } else { "(set)" };
+        f.debug_struct("AuthSettings")
+            .field("admin_token", &set(&self.admin_token))
+            .field("users", &self.users)
+            .field("jwt_secret", &set(&self.jwt_secret))
+            .field("jwt_public_key_file", &self.jwt_public_key_file)
+            .field("jwt_issuer", &self.jwt_issuer)
+            .field("jwt_audience", &self.jwt_audience)
+            .field("jwt_leeway_secs", &self.jwt_leeway_secs)
+            .finish()
+    }
+}
+
 /// `[log]`
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -141,6 +192,7 @@ impl Default for Settings {
                 keep_alive_secs: 5,
                 max_connections: 25_000,
                 shutdown_timeout_secs: 10,
+                trusted_proxies: Vec::new(),
             },
             limits: LimitSettings {
                 max_tickets_per_event: 10_000_000,
@@ -168,6 +220,15 @@ impl Default for Settings {
             log: LogSettings {
                 level: "info".into(),
                 access_log: true,
+            },
+            auth: AuthSettings {
+                admin_token: String::new(),
+                users: UserAuth::Trusted,
+                jwt_secret: String::new(),
+                jwt_public_key_file: PathBuf::new(),
+                jwt_issuer: String::new(),
+                jwt_audience: String::new(),
+                jwt_leeway_secs: 30,
             },
         }
     }
@@ -242,6 +303,12 @@ impl Settings {
         if self.server.shutdown_timeout_secs > 3_600 {
             return invalid("server.shutdown_timeout_secs", "must be 0 to 3600");
         }
+        if let Err(bad) = self.server.trusted_networks() {
+            return invalid(
+                "server.trusted_proxies",
+                &format!("{bad:?} is not an IP address or CIDR (e.g. 10.0.0.0/8)"),
+            );
+        }
         if !(1..=crate::domain::MAX_EVENT_ID).contains(&self.limits.max_tickets_per_event) {
             return invalid("limits.max_tickets_per_event", "must be 1 to 2^53 - 1");
         }
@@ -280,6 +347,7 @@ impl Settings {
         if !(4096..=1 << 34).contains(&self.journal.segment_bytes) {
             return invalid("journal.segment_bytes", "must be 4096 to 17179869184");
         }
+        self.auth.validate()?;
         if self.log.level.parse::<log::LevelFilter>().is_err() {
             return invalid(
                 "log.level",
@@ -295,6 +363,57 @@ impl Settings {
             0 => cores(),
             n => n,
         }
+    }
+}
+
+impl ServerSettings {
+    /// `trusted_proxies` as networks (a bare address is a /32 or /128), or
+    /// the first entry that is neither.
+    pub fn trusted_networks(&self) -> Result<Vec<ipnet::IpNet>, String> {
+        self.trusted_proxies
+            .iter()
+            .map(|entry| {
+                let entry = entry.trim();
+                entry
+                    .parse::<ipnet::IpNet>()
+                    .or_else(|_| entry.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| entry.to_string())
+            })
+            .collect()
+    }
+}
+
+impl AuthSettings {
+    /// Whether organiser routes need the admin token.
+    pub fn organiser_routes_open(&self) -> bool {
+        self.admin_token.is_empty()
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key, why: &str| {
+            Err(ConfigError::Invalid {
+                key,
+                why: why.to_string(),
+            })
+        };
+        if self.admin_token.chars().any(|c| !c.is_ascii_graphic()) {
+            return invalid(
+                "auth.admin_token",
+                "must be printable ASCII without spaces (it is sent in a header)",
+            );
+        }
+        if self.jwt_leeway_secs > 3_600 {
+            return invalid("auth.jwt_leeway_secs", "must be 0 to 3600");
+        }
+        let has_secret = !self.jwt_secret.is_empty();
+        let has_key = !self.jwt_public_key_file.as_os_str().is_empty();
+        if self.users == UserAuth::Jwt && has_secret == has_key {
+            return invalid(
+                "auth.users",
+                "\"jwt\" needs exactly one of auth.jwt_secret and auth.jwt_public_key_file",
+            );
+        }
+        Ok(())
     }
 }
 

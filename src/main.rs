@@ -76,6 +76,7 @@ fn main() -> ExitCode {
     env_logger::Builder::from_env(
         env_logger::Env::default().default_filter_or(&settings.log.level),
     )
+    .format_timestamp_millis()
     .init();
     let source = config_path.unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_FILE));
     if source.exists() {

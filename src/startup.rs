@@ -12,6 +12,8 @@ use actix_web::{web, App, HttpServer};
 
 use crate::actors::{take_snapshot, Registry, Snapshotter, StopSnapshots};
 use crate::config::{cores, Settings};
+use crate::http::auth::{Gate, KeyFileError};
+use crate::http::client::{self, Identify};
 use crate::http::rate_limit::{self, IpRateLimiter};
 use crate::http::{self as api, AppState};
 use crate::persistence::data_dir::{DataDir, DataDirError};
@@ -38,6 +40,9 @@ pub enum StartupError {
     /// Another process holds the data directory, or it cannot be opened.
     #[error("{0}")]
     DataDir(#[from] DataDirError),
+    /// `[auth]` names a key that cannot be used.
+    #[error("{0}")]
+    Auth(#[from] KeyFileError),
     /// The address could not be bound.
     #[error("binding {address}: {source}")]
     Bind {
@@ -57,8 +62,43 @@ impl StartupError {
             Self::Recovery(RecoveryError::Snapshot(SnapshotError::Io { .. }))
             | Self::Recovery(RecoveryError::Journal(JournalError::Io { .. })) => 1,
             Self::Recovery(_) => 3,
+            // A settings problem, like every other one.
+            Self::Auth(_) => 2,
             _ => 1,
         }
+    }
+}
+
+/// One line per request: client (through trusted proxies), request line,
+/// status, bytes, request id, latency in ms. Headers are not logged, so no
+/// token is.
+fn access_logger() -> Logger {
+    use actix_web::HttpMessage;
+    Logger::new(r#"%{client}xi "%r" %s %b id=%{request_id}xi %Dms"#)
+        .custom_request_replace("client", |req| {
+            client::client_ip_of(req.request()).map_or_else(|| "-".into(), |ip| ip.to_string())
+        })
+        .custom_request_replace("request_id", |req| {
+            req.extensions()
+                .get::<client::RequestId>()
+                .and_then(|id| id.0.to_str().ok().map(str::to_string))
+                .unwrap_or_else(|| "-".into())
+        })
+}
+
+/// Organiser routes without a token are for a machine's own use: say so
+/// when anyone else can reach them.
+fn warn_if_open(settings: &Settings) {
+    let host = settings.server.host.trim();
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_matches(|c| c == '[' || c == ']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if settings.auth.organiser_routes_open() && !loopback {
+        log::warn!(
+            "auth.admin_token is empty and the service listens on {host}: anyone who can reach it may create and change events; set BOXOFFICE__AUTH__ADMIN_TOKEN"
+        );
     }
 }
 
@@ -84,6 +124,8 @@ impl Application {
     /// Restores state, binds the listener and prepares the server. Must be
     /// called inside a running actix system.
     pub fn build(settings: Settings) -> Result<Self, StartupError> {
+        let gate = Gate::from_settings(&settings.auth)?;
+        warn_if_open(&settings);
         // Before anything in the directory is read, cut or deleted.
         let data_dir = DataDir::lock(&settings.snapshot.dir)?;
         log::info!(
@@ -138,6 +180,7 @@ impl Application {
         });
         let body_timeout = Duration::from_millis(settings.server.client_request_timeout_ms);
         let state = web::Data::new(AppState {
+            gate,
             body_timeout,
             service: Arc::new(BoxOffice::new(
                 Arc::clone(&registry),
@@ -146,8 +189,13 @@ impl Application {
             )),
         });
         let access_log = settings.log.access_log;
+        // Validated with the settings, so this cannot fail here.
+        let trusted = settings.server.trusted_networks().unwrap_or_default();
+        let identify = web::Data::new(Identify::new(trusted));
         let server = HttpServer::new(move || {
-            let mut app = App::new().app_data(state.clone());
+            let mut app = App::new()
+                .app_data(state.clone())
+                .app_data(identify.clone());
             if let Some(limiter) = &limiter {
                 app = app.app_data(web::Data::new(Arc::clone(limiter)));
             }
@@ -156,7 +204,8 @@ impl Application {
                 limiter.is_some(),
                 from_fn(rate_limit::enforce),
             ))
-            .wrap(Condition::new(access_log, Logger::default()))
+            .wrap(Condition::new(access_log, access_logger()))
+            .wrap(from_fn(client::identify))
             .configure(api::routes)
             .default_service(web::to(api::not_found))
         })

@@ -36,6 +36,13 @@ pub enum ApiError {
     /// The body is not JSON.
     #[error("Request body is not valid JSON: {0}")]
     InvalidJson(String),
+    /// No credentials, or credentials that do not check out; the reason is
+    /// for people and never quotes the token.
+    #[error("{0}")]
+    Unauthenticated(&'static str),
+    /// Valid credentials that do not allow this request.
+    #[error("{0}")]
+    Forbidden(&'static str),
     /// No such event.
     #[error("Event not found")]
     EventNotFound,
@@ -85,6 +92,8 @@ impl ApiError {
         match self {
             Self::Validation(_) => "VALIDATION_FAILED",
             Self::InvalidJson(_) => "INVALID_JSON",
+            Self::Unauthenticated(_) => "UNAUTHENTICATED",
+            Self::Forbidden(_) => "FORBIDDEN",
             Self::EventNotFound => "EVENT_NOT_FOUND",
             Self::BookingNotFound => "BOOKING_NOT_FOUND",
             Self::NotFound => "NOT_FOUND",
@@ -118,6 +127,8 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             Self::Validation(_) | Self::InvalidJson(_) => StatusCode::BAD_REQUEST,
+            Self::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::EventNotFound | Self::BookingNotFound | Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::EventExists(_) | Self::Conflict { .. } => StatusCode::CONFLICT,
@@ -143,15 +154,62 @@ impl ResponseError for ApiError {
             _ => None,
         };
         let mut response = HttpResponse::build(self.status_code());
-        if let Self::RateLimited(secs) = self {
-            response.insert_header((header::RETRY_AFTER, HeaderValue::from(*secs)));
+        match self {
+            Self::RateLimited(secs) => {
+                response.insert_header((header::RETRY_AFTER, HeaderValue::from(*secs)));
+            }
+            Self::Unauthenticated(_) => {
+                response.insert_header((
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"boxoffice\""),
+                ));
+            }
+            _ => {}
         }
-        response.json(ErrorBody {
-            error,
-            code: self.code(),
-            details,
-        })
+        json_line(
+            &mut response,
+            &ErrorBody {
+                error,
+                code: self.code(),
+                details,
+            },
+        )
     }
+}
+
+/// JSON replies that end in a newline, so replies printed one after
+/// another (curl in a shell) do not run together.
+pub trait JsonLine {
+    /// `value` as the JSON body, then `\n`.
+    fn json_line(&mut self, value: impl Serialize) -> HttpResponse;
+}
+
+impl JsonLine for actix_web::HttpResponseBuilder {
+    fn json_line(&mut self, value: impl Serialize) -> HttpResponse {
+        json_line(self, &value)
+    }
+}
+
+fn json_line(
+    response: &mut actix_web::HttpResponseBuilder,
+    value: &impl Serialize,
+) -> HttpResponse {
+    match serde_json::to_vec(value) {
+        Ok(mut bytes) => {
+            bytes.push(b'\n');
+            response.content_type(mime_json()).body(bytes)
+        }
+        Err(e) => {
+            log::error!("internal error: reply not serialisable: {e}");
+            HttpResponse::InternalServerError()
+                .content_type(mime_json())
+                .body("{\"error\":\"Internal server error\",\"code\":\"INTERNAL\"}\n")
+        }
+    }
+}
+
+fn mime_json() -> HeaderValue {
+    HeaderValue::from_static("application/json")
 }
 
 impl ApiError {

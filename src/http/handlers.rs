@@ -3,12 +3,13 @@
 use actix_web::http::header;
 use actix_web::{web, HttpResponse};
 
+use super::auth::{Customer, Organiser};
 use super::dto::{
     check_window, timestamp, BookedResponse, BookingChangeResponse, BookingJson, BookingRequest,
     BookingResponse, CancelResponse, CreateEventRequest, CreatedResponse, EventChangeResponse,
     EventJson, PageResponse, QuantityRequest, StatusResponse, UpdateEventRequest, WaitingItemJson,
 };
-use super::error::ApiError;
+use super::error::{ApiError, JsonLine};
 use super::extract::{event_id, user_id, OptionalJson, PageQuery, ValidJson};
 use super::AppState;
 use crate::domain::{EventId, EventPatch, UserId};
@@ -18,7 +19,11 @@ type State = web::Data<AppState>;
 type Answer = Result<HttpResponse, ApiError>;
 
 /// `POST /api/initialize`, `POST /api/events`.
-pub async fn create_event(state: State, body: ValidJson<CreateEventRequest>) -> Answer {
+pub async fn create_event(
+    _: Organiser,
+    state: State,
+    body: ValidJson<CreateEventRequest>,
+) -> Answer {
     let body = body.0;
     let sales_start = timestamp(body.sales_start.as_deref());
     let sales_end = timestamp(body.sales_end.as_deref());
@@ -46,7 +51,7 @@ pub async fn create_event(state: State, body: ValidJson<CreateEventRequest>) -> 
     let location = format!("/api/events/{}", event.id);
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, location))
-        .json(CreatedResponse {
+        .json_line(CreatedResponse {
             event: event.into(),
             message: "Event initialized",
         }))
@@ -54,6 +59,7 @@ pub async fn create_event(state: State, body: ValidJson<CreateEventRequest>) -> 
 
 /// `PATCH /api/events/{eventId}`.
 pub async fn update_event(
+    _: Organiser,
     state: State,
     path: web::Path<String>,
     body: ValidJson<UpdateEventRequest>,
@@ -73,7 +79,7 @@ pub async fn update_event(
     };
     check_window(patch.sales_start.flatten(), patch.sales_end.flatten())?;
     let changed = state.service.update_event(id, patch).await?;
-    Ok(HttpResponse::Ok().json(EventChangeResponse {
+    Ok(HttpResponse::Ok().json_line(EventChangeResponse {
         event: changed.status.into(),
         promotions: changed
             .promotions
@@ -86,7 +92,7 @@ pub async fn update_event(
 /// `GET /api/events`.
 pub async fn list_events(state: State, page: PageQuery) -> Answer {
     let (events, total) = state.service.events(page.offset, page.limit).await?;
-    Ok(HttpResponse::Ok().json(PageResponse {
+    Ok(HttpResponse::Ok().json_line(PageResponse {
         items: events.into_iter().map(EventJson::from).collect(),
         total,
         offset: page.offset,
@@ -98,81 +104,104 @@ pub async fn list_events(state: State, page: PageQuery) -> Answer {
 pub async fn event_status(state: State, path: web::Path<String>) -> Answer {
     let id = event_id(&path)?;
     let status = state.service.status(id).await?;
-    Ok(HttpResponse::Ok().json(StatusResponse::from(status)))
+    Ok(HttpResponse::Ok().json_line(StatusResponse::from(status)))
 }
 
 /// `POST /api/book`.
-pub async fn book_body(state: State, body: ValidJson<BookingRequest>) -> Answer {
+pub async fn book_body(who: Customer, state: State, body: ValidJson<BookingRequest>) -> Answer {
     let quantity = body.0.quantity.unwrap_or(1);
     let (id, user) = booking_target(body.0)?;
+    who.may_act_for(&user)?;
     book(&state, id, user, quantity).await
 }
 
 /// `PUT /api/events/{eventId}/bookings/{userId}`, optional `{"quantity": n}`.
 pub async fn book_path(
+    who: Customer,
     state: State,
     path: web::Path<(String, String)>,
     body: OptionalJson<QuantityRequest>,
 ) -> Answer {
     let (id, user) = path_target(&path)?;
+    who.may_act_for(&user)?;
     let quantity = body.0.and_then(|b| b.quantity).unwrap_or(1);
     book(&state, id, user, quantity).await
 }
 
 /// `POST /api/cancel`.
-pub async fn cancel_body(state: State, body: ValidJson<BookingRequest>) -> Answer {
+pub async fn cancel_body(who: Customer, state: State, body: ValidJson<BookingRequest>) -> Answer {
     let (id, user) = booking_target(body.0)?;
+    who.may_act_for(&user)?;
     cancel(&state, id, user).await
 }
 
 /// `DELETE /api/events/{eventId}/bookings/{userId}`.
-pub async fn cancel_path(state: State, path: web::Path<(String, String)>) -> Answer {
+pub async fn cancel_path(who: Customer, state: State, path: web::Path<(String, String)>) -> Answer {
     let (id, user) = path_target(&path)?;
+    who.may_act_for(&user)?;
     cancel(&state, id, user).await
 }
 
 /// `PATCH /api/events/{eventId}/bookings/{userId}` with `{"quantity": n}`.
 pub async fn change_quantity(
+    who: Customer,
     state: State,
     path: web::Path<(String, String)>,
     body: ValidJson<QuantityRequest>,
 ) -> Answer {
     let (id, user) = path_target(&path)?;
+    who.may_act_for(&user)?;
     let quantity = body
         .0
         .quantity
         .ok_or_else(|| ApiError::field("quantity", "is required"))?;
     let changed = state.service.lower_quantity(id, user, quantity).await?;
-    Ok(HttpResponse::Ok().json(BookingChangeResponse::from(changed)))
+    Ok(HttpResponse::Ok().json_line(BookingChangeResponse::from(changed)))
 }
 
 /// `POST /api/confirm`.
-pub async fn confirm_body(state: State, body: ValidJson<BookingRequest>) -> Answer {
+pub async fn confirm_body(who: Customer, state: State, body: ValidJson<BookingRequest>) -> Answer {
     let (id, user) = booking_target(body.0)?;
+    who.may_act_for(&user)?;
     confirm(&state, id, user).await
 }
 
 /// `POST /api/events/{eventId}/bookings/{userId}/confirm`.
-pub async fn confirm_path(state: State, path: web::Path<(String, String)>) -> Answer {
+pub async fn confirm_path(
+    who: Customer,
+    state: State,
+    path: web::Path<(String, String)>,
+) -> Answer {
     let (id, user) = path_target(&path)?;
+    who.may_act_for(&user)?;
     confirm(&state, id, user).await
 }
 
 /// `GET /api/booking-status/{eventId}/{userId}`, `GET /api/events/{eventId}/bookings/{userId}`.
-pub async fn booking_status(state: State, path: web::Path<(String, String)>) -> Answer {
+pub async fn booking_status(
+    who: Customer,
+    state: State,
+    path: web::Path<(String, String)>,
+) -> Answer {
     let (id, user) = path_target(&path)?;
+    who.may_act_for(&user)?;
     let booking = state.service.booking(id, user).await?;
-    Ok(HttpResponse::Ok().json(BookingResponse {
+    Ok(HttpResponse::Ok().json_line(BookingResponse {
         booking: booking.into(),
     }))
 }
 
 /// `GET /api/events/{eventId}/waiting-list`.
-pub async fn waiting_list(state: State, path: web::Path<String>, page: PageQuery) -> Answer {
+pub async fn waiting_list(
+    _: Organiser,
+    state: State,
+    path: web::Path<String>,
+    page: PageQuery,
+) -> Answer {
     let id = event_id(&path)?;
     let PageQuery { offset, limit } = page;
     let waiting = state.service.waiting_page(id, offset, limit).await?;
-    Ok(HttpResponse::Ok().json(PageResponse {
+    Ok(HttpResponse::Ok().json_line(PageResponse {
         items: waiting
             .entries
             .into_iter()
@@ -187,8 +216,8 @@ pub async fn waiting_list(state: State, path: web::Path<String>, page: PageQuery
 /// `GET /health`: 200 while changes can be made durable, else 503 with why.
 pub async fn health(state: State) -> HttpResponse {
     match state.service.fault() {
-        None => HttpResponse::Ok().json(serde_json::json!({"status": "ok"})),
-        Some(reason) => HttpResponse::ServiceUnavailable().json(serde_json::json!({
+        None => HttpResponse::Ok().json_line(serde_json::json!({"status": "ok"})),
+        Some(reason) => HttpResponse::ServiceUnavailable().json_line(serde_json::json!({
             "status": "unavailable",
             "code": "UNAVAILABLE",
             "error": reason,
@@ -198,17 +227,17 @@ pub async fn health(state: State) -> HttpResponse {
 
 async fn book(state: &AppState, id: EventId, user: UserId, quantity: u32) -> Answer {
     let booking = state.service.book(id, user, quantity).await?;
-    Ok(HttpResponse::Ok().json(BookedResponse::from(booking)))
+    Ok(HttpResponse::Ok().json_line(BookedResponse::from(booking)))
 }
 
 async fn cancel(state: &AppState, id: EventId, user: UserId) -> Answer {
     let cancelled = state.service.cancel(id, user).await?;
-    Ok(HttpResponse::Ok().json(CancelResponse::from(cancelled)))
+    Ok(HttpResponse::Ok().json_line(CancelResponse::from(cancelled)))
 }
 
 async fn confirm(state: &AppState, id: EventId, user: UserId) -> Answer {
     let booking = state.service.confirm(id, user).await?;
-    Ok(HttpResponse::Ok().json(BookingResponse {
+    Ok(HttpResponse::Ok().json_line(BookingResponse {
         booking: booking.into(),
     }))
 }

@@ -1,6 +1,8 @@
 //! The HTTP API of `docs/API.md`: routes, bodies, errors, rate limiting.
 //! Handlers parse, call the [`BoxOffice`] service and shape the reply.
 
+pub mod auth;
+pub mod client;
 pub mod dto;
 pub mod error;
 pub mod extract;
@@ -19,6 +21,8 @@ use crate::service::BoxOffice;
 pub struct AppState {
     /// The booking service.
     pub service: Arc<BoxOffice>,
+    /// Who may call which routes.
+    pub gate: auth::Gate,
     /// A request body must arrive whole within this (actix's own timeout
     /// covers only the head).
     pub body_timeout: std::time::Duration,

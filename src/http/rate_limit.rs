@@ -1,8 +1,9 @@
 //! Per-client-IP request quota, enforced with `governor`.
 //!
 //! Written here rather than taken from `actix-governor`, which is GPL-3.0.
-//! The key is the TCP peer address: headers such as `X-Forwarded-For` are
-//! client-controlled and would let anyone pick a fresh quota per request.
+//! The key is the client address settled by [`super::client`]: the TCP peer,
+//! unless that is one of `server.trusted_proxies` (a client's own
+//! `X-Forwarded-For` would let it pick a fresh quota per request).
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
@@ -16,6 +17,7 @@ use actix_web::{web, Error, ResponseError};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
 
+use super::client::client_ip_of;
 use super::error::ApiError;
 use crate::config::RateLimitSettings;
 
@@ -69,9 +71,9 @@ pub async fn enforce(
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, Error> {
     let limiter = req.app_data::<web::Data<Arc<IpRateLimiter>>>().cloned();
-    if let (Some(limiter), Some(peer)) = (limiter, req.peer_addr()) {
+    if let (Some(limiter), Some(ip)) = (limiter, client_ip_of(req.request())) {
         if !EXEMPT_PATHS.contains(&req.path()) {
-            if let Err(secs) = limiter.check(peer.ip()) {
+            if let Err(secs) = limiter.check(ip) {
                 let response = ApiError::RateLimited(secs.max(1)).error_response();
                 return Ok(req.into_response(response).map_into_right_body());
             }

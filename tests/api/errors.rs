@@ -441,3 +441,35 @@ async fn a_body_that_never_arrives_is_408_and_the_connection_closes() {
         started.elapsed()
     );
 }
+
+/// Every reply carries a request id (the client's when it sent a plain one)
+/// and JSON replies end in a newline.
+#[actix_web::test]
+async fn replies_carry_a_request_id_and_end_in_a_newline() {
+    let app = crate::helpers::spawn_app().await;
+    let res = app
+        .client
+        .get(format!("{}/api/events", app.base))
+        .header("x-request-id", "trace-42")
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(res.headers()["x-request-id"], "trace-42");
+    assert!(res.text().await.expect("body").ends_with("}\n"));
+    let mut seen = std::collections::HashSet::new();
+    for path in ["/api/events", "/api/status/77", "/nope"] {
+        let res = app
+            .client
+            .get(format!("{}{path}", app.base))
+            .send()
+            .await
+            .expect("sent");
+        let id = res.headers()["x-request-id"]
+            .to_str()
+            .expect("ascii")
+            .to_string();
+        assert!(seen.insert(id), "ids are fresh");
+        assert!(res.text().await.expect("body").ends_with('\n'), "{path}");
+    }
+    app.stop().await;
+}

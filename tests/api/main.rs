@@ -2,6 +2,7 @@
 //!
 //! One binary with one module per area, so everything compiles once.
 
+mod auth;
 mod binary;
 mod concurrency;
 mod corruption;

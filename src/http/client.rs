@@ -1,0 +1,208 @@
+//! Who sent a request: its client address (through trusted proxies only)
+//! and its request id. Both are settled once, at the front of the
+//! middleware chain, for the rate limit, the access log and the reply.
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::{web, Error, HttpMessage};
+use ipnet::IpNet;
+
+/// The header a request id travels in, both ways.
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The longest request id taken from a client; a longer one is replaced.
+const MAX_REQUEST_ID: usize = 128;
+
+/// The address a request is counted and logged under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientIp(pub IpAddr);
+
+/// The request's id, as echoed in `X-Request-Id`.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub HeaderValue);
+
+/// Settles the request's client address and id, then echoes the id on the reply.
+pub struct Identify {
+    /// Proxies whose `X-Forwarded-For` is believed.
+    trusted: Vec<IpNet>,
+    /// Makes generated ids unique across restarts of the process.
+    prefix: u32,
+    /// Requests given an id so far.
+    counter: AtomicU64,
+}
+
+impl Identify {
+    /// Believes `X-Forwarded-For` only from `trusted` peers.
+    pub fn new(trusted: Vec<IpNet>) -> Self {
+        let prefix = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| {
+                d.as_nanos() as u32 ^ std::process::id().rotate_left(16)
+            });
+        Self {
+            trusted,
+            prefix,
+            counter: AtomicU64::new(0),
+        }
+    }
+
+    fn is_trusted(&self, ip: IpAddr) -> bool {
+        self.trusted.iter().any(|net| net.contains(&ip))
+    }
+
+    /// The client behind `peer`: `peer` itself unless it is a trusted proxy;
+    /// then the right-most `X-Forwarded-For` hop that is not a trusted proxy
+    /// (hops left of it could be written by the client). A hop that does not
+    /// parse ends the walk at the last good one.
+    pub fn client_ip<'a>(&self, peer: IpAddr, forwarded: impl Iterator<Item = &'a str>) -> IpAddr {
+        if !self.is_trusted(peer) {
+            return peer;
+        }
+        let hops: Vec<&str> = forwarded.flat_map(|h| h.split(',')).collect();
+        let mut client = peer;
+        for hop in hops.iter().rev() {
+            match parse_hop(hop) {
+                Some(ip) => {
+                    client = ip;
+                    if !self.is_trusted(ip) {
+                        break;
+                    }
+                }
+                None => break,
+            }
+        }
+        client
+    }
+
+    /// The client's id if it is short and plain, else a fresh one.
+    fn request_id(&self, given: Option<&HeaderValue>) -> HeaderValue {
+        let plain = |v: &&HeaderValue| {
+            let bytes = v.as_bytes();
+            !bytes.is_empty()
+                && bytes.len() <= MAX_REQUEST_ID
+                && bytes
+                    .iter()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(b))
+        };
+        if let Some(given) = given.filter(plain) {
+            return given.clone();
+        }
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        HeaderValue::from_str(&format!("{:08x}-{n:x}", self.prefix))
+            .unwrap_or_else(|_| HeaderValue::from_static("unknown"))
+    }
+}
+
+/// An `X-Forwarded-For` hop: an address, perhaps with a port or brackets.
+fn parse_hop(hop: &str) -> Option<IpAddr> {
+    let hop = hop.trim();
+    hop.parse()
+        .ok()
+        .or_else(|| hop.parse::<std::net::SocketAddr>().ok().map(|s| s.ip()))
+}
+
+/// The middleware: puts [`ClientIp`] and [`RequestId`] in the request's
+/// extensions and `X-Request-Id` on the reply.
+pub async fn identify(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    let id = match req.app_data::<web::Data<Identify>>() {
+        Some(identify) => {
+            if let Some(peer) = req.peer_addr() {
+                let forwarded = req
+                    .headers()
+                    .get_all("x-forwarded-for")
+                    .filter_map(|v| v.to_str().ok());
+                let ip = identify.client_ip(peer.ip(), forwarded);
+                req.extensions_mut().insert(ClientIp(ip));
+            }
+            let id = identify.request_id(req.headers().get(REQUEST_ID));
+            req.extensions_mut().insert(RequestId(id.clone()));
+            Some(id)
+        }
+        None => None,
+    };
+    let mut response = next.call(req).await?;
+    if let Some(id) = id {
+        response.headers_mut().insert(REQUEST_ID, id);
+    }
+    Ok(response)
+}
+
+/// The client address of a request: the one settled by [`identify`], else
+/// the TCP peer.
+pub fn client_ip_of(req: &actix_web::HttpRequest) -> Option<IpAddr> {
+    req.extensions()
+        .get::<ClientIp>()
+        .map(|c| c.0)
+        .or_else(|| req.peer_addr().map(|p| p.ip()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().expect("ip")
+    }
+
+    fn proxies(list: &[&str]) -> Identify {
+        Identify::new(list.iter().map(|s| s.parse().expect("net")).collect())
+    }
+
+    #[test]
+    fn an_untrusted_peer_is_the_client_whatever_it_forwards() {
+        let id = proxies(&["10.0.0.0/8"]);
+        assert_eq!(
+            id.client_ip(ip("192.0.2.7"), ["1.2.3.4"].into_iter()),
+            ip("192.0.2.7")
+        );
+        assert_eq!(
+            proxies(&[]).client_ip(ip("10.0.0.1"), ["1.2.3.4"].into_iter()),
+            ip("10.0.0.1")
+        );
+    }
+
+    #[test]
+    fn behind_trusted_proxies_the_right_most_untrusted_hop_is_the_client() {
+        let id = proxies(&["10.0.0.0/8"]);
+        // The client wrote "6.6.6.6" itself; the proxies appended the rest.
+        let hops = ["6.6.6.6, 198.51.100.9", "10.0.0.2"];
+        assert_eq!(
+            id.client_ip(ip("10.0.0.1"), hops.into_iter()),
+            ip("198.51.100.9")
+        );
+        assert_eq!(
+            id.client_ip(ip("10.0.0.1"), std::iter::empty()),
+            ip("10.0.0.1"),
+            "no header: the proxy itself"
+        );
+        assert_eq!(
+            id.client_ip(ip("10.0.0.1"), ["garbage, 10.0.0.3"].into_iter()),
+            ip("10.0.0.3"),
+            "an unparsable hop stops the walk"
+        );
+        assert_eq!(
+            id.client_ip(ip("10.0.0.1"), ["[2001:db8::1]:443"].into_iter()),
+            ip("2001:db8::1")
+        );
+    }
+
+    #[test]
+    fn a_plain_request_id_is_kept_and_anything_else_replaced() {
+        let id = proxies(&[]);
+        let given = HeaderValue::from_static("abc-123_x.y:z");
+        assert_eq!(id.request_id(Some(&given)), given);
+        let odd = HeaderValue::from_static("has space");
+        assert_ne!(id.request_id(Some(&odd)), odd);
+        let long = HeaderValue::from_str(&"a".repeat(129)).expect("header");
+        assert_ne!(id.request_id(Some(&long)), long);
+        assert_ne!(id.request_id(None), id.request_id(None), "fresh ids differ");
+    }
+}
