@@ -277,7 +277,12 @@ impl BoxOffice {
     ) -> Result<T> {
         let addr = self.actor_of(id)?;
         let op = Box::new(op);
-        let answer = ask(&addr, |reply| MakeChange { op, reply }).await??;
+        let answer = ask(
+            &addr,
+            &self.registry.counters().mailbox_rejections,
+            |reply| MakeChange { op, reply },
+        )
+        .await??;
         self.durable(answer).await
     }
 
@@ -289,7 +294,12 @@ impl BoxOffice {
     ) -> Result<T> {
         let addr = self.actor_of(id)?;
         let op = Box::new(op);
-        let answer = ask(&addr, |reply| Read { op, reply }).await?;
+        let answer = ask(
+            &addr,
+            &self.registry.counters().mailbox_rejections,
+            |reply| Read { op, reply },
+        )
+        .await?;
         self.durable(answer).await
     }
 

@@ -14,13 +14,16 @@ use crate::actors::{take_snapshot, Registry, Snapshotter, StopSnapshots};
 use crate::config::{cores, Settings};
 use crate::http::auth::{Gate, KeyFileError};
 use crate::http::client::{self, Identify};
+use crate::http::metrics::HttpStats;
 use crate::http::rate_limit::{self, IpRateLimiter};
 use crate::http::{self as api, AppState};
+use crate::metrics::{Exporter, Sources};
 use crate::persistence::data_dir::{DataDir, DataDirError};
 use crate::persistence::journal::JournalError;
 use crate::persistence::recovery::RecoveryError;
 use crate::persistence::{SnapshotError, SnapshotStore};
 use crate::service::BoxOffice;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// How often idle per-IP quota cells are dropped.
 const RATE_LIMIT_SWEEP_SECS: u64 = 60;
@@ -118,6 +121,8 @@ pub struct Application {
     data_dir: DataDir,
     /// Drops idle rate-limit cells; stopped at shutdown.
     sweeper: Option<actix_web::rt::task::JoinHandle<()>>,
+    /// What the handlers share; told when the service begins to stop.
+    state: web::Data<AppState>,
 }
 
 impl Application {
@@ -179,8 +184,22 @@ impl Application {
             })
         });
         let body_timeout = Duration::from_millis(settings.server.client_request_timeout_ms);
+        let http_stats = Arc::new(HttpStats::default());
+        let exporter = Exporter::new(Sources {
+            http: Arc::clone(&http_stats),
+            events: Arc::clone(registry.counters()),
+            event_count: {
+                let registry = Arc::clone(&registry);
+                Box::new(move || registry.event_count())
+            },
+            journal: Arc::clone(journal.stats()),
+            snapshots: Arc::clone(store.stats()),
+        });
         let state = web::Data::new(AppState {
             gate,
+            http_stats,
+            exporter,
+            stopping: AtomicBool::new(false),
             body_timeout,
             service: Arc::new(BoxOffice::new(
                 Arc::clone(&registry),
@@ -189,12 +208,13 @@ impl Application {
             )),
         });
         let access_log = settings.log.access_log;
+        let shared = state.clone();
         // Validated with the settings, so this cannot fail here.
         let trusted = settings.server.trusted_networks().unwrap_or_default();
         let identify = web::Data::new(Identify::new(trusted));
         let server = HttpServer::new(move || {
             let mut app = App::new()
-                .app_data(state.clone())
+                .app_data(shared.clone())
                 .app_data(identify.clone());
             if let Some(limiter) = &limiter {
                 app = app.app_data(web::Data::new(Arc::clone(limiter)));
@@ -205,6 +225,7 @@ impl Application {
                 from_fn(rate_limit::enforce),
             ))
             .wrap(Condition::new(access_log, access_logger()))
+            .wrap(from_fn(api::metrics::record))
             .wrap(from_fn(client::identify))
             .configure(api::routes)
             .default_service(web::to(api::not_found))
@@ -230,6 +251,7 @@ impl Application {
             snapshotter,
             data_dir,
             sweeper,
+            state,
         })
     }
 
@@ -253,11 +275,13 @@ impl Application {
             snapshotter,
             data_dir,
             sweeper,
+            state,
             ..
         } = self;
         let handle = server.handle();
         let serving = actix_web::rt::spawn(server);
         shutdown.await;
+        state.stopping.store(true, Ordering::Relaxed);
         log::info!("stopping: finishing in-flight requests");
         handle.stop(true).await;
         if let Ok(Err(e)) = serving.await {

@@ -20,7 +20,10 @@ use std::time::Duration;
 use actix::{Actor, AsyncContext, Context, Handler, SpawnHandle};
 
 use super::messages::{ActorError, Durable, MakeChange, Read, TakeSnapshot};
-use crate::domain::{BookingIdSequence, Event, Made, Outcome, Timestamp, Undo};
+use crate::domain::{
+    BookingIdSequence, BookingStatus, Change, Event, Made, Outcome, Timestamp, Undo,
+};
+use crate::metrics::{BookedAs, EventCounters};
 use crate::persistence::journal::{Journal, Lsn, Record};
 use crate::persistence::StoredEvent;
 
@@ -52,6 +55,8 @@ pub struct EventActor {
     durable_lsn: Lsn,
     /// The armed expiry timer and the deadline it is for.
     timer: Option<(Timestamp, SpawnHandle)>,
+    /// What this actor decided, for `/metrics`.
+    counters: Arc<EventCounters>,
 }
 
 impl EventActor {
@@ -62,6 +67,7 @@ impl EventActor {
         ids: Arc<BookingIdSequence>,
         changes: Arc<AtomicU64>,
         journal: Arc<Journal>,
+        counters: Arc<EventCounters>,
     ) -> Self {
         let epoch = journal.state().epoch;
         Self {
@@ -73,6 +79,7 @@ impl EventActor {
             epoch,
             durable_lsn: applied_lsn,
             timer: None,
+            counters,
         }
     }
 
@@ -196,8 +203,37 @@ impl EventActor {
         self.journal.state().fault.is_some()
     }
 
+    /// What `made` adds to the counters, to be done once it is journalled.
+    /// (A change the journal then loses to a fault stays counted: the
+    /// counters tell what was decided, the state what was kept.)
+    fn count(&self, made: &Made) -> impl FnOnce() + use<> {
+        let counters = Arc::clone(&self.counters);
+        let booked = match made.booked_as {
+            Some(BookingStatus::Confirmed) => Some(BookedAs::Confirmed),
+            Some(BookingStatus::Held) => Some(BookedAs::Held),
+            Some(BookingStatus::Waiting) => Some(BookedAs::Waiting),
+            _ => None,
+        };
+        let cancelled = matches!(made.change, Change::Cancelled { .. });
+        let expired = matches!(made.change, Change::Expired { .. });
+        let promoted = made.promoted;
+        move || {
+            if let Some(booked) = booked {
+                counters.booked(booked);
+            }
+            if cancelled {
+                EventCounters::add(&counters.cancellations, 1);
+            }
+            if expired {
+                EventCounters::add(&counters.holds_expired, 1);
+            }
+            EventCounters::add(&counters.promotions, promoted);
+        }
+    }
+
     /// Journals an applied change, or undoes it when the journal refuses.
     fn journal_change(&mut self, made: Made) -> Result<Lsn, ActorError> {
+        let counted = self.count(&made);
         let record = Record::Change {
             event: self.event.id(),
             change: made.change,
@@ -206,6 +242,7 @@ impl EventActor {
             Ok(lsn) => {
                 self.pending.push_back((lsn, made.undo));
                 self.changes.fetch_add(1, Ordering::Relaxed);
+                counted();
                 Ok(lsn)
             }
             Err(_) => {
@@ -341,10 +378,12 @@ mod tests {
                     made: o.made,
                 })
             });
-            ask(&addr, |reply| MakeChange { op, reply })
-                .await
-                .expect("sent")
-                .expect("booked");
+            ask(&addr, &std::sync::atomic::AtomicU64::new(0), |reply| {
+                MakeChange { op, reply }
+            })
+            .await
+            .expect("sent")
+            .expect("booked");
         }
         let before = journal.next_lsn();
         tokio::time::sleep(Duration::from_millis(1_500)).await;
@@ -354,10 +393,13 @@ mod tests {
             "the lapse of a's hold was journalled with no request arriving"
         );
         let op = Box::new(|e: &Event| e.status());
-        let status = ask(&addr, |reply| Read { op, reply })
-            .await
-            .expect("read")
-            .value;
+        let status = ask(&addr, &std::sync::atomic::AtomicU64::new(0), |reply| Read {
+            op,
+            reply,
+        })
+        .await
+        .expect("read")
+        .value;
         assert_eq!(
             (status.held_tickets, status.waiting_count),
             (1, 0),
@@ -406,7 +448,7 @@ mod tests {
                     } else {
                         Box::new(move |e, _, now| e.cancel(&user, now).map(|o| crate::domain::Outcome { value: (), made: o.made }))
                     };
-                    if let Ok(Ok(answer)) = ask(&addr, |reply| MakeChange { op, reply }).await {
+                    if let Ok(Ok(answer)) = ask(&addr, &std::sync::atomic::AtomicU64::new(0), |reply| MakeChange { op, reply }).await {
                         if journal.wait_durable(answer.lsn).await.is_ok() {
                             answered += 1;
                         }
@@ -419,7 +461,7 @@ mod tests {
                         .expect("journal alive");
                 }
                 let op = Box::new(|e: &Event| e.to_snapshot());
-                let live = ask(&addr, |reply| Read { op, reply }).await.expect("read").value;
+                let live = ask(&addr, &std::sync::atomic::AtomicU64::new(0), |reply| Read { op, reply }).await.expect("read").value;
                 registry.stop();
                 journal.shutdown();
                 (live, answered)

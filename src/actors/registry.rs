@@ -17,6 +17,7 @@ use crate::domain::{
     BookingIdSequence, DomainError, Event, EventId, EventSettings, EventStatus, Timestamp,
     MAX_EVENT_ID,
 };
+use crate::metrics::EventCounters;
 use crate::persistence::journal::{Journal, Lsn, Record};
 use crate::persistence::recovery::Recovered;
 use crate::persistence::StoredEvent;
@@ -68,6 +69,8 @@ pub struct Registry {
     changes: Arc<AtomicU64>,
     /// Where changes are made durable.
     journal: Arc<Journal>,
+    /// What the actors decided, for `/metrics`.
+    counters: Arc<EventCounters>,
 }
 
 impl Registry {
@@ -83,7 +86,13 @@ impl Registry {
             ids: Arc::new(BookingIdSequence::default()),
             changes: Arc::new(AtomicU64::new(0)),
             journal,
+            counters: Arc::default(),
         }
+    }
+
+    /// What the actors decided so far.
+    pub fn counters(&self) -> &Arc<EventCounters> {
+        &self.counters
     }
 
     /// The journal every actor writes to.
@@ -211,6 +220,7 @@ impl Registry {
             Arc::clone(&self.ids),
             Arc::clone(&self.changes),
             Arc::clone(&self.journal),
+            Arc::clone(&self.counters),
         );
         EventActor::start_in_arbiter(&self.arbiters[n].handle(), move |_| actor)
     }
@@ -280,9 +290,11 @@ impl Registry {
 }
 
 /// Sends `msg` built around a fresh reply channel and waits for the answer.
-/// A full or closed mailbox fails at once with [`Unavailable`].
+/// A full or closed mailbox fails at once with [`Unavailable`]; a full one
+/// is counted in `rejections`.
 pub async fn ask<M, T>(
     addr: &Addr<EventActor>,
+    rejections: &AtomicU64,
     make: impl FnOnce(Reply<T>) -> M,
 ) -> Result<T, Unavailable>
 where
@@ -291,6 +303,11 @@ where
     <EventActor as Actor>::Context: ToEnvelope<EventActor, M>,
 {
     let (reply, answer) = oneshot::channel();
-    addr.try_send(make(reply)).map_err(|_| Unavailable)?;
+    addr.try_send(make(reply)).map_err(|e| {
+        if matches!(e, actix::prelude::SendError::Full(_)) {
+            rejections.fetch_add(1, Ordering::Relaxed);
+        }
+        Unavailable
+    })?;
     answer.await.map_err(|_| Unavailable)
 }

@@ -1,5 +1,6 @@
 //! Writes a snapshot every interval in which something changed.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,6 +23,7 @@ pub async fn take_snapshot(
     registry: &Registry,
     store: &Arc<SnapshotStore>,
 ) -> Result<(u64, WrittenSnapshot), String> {
+    let started = std::time::Instant::now();
     let changes = registry.change_count();
     let journal = registry.journal();
     // Read before collecting: every record up to here was applied by its
@@ -49,13 +51,21 @@ pub async fn take_snapshot(
         next_booking_id: registry.next_booking_id(),
         events,
     };
-    let store = Arc::clone(store);
-    tokio::task::spawn_blocking(move || {
-        let written = store.checkpoint(&snapshot).map_err(|e| e.to_string())?;
+    let writer = Arc::clone(store);
+    let taken = tokio::task::spawn_blocking(move || {
+        let written = writer.checkpoint(&snapshot).map_err(|e| e.to_string())?;
         Ok((changes, written))
     })
     .await
-    .map_err(|e| format!("snapshot thread: {e}"))?
+    .map_err(|e| format!("snapshot thread: {e}"))?;
+    if let Ok((_, written)) = &taken {
+        let stats = store.stats();
+        let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        stats.last_micros.store(micros, Ordering::Relaxed);
+        stats.last_bytes.store(written.bytes, Ordering::Relaxed);
+        stats.written.fetch_add(1, Ordering::Relaxed);
+    }
+    taken
 }
 
 /// The periodic snapshot task.

@@ -225,6 +225,36 @@ pub async fn health(state: State) -> HttpResponse {
     }
 }
 
+/// `GET /ready`: 200 once the service has restored its data and takes
+/// changes; 503 while changes cannot be made durable or once it is
+/// stopping, so an orchestrator sends no new traffic.
+pub async fn ready(state: State) -> HttpResponse {
+    let not_ready = if state.stopping.load(std::sync::atomic::Ordering::Relaxed) {
+        Some(String::from("the service is stopping"))
+    } else {
+        state.service.fault()
+    };
+    match not_ready {
+        None => HttpResponse::Ok().json_line(serde_json::json!({"status": "ready"})),
+        Some(reason) => HttpResponse::ServiceUnavailable().json_line(serde_json::json!({
+            "status": "unavailable",
+            "code": "UNAVAILABLE",
+            "error": reason,
+        })),
+    }
+}
+
+/// `GET /metrics` (organiser): every family in the OpenMetrics text format.
+pub async fn metrics(_: Organiser, state: State) -> Answer {
+    let text = state
+        .exporter
+        .render()
+        .map_err(|e| ApiError::Internal(format!("rendering metrics: {e}")))?;
+    Ok(HttpResponse::Ok()
+        .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
+        .body(text))
+}
+
 async fn book(state: &AppState, id: EventId, user: UserId, quantity: u32) -> Answer {
     let booking = state.service.book(id, user, quantity).await?;
     Ok(HttpResponse::Ok().json_line(BookedResponse::from(booking)))

@@ -7,6 +7,7 @@ pub mod dto;
 pub mod error;
 pub mod extract;
 mod handlers;
+pub mod metrics;
 pub mod rate_limit;
 
 use std::sync::Arc;
@@ -23,6 +24,12 @@ pub struct AppState {
     pub service: Arc<BoxOffice>,
     /// Who may call which routes.
     pub gate: auth::Gate,
+    /// Requests counted by route, method and status.
+    pub http_stats: Arc<metrics::HttpStats>,
+    /// Renders `/metrics`.
+    pub exporter: crate::metrics::Exporter,
+    /// Set once the service has begun to stop; `/ready` then says 503.
+    pub stopping: std::sync::atomic::AtomicBool,
     /// A request body must arrive whole within this (actix's own timeout
     /// covers only the head).
     pub body_timeout: std::time::Duration,
@@ -54,6 +61,16 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         resource("/health", "GET, HEAD")
             .route(web::get().to(health))
             .route(web::head().to(health)),
+    )
+    .service(
+        resource("/ready", "GET, HEAD")
+            .route(web::get().to(ready))
+            .route(web::head().to(ready)),
+    )
+    .service(
+        resource("/metrics", "GET, HEAD")
+            .route(web::get().to(metrics))
+            .route(web::head().to(metrics)),
     )
     .service(resource("/api/initialize", "POST").route(web::post().to(create_event)))
     .service(resource("/api/book", "POST").route(web::post().to(book_body)))

@@ -7,6 +7,7 @@
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,7 +23,7 @@ use super::error::ApiError;
 use crate::config::RateLimitSettings;
 
 /// Paths never counted against the quota: monitoring must always get through.
-const EXEMPT_PATHS: &[&str] = &["/health"];
+const EXEMPT_PATHS: &[&str] = &["/health", "/ready"];
 
 /// The quota of every client IP.
 pub struct IpRateLimiter {
@@ -74,6 +75,12 @@ pub async fn enforce(
     if let (Some(limiter), Some(ip)) = (limiter, client_ip_of(req.request())) {
         if !EXEMPT_PATHS.contains(&req.path()) {
             if let Err(secs) = limiter.check(ip) {
+                if let Some(state) = req.app_data::<web::Data<super::AppState>>() {
+                    state
+                        .http_stats
+                        .rate_limited
+                        .fetch_add(1, Ordering::Relaxed);
+                }
                 let response = ApiError::RateLimited(secs.max(1)).error_response();
                 return Ok(req.into_response(response).map_into_right_body());
             }

@@ -113,9 +113,16 @@ pub struct SnapshotStore {
     keep: usize,
     /// Generation number for the next file name; names sort by age.
     next_generation: AtomicU64,
+    /// The newest snapshot's time and size, for `/metrics`.
+    stats: std::sync::Arc<crate::metrics::SnapshotStats>,
 }
 
 impl SnapshotStore {
+    /// The newest snapshot's time and size.
+    pub fn stats(&self) -> &std::sync::Arc<crate::metrics::SnapshotStats> {
+        &self.stats
+    }
+
     /// Opens (creating if needed) `dir`, removing temporary files that a crash
     /// mid-write left behind.
     pub fn open(dir: &Path, keep: usize) -> Result<Self, SnapshotError> {
@@ -135,6 +142,7 @@ impl SnapshotStore {
             dir: dir.to_path_buf(),
             keep: keep.max(1),
             next_generation: AtomicU64::new(1),
+            stats: Default::default(),
         };
         let newest = store
             .files()?

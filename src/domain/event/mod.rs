@@ -36,6 +36,10 @@ pub struct Made {
     pub change: Change,
     /// How to take it back if the journal cannot keep it.
     pub undo: Undo,
+    /// Bookings it promoted from the queue.
+    pub promoted: usize,
+    /// For a booking: what it got (confirmed, held or waiting).
+    pub booked_as: Option<BookingStatus>,
 }
 
 /// The answer to a live operation: what the client sees, and the change it
@@ -332,10 +336,7 @@ impl Event {
                 at: deadline,
             };
             let applied = self.apply(&change)?;
-            made.push(Made {
-                change,
-                undo: applied.undo,
-            });
+            made.push(self.made(change, applied));
         }
         Ok(made)
     }
@@ -365,10 +366,7 @@ impl Event {
                 status: self.status(),
                 promotions: self.views(&applied.promoted),
             },
-            made: Some(Made {
-                change,
-                undo: applied.undo,
-            }),
+            made: Some(self.made(change, applied)),
         })
     }
 
@@ -438,10 +436,7 @@ impl Event {
         let applied = self.apply(&change)?;
         Ok(Outcome {
             value: self.view(applied.handle),
-            made: Some(Made {
-                change,
-                undo: applied.undo,
-            }),
+            made: Some(self.made(change, applied)),
         })
     }
 
@@ -456,11 +451,21 @@ impl Event {
                 booking: self.view(applied.handle),
                 promotions: self.views(&applied.promoted),
             },
-            made: Some(Made {
-                change,
-                undo: applied.undo,
-            }),
+            made: Some(self.made(change, applied)),
         })
+    }
+
+    /// What to journal for `change`, with what it did.
+    fn made(&self, change: Change, applied: Applied) -> Made {
+        let booked_as = matches!(change, Change::Booked { .. })
+            .then(|| self.records.get(applied.handle as usize).map(|r| r.status))
+            .flatten();
+        Made {
+            change,
+            undo: applied.undo,
+            promoted: applied.promoted.len(),
+            booked_as,
+        }
     }
 
     /// The handle of `user`'s active booking.

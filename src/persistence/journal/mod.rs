@@ -30,6 +30,7 @@ mod segment;
 mod tests;
 mod writer;
 
+use crate::metrics::JournalStats;
 use std::fs;
 use std::io;
 use std::ops::RangeInclusive;
@@ -180,6 +181,8 @@ pub struct Journal {
     /// Off (the snapshot-only mode): changes are only as safe as the last
     /// snapshot, so a failed snapshot refuses changes until one succeeds.
     snapshot_only: bool,
+    /// Batch sizes and sync times, for `/metrics`.
+    stats: Arc<JournalStats>,
 }
 
 impl Journal {
@@ -200,7 +203,13 @@ impl Journal {
             state: watch::Sender::new(state),
             writer: Mutex::new(None),
             snapshot_only: true,
+            stats: Arc::default(),
         })
+    }
+
+    /// Batch sizes and sync times so far.
+    pub fn stats(&self) -> &Arc<JournalStats> {
+        &self.stats
     }
 
     /// In the snapshot-only mode, what the last snapshot attempt did: a
@@ -239,6 +248,7 @@ impl Journal {
             state: watch::Sender::new(state),
             writer: Mutex::new(None),
             snapshot_only: false,
+            stats: Arc::default(),
         });
         let writer = Writer::new(
             Arc::clone(&journal),

@@ -85,22 +85,22 @@ impl Writer {
             };
             batch.clear();
             let mut last = first.0;
+            let mut records = 1;
             encode_frame(&mut batch, first.0, &first.1);
             while batch.len() < MAX_BATCH_BYTES {
                 match self.records.try_recv() {
                     Ok((lsn, record)) => {
                         encode_frame(&mut batch, lsn, &record);
                         last = lsn;
+                        records += 1;
                     }
                     Err(_) => break,
                 }
             }
+            self.journal.stats().batch_records.observe(records);
             let base = self.segment.good_len;
             let written = match self.options.fsync {
-                FsyncMode::Always => self
-                    .segment
-                    .append(&batch)
-                    .and_then(|()| self.segment.sync()),
+                FsyncMode::Always => self.segment.append(&batch).and_then(|()| self.timed_sync()),
                 FsyncMode::Interval => self.segment.append(&batch),
             };
             match written {
@@ -121,10 +121,21 @@ impl Writer {
         }
     }
 
+    /// Syncs the segment, counting the time it took.
+    fn timed_sync(&mut self) -> io::Result<()> {
+        let started = Instant::now();
+        let synced = self.segment.sync();
+        self.journal
+            .stats()
+            .fsync_seconds
+            .observe_duration(started.elapsed());
+        synced
+    }
+
     /// `Interval` mode's periodic sync. Its records were already answered;
     /// if it fails, what is still queued is abandoned like a failed write.
     fn sync_interval(&mut self, unsynced: &mut bool) {
-        if let Err(e) = self.segment.sync() {
+        if let Err(e) = self.timed_sync() {
             let base = self.segment.good_len;
             self.fail_and_repair(base, &e);
         }

@@ -1,0 +1,124 @@
+//! The operator surface: `/ready` and `/metrics`.
+
+use std::collections::HashMap;
+
+use reqwest::StatusCode;
+
+use crate::helpers::spawn_app_with;
+
+const ADMIN: &str = "metrics-test-token";
+
+/// Samples of an OpenMetrics text: `name{labels}` to value.
+fn samples(text: &str) -> HashMap<String, f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .filter_map(|l| {
+            let (key, value) = l.rsplit_once(' ')?;
+            Some((key.to_string(), value.parse().ok()?))
+        })
+        .collect()
+}
+
+async fn scrape(app: &crate::helpers::TestApp) -> HashMap<String, f64> {
+    let res = app
+        .client
+        .get(format!("{}/metrics", app.base))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(res.status(), StatusCode::OK);
+    let kind = res.headers()["content-type"]
+        .to_str()
+        .expect("ascii")
+        .to_string();
+    assert!(kind.starts_with("application/openmetrics-text"), "{kind}");
+    let text = res.text().await.expect("body");
+    assert!(text.ends_with("# EOF\n"), "{text}");
+    samples(&text)
+}
+
+#[actix_web::test]
+async fn metrics_count_requests_by_route_pattern_and_what_bookings_got() {
+    let app = spawn_app_with(|s| s.auth.admin_token = ADMIN.into()).await;
+    let res = app
+        .client
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(
+        res.status(),
+        StatusCode::UNAUTHORIZED,
+        "metrics are an organiser route"
+    );
+
+    let id = {
+        let res = app
+            .client
+            .post(format!("{}/api/events", app.base))
+            .bearer_auth(ADMIN)
+            .json(&serde_json::json!({"totalTickets": 1}))
+            .send()
+            .await
+            .expect("sent");
+        let body: serde_json::Value = res.json().await.expect("json");
+        body["event"]["id"].as_u64().expect("id")
+    };
+    for user in ["alice", "bob"] {
+        let url = format!("{}/api/events/{id}/bookings/{user}", app.base);
+        assert_eq!(
+            app.client.put(url).send().await.expect("sent").status(),
+            StatusCode::OK
+        );
+    }
+    let url = format!("{}/api/events/{id}/bookings/alice", app.base);
+    assert_eq!(
+        app.client.delete(url).send().await.expect("sent").status(),
+        StatusCode::OK
+    );
+    assert_eq!(app.get("/api/status/424242").await.0, StatusCode::NOT_FOUND);
+
+    let m = scrape(&app).await;
+    let put = r#"boxoffice_http_requests_total{route="/api/events/{eventId}/bookings/{userId}",method="PUT",status="200"}"#;
+    assert_eq!(m.get(put), Some(&2.0), "{m:#?}");
+    let missing =
+        r#"boxoffice_http_requests_total{route="/api/status/{eventId}",method="GET",status="404"}"#;
+    assert_eq!(m.get(missing), Some(&1.0));
+    assert_eq!(
+        m.get(r#"boxoffice_bookings_total{outcome="confirmed"}"#),
+        Some(&1.0)
+    );
+    assert_eq!(
+        m.get(r#"boxoffice_bookings_total{outcome="waiting"}"#),
+        Some(&1.0)
+    );
+    assert_eq!(m.get("boxoffice_cancellations_total"), Some(&1.0));
+    assert_eq!(m.get("boxoffice_promotions_total"), Some(&1.0));
+    assert_eq!(m.get("boxoffice_events"), Some(&1.0));
+    let batches = m
+        .get("boxoffice_journal_batch_records_count")
+        .copied()
+        .unwrap_or(0.0);
+    assert!(batches >= 1.0, "journal batches are counted: {m:#?}");
+    assert!(
+        m.keys()
+            .all(|k| !k.contains("alice") && !k.contains("/424242")),
+        "no user id or raw path in a label"
+    );
+
+    // The 401 above and these scrapes are counted too.
+    let again = scrape(&app).await;
+    let scrapes = r#"boxoffice_http_requests_total{route="/metrics",method="GET",status="200"}"#;
+    assert_eq!(again.get(scrapes), Some(&1.0));
+    app.stop().await;
+}
+
+#[actix_web::test]
+async fn ready_is_public_and_says_ready() {
+    let app = spawn_app_with(|s| s.auth.admin_token = ADMIN.into()).await;
+    let (status, body) = app.get("/ready").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["status"], "ready");
+    app.stop().await;
+}
