@@ -306,7 +306,10 @@ async fn actor_sections(
                     let started = Instant::now();
                     let u = user(&format!("late{c}x"), i);
                     let op = Box::new(move |e: &mut Event, ids: &_, now| e.book(&u, 1, ids, now));
-                    let answer = ask(&addr, |reply| MakeChange { op, reply }).await;
+                    let answer = ask(&addr, &std::sync::atomic::AtomicU64::new(0), |reply| {
+                        MakeChange { op, reply }
+                    })
+                    .await;
                     assert!(answer.is_ok(), "booking failed");
                     latencies.push((started, started.elapsed()));
                     i += 1;
@@ -399,9 +402,8 @@ async fn expiry_storm(holds: u64, dir: &std::path::Path) -> serde_json::Value {
                 while Instant::now() < until {
                     let started = Instant::now();
                     let op = Box::new(|e: &Event| e.status());
-                    let answer = ask(&addr, |reply| boxoffice::actors::messages::Read {
-                        op,
-                        reply,
+                    let answer = ask(&addr, &std::sync::atomic::AtomicU64::new(0), |reply| {
+                        boxoffice::actors::messages::Read { op, reply }
                     })
                     .await
                     .expect("read");
@@ -429,9 +431,11 @@ async fn expiry_storm(holds: u64, dir: &std::path::Path) -> serde_json::Value {
         percentile(&latencies, 1.0),
     );
     let all_expired_after_ms = done.iter().min().map(|d| d - deadline_ms);
-    let status = ask(&addr, |reply| boxoffice::actors::messages::Read {
-        op: Box::new(|e: &Event| e.status()),
-        reply,
+    let status = ask(&addr, &std::sync::atomic::AtomicU64::new(0), |reply| {
+        boxoffice::actors::messages::Read {
+            op: Box::new(|e: &Event| e.status()),
+            reply,
+        }
     })
     .await
     .expect("read")
