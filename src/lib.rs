@@ -18,6 +18,7 @@ pub mod actors;
 pub mod config;
 pub mod domain;
 pub mod http;
+pub mod logging;
 pub mod metrics;
 pub mod persistence;
 pub mod service;

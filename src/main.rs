@@ -73,11 +73,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    env_logger::Builder::from_env(
-        env_logger::Env::default().default_filter_or(&settings.log.level),
-    )
-    .format_timestamp_millis()
-    .init();
+    boxoffice::logging::init(&settings.log.level);
     let source = config_path.unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_FILE));
     if source.exists() {
         log::info!(

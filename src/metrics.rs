@@ -70,20 +70,24 @@ impl AtomicHistogram {
         self.observe(u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX));
     }
 
-    /// (sum, count, cumulative buckets) in exported units.
+    /// (sum, count, per-bucket counts) in exported units. The buckets are
+    /// not cumulative: `prometheus-client`'s encoder adds them up. The
+    /// count is their total, so it always equals the `+Inf` bucket even
+    /// while observations race the read.
     fn read(&self) -> (f64, u64, Vec<(f64, u64)>) {
-        let mut cumulative = 0;
+        let mut count = 0;
         let mut buckets = Vec::with_capacity(self.buckets.len());
         for (i, bucket) in self.buckets.iter().enumerate() {
-            cumulative += bucket.load(Ordering::Relaxed);
+            let n = bucket.load(Ordering::Relaxed);
+            count += n;
             let bound = self
                 .bounds
                 .get(i)
                 .map_or(f64::INFINITY, |&b| b as f64 / self.units_per_export);
-            buckets.push((bound, cumulative));
+            buckets.push((bound, n));
         }
         let sum = self.sum.load(Ordering::Relaxed) as f64 / self.units_per_export;
-        (sum, cumulative, buckets)
+        (sum, count, buckets)
     }
 
     /// Whether nothing was observed yet.
@@ -325,8 +329,27 @@ mod tests {
         assert_eq!(sum, 5_222.0);
         assert_eq!(
             buckets,
-            vec![(10.0, 2), (100.0, 4), (f64::INFINITY, 6)],
-            "cumulative, +Inf last"
+            vec![(10.0, 2), (100.0, 2), (f64::INFINITY, 2)],
+            "per bucket, +Inf last"
         );
+        let mut text = String::new();
+        let mut registry = PromRegistry::default();
+        #[derive(Debug)]
+        struct One(AtomicHistogram);
+        impl Collector for One {
+            fn encode(&self, mut encoder: DescriptorEncoder) -> std::fmt::Result {
+                self.0.encode(&mut encoder.encode_descriptor(
+                    "h",
+                    "test",
+                    None,
+                    MetricType::Histogram,
+                )?)
+            }
+        }
+        registry.register_collector(Box::new(One(h)));
+        prometheus_client::encoding::text::encode(&mut text, &registry).expect("encodes");
+        assert!(text.contains("h_bucket{le=\"100.0\"} 4"), "{text}");
+        assert!(text.contains("h_bucket{le=\"+Inf\"} 6"), "{text}");
+        assert!(text.contains("h_count 6"), "{text}");
     }
 }

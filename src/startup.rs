@@ -72,6 +72,17 @@ impl StartupError {
     }
 }
 
+/// The OpenAPI document as served, with a trailing newline like every JSON reply.
+fn openapi_bytes(limits: &crate::config::LimitSettings) -> web::Bytes {
+    let document = crate::http::openapi::document(limits);
+    let mut bytes = serde_json::to_vec_pretty(&document).unwrap_or_else(|e| {
+        log::error!("OpenAPI document not serialisable: {e}");
+        b"{}".to_vec()
+    });
+    bytes.push(b'\n');
+    web::Bytes::from(bytes)
+}
+
 /// One line per request: client (through trusted proxies), request line,
 /// status, bytes, request id, latency in ms. Headers are not logged, so no
 /// token is.
@@ -200,6 +211,7 @@ impl Application {
             http_stats,
             exporter,
             stopping: AtomicBool::new(false),
+            openapi: openapi_bytes(&settings.limits),
             body_timeout,
             service: Arc::new(BoxOffice::new(
                 Arc::clone(&registry),

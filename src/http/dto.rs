@@ -6,6 +6,7 @@
 //! and the top-level `status`/`userId` of the second seed service.
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use utoipa::ToSchema;
 use validator::{Validate, ValidationError};
 
 use super::error::ApiError;
@@ -64,6 +65,66 @@ where
     Option::<T>::deserialize(de).map(Some)
 }
 
+/// An integer field that may be absent: `None` then. JSON Schema counts
+/// `3.0` as an integer, so a whole float is taken; `null`, a fraction, a
+/// negative or an out-of-range number is an error (named after the field by
+/// `serde_path_to_error`). Use with `#[serde(default)]`.
+fn whole<'de, D, T>(de: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: TryFrom<u64>,
+{
+    struct Whole<T>(std::marker::PhantomData<T>);
+    impl<T: TryFrom<u64>> serde::de::Visitor<'_> for Whole<T> {
+        type Value = T;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a whole number")
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<T, E> {
+            T::try_from(v).map_err(|_| E::custom(format!("{v} is out of range")))
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<T, E> {
+            match u64::try_from(v) {
+                Ok(v) => self.visit_u64(v),
+                Err(_) => Err(E::custom(format!("{v} is negative"))),
+            }
+        }
+        fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<T, E> {
+            // Above 2^53 a float no longer names one integer.
+            if v.fract() == 0.0 && (0.0..=9_007_199_254_740_992.0).contains(&v) {
+                self.visit_u64(v as u64)
+            } else {
+                Err(E::invalid_type(serde::de::Unexpected::Float(v), &self))
+            }
+        }
+    }
+    de.deserialize_any(Whole(std::marker::PhantomData))
+        .map(Some)
+}
+
+/// A field that may be absent but not `null` (for fields that cannot be
+/// cleared). Use with `#[serde(default)]`.
+fn present<'de, D, T>(de: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(de).map(Some)
+}
+
+/// [`whole`] for a field where `null` means "clear" (`Some(None)`).
+fn nullable_whole<'de, D, T>(de: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: TryFrom<u64>,
+{
+    let value = Option::<serde_json::Value>::deserialize(de)?;
+    match value {
+        None => Ok(Some(None)),
+        Some(v) => whole(v).map(Some).map_err(serde::de::Error::custom),
+    }
+}
+
 /// A validated timestamp field as a domain value.
 pub fn timestamp(raw: Option<&str>) -> Option<Timestamp> {
     raw.and_then(Timestamp::parse_rfc3339)
@@ -80,7 +141,8 @@ pub fn check_window(start: Option<Timestamp>, end: Option<Timestamp>) -> Result<
 }
 
 /// `POST /api/initialize` and `POST /api/events`.
-#[derive(Debug, Deserialize, Validate)]
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[schema(example = json!({"totalTickets": 100, "name": "Spring concert", "maxPerUser": 4}))]
 #[serde(rename_all = "camelCase")]
 pub struct CreateEventRequest {
     /// Tickets for sale; the upper bound is `limits.max_tickets_per_event`,
@@ -89,65 +151,93 @@ pub struct CreateEventRequest {
         required(message = "is required"),
         range(min = 1, message = "must be an integer of at least 1")
     )]
+    #[schema(value_type = u64, required = true, minimum = 1, maximum = 10_000_000)]
+    #[serde(default, deserialize_with = "whole")]
     pub total_tickets: Option<u64>,
     /// Optional display name.
     #[validate(
         length(max = "NAME_MAX_CHARS", message = "must be at most 200 characters"),
         custom(function = "valid_display_name")
     )]
+    #[schema(value_type = Option<String>, required = false, max_length = 200, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
     pub name: Option<String>,
     /// Optional id to create the event under; `null` is not "absent" but a
     /// value of the wrong type, so it is kept apart (checked by the handler).
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(default, deserialize_with = "nullable_whole")]
+    #[schema(value_type = u64, required = false, minimum = 1, maximum = 9_007_199_254_740_991_u64)]
     pub event_id: Option<Option<u64>>,
     /// Per-user limit; its upper bound comes from configuration.
     #[validate(range(min = 1, message = "must be an integer of at least 1"))]
+    #[schema(value_type = u32, required = false, minimum = 1, maximum = 10)]
+    #[serde(default, deserialize_with = "whole")]
     pub max_per_user: Option<u32>,
     /// Hold time in seconds.
     #[validate(range(max = "MAX_HOLD_SECS", message = "must be an integer from 0 to 604800"))]
+    #[schema(value_type = u32, required = false, maximum = 604_800)]
+    #[serde(default, deserialize_with = "whole")]
     pub hold_secs: Option<u32>,
     /// Offer time in seconds.
     #[validate(range(max = "MAX_HOLD_SECS", message = "must be an integer from 0 to 604800"))]
+    #[schema(value_type = u32, required = false, maximum = 604_800)]
+    #[serde(default, deserialize_with = "whole")]
     pub offer_secs: Option<u32>,
     /// Whether sales are open (default true).
+    #[schema(value_type = bool, required = false)]
+    #[serde(default, deserialize_with = "present")]
     pub sales_open: Option<bool>,
     /// Start of sales, RFC 3339, or null.
     #[validate(custom(function = "valid_timestamp"))]
+    #[schema(format = DateTime, required = false)]
     pub sales_start: Option<String>,
-    /// End of sales, RFC 3339, or null.
+    /// End of sales, RFC 3339, or null (later than `salesStart`).
     #[validate(custom(function = "valid_timestamp"))]
+    #[schema(format = DateTime, required = false)]
     pub sales_end: Option<String>,
 }
 
 /// `PATCH /api/events/{eventId}`: absent fields stay as they are.
-#[derive(Debug, Deserialize, Validate)]
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[schema(example = json!({"totalTickets": 120, "salesOpen": true}))]
 #[serde(rename_all = "camelCase")]
 pub struct UpdateEventRequest {
     /// New name; `null` removes it.
     #[serde(default, deserialize_with = "nullable")]
     #[validate(custom(function = "valid_name"))]
+    #[schema(value_type = Option<String>, required = false, max_length = 200, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
     pub name: Option<Option<String>>,
     /// New ticket count.
     #[validate(range(min = 1, message = "must be an integer of at least 1"))]
+    #[schema(value_type = u64, required = false, minimum = 1, maximum = 10_000_000)]
+    #[serde(default, deserialize_with = "whole")]
     pub total_tickets: Option<u64>,
     /// New per-user limit.
     #[validate(range(min = 1, message = "must be an integer of at least 1"))]
+    #[schema(value_type = u32, required = false, minimum = 1, maximum = 10)]
+    #[serde(default, deserialize_with = "whole")]
     pub max_per_user: Option<u32>,
     /// New hold time in seconds.
     #[validate(range(max = "MAX_HOLD_SECS", message = "must be an integer from 0 to 604800"))]
+    #[schema(value_type = u32, required = false, maximum = 604_800)]
+    #[serde(default, deserialize_with = "whole")]
     pub hold_secs: Option<u32>,
     /// New offer time in seconds.
     #[validate(range(max = "MAX_HOLD_SECS", message = "must be an integer from 0 to 604800"))]
+    #[schema(value_type = u32, required = false, maximum = 604_800)]
+    #[serde(default, deserialize_with = "whole")]
     pub offer_secs: Option<u32>,
     /// Open or close sales.
+    #[schema(value_type = bool, required = false)]
+    #[serde(default, deserialize_with = "present")]
     pub sales_open: Option<bool>,
     /// New start of sales; `null` removes it.
     #[serde(default, deserialize_with = "nullable")]
     #[validate(custom(function = "valid_timestamp"))]
+    #[schema(value_type = Option<String>, format = DateTime, required = false)]
     pub sales_start: Option<Option<String>>,
     /// New end of sales; `null` removes it.
     #[serde(default, deserialize_with = "nullable")]
     #[validate(custom(function = "valid_timestamp"))]
+    #[schema(value_type = Option<String>, format = DateTime, required = false)]
     pub sales_end: Option<Option<String>>,
 }
 
@@ -160,33 +250,76 @@ fn valid_name(name: &str) -> Result<(), ValidationError> {
 }
 
 /// `POST /api/book`, `POST /api/cancel` and `POST /api/confirm`.
-#[derive(Debug, Deserialize, Validate)]
-#[serde(rename_all = "camelCase")]
-pub struct BookingRequest {
-    /// The event.
+/// A request body that names an event and a user (the seed routes), with
+/// whatever else the route takes; one definition of the two shared fields.
+macro_rules! booking_target_body {
+    ($(#[$meta:meta])* $name:ident { $($extra:tt)* }) => {
+        #[derive(Debug, Deserialize, Validate, ToSchema)]
+        $(#[$meta])*
+        #[serde(rename_all = "camelCase")]
+        pub struct $name {
+            /// The event.
+            #[validate(
+                required(message = "is required"),
+                range(
+                    min = 1,
+                    max = "MAX_EVENT_ID",
+                    message = "must be an integer from 1 to 9007199254740991"
+                )
+            )]
+            #[schema(value_type = u64, required = true, minimum = 1, maximum = 9_007_199_254_740_991_u64)]
+            #[serde(default, deserialize_with = "whole")]
+            pub event_id: Option<u64>,
+            /// The user: 1 to 64 letters, digits and `._-@:`, not `.` or `..`.
+            #[validate(required(message = "is required"), custom(function = "valid_user_id"))]
+            #[schema(value_type = String, required = true, pattern = r"^[A-Za-z0-9_@:-][A-Za-z0-9._@:-]{0,63}$|^\.[A-Za-z0-9._@:-]{2,63}$|^\.[A-Za-z0-9_@:-]$")]
+            #[serde(default, deserialize_with = "present")]
+            pub user_id: Option<String>,
+            $($extra)*
+        }
+    };
+}
+
+booking_target_body! {
+    /// `POST /api/book`.
+    #[schema(example = json!({"eventId": 1, "userId": "alice", "quantity": 2}))]
+    BookingRequest {
+        /// Tickets asked for (default 1), at most the event's `max_per_user`.
+        #[validate(range(min = 1, message = "must be an integer of at least 1"))]
+        #[schema(value_type = u32, required = false, minimum = 1, maximum = 10)]
+        #[serde(default, deserialize_with = "whole")]
+        pub quantity: Option<u32>,
+    }
+}
+
+booking_target_body! {
+    /// `POST /api/cancel` and `POST /api/confirm`.
+    #[schema(example = json!({"eventId": 1, "userId": "alice"}))]
+    BookingTargetRequest {}
+}
+
+/// `PATCH .../bookings/{userId}`.
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[schema(example = json!({"quantity": 1}))]
+pub struct QuantityChangeRequest {
+    /// The new, lower number of tickets.
     #[validate(
         required(message = "is required"),
-        range(
-            min = 1,
-            max = "MAX_EVENT_ID",
-            message = "must be an integer from 1 to 9007199254740991"
-        )
+        range(min = 1, message = "must be an integer of at least 1")
     )]
-    pub event_id: Option<u64>,
-    /// The user.
-    #[validate(required(message = "is required"), custom(function = "valid_user_id"))]
-    pub user_id: Option<String>,
-    /// Tickets asked for (book only; default 1). The upper bound is the
-    /// event's, checked by the domain.
-    #[validate(range(min = 1, message = "must be an integer of at least 1"))]
+    #[schema(value_type = u32, required = true, minimum = 1, maximum = 10)]
+    #[serde(default, deserialize_with = "whole")]
     pub quantity: Option<u32>,
 }
 
 /// The optional body of `PUT .../bookings/{userId}`.
-#[derive(Debug, Default, Deserialize, Validate)]
+#[derive(Debug, Default, Deserialize, Validate, ToSchema)]
+#[schema(example = json!({"quantity": 2}))]
 pub struct QuantityRequest {
-    /// Tickets asked for (default 1 on book; required on a change).
+    /// Tickets asked for (default 1), at most the event's `max_per_user`.
     #[validate(range(min = 1, message = "must be an integer of at least 1"))]
+    #[schema(value_type = u32, required = false, minimum = 1, maximum = 10)]
+    #[serde(default, deserialize_with = "whole")]
     pub quantity: Option<u32>,
 }
 
@@ -203,7 +336,7 @@ fn rfc3339_or_null<S: Serializer>(t: &Option<Timestamp>, s: S) -> Result<S::Ok, 
 
 /// The Event object, with the counters of `status` (v1 clients read
 /// `waiting_list_count` from it; the others are v2 additions).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct EventJson {
     id: u64,
     name: Option<String>,
@@ -217,12 +350,16 @@ pub struct EventJson {
     offer_secs: u32,
     sales_open: bool,
     #[serde(serialize_with = "rfc3339_or_null")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     sales_start: Option<Timestamp>,
     #[serde(serialize_with = "rfc3339_or_null")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     sales_end: Option<Timestamp>,
     #[serde(serialize_with = "rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     created_at: Timestamp,
     #[serde(serialize_with = "rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     updated_at: Timestamp,
 }
 
@@ -250,7 +387,7 @@ impl From<EventStatus> for EventJson {
 }
 
 /// `GET /api/status/:eventId`: both original services' shapes in one body.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StatusResponse {
     event: EventJson,
@@ -281,20 +418,28 @@ impl From<EventStatus> for StatusResponse {
 }
 
 /// The Booking object.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct BookingJson {
     id: u64,
     event_id: u64,
     user_id: String,
+    #[schema(value_type = BookingState)]
     status: &'static str,
+    #[schema(minimum = 1)]
     quantity: u32,
+    /// 1-based place in the queue while waiting, else null.
+    #[schema(minimum = 1)]
     waiting_position: Option<u64>,
+    /// Tickets asked for by the bookings ahead in the queue, while waiting.
     tickets_ahead: Option<u64>,
     #[serde(serialize_with = "rfc3339_or_null")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     expires_at: Option<Timestamp>,
     #[serde(serialize_with = "rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     created_at: Timestamp,
     #[serde(serialize_with = "rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     updated_at: Timestamp,
 }
 
@@ -316,7 +461,7 @@ impl From<BookingView> for BookingJson {
 }
 
 /// Create answers.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct CreatedResponse {
     /// The new event.
     pub event: EventJson,
@@ -325,17 +470,19 @@ pub struct CreatedResponse {
 }
 
 /// Booking-status and confirm answers.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct BookingResponse {
     /// The booking.
     pub booking: BookingJson,
 }
 
 /// Book answers: the booking plus the second seed service's top-level keys.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BookedResponse {
     booking: BookingJson,
+    /// `booked`, `held` or `waiting`.
+    #[schema(value_type = BookedState)]
     status: &'static str,
     user_id: String,
 }
@@ -356,7 +503,7 @@ impl From<BookingView> for BookedResponse {
 }
 
 /// Cancel answers.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CancelResponse {
     success: bool,
@@ -364,6 +511,9 @@ pub struct CancelResponse {
     booking: BookingJson,
     promoted: Option<BookingJson>,
     promotions: Vec<BookingJson>,
+    /// `reassigned` (with the first promoted user) or `cancelled` (with
+    /// the canceller).
+    #[schema(value_type = CancelState)]
     status: &'static str,
     user_id: String,
 }
@@ -387,7 +537,7 @@ impl From<BookingChange> for CancelResponse {
 }
 
 /// Quantity-change answers.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct BookingChangeResponse {
     booking: BookingJson,
     promotions: Vec<BookingJson>,
@@ -403,7 +553,7 @@ impl From<BookingChange> for BookingChangeResponse {
 }
 
 /// Event-change answers.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct EventChangeResponse {
     /// The event as it now stands.
     pub event: EventJson,
@@ -412,7 +562,7 @@ pub struct EventChangeResponse {
 }
 
 /// One waiting-list item.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct WaitingItemJson {
     booking_id: u64,
     user_id: String,
@@ -431,8 +581,49 @@ impl From<WaitingEntry> for WaitingItemJson {
     }
 }
 
+/// A booking's status, as the Booking object shows it.
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)] // Describes the strings `BookingStatus::as_str` gives.
+pub enum BookingState {
+    /// Has its tickets.
+    Confirmed,
+    /// In the queue.
+    Waiting,
+    /// Cancelled by its user.
+    Cancelled,
+    /// Has tickets set aside until `expires_at`.
+    Held,
+    /// Its hold lapsed.
+    Expired,
+}
+
+/// The top-level `status` of a book answer.
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)] // Describes the strings `BookedResponse` gives.
+pub enum BookedState {
+    /// Confirmed at once.
+    Booked,
+    /// Held, to be confirmed before `expires_at`.
+    Held,
+    /// In the queue.
+    Waiting,
+}
+
+/// The top-level `status` of a cancel answer.
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)] // Describes the strings `CancelResponse` gives.
+pub enum CancelState {
+    /// The freed tickets went to someone waiting.
+    Reassigned,
+    /// Nobody waiting got them.
+    Cancelled,
+}
+
 /// A page of a list.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct PageResponse<T> {
     /// This page's items.
     pub items: Vec<T>,

@@ -9,7 +9,7 @@ use crate::domain::DomainError;
 use crate::service::ServiceError;
 
 /// One invalid field of a request.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct FieldError {
     /// The field as the client named it (`totalTickets`, `eventId`, ...).
     pub field: String,
@@ -115,11 +115,18 @@ impl ApiError {
     }
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
+/// Every error answer.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"error": "Event not found", "code": "EVENT_NOT_FOUND"}))]
+pub struct ErrorBody<'a> {
+    /// For people.
     error: String,
+    /// Stable, for programs: `VALIDATION_FAILED`, `EVENT_NOT_FOUND`,
+    /// `BOOKING_EXISTS`, `UNAUTHENTICATED`, ...
     code: &'a str,
+    /// The invalid fields, with `VALIDATION_FAILED` only.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<FieldError>>, required = false)]
     details: Option<&'a [FieldError]>,
 }
 

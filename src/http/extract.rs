@@ -98,11 +98,26 @@ fn read_json<T: DeserializeOwned + Validate + 'static>(
         if !is_json {
             return Err(ApiError::UnsupportedMediaType);
         }
-        let value: T = parse_json(&body)?;
-        value
-            .validate()
-            .map_err(|e| ApiError::Validation(field_errors(&e)))?;
-        Ok(Some(value))
+        // An optional body may also be JSON `null`: "no body" either way.
+        let parsed: Result<Option<T>, ApiError> = if optional {
+            parse_json(&body)
+        } else {
+            parse_json(&body).map(Some)
+        };
+        // serde would read a struct from a well-formed array too; the
+        // contract's bodies are objects.
+        let array = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
+        let value = match parsed {
+            Err(e @ ApiError::InvalidJson(_)) => return Err(e),
+            _ if array => return Err(ApiError::field("body", "must be a JSON object")),
+            other => other?,
+        };
+        if let Some(value) = &value {
+            value
+                .validate()
+                .map_err(|e| ApiError::Validation(field_errors(&e)))?;
+        }
+        Ok(value)
     })
 }
 

@@ -6,8 +6,9 @@ use actix_web::{web, HttpResponse};
 use super::auth::{Customer, Organiser};
 use super::dto::{
     check_window, timestamp, BookedResponse, BookingChangeResponse, BookingJson, BookingRequest,
-    BookingResponse, CancelResponse, CreateEventRequest, CreatedResponse, EventChangeResponse,
-    EventJson, PageResponse, QuantityRequest, StatusResponse, UpdateEventRequest, WaitingItemJson,
+    BookingResponse, BookingTargetRequest, CancelResponse, CreateEventRequest, CreatedResponse,
+    EventChangeResponse, EventJson, PageResponse, QuantityChangeRequest, QuantityRequest,
+    StatusResponse, UpdateEventRequest, WaitingItemJson,
 };
 use super::error::{ApiError, JsonLine};
 use super::extract::{event_id, user_id, OptionalJson, PageQuery, ValidJson};
@@ -109,8 +110,9 @@ pub async fn event_status(state: State, path: web::Path<String>) -> Answer {
 
 /// `POST /api/book`.
 pub async fn book_body(who: Customer, state: State, body: ValidJson<BookingRequest>) -> Answer {
-    let quantity = body.0.quantity.unwrap_or(1);
-    let (id, user) = booking_target(body.0)?;
+    let body = body.0;
+    let quantity = body.quantity.unwrap_or(1);
+    let (id, user) = booking_target(body.event_id, body.user_id)?;
     who.may_act_for(&user)?;
     book(&state, id, user, quantity).await
 }
@@ -129,8 +131,12 @@ pub async fn book_path(
 }
 
 /// `POST /api/cancel`.
-pub async fn cancel_body(who: Customer, state: State, body: ValidJson<BookingRequest>) -> Answer {
-    let (id, user) = booking_target(body.0)?;
+pub async fn cancel_body(
+    who: Customer,
+    state: State,
+    body: ValidJson<BookingTargetRequest>,
+) -> Answer {
+    let (id, user) = booking_target(body.0.event_id, body.0.user_id)?;
     who.may_act_for(&user)?;
     cancel(&state, id, user).await
 }
@@ -147,7 +153,7 @@ pub async fn change_quantity(
     who: Customer,
     state: State,
     path: web::Path<(String, String)>,
-    body: ValidJson<QuantityRequest>,
+    body: ValidJson<QuantityChangeRequest>,
 ) -> Answer {
     let (id, user) = path_target(&path)?;
     who.may_act_for(&user)?;
@@ -160,8 +166,12 @@ pub async fn change_quantity(
 }
 
 /// `POST /api/confirm`.
-pub async fn confirm_body(who: Customer, state: State, body: ValidJson<BookingRequest>) -> Answer {
-    let (id, user) = booking_target(body.0)?;
+pub async fn confirm_body(
+    who: Customer,
+    state: State,
+    body: ValidJson<BookingTargetRequest>,
+) -> Answer {
+    let (id, user) = booking_target(body.0.event_id, body.0.user_id)?;
     who.may_act_for(&user)?;
     confirm(&state, id, user).await
 }
@@ -213,16 +223,40 @@ pub async fn waiting_list(
     }))
 }
 
+/// The answer of `/health` and `/ready`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct HealthJson {
+    /// `ok` (health), `ready` (ready) or `unavailable`.
+    status: &'static str,
+    /// `UNAVAILABLE` when not ok.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, required = false)]
+    code: Option<&'static str>,
+    /// Why not, when not ok.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, required = false)]
+    error: Option<String>,
+}
+
+/// 200 `{"status": ok}` or 503 with the reason.
+fn health_answer(ok: &'static str, problem: Option<String>) -> HttpResponse {
+    match problem {
+        None => HttpResponse::Ok().json_line(HealthJson {
+            status: ok,
+            code: None,
+            error: None,
+        }),
+        Some(reason) => HttpResponse::ServiceUnavailable().json_line(HealthJson {
+            status: "unavailable",
+            code: Some("UNAVAILABLE"),
+            error: Some(reason),
+        }),
+    }
+}
+
 /// `GET /health`: 200 while changes can be made durable, else 503 with why.
 pub async fn health(state: State) -> HttpResponse {
-    match state.service.fault() {
-        None => HttpResponse::Ok().json_line(serde_json::json!({"status": "ok"})),
-        Some(reason) => HttpResponse::ServiceUnavailable().json_line(serde_json::json!({
-            "status": "unavailable",
-            "code": "UNAVAILABLE",
-            "error": reason,
-        })),
-    }
+    health_answer("ok", state.service.fault())
 }
 
 /// `GET /ready`: 200 once the service has restored its data and takes
@@ -234,14 +268,14 @@ pub async fn ready(state: State) -> HttpResponse {
     } else {
         state.service.fault()
     };
-    match not_ready {
-        None => HttpResponse::Ok().json_line(serde_json::json!({"status": "ready"})),
-        Some(reason) => HttpResponse::ServiceUnavailable().json_line(serde_json::json!({
-            "status": "unavailable",
-            "code": "UNAVAILABLE",
-            "error": reason,
-        })),
-    }
+    health_answer("ready", not_ready)
+}
+
+/// `GET /api/openapi.json`: the document, rendered once at start.
+pub async fn openapi(state: State) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(state.openapi.clone())
 }
 
 /// `GET /metrics` (organiser): every family in the OpenMetrics text format.
@@ -273,13 +307,12 @@ async fn confirm(state: &AppState, id: EventId, user: UserId) -> Answer {
 }
 
 /// A validated body's event and user, as domain values.
-fn booking_target(body: BookingRequest) -> Result<(EventId, UserId), ApiError> {
-    let id = body
-        .event_id
-        .ok_or_else(|| ApiError::field("eventId", "is required"))?;
-    let user = body
-        .user_id
-        .ok_or_else(|| ApiError::field("userId", "is required"))?;
+fn booking_target(
+    event_id: Option<u64>,
+    user_id: Option<String>,
+) -> Result<(EventId, UserId), ApiError> {
+    let id = event_id.ok_or_else(|| ApiError::field("eventId", "is required"))?;
+    let user = user_id.ok_or_else(|| ApiError::field("userId", "is required"))?;
     Ok((EventId::try_from(id)?, UserId::try_from(user.as_str())?))
 }
 

@@ -8,6 +8,7 @@ pub mod error;
 pub mod extract;
 mod handlers;
 pub mod metrics;
+pub mod openapi;
 pub mod rate_limit;
 
 use std::sync::Arc;
@@ -28,6 +29,8 @@ pub struct AppState {
     pub http_stats: Arc<metrics::HttpStats>,
     /// Renders `/metrics`.
     pub exporter: crate::metrics::Exporter,
+    /// `/api/openapi.json`, rendered at start with the configured limits.
+    pub openapi: actix_web::web::Bytes,
     /// Set once the service has begun to stop; `/ready` then says 503.
     pub stopping: std::sync::atomic::AtomicBool,
     /// A request body must arrive whole within this (actix's own timeout
@@ -71,6 +74,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         resource("/metrics", "GET, HEAD")
             .route(web::get().to(metrics))
             .route(web::head().to(metrics)),
+    )
+    .service(
+        resource("/api/openapi.json", "GET, HEAD")
+            .route(web::get().to(openapi))
+            .route(web::head().to(openapi)),
     )
     .service(resource("/api/initialize", "POST").route(web::post().to(create_event)))
     .service(resource("/api/book", "POST").route(web::post().to(book_body)))

@@ -473,3 +473,65 @@ async fn replies_carry_a_request_id_and_end_in_a_newline() {
     }
     app.stop().await;
 }
+
+/// What Schemathesis found: JSON Schema's integers include `2.0`, `null` is
+/// not "absent" for a field that cannot be cleared, an array is not an
+/// object, and an optional body may be `null`.
+#[actix_web::test]
+async fn bodies_are_read_as_the_openapi_document_describes_them() {
+    let app = spawn_app_with_event().await;
+    let json = Some("application/json");
+    let booked = raw(
+        &app,
+        Method::POST,
+        "/api/book",
+        json,
+        r#"{"eventId": 1.0, "userId": "ann", "quantity": 2.0}"#,
+    )
+    .await;
+    assert_eq!(booked.0, StatusCode::OK, "{}", booked.1);
+    assert_eq!(booked.1["booking"]["quantity"], 2);
+    for body in [
+        r#"{"eventId": 1, "userId": "bea", "quantity": 1.5}"#,
+        r#"{"eventId": 1, "userId": "bea", "quantity": null}"#,
+        r#"{"eventId": 1, "userId": "bea", "quantity": -1}"#,
+        r#"{"eventId": 1, "userId": null}"#,
+        r#"[1, "bea"]"#,
+    ] {
+        let got = raw(&app, Method::POST, "/api/book", json, body).await;
+        assert_error(&got, StatusCode::BAD_REQUEST, "VALIDATION_FAILED");
+    }
+    let got = raw(
+        &app,
+        Method::POST,
+        "/api/events",
+        json,
+        r#"{"totalTickets": 5, "salesOpen": null}"#,
+    )
+    .await;
+    assert_error(&got, StatusCode::BAD_REQUEST, "VALIDATION_FAILED");
+    assert_eq!(got.1["details"][0]["field"], "salesOpen");
+    let got = raw(&app, Method::PUT, "/api/events/1/bookings/cid", json, "[]").await;
+    assert_error(&got, StatusCode::BAD_REQUEST, "VALIDATION_FAILED");
+    let got = raw(
+        &app,
+        Method::PUT,
+        "/api/events/1/bookings/cid",
+        json,
+        "null",
+    )
+    .await;
+    assert_eq!(got.0, StatusCode::OK, "a null body is no body: {}", got.1);
+    assert_eq!(got.1["booking"]["quantity"], 1);
+    // Cancel takes no quantity, so whatever is sent under that name is ignored.
+    let got = raw(
+        &app,
+        Method::POST,
+        "/api/cancel",
+        json,
+        r#"{"eventId": 1, "userId": "cid", "quantity": "x"}"#,
+    )
+    .await;
+    assert_eq!(got.0, StatusCode::OK, "{}", got.1);
+    app.stop().await;
+}
