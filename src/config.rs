@@ -35,6 +35,21 @@ pub struct Settings {
     pub log: LogSettings,
     /// Who may call which routes.
     pub auth: AuthSettings,
+    /// Server-Sent Event streams.
+    pub live: LiveSettings,
+}
+
+/// `[live]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LiveSettings {
+    /// Streams open at once; past it a new one is 503.
+    pub max_streams: usize,
+    /// Least time between two messages of one stream, in milliseconds;
+    /// changes in between are coalesced into the next message.
+    pub min_interval_ms: u64,
+    /// A `: keep-alive` comment after this long without a message, in seconds.
+    pub keep_alive_secs: u64,
 }
 
 /// `[server]`
@@ -221,6 +236,11 @@ impl Default for Settings {
                 level: "info".into(),
                 access_log: true,
             },
+            live: LiveSettings {
+                max_streams: 10_000,
+                min_interval_ms: 100,
+                keep_alive_secs: 15,
+            },
             auth: AuthSettings {
                 admin_token: String::new(),
                 users: UserAuth::Trusted,
@@ -348,6 +368,15 @@ impl Settings {
             return invalid("journal.segment_bytes", "must be 4096 to 17179869184");
         }
         self.auth.validate()?;
+        if !(1..=1_000_000).contains(&self.live.max_streams) {
+            return invalid("live.max_streams", "must be 1 to 1000000");
+        }
+        if !(1..=60_000).contains(&self.live.min_interval_ms) {
+            return invalid("live.min_interval_ms", "must be 1 to 60000");
+        }
+        if !(1..=3_600).contains(&self.live.keep_alive_secs) {
+            return invalid("live.keep_alive_secs", "must be 1 to 3600");
+        }
         if self.log.level.parse::<log::LevelFilter>().is_err() {
             return invalid(
                 "log.level",

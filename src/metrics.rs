@@ -185,6 +185,8 @@ pub struct Sources {
     pub journal: Arc<JournalStats>,
     /// Snapshots.
     pub snapshots: Arc<SnapshotStats>,
+    /// How many live streams are open right now.
+    pub live_streams: Box<dyn Fn() -> usize + Send + Sync>,
 }
 
 impl std::fmt::Debug for Sources {
@@ -305,6 +307,12 @@ impl Collector for Sources {
                 MetricType::Gauge,
             )?,
         )?;
+        ConstGauge::new((self.live_streams)() as i64).encode(encoder.encode_descriptor(
+            "boxoffice_live_streams",
+            "Server-Sent Event streams open",
+            None,
+            MetricType::Gauge,
+        )?)?;
         counter(
             &mut encoder,
             "boxoffice_snapshots_written",

@@ -20,7 +20,7 @@ use crate::domain::{
     BookingChange, BookingView, DomainError, EventChange, EventId, EventPatch, EventSettings,
     EventStatus, Timestamp, UserId, WaitingPage,
 };
-use crate::persistence::journal::Journal;
+use crate::persistence::journal::{Journal, Lsn};
 
 /// Why an operation was refused. Nothing changed when one is returned.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -234,6 +234,23 @@ impl BoxOffice {
         self.read(id, |event| event.status()).await
     }
 
+    /// [`Self::status`] with the LSN of the newest change it reflects (which
+    /// is durable), for live streams.
+    pub async fn status_at(&self, id: EventId) -> Result<(EventStatus, Lsn)> {
+        self.read_at(id, |event| event.status()).await
+    }
+
+    /// [`Self::booking`] with the LSN of the newest change it reflects.
+    pub async fn booking_at(&self, id: EventId, user: UserId) -> Result<(BookingView, Lsn)> {
+        let (booking, lsn) = self.read_at(id, move |event| event.booking(&user)).await?;
+        Ok((booking?, lsn))
+    }
+
+    /// Wakes after every change to event `id` (`None`: no such event).
+    pub fn changes(&self, id: EventId) -> Option<tokio::sync::watch::Receiver<Lsn>> {
+        self.registry.changes(id)
+    }
+
     /// A page of event `id`'s waiting list.
     pub async fn waiting_page(
         &self,
@@ -292,6 +309,15 @@ impl BoxOffice {
         id: EventId,
         op: impl FnOnce(&crate::domain::Event) -> T + Send + 'static,
     ) -> Result<T> {
+        Ok(self.read_at(id, op).await?.0)
+    }
+
+    /// [`Self::read`], with the LSN of the newest change the answer reflects.
+    async fn read_at<T: Send + 'static>(
+        &self,
+        id: EventId,
+        op: impl FnOnce(&crate::domain::Event) -> T + Send + 'static,
+    ) -> Result<(T, Lsn)> {
         let addr = self.actor_of(id)?;
         let op = Box::new(op);
         let answer = ask(
@@ -300,7 +326,8 @@ impl BoxOffice {
             |reply| Read { op, reply },
         )
         .await?;
-        self.durable(answer).await
+        let lsn = answer.lsn;
+        Ok((self.durable(answer).await?, lsn))
     }
 
     fn actor_of(&self, id: EventId) -> Result<Addr<EventActor>> {

@@ -14,6 +14,7 @@ use crate::actors::{take_snapshot, Registry, Snapshotter, StopSnapshots};
 use crate::config::{cores, Settings};
 use crate::http::auth::{Gate, KeyFileError};
 use crate::http::client::{self, Identify};
+use crate::http::live::Live;
 use crate::http::metrics::HttpStats;
 use crate::http::rate_limit::{self, IpRateLimiter};
 use crate::http::{self as api, AppState};
@@ -196,6 +197,7 @@ impl Application {
         });
         let body_timeout = Duration::from_millis(settings.server.client_request_timeout_ms);
         let http_stats = Arc::new(HttpStats::default());
+        let live = Arc::new(Live::new(&settings.live));
         let exporter = Exporter::new(Sources {
             http: Arc::clone(&http_stats),
             events: Arc::clone(registry.counters()),
@@ -205,12 +207,17 @@ impl Application {
             },
             journal: Arc::clone(journal.stats()),
             snapshots: Arc::clone(store.stats()),
+            live_streams: {
+                let live = Arc::clone(&live);
+                Box::new(move || live.open_streams())
+            },
         });
         let state = web::Data::new(AppState {
             gate,
             http_stats,
             exporter,
             stopping: AtomicBool::new(false),
+            live,
             openapi: openapi_bytes(&settings.limits),
             body_timeout,
             service: Arc::new(BoxOffice::new(
@@ -294,6 +301,8 @@ impl Application {
         let serving = actix_web::rt::spawn(server);
         shutdown.await;
         state.stopping.store(true, Ordering::Relaxed);
+        // Open streams would hold the graceful stop for its whole timeout.
+        state.live.stop_all();
         log::info!("stopping: finishing in-flight requests");
         handle.stop(true).await;
         if let Ok(Err(e)) = serving.await {

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::{Actor, AsyncContext, Context, Handler, SpawnHandle};
+use tokio::sync::watch;
 
 use super::messages::{ActorError, Durable, MakeChange, Read, TakeSnapshot};
 use crate::domain::{
@@ -57,6 +58,8 @@ pub struct EventActor {
     timer: Option<(Timestamp, SpawnHandle)>,
     /// What this actor decided, for `/metrics`.
     counters: Arc<EventCounters>,
+    /// Told the LSN of every change made or undone, for live streams.
+    changed: watch::Sender<Lsn>,
 }
 
 impl EventActor {
@@ -68,6 +71,7 @@ impl EventActor {
         changes: Arc<AtomicU64>,
         journal: Arc<Journal>,
         counters: Arc<EventCounters>,
+        changed: watch::Sender<Lsn>,
     ) -> Self {
         let epoch = journal.state().epoch;
         Self {
@@ -80,6 +84,7 @@ impl EventActor {
             durable_lsn: applied_lsn,
             timer: None,
             counters,
+            changed,
         }
     }
 
@@ -179,8 +184,12 @@ impl EventActor {
                     self.pending.len()
                 );
             }
+            let undone = !self.pending.is_empty();
             while let Some((_, undo)) = self.pending.pop_back() {
                 self.event.undo(undo);
+            }
+            if undone {
+                self.changed.send_replace(self.durable_lsn);
             }
         }
     }
@@ -243,6 +252,8 @@ impl EventActor {
                 self.pending.push_back((lsn, made.undo));
                 self.changes.fetch_add(1, Ordering::Relaxed);
                 counted();
+                // Readers of the change still wait until it is durable.
+                self.changed.send_replace(lsn);
                 Ok(lsn)
             }
             Err(_) => {

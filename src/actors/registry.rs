@@ -9,7 +9,7 @@ use actix::dev::ToEnvelope;
 use actix::{Actor, Addr, Arbiter, Handler, Message};
 use dashmap::mapref::entry::Entry;
 use dashmap::DashMap;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
 use super::event_actor::EventActor;
 use super::messages::{Reply, TakeSnapshot};
@@ -48,13 +48,22 @@ pub enum CreateError {
     Domain(#[from] DomainError),
 }
 
+/// How to reach one event.
+struct EventHandle {
+    /// Its actor.
+    addr: Addr<EventActor>,
+    /// Bumped by the actor after each change it makes (to the change's
+    /// LSN), so live streams know when to read again.
+    changed: watch::Receiver<Lsn>,
+}
+
 /// Event id to actor address, plus the service-wide sequences.
 ///
 /// The hot path (`get`) takes one shard's read lock in a sharded map, never
 /// a lock over the whole registry.
 pub struct Registry {
-    /// Each event's actor.
-    actors: DashMap<EventId, Addr<EventActor>>,
+    /// Each event's actor, and the signal it gives after every change.
+    actors: DashMap<EventId, EventHandle>,
     /// Event ids in order, for listing; written only when events come or go.
     ordered: RwLock<BTreeSet<EventId>>,
     /// Threads the event actors run on, about one per core.
@@ -108,15 +117,20 @@ impl Registry {
         self.next_event_id
             .fetch_max(recovered.next_event_id, Ordering::Relaxed);
         for (id, (event, applied_lsn)) in recovered.events {
-            let addr = self.start(event, applied_lsn);
-            self.actors.insert(id, addr);
+            let handle = self.start(event, applied_lsn);
+            self.actors.insert(id, handle);
             self.note_id(id);
         }
     }
 
     /// The actor of event `id`.
     pub fn get(&self, id: EventId) -> Option<Addr<EventActor>> {
-        self.actors.get(&id).map(|a| a.value().clone())
+        self.actors.get(&id).map(|a| a.value().addr.clone())
+    }
+
+    /// A receiver that wakes after every change to event `id`.
+    pub fn changes(&self, id: EventId) -> Option<watch::Receiver<Lsn>> {
+        self.actors.get(&id).map(|a| a.value().changed.clone())
     }
 
     /// Creates an event with the requested id, or the next free one, and
@@ -212,8 +226,9 @@ impl Registry {
             .insert(id);
     }
 
-    fn start(&self, event: Event, applied_lsn: Lsn) -> Addr<EventActor> {
+    fn start(&self, event: Event, applied_lsn: Lsn) -> EventHandle {
         let n = self.next_arbiter.fetch_add(1, Ordering::Relaxed) % self.arbiters.len();
+        let (notify, changed) = watch::channel(applied_lsn);
         let actor = EventActor::new(
             event,
             applied_lsn,
@@ -221,8 +236,10 @@ impl Registry {
             Arc::clone(&self.changes),
             Arc::clone(&self.journal),
             Arc::clone(&self.counters),
+            notify,
         );
-        EventActor::start_in_arbiter(&self.arbiters[n].handle(), move |_| actor)
+        let addr = EventActor::start_in_arbiter(&self.arbiters[n].handle(), move |_| actor);
+        EventHandle { addr, changed }
     }
 
     /// Up to `limit` event ids from 0-based `offset`, in id order, and how many

@@ -81,6 +81,9 @@ pub enum ApiError {
     /// The change cannot be taken right now; nothing was changed.
     #[error("Service unavailable, nothing was changed; retry shortly")]
     Unavailable,
+    /// `live.max_streams` streams are open already.
+    #[error("{0} live streams are open, the most allowed; retry later")]
+    StreamsFull(usize),
     /// A bug. The cause is logged, never sent.
     #[error("Internal server error")]
     Internal(String),
@@ -104,7 +107,7 @@ impl ApiError {
             Self::RequestTimeout => "REQUEST_TIMEOUT",
             Self::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
             Self::RateLimited(_) => "RATE_LIMITED",
-            Self::Unavailable => "UNAVAILABLE",
+            Self::Unavailable | Self::StreamsFull(_) => "UNAVAILABLE",
             Self::Internal(_) => "INTERNAL",
         }
     }
@@ -143,7 +146,7 @@ impl ResponseError for ApiError {
             Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable | Self::StreamsFull(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -1,7 +1,10 @@
 //! Route handlers: parse at the boundary, call the service, shape the answer.
 
 use actix_web::http::header;
-use actix_web::{web, HttpResponse};
+use std::sync::Arc;
+
+use actix_web::{web, HttpResponse, Responder};
+use actix_web_lab::sse::Sse;
 
 use super::auth::{Customer, Organiser};
 use super::dto::{
@@ -12,6 +15,7 @@ use super::dto::{
 };
 use super::error::{ApiError, JsonLine};
 use super::extract::{event_id, user_id, OptionalJson, PageQuery, ValidJson};
+use super::live::Watched;
 use super::AppState;
 use crate::domain::{EventId, EventPatch, UserId};
 use crate::service::NewEvent;
@@ -269,6 +273,41 @@ pub async fn ready(state: State) -> HttpResponse {
         state.service.fault()
     };
     health_answer("ready", not_ready)
+}
+
+/// `GET /api/events/{eventId}/live`: the event's status as Server-Sent
+/// Events (public).
+pub async fn event_live(state: State, path: web::Path<String>) -> Result<impl Responder, ApiError> {
+    let id = event_id(&path)?;
+    let stream = state
+        .live
+        .open(Arc::clone(&state.service), Watched::Event(id))
+        .await?;
+    Ok(Sse::from_infallible_stream(stream).with_keep_alive(state.live.keep_alive))
+}
+
+/// `GET /api/events/{eventId}/bookings/{userId}/live`: one booking as
+/// Server-Sent Events (customer).
+pub async fn booking_live(
+    who: Customer,
+    state: State,
+    path: web::Path<(String, String)>,
+) -> Result<impl Responder, ApiError> {
+    let (id, user) = path_target(&path)?;
+    who.may_act_for(&user)?;
+    let stream = state
+        .live
+        .open(Arc::clone(&state.service), Watched::Booking(id, user))
+        .await?;
+    Ok(Sse::from_infallible_stream(stream).with_keep_alive(state.live.keep_alive))
+}
+
+/// `GET /`: the page to watch an event live (no build step, no external
+/// scripts or fonts).
+pub async fn page() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(include_str!("../../static/index.html"))
 }
 
 /// `GET /api/openapi.json`: the document, rendered once at start.

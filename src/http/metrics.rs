@@ -23,6 +23,7 @@ use crate::metrics::AtomicHistogram;
 /// Every route pattern the service serves; requests that match none are
 /// counted under [`UNMATCHED`].
 pub const ROUTE_PATTERNS: &[&str] = &[
+    "/",
     "/health",
     "/ready",
     "/metrics",
@@ -38,6 +39,8 @@ pub const ROUTE_PATTERNS: &[&str] = &[
     "/api/events/{eventId}/bookings/{userId}",
     "/api/events/{eventId}/bookings/{userId}/confirm",
     "/api/events/{eventId}/waiting-list",
+    "/api/events/{eventId}/live",
+    "/api/events/{eventId}/bookings/{userId}/live",
 ];
 
 /// The route label of requests no route matched.

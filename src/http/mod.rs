@@ -7,6 +7,7 @@ pub mod dto;
 pub mod error;
 pub mod extract;
 mod handlers;
+pub mod live;
 pub mod metrics;
 pub mod openapi;
 pub mod rate_limit;
@@ -31,6 +32,8 @@ pub struct AppState {
     pub exporter: crate::metrics::Exporter,
     /// `/api/openapi.json`, rendered at start with the configured limits.
     pub openapi: actix_web::web::Bytes,
+    /// Open live streams.
+    pub live: Arc<live::Live>,
     /// Set once the service has begun to stop; `/ready` then says 503.
     pub stopping: std::sync::atomic::AtomicBool,
     /// A request body must arrive whole within this (actix's own timeout
@@ -59,6 +62,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.app_data(
         web::PathConfig::default()
             .error_handler(|e, _: &HttpRequest| ApiError::field("path", &e.to_string()).into()),
+    )
+    .service(
+        resource("/", "GET, HEAD")
+            .route(web::get().to(page))
+            .route(web::head().to(page)),
     )
     .service(
         resource("/health", "GET, HEAD")
@@ -120,6 +128,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .service(
         resource("/api/events/{eventId}/bookings/{userId}/confirm", "POST")
             .route(web::post().to(confirm_path)),
+    )
+    .service(resource("/api/events/{eventId}/live", "GET").route(web::get().to(event_live)))
+    .service(
+        resource("/api/events/{eventId}/bookings/{userId}/live", "GET")
+            .route(web::get().to(booking_live)),
     )
     .service(
         resource("/api/events/{eventId}/waiting-list", "GET, HEAD")

@@ -39,7 +39,7 @@ use crate::config::LimitSettings;
         initialize, book, cancel, confirm, booking_status_seed, status_seed,
         list_events, create_event, get_event, update_event,
         get_booking, put_booking, change_booking, delete_booking, confirm_booking,
-        waiting_list,
+        waiting_list, event_live, booking_live, page,
     ),
     components(schemas(ErrorBody, HealthJson)),
     modifiers(&Shared),
@@ -47,7 +47,8 @@ use crate::config::LimitSettings;
         (name = "seed", description = "The two original services' routes, kept for their clients"),
         (name = "events", description = "Events and their settings (organiser)"),
         (name = "bookings", description = "A user's booking at an event (customer)"),
-        (name = "operations", description = "Health, readiness, metrics, this document"),
+        (name = "live", description = "Server-Sent Event streams of an event's status and a booking"),
+        (name = "operations", description = "Health, readiness, metrics, this document, the demo page"),
     )
 )]
 pub struct ApiDoc;
@@ -430,6 +431,46 @@ fn confirm_booking() {}
     ),
 )]
 fn waiting_list() {}
+
+/// An event's status as Server-Sent Events: at once one `event: status`
+/// message whose `data` is the JSON of `GET /api/status/{eventId}`, then one
+/// whenever it changes, at most one per `live.min_interval_ms` (the last
+/// always shows the latest state); `id` is a decimal integer that grows
+/// with every change; `: keep-alive` comments between. The stream ends when
+/// the service stops.
+#[utoipa::path(get, path = "/api/events/{eventId}/live", tag = "live",
+    params(EventIdParam),
+    responses(
+        (status = 200, description = "The stream", content_type = "text/event-stream", body = String),
+        (status = 400, description = "The id is invalid", body = ErrorBody),
+        (status = 404, description = "No such event", body = ErrorBody),
+        (status = 503, description = "`live.max_streams` streams are open, or the service is stopping", body = ErrorBody),
+    ),
+)]
+fn event_live() {}
+
+/// One booking as Server-Sent Events: `event: booking` messages whose
+/// `data` is the JSON of the booking status route, sent whenever its
+/// `status`, `quantity`, `waiting_position`, `tickets_ahead` or
+/// `expires_at` changes.
+#[utoipa::path(get, path = "/api/events/{eventId}/bookings/{userId}/live", tag = "live",
+    security((), ("customer" = [])),
+    params(EventIdParam, UserIdParam),
+    responses(
+        (status = 200, description = "The stream", content_type = "text/event-stream", body = String),
+        (status = 400, description = "An id is invalid", body = ErrorBody),
+        (status = 404, description = "No such event, or the user never booked it", body = ErrorBody),
+        (status = 503, description = "`live.max_streams` streams are open, or the service is stopping", body = ErrorBody),
+    ),
+)]
+fn booking_live() {}
+
+/// A page to watch an event live, book, cancel and confirm (HTML, no
+/// external resources).
+#[utoipa::path(get, path = "/", tag = "operations", responses(
+    (status = 200, description = "The page", content_type = "text/html", body = String),
+))]
+fn page() {}
 
 /// The `eventId` path segment.
 #[derive(utoipa::IntoParams)]

@@ -221,7 +221,7 @@ async fn oversized_bodies_are_payload_too_large() {
 async fn unknown_routes_and_wrong_methods() {
     let app = spawn_app_with_event().await;
     for path in [
-        "/",
+        "/index.html",
         "/api",
         "/api/nothing",
         "/api/events/1/other",
@@ -236,6 +236,8 @@ async fn unknown_routes_and_wrong_methods() {
         (Method::POST, "/api/events/1/bookings/a"),
         (Method::DELETE, "/api/events"),
         (Method::POST, "/health"),
+        (Method::POST, "/"),
+        (Method::POST, "/api/events/1/live"),
     ];
     for (method, path) in wrong {
         let got = app.call(method.clone(), path, None).await;

@@ -11,6 +11,7 @@ mod disk_full;
 mod errors;
 mod helpers;
 mod holds;
+mod live;
 mod openapi;
 mod operator;
 mod parties;

@@ -1,0 +1,227 @@
+//! Live updates as Server-Sent Events ("Live updates" in `docs/API.md`).
+//!
+//! The cost is bounded by readers, not by changes: an event's actor only
+//! bumps a `watch` value after each change (one store, whoever listens),
+//! and each open stream, once woken, waits out `live.min_interval_ms` since
+//! its last message and then reads its own state once (an O(log n) read
+//! for a booking's position), through the same durable-read path as every
+//! answer. A thousand changes in one interval cost a stream one read and at
+//! most one message; streams of other events are never woken. A message is
+//! sent only when what the client sees changed, so its `id` (the LSN of the
+//! newest change the state reflects) grows strictly within a stream.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web_lab::sse;
+use futures_util::Stream;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use super::dto::{BookingResponse, StatusResponse};
+use super::error::ApiError;
+use crate::config::LiveSettings;
+use crate::domain::{EventId, UserId};
+use crate::persistence::journal::Lsn;
+use crate::service::BoxOffice;
+
+/// The open streams and their limits.
+pub struct Live {
+    /// Streams open now.
+    open: AtomicUsize,
+    /// Most streams at once.
+    max: usize,
+    /// Least time between two messages of one stream.
+    min_interval: Duration,
+    /// A keep-alive comment after this long without a message.
+    pub keep_alive: Duration,
+    /// Set once, at shutdown: every stream ends.
+    stop: watch::Sender<bool>,
+}
+
+impl Live {
+    /// No streams yet.
+    pub fn new(settings: &LiveSettings) -> Self {
+        Self {
+            open: AtomicUsize::new(0),
+            max: settings.max_streams,
+            min_interval: Duration::from_millis(settings.min_interval_ms),
+            keep_alive: Duration::from_secs(settings.keep_alive_secs),
+            stop: watch::Sender::new(false),
+        }
+    }
+
+    /// Streams open now.
+    pub fn open_streams(&self) -> usize {
+        self.open.load(Ordering::Relaxed)
+    }
+
+    /// Ends every stream (their replies complete) and refuses new ones, so
+    /// a graceful stop does not wait on them.
+    pub fn stop_all(&self) {
+        self.stop.send_replace(true);
+    }
+
+    /// A place for one more stream, or 503.
+    fn admit(self: &Arc<Self>) -> Result<Slot, ApiError> {
+        if *self.stop.borrow() {
+            return Err(ApiError::Unavailable);
+        }
+        let taken = self
+            .open
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.max).then_some(n + 1)
+            });
+        match taken {
+            Ok(_) => Ok(Slot(Arc::clone(self))),
+            Err(_) => Err(ApiError::StreamsFull(self.max)),
+        }
+    }
+
+    /// A stream of `watched`: its state at once, then each change.
+    /// 404 when the event (or the user's booking) does not exist.
+    pub async fn open(
+        self: &Arc<Self>,
+        service: Arc<BoxOffice>,
+        watched: Watched,
+    ) -> Result<impl Stream<Item = sse::Event> + use<>, ApiError> {
+        let slot = self.admit()?;
+        let mut changes = service
+            .changes(watched.event())
+            .ok_or(ApiError::EventNotFound)?;
+        changes.borrow_and_update();
+        let (json, lsn) = watched.read(&service).await?;
+        let first = watched.message(json.clone(), lsn);
+        let stream = Watch {
+            service,
+            watched,
+            changes,
+            stop: self.stop.subscribe(),
+            last: json,
+            last_sent: Instant::now(),
+            min_interval: self.min_interval,
+            first: Some(first),
+            _slot: slot,
+        };
+        Ok(futures_util::stream::unfold(stream, Watch::next))
+    }
+}
+
+/// Holds one of [`Live`]'s places until the stream is dropped.
+struct Slot(Arc<Live>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// What a stream shows.
+pub enum Watched {
+    /// An event's status.
+    Event(EventId),
+    /// One user's booking at an event.
+    Booking(EventId, UserId),
+}
+
+impl Watched {
+    fn event(&self) -> EventId {
+        match self {
+            Self::Event(id) | Self::Booking(id, _) => *id,
+        }
+    }
+
+    /// The JSON a client sees now, and the LSN it reflects.
+    async fn read(&self, service: &BoxOffice) -> Result<(String, Lsn), ApiError> {
+        let encode = |e: serde_json::Error| ApiError::Internal(format!("live message: {e}"));
+        match self {
+            Self::Event(id) => {
+                let (status, lsn) = service.status_at(*id).await?;
+                let json = serde_json::to_string(&StatusResponse::from(status)).map_err(encode)?;
+                Ok((json, lsn))
+            }
+            Self::Booking(id, user) => {
+                let (booking, lsn) = service.booking_at(*id, user.clone()).await?;
+                let json = serde_json::to_string(&BookingResponse {
+                    booking: booking.into(),
+                })
+                .map_err(encode)?;
+                Ok((json, lsn))
+            }
+        }
+    }
+
+    fn message(&self, json: String, lsn: Lsn) -> sse::Event {
+        let kind = match self {
+            Self::Event(_) => "status",
+            Self::Booking(..) => "booking",
+        };
+        sse::Data::new(json)
+            .event(kind)
+            .id(lsn.get().to_string())
+            .into()
+    }
+}
+
+/// One open stream.
+struct Watch {
+    service: Arc<BoxOffice>,
+    watched: Watched,
+    /// Wakes after each change of the event.
+    changes: watch::Receiver<Lsn>,
+    /// Turns true at shutdown.
+    stop: watch::Receiver<bool>,
+    /// The JSON of the last message.
+    last: String,
+    /// When the last message went out.
+    last_sent: Instant,
+    min_interval: Duration,
+    /// The initial message, not yet sent.
+    first: Option<sse::Event>,
+    /// Released when the stream is dropped (the client went away or it ended).
+    _slot: Slot,
+}
+
+impl Watch {
+    /// The next message; `None` ends the stream (shutdown, the event gone,
+    /// or the booking gone).
+    async fn next(mut self) -> Option<(sse::Event, Self)> {
+        if let Some(first) = self.first.take() {
+            return Some((first, self));
+        }
+        loop {
+            tokio::select! {
+                changed = self.changes.changed() => changed.ok()?,
+                _ = self.stop.wait_for(|stopping| *stopping) => return None,
+            }
+            // Coalesce: whatever changes until then goes into one message.
+            tokio::select! {
+                _ = tokio::time::sleep_until(self.last_sent + self.min_interval) => {}
+                _ = self.stop.wait_for(|stopping| *stopping) => return None,
+            }
+            // Seen before reading, so a change after the read wakes us again.
+            self.changes.borrow_and_update();
+            loop {
+                match self.watched.read(&self.service).await {
+                    Ok((json, lsn)) => {
+                        if json == self.last {
+                            break;
+                        }
+                        let message = self.watched.message(json.clone(), lsn);
+                        self.last = json;
+                        self.last_sent = Instant::now();
+                        return Some((message, self));
+                    }
+                    Err(ApiError::EventNotFound | ApiError::BookingNotFound) => return None,
+                    // A full mailbox or the disk refusing: try again shortly,
+                    // so the last state still reaches the client.
+                    Err(_) => tokio::select! {
+                        _ = tokio::time::sleep(self.min_interval) => {}
+                        _ = self.stop.wait_for(|stopping| *stopping) => return None,
+                    },
+                }
+            }
+        }
+    }
+}

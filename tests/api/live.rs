@@ -1,0 +1,275 @@
+//! Live updates: Server-Sent Event streams of an event and of a booking.
+
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::helpers::{spawn_app, spawn_app_with, TestApp};
+
+/// One SSE message.
+#[derive(Debug)]
+struct Message {
+    id: u64,
+    event: String,
+    data: Value,
+}
+
+/// Reads messages off an open stream.
+struct Reader {
+    body: futures_util::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>,
+    buffer: String,
+}
+
+impl Reader {
+    async fn open(app: &TestApp, path: &str) -> Reader {
+        let res = app
+            .client
+            .get(format!("{}{path}", app.base))
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(res.status(), StatusCode::OK, "{path}");
+        let kind = res.headers()["content-type"]
+            .to_str()
+            .expect("ascii")
+            .to_string();
+        assert!(kind.starts_with("text/event-stream"), "{kind}");
+        Reader {
+            body: res.bytes_stream().boxed(),
+            buffer: String::new(),
+        }
+    }
+
+    /// The next message within `wait`, skipping comments; `None` on
+    /// timeout or the end of the stream.
+    async fn next(&mut self, wait: Duration) -> Option<Message> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let frame: String = self.buffer.drain(..end + 2).collect();
+                let (mut id, mut event, mut data) = (None, String::new(), String::new());
+                for line in frame.lines() {
+                    if let Some(v) = line.strip_prefix("id: ") {
+                        id = v.parse().ok();
+                    } else if let Some(v) = line.strip_prefix("event: ") {
+                        event = v.to_string();
+                    } else if let Some(v) = line.strip_prefix("data: ") {
+                        data.push_str(v);
+                    }
+                }
+                if data.is_empty() {
+                    continue; // a keep-alive comment
+                }
+                let data = serde_json::from_str(&data).expect("JSON data");
+                return Some(Message {
+                    id: id.expect("every message has an id"),
+                    event,
+                    data,
+                });
+            }
+            let chunk = tokio::time::timeout_at(deadline, self.body.next())
+                .await
+                .ok()??;
+            self.buffer
+                .push_str(std::str::from_utf8(&chunk.expect("chunk")).expect("utf-8"));
+        }
+    }
+
+    /// Messages until one satisfies `done` (which is returned last).
+    async fn until(&mut self, wait: Duration, done: impl Fn(&Value) -> bool) -> Vec<Message> {
+        let mut seen = Vec::new();
+        loop {
+            let message = self
+                .next(wait)
+                .await
+                .unwrap_or_else(|| panic!("no message within {wait:?}; got {seen:#?}"));
+            let finished = done(&message.data);
+            seen.push(message);
+            if finished {
+                return seen;
+            }
+        }
+    }
+}
+
+async fn put(app: &TestApp, event: u64, user: &str) {
+    let url = format!("{}/api/events/{event}/bookings/{user}", app.base);
+    let res = app.client.put(url).send().await.expect("sent");
+    assert_eq!(res.status(), StatusCode::OK);
+}
+
+async fn delete(app: &TestApp, event: u64, user: &str) {
+    let url = format!("{}/api/events/{event}/bookings/{user}", app.base);
+    let res = app.client.delete(url).send().await.expect("sent");
+    assert_eq!(res.status(), StatusCode::OK);
+}
+
+#[actix_web::test]
+async fn an_event_stream_starts_with_the_status_and_follows_each_change() {
+    let app = spawn_app().await;
+    let event = app.create_event(3).await;
+    let mut stream = Reader::open(&app, &format!("/api/events/{event}/live")).await;
+    let first = stream
+        .next(Duration::from_secs(1))
+        .await
+        .expect("initial state at once");
+    assert_eq!(first.event, "status");
+    assert_eq!(first.data["availableTickets"], 3);
+    assert_eq!(first.data["eventId"], event);
+
+    put(&app, event, "ann").await;
+    let answered = Instant::now();
+    let next = stream
+        .next(Duration::from_secs(2))
+        .await
+        .expect("a message");
+    let took = answered.elapsed();
+    assert_eq!(next.data["availableTickets"], 2);
+    assert!(
+        next.id > first.id,
+        "ids grow: {} then {}",
+        first.id,
+        next.id
+    );
+    assert!(
+        took < Duration::from_millis(200),
+        "message {took:?} after the answer"
+    );
+    app.stop().await;
+}
+
+#[actix_web::test]
+async fn a_burst_of_bookings_is_coalesced_and_the_last_message_is_final() {
+    let app = spawn_app().await;
+    let event = app.create_event(500).await;
+    let mut stream = Reader::open(&app, &format!("/api/events/{event}/live")).await;
+    stream.next(Duration::from_secs(1)).await.expect("initial");
+    let users: Vec<String> = (0..1000).map(|i| format!("burst{i}")).collect();
+    futures_util::stream::iter(&users)
+        .for_each_concurrent(64, |user| put(&app, event, user))
+        .await;
+    let messages = stream
+        .until(Duration::from_secs(5), |s| s["waitingListCount"] == 500)
+        .await;
+    let last = messages.last().expect("a message");
+    assert_eq!(last.data["availableTickets"], 0);
+    assert_eq!(last.data["confirmedCount"], 500);
+    assert!(
+        messages.len() < 100,
+        "1,000 bookings gave {} messages",
+        messages.len()
+    );
+    assert!(messages.windows(2).all(|w| w[0].id < w[1].id), "ids grow");
+    assert!(
+        stream.next(Duration::from_millis(400)).await.is_none(),
+        "nothing after the final state"
+    );
+    app.stop().await;
+}
+
+#[actix_web::test]
+async fn a_waiting_users_stream_shows_the_line_moving_and_the_promotion() {
+    let app = spawn_app().await;
+    let event = app.create_event(1).await;
+    for user in ["ann", "bob", "cy", "dee"] {
+        put(&app, event, user).await;
+    }
+    let mut dee = Reader::open(&app, &format!("/api/events/{event}/bookings/dee/live")).await;
+    let first = dee.next(Duration::from_secs(1)).await.expect("initial");
+    assert_eq!(first.event, "booking");
+    assert_eq!(first.data["booking"]["waiting_position"], 3);
+    assert_eq!(first.data["booking"]["tickets_ahead"], 2);
+    for (leaver, position) in [("ann", 2), ("bob", 1)] {
+        delete(&app, event, leaver).await;
+        let m = dee.next(Duration::from_secs(2)).await.expect("a message");
+        assert_eq!(
+            m.data["booking"]["waiting_position"], position,
+            "{:?}",
+            m.data
+        );
+        assert_eq!(m.data["booking"]["tickets_ahead"], position - 1);
+    }
+    delete(&app, event, "cy").await;
+    let m = dee.next(Duration::from_secs(2)).await.expect("promotion");
+    assert_eq!(m.data["booking"]["status"], "confirmed");
+    assert_eq!(m.data["booking"]["waiting_position"], Value::Null);
+    app.stop().await;
+}
+
+#[actix_web::test]
+async fn streams_of_nothing_are_404_and_past_the_limit_503() {
+    let app = spawn_app_with(|s| s.live.max_streams = 2).await;
+    let event = app.create_event(1).await;
+    assert_eq!(
+        app.get("/api/events/999/live").await.0,
+        StatusCode::NOT_FOUND
+    );
+    let (status, body) = app
+        .get(&format!("/api/events/{event}/bookings/nobody/live"))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["code"], "BOOKING_NOT_FOUND");
+    let _one = Reader::open(&app, &format!("/api/events/{event}/live")).await;
+    let _two = Reader::open(&app, &format!("/api/events/{event}/live")).await;
+    let (status, body) = app.get(&format!("/api/events/{event}/live")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["code"], "UNAVAILABLE");
+    let metrics = app
+        .client
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .expect("sent")
+        .text()
+        .await
+        .expect("text");
+    assert!(metrics.contains("boxoffice_live_streams 2"), "{metrics}");
+    app.stop().await;
+}
+
+#[test]
+fn a_stop_with_open_streams_ends_them_and_exits_0_within_2_s() {
+    use crate::process::{command, Server};
+    let dir = tempfile::tempdir().expect("dir");
+    let server = Server::start_with(command(dir.path()));
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let base = server.base.clone();
+    let mut streams = rt.block_on(async {
+        let http = reqwest::Client::new();
+        let res = http
+            .post(format!("{base}/api/events"))
+            .json(&serde_json::json!({"totalTickets": 5}))
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(res.status(), StatusCode::CREATED);
+        let mut open = Vec::new();
+        for _ in 0..20 {
+            let res = http
+                .get(format!("{base}/api/events/1/live"))
+                .send()
+                .await
+                .expect("sent");
+            assert_eq!(res.status(), StatusCode::OK);
+            open.push(res.bytes_stream());
+        }
+        open
+    });
+    let started = Instant::now();
+    let (status, log) = server.stop_with(nix::sys::signal::Signal::SIGTERM);
+    let took = started.elapsed();
+    assert!(status.success(), "{log}");
+    assert!(took < Duration::from_secs(2), "stop took {took:?}\n{log}");
+    rt.block_on(async {
+        for stream in &mut streams {
+            // The initial message, perhaps a keep-alive, then the end.
+            let ended = tokio::time::timeout(Duration::from_secs(2), async {
+                while let Some(Ok(_)) = stream.next().await {}
+            })
+            .await;
+            assert!(ended.is_ok(), "a stream did not end");
+        }
+    });
+}

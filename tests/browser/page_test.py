@@ -1,0 +1,95 @@
+"""The page at / in a real headless browser (Debian's chromium and
+chromedriver, driven by Selenium): load it, pick an event, book, and see
+the live counts and the booking change. Usage: page_test.py BASE_URL"""
+
+import json
+import sys
+import urllib.request
+
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as ec
+from selenium.webdriver.support.ui import Select, WebDriverWait
+
+WAIT = 10  # seconds, for anything the page has to show
+
+
+def create_event(base, tickets):
+    req = urllib.request.Request(
+        base + "/api/events",
+        data=json.dumps({"totalTickets": tickets, "name": "Browser test"}).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(req, timeout=10) as res:
+        return json.load(res)["event"]["id"]
+
+
+def book_elsewhere(base, event, user):
+    req = urllib.request.Request(
+        f"{base}/api/events/{event}/bookings/{user}", method="PUT"
+    )
+    with urllib.request.urlopen(req, timeout=10) as res:
+        assert res.status == 200
+
+
+def text_is(element_id, expected):
+    return ec.text_to_be_present_in_element((By.ID, element_id), expected)
+
+
+def main():
+    base = sys.argv[1]
+    event = create_event(base, 2)
+    options = webdriver.ChromeOptions()
+    for flag in ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"]:
+        options.add_argument(flag)
+    options.binary_location = "/usr/bin/chromium"
+    driver = webdriver.Chrome(options=options, service=Service("/usr/bin/chromedriver"))
+    try:
+        wait = WebDriverWait(driver, WAIT)
+        driver.set_window_size(1000, 1000)
+        driver.get(base + "/")
+        assert "boxoffice" in driver.title
+        wait.until(lambda d: any(o.get_attribute("value") == str(event)
+                                 for o in d.find_elements(By.CSS_SELECTOR, "#event-select option")))
+        Select(driver.find_element(By.ID, "event-select")).select_by_value(str(event))
+        wait.until(text_is("event-stream", "live"))
+        wait.until(text_is("count-available", "2"))
+
+        # Book through the page: the counts follow over the event stream.
+        user = driver.find_element(By.ID, "user-id")
+        user.clear()
+        user.send_keys("page-user")
+        driver.find_element(By.ID, "book").click()
+        wait.until(text_is("count-available", "1"))
+        wait.until(text_is("booking-view", "confirmed"))
+
+        # Another client books: the page sees it without a reload.
+        book_elsewhere(base, event, "someone-else")
+        wait.until(text_is("count-available", "0"))
+        book_elsewhere(base, event, "late-comer")
+        wait.until(text_is("count-waiting", "1"))
+
+        # Watch the waiting user, then cancel ahead of them: promoted live.
+        user.clear()
+        user.send_keys("late-comer")
+        driver.find_element(By.ID, "watch-booking").click()
+        wait.until(text_is("booking-view", "place 1"))
+        if len(sys.argv) > 2:
+            driver.save_screenshot(sys.argv[2])  # the README's picture
+        user.clear()
+        user.send_keys("page-user")
+        driver.find_element(By.ID, "cancel").click()
+        wait.until(text_is("count-waiting", "0"))
+        user.clear()
+        user.send_keys("late-comer")
+        driver.find_element(By.ID, "watch-booking").click()
+        wait.until(text_is("booking-view", "confirmed"))
+        print("browser: the page booked, cancelled and followed the live counts")
+    finally:
+        driver.quit()
+
+
+if __name__ == "__main__":
+    main()
