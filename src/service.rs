@@ -247,7 +247,7 @@ impl BoxOffice {
     }
 
     /// Wakes after every change to event `id` (`None`: no such event).
-    pub fn changes(&self, id: EventId) -> Option<tokio::sync::watch::Receiver<Lsn>> {
+    pub fn changes(&self, id: EventId) -> Option<crate::actors::LiveReceivers> {
         self.registry.changes(id)
     }
 

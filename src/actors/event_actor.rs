@@ -37,6 +37,42 @@ const EXPIRY_BATCH: usize = 2_000;
 /// How soon to try again when a due expiry cannot be journalled.
 const EXPIRY_RETRY: Duration = Duration::from_millis(200);
 
+/// How an event's actor tells live streams that something changed. Two
+/// signals, because a new user's first booking (most changes in an
+/// on-sale) moves no existing booking: it wakes event streams only, and
+/// booking streams, perhaps thousands, sleep on.
+#[derive(Debug)]
+pub struct LiveSignals {
+    /// The LSN of every change made (perhaps not durable yet).
+    pub any: watch::Sender<u64>,
+    /// Bumped by every change that may have moved an existing booking.
+    pub bookings: watch::Sender<u64>,
+}
+
+/// The receiving ends of [`LiveSignals`].
+#[derive(Debug, Clone)]
+pub struct LiveReceivers {
+    /// Wakes after every change.
+    pub any: watch::Receiver<u64>,
+    /// Wakes after every change that may have moved an existing booking.
+    pub bookings: watch::Receiver<u64>,
+}
+
+impl LiveSignals {
+    /// Signals of an actor whose state starts at `lsn`, and their receivers.
+    pub fn new(lsn: Lsn) -> (Self, LiveReceivers) {
+        let (any, any_rx) = watch::channel(lsn.get());
+        let (bookings, bookings_rx) = watch::channel(0);
+        (
+            Self { any, bookings },
+            LiveReceivers {
+                any: any_rx,
+                bookings: bookings_rx,
+            },
+        )
+    }
+}
+
 /// Owns one [`Event`].
 pub struct EventActor {
     /// The event and all its bookings.
@@ -58,8 +94,8 @@ pub struct EventActor {
     timer: Option<(Timestamp, SpawnHandle)>,
     /// What this actor decided, for `/metrics`.
     counters: Arc<EventCounters>,
-    /// Told the LSN of every change made or undone, for live streams.
-    changed: watch::Sender<Lsn>,
+    /// Told of changes made or undone, for live streams.
+    signals: LiveSignals,
 }
 
 impl EventActor {
@@ -71,7 +107,7 @@ impl EventActor {
         changes: Arc<AtomicU64>,
         journal: Arc<Journal>,
         counters: Arc<EventCounters>,
-        changed: watch::Sender<Lsn>,
+        signals: LiveSignals,
     ) -> Self {
         let epoch = journal.state().epoch;
         Self {
@@ -84,7 +120,7 @@ impl EventActor {
             durable_lsn: applied_lsn,
             timer: None,
             counters,
-            changed,
+            signals,
         }
     }
 
@@ -189,7 +225,8 @@ impl EventActor {
                 self.event.undo(undo);
             }
             if undone {
-                self.changed.send_replace(self.durable_lsn);
+                self.signals.any.send_replace(self.durable_lsn.get());
+                self.signals.bookings.send_modify(|epoch| *epoch += 1);
             }
         }
     }
@@ -243,6 +280,7 @@ impl EventActor {
     /// Journals an applied change, or undoes it when the journal refuses.
     fn journal_change(&mut self, made: Made) -> Result<Lsn, ActorError> {
         let counted = self.count(&made);
+        let new_user = made.new_user;
         let record = Record::Change {
             event: self.event.id(),
             change: made.change,
@@ -253,7 +291,10 @@ impl EventActor {
                 self.changes.fetch_add(1, Ordering::Relaxed);
                 counted();
                 // Readers of the change still wait until it is durable.
-                self.changed.send_replace(lsn);
+                self.signals.any.send_replace(lsn.get());
+                if !new_user {
+                    self.signals.bookings.send_modify(|epoch| *epoch += 1);
+                }
                 Ok(lsn)
             }
             Err(_) => {

@@ -6,6 +6,6 @@ pub mod messages;
 mod registry;
 mod snapshotter;
 
-pub use event_actor::{EventActor, MAILBOX_CAPACITY};
+pub use event_actor::{EventActor, LiveReceivers, LiveSignals, MAILBOX_CAPACITY};
 pub use registry::{ask, CreateError, Registry, Unavailable};
 pub use snapshotter::{take_snapshot, Snapshotter, StopSnapshots};

@@ -9,9 +9,9 @@ use actix::dev::ToEnvelope;
 use actix::{Actor, Addr, Arbiter, Handler, Message};
 use dashmap::mapref::entry::Entry;
 use dashmap::DashMap;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::oneshot;
 
-use super::event_actor::EventActor;
+use super::event_actor::{EventActor, LiveReceivers, LiveSignals};
 use super::messages::{Reply, TakeSnapshot};
 use crate::domain::{
     BookingIdSequence, DomainError, Event, EventId, EventSettings, EventStatus, Timestamp,
@@ -54,7 +54,7 @@ struct EventHandle {
     addr: Addr<EventActor>,
     /// Bumped by the actor after each change it makes (to the change's
     /// LSN), so live streams know when to read again.
-    changed: watch::Receiver<Lsn>,
+    changed: LiveReceivers,
 }
 
 /// Event id to actor address, plus the service-wide sequences.
@@ -129,7 +129,7 @@ impl Registry {
     }
 
     /// A receiver that wakes after every change to event `id`.
-    pub fn changes(&self, id: EventId) -> Option<watch::Receiver<Lsn>> {
+    pub fn changes(&self, id: EventId) -> Option<LiveReceivers> {
         self.actors.get(&id).map(|a| a.value().changed.clone())
     }
 
@@ -228,7 +228,7 @@ impl Registry {
 
     fn start(&self, event: Event, applied_lsn: Lsn) -> EventHandle {
         let n = self.next_arbiter.fetch_add(1, Ordering::Relaxed) % self.arbiters.len();
-        let (notify, changed) = watch::channel(applied_lsn);
+        let (notify, changed) = LiveSignals::new(applied_lsn);
         let actor = EventActor::new(
             event,
             applied_lsn,

@@ -8,7 +8,11 @@
 //! answer. A thousand changes in one interval cost a stream one read and at
 //! most one message; streams of other events are never woken. A message is
 //! sent only when what the client sees changed, so its `id` (the LSN of the
-//! newest change the state reflects) grows strictly within a stream.
+//! newest change the state reflects) grows strictly within a stream. A new
+//! user's first booking moves no existing booking (it joins the end of the
+//! queue), so the actor signals it on a second channel that booking streams
+//! do not listen to: in an on-sale, where most changes are new bookings,
+//! booking streams are not even woken.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -87,9 +91,14 @@ impl Live {
         watched: Watched,
     ) -> Result<impl Stream<Item = sse::Event> + use<>, ApiError> {
         let slot = self.admit()?;
-        let mut changes = service
+        let signals = service
             .changes(watched.event())
             .ok_or(ApiError::EventNotFound)?;
+        // A booking can only move when an existing booking moves.
+        let mut changes = match watched {
+            Watched::Event(_) => signals.any,
+            Watched::Booking(..) => signals.bookings,
+        };
         changes.borrow_and_update();
         let (json, lsn) = watched.read(&service).await?;
         let first = watched.message(json.clone(), lsn);
@@ -168,8 +177,8 @@ impl Watched {
 struct Watch {
     service: Arc<BoxOffice>,
     watched: Watched,
-    /// Wakes after each change of the event.
-    changes: watch::Receiver<Lsn>,
+    /// Wakes after each change that may alter what the stream shows.
+    changes: watch::Receiver<u64>,
     /// Turns true at shutdown.
     stop: watch::Receiver<bool>,
     /// The JSON of the last message.

@@ -40,6 +40,10 @@ pub struct Made {
     pub promoted: usize,
     /// For a booking: what it got (confirmed, held or waiting).
     pub booked_as: Option<BookingStatus>,
+    /// The first booking of a user the event never saw: it joins the end
+    /// of the queue or takes free tickets, so no other booking's place,
+    /// tickets ahead or status moved, and no watcher of it can exist yet.
+    pub new_user: bool,
 }
 
 /// The answer to a live operation: what the client sees, and the change it
@@ -226,12 +230,16 @@ impl Event {
         }
         // Checked before an id is spent.
         self.ensure_room(existing)?;
-        self.made_booking(Change::Booked {
+        let mut outcome = self.made_booking(Change::Booked {
             booking: ids.next_id(),
             user: user.clone(),
             quantity,
             at: now,
-        })
+        })?;
+        if let Some(made) = outcome.made.as_mut() {
+            made.new_user = existing.is_none();
+        }
+        Ok(outcome)
     }
 
     /// Cancels `user`'s active booking. Its tickets, or its place in the
@@ -465,6 +473,7 @@ impl Event {
             undo: applied.undo,
             promoted: applied.promoted.len(),
             booked_as,
+            new_user: false,
         }
     }
 
