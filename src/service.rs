@@ -246,6 +246,18 @@ impl BoxOffice {
         Ok((booking?, lsn))
     }
 
+    /// [`Self::booking_at`] for many users in one read of the event.
+    pub async fn bookings_at(
+        &self,
+        id: EventId,
+        users: Vec<UserId>,
+    ) -> Result<(Vec<std::result::Result<BookingView, DomainError>>, Lsn)> {
+        self.read_at(id, move |event| {
+            users.iter().map(|user| event.booking(user)).collect()
+        })
+        .await
+    }
+
     /// Wakes after every change to event `id` (`None`: no such event).
     pub fn changes(&self, id: EventId) -> Option<crate::actors::LiveReceivers> {
         self.registry.changes(id)
