@@ -17,34 +17,9 @@ SEED=${CONTRACT_SEED:-20261122}
 
 python3 -m pip install --quiet --disable-pip-version-check -r requirements.txt
 
-WORK=$(mktemp -d)
-LOG="$WORK/server.log"
-cleanup() {
-  if [[ -n "${SERVER_PID:-}" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
-    kill "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-  fi
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-# Rate limit off (thousands of requests from one address), port picked by the OS.
-BOXOFFICE__SERVER__PORT=0 \
-BOXOFFICE__SNAPSHOT__DIR="$WORK/data" \
-BOXOFFICE__RATE_LIMIT__ENABLED=false \
-BOXOFFICE__LOG__ACCESS_LOG=false \
-RUST_LOG=warn,boxoffice=info \
-  "$ROOT/target/debug/boxoffice" >"$LOG" 2>&1 &
-SERVER_PID=$!
-BASE=""
-for _ in $(seq 1 300); do
-  BASE=$(sed -n 's/.*listening on \(http:[^ ]*\).*/\1/p' "$LOG" | head -1)
-  [[ -n "$BASE" ]] && curl -fsS "$BASE/health" >/dev/null 2>&1 && break
-  BASE=""
-  sleep 0.1
-done
-[[ -n "$BASE" ]] || { echo "service did not start:"; cat "$LOG"; exit 1; }
-echo "service at $BASE"
+# Rate limit off (thousands of requests from one address).
+source ../service.sh
+start_service "$ROOT"
 
 curl -fsS "$BASE/api/openapi.json" -o "$WORK/openapi.json"
 openapi-spec-validator "$WORK/openapi.json"
@@ -62,9 +37,7 @@ echo "schemathesis: exit $ST_STATUS, ${GENERATED:-0} requests generated (at leas
 
 # The service must have survived all of it and stop cleanly.
 curl -fsS "$BASE/health" >/dev/null
-kill -TERM "$SERVER_PID"
-wait "$SERVER_PID"
-SERVER_PID=""
+stop_service
 if grep -E ' ERROR ' "$LOG"; then
   echo "the service logged errors during the run"; exit 1
 fi
