@@ -216,6 +216,15 @@ impl Exporter {
     }
 }
 
+/// The process's resident memory, where the OS tells it (Linux).
+fn resident_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    // "VmRSS:    475416 kB"
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
 /// A plain (label-less) counter.
 fn counter(
     encoder: &mut DescriptorEncoder,
@@ -313,6 +322,14 @@ impl Collector for Sources {
             None,
             MetricType::Gauge,
         )?)?;
+        if let Some(bytes) = resident_bytes() {
+            ConstGauge::new(bytes as i64).encode(encoder.encode_descriptor(
+                "boxoffice_resident_memory_bytes",
+                "Resident memory of the process (VmRSS); the events and bookings are most of it",
+                None,
+                MetricType::Gauge,
+            )?)?;
+        }
         counter(
             &mut encoder,
             "boxoffice_snapshots_written",

@@ -96,6 +96,11 @@ async fn metrics_count_requests_by_route_pattern_and_what_bookings_got() {
     assert_eq!(m.get("boxoffice_cancellations_total"), Some(&1.0));
     assert_eq!(m.get("boxoffice_promotions_total"), Some(&1.0));
     assert_eq!(m.get("boxoffice_events"), Some(&1.0));
+    let resident = m
+        .get("boxoffice_resident_memory_bytes")
+        .copied()
+        .unwrap_or(0.0);
+    assert!(resident > 1e6, "resident memory is reported: {resident}");
     let batches = m
         .get("boxoffice_journal_batch_records_count")
         .copied()

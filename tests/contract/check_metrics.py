@@ -46,6 +46,8 @@ def main():
         "boxoffice_snapshot_bytes",
         "boxoffice_mailbox_rejections_total",
         "boxoffice_rate_limited_total",
+        "boxoffice_live_streams",
+        "boxoffice_resident_memory_bytes",
     ]:
         assert any(k[0] == name for k in before), f"{name} missing"
     status, _, body = fetch(base, "/api/events", "POST", {"totalTickets": 1})
