@@ -240,13 +240,8 @@ impl BoxOffice {
         self.read_at(id, |event| event.status()).await
     }
 
-    /// [`Self::booking`] with the LSN of the newest change it reflects.
-    pub async fn booking_at(&self, id: EventId, user: UserId) -> Result<(BookingView, Lsn)> {
-        let (booking, lsn) = self.read_at(id, move |event| event.booking(&user)).await?;
-        Ok((booking?, lsn))
-    }
-
-    /// [`Self::booking_at`] for many users in one read of the event.
+    /// [`Self::booking`] for many users in one read of the event, with the
+    /// LSN of the newest change the answers reflect (which is durable).
     pub async fn bookings_at(
         &self,
         id: EventId,

@@ -116,8 +116,7 @@ pub async fn event_status(state: State, path: web::Path<String>) -> Answer {
 pub async fn book_body(who: Customer, state: State, body: ValidJson<BookingRequest>) -> Answer {
     let body = body.0;
     let quantity = body.quantity.unwrap_or(1);
-    let (id, user) = booking_target(body.event_id, body.user_id)?;
-    who.may_act_for(&user)?;
+    let (id, user) = customer_body(&who, body.event_id, body.user_id)?;
     book(&state, id, user, quantity).await
 }
 
@@ -128,8 +127,7 @@ pub async fn book_path(
     path: web::Path<(String, String)>,
     body: OptionalJson<QuantityRequest>,
 ) -> Answer {
-    let (id, user) = path_target(&path)?;
-    who.may_act_for(&user)?;
+    let (id, user) = customer_path(&who, &path)?;
     let quantity = body.0.and_then(|b| b.quantity).unwrap_or(1);
     book(&state, id, user, quantity).await
 }
@@ -140,15 +138,13 @@ pub async fn cancel_body(
     state: State,
     body: ValidJson<BookingTargetRequest>,
 ) -> Answer {
-    let (id, user) = booking_target(body.0.event_id, body.0.user_id)?;
-    who.may_act_for(&user)?;
+    let (id, user) = customer_body(&who, body.0.event_id, body.0.user_id)?;
     cancel(&state, id, user).await
 }
 
 /// `DELETE /api/events/{eventId}/bookings/{userId}`.
 pub async fn cancel_path(who: Customer, state: State, path: web::Path<(String, String)>) -> Answer {
-    let (id, user) = path_target(&path)?;
-    who.may_act_for(&user)?;
+    let (id, user) = customer_path(&who, &path)?;
     cancel(&state, id, user).await
 }
 
@@ -159,8 +155,7 @@ pub async fn change_quantity(
     path: web::Path<(String, String)>,
     body: ValidJson<QuantityChangeRequest>,
 ) -> Answer {
-    let (id, user) = path_target(&path)?;
-    who.may_act_for(&user)?;
+    let (id, user) = customer_path(&who, &path)?;
     let quantity = body
         .0
         .quantity
@@ -175,8 +170,7 @@ pub async fn confirm_body(
     state: State,
     body: ValidJson<BookingTargetRequest>,
 ) -> Answer {
-    let (id, user) = booking_target(body.0.event_id, body.0.user_id)?;
-    who.may_act_for(&user)?;
+    let (id, user) = customer_body(&who, body.0.event_id, body.0.user_id)?;
     confirm(&state, id, user).await
 }
 
@@ -186,8 +180,7 @@ pub async fn confirm_path(
     state: State,
     path: web::Path<(String, String)>,
 ) -> Answer {
-    let (id, user) = path_target(&path)?;
-    who.may_act_for(&user)?;
+    let (id, user) = customer_path(&who, &path)?;
     confirm(&state, id, user).await
 }
 
@@ -197,8 +190,7 @@ pub async fn booking_status(
     state: State,
     path: web::Path<(String, String)>,
 ) -> Answer {
-    let (id, user) = path_target(&path)?;
-    who.may_act_for(&user)?;
+    let (id, user) = customer_path(&who, &path)?;
     let booking = state.service.booking(id, user).await?;
     Ok(HttpResponse::Ok().json_line(BookingResponse {
         booking: booking.into(),
@@ -293,8 +285,7 @@ pub async fn booking_live(
     state: State,
     path: web::Path<(String, String)>,
 ) -> Result<impl Responder, ApiError> {
-    let (id, user) = path_target(&path)?;
-    who.may_act_for(&user)?;
+    let (id, user) = customer_path(&who, &path)?;
     let stream = state
         .live
         .open(Arc::clone(&state.service), Watched::Booking(id, user))
@@ -345,24 +336,33 @@ async fn confirm(state: &AppState, id: EventId, user: UserId) -> Answer {
     }))
 }
 
-/// A validated body's event and user, as domain values.
-fn booking_target(
+/// A validated body's event and user, as domain values, once `who` may
+/// act for that user (403 otherwise). Every customer route with the ids in
+/// its body goes through here, so none can skip the check.
+fn customer_body(
+    who: &Customer,
     event_id: Option<u64>,
     user_id: Option<String>,
 ) -> Result<(EventId, UserId), ApiError> {
     let id = event_id.ok_or_else(|| ApiError::field("eventId", "is required"))?;
     let user = user_id.ok_or_else(|| ApiError::field("userId", "is required"))?;
-    Ok((EventId::try_from(id)?, UserId::try_from(user.as_str())?))
+    let target = (EventId::try_from(id)?, UserId::try_from(user.as_str())?);
+    who.may_act_for(&target.1)?;
+    Ok(target)
 }
 
-/// Both path ids, reporting every bad one at once.
-fn path_target(path: &(String, String)) -> Result<(EventId, UserId), ApiError> {
-    match (event_id(&path.0), user_id(&path.1)) {
-        (Ok(id), Ok(user)) => Ok((id, user)),
+/// Both path ids, reporting every bad one at once, once `who` may act for
+/// the user (403 otherwise): [`customer_body`] for routes with the ids in
+/// the path.
+fn customer_path(who: &Customer, path: &(String, String)) -> Result<(EventId, UserId), ApiError> {
+    let target = match (event_id(&path.0), user_id(&path.1)) {
+        (Ok(id), Ok(user)) => (id, user),
         (Err(ApiError::Validation(mut a)), Err(ApiError::Validation(b))) => {
             a.extend(b);
-            Err(ApiError::Validation(a))
+            return Err(ApiError::Validation(a));
         }
-        (Err(e), _) | (_, Err(e)) => Err(e),
-    }
+        (Err(e), _) | (_, Err(e)) => return Err(e),
+    };
+    who.may_act_for(&target.1)?;
+    Ok(target)
 }
