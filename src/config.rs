@@ -70,6 +70,16 @@ pub struct ServerSettings {
     /// Most connections each worker holds at once; past it new ones wait
     /// in the OS backlog.
     pub max_connections: usize,
+    /// Most connections one client address holds at once (trusted proxies
+    /// are not capped); past it a connection gets 429 and is closed. 0: no cap.
+    pub max_connections_per_ip: usize,
+    /// Written data a client leaves unread (or unacknowledged) this long,
+    /// in milliseconds, and the kernel drops the connection
+    /// (`TCP_USER_TIMEOUT`, Linux).
+    pub send_timeout_ms: u64,
+    /// A connection's next request waits while more reply bytes than this
+    /// are not yet taken by its client (pipelining without reading).
+    pub max_unsent_bytes: usize,
     /// How long in-flight requests get to finish after a stop signal, in
     /// seconds.
     pub shutdown_timeout_secs: u64,
@@ -206,6 +216,9 @@ impl Default for Settings {
                 client_request_timeout_ms: 5_000,
                 keep_alive_secs: 5,
                 max_connections: 25_000,
+                max_connections_per_ip: 1_000,
+                send_timeout_ms: 30_000,
+                max_unsent_bytes: 256 * 1024,
                 shutdown_timeout_secs: 10,
                 trusted_proxies: Vec::new(),
             },
@@ -311,14 +324,28 @@ impl Settings {
         if self.server.workers > 1024 {
             return invalid("server.workers", "must be 0 (one per core) to 1024");
         }
-        if !(100..=600_000).contains(&self.server.client_request_timeout_ms) {
-            return invalid("server.client_request_timeout_ms", "must be 100 to 600000");
+        // actix-http times the head against a clock it refreshes every 500 ms,
+        // so a shorter limit could fire at once.
+        if !(1_000..=600_000).contains(&self.server.client_request_timeout_ms) {
+            return invalid("server.client_request_timeout_ms", "must be 1000 to 600000");
         }
         if self.server.keep_alive_secs > 3_600 {
             return invalid("server.keep_alive_secs", "must be 0 (off) to 3600");
         }
         if !(1..=1_000_000).contains(&self.server.max_connections) {
             return invalid("server.max_connections", "must be 1 to 1000000");
+        }
+        if self.server.max_connections_per_ip > 1_000_000 {
+            return invalid(
+                "server.max_connections_per_ip",
+                "must be 0 (no cap) to 1000000",
+            );
+        }
+        if !(1_000..=3_600_000).contains(&self.server.send_timeout_ms) {
+            return invalid("server.send_timeout_ms", "must be 1000 to 3600000");
+        }
+        if !(4_096..=1 << 30).contains(&self.server.max_unsent_bytes) {
+            return invalid("server.max_unsent_bytes", "must be 4096 to 1073741824");
         }
         if self.server.shutdown_timeout_secs > 3_600 {
             return invalid("server.shutdown_timeout_secs", "must be 0 to 3600");

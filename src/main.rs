@@ -27,7 +27,9 @@ configuration keys (file section.key; environment BOXOFFICE__SECTION__KEY,
 e.g. BOXOFFICE__SERVER__PORT=9000, which wins over the file):
   server.host, server.port, server.workers,
   server.client_request_timeout_ms, server.keep_alive_secs,
-  server.max_connections, server.shutdown_timeout_secs,
+  server.max_connections, server.max_connections_per_ip,
+  server.send_timeout_ms, server.max_unsent_bytes,
+  server.shutdown_timeout_secs,
   server.trusted_proxies
   limits.max_tickets_per_event, limits.max_body_bytes,
   limits.max_tickets_per_user, limits.max_events,

@@ -187,6 +187,8 @@ pub struct Sources {
     pub snapshots: Arc<SnapshotStats>,
     /// How many live streams are open right now.
     pub live_streams: Box<dyn Fn() -> usize + Send + Sync>,
+    /// Connections served and refused.
+    pub connections: Arc<crate::http::connections::Connections>,
 }
 
 impl std::fmt::Debug for Sources {
@@ -322,6 +324,18 @@ impl Collector for Sources {
             None,
             MetricType::Gauge,
         )?)?;
+        ConstGauge::new(self.connections.served() as i64).encode(encoder.encode_descriptor(
+            "boxoffice_connections",
+            "TCP connections being served",
+            None,
+            MetricType::Gauge,
+        )?)?;
+        counter(
+            &mut encoder,
+            "boxoffice_connections_refused",
+            "Connections refused because their address held server.max_connections_per_ip",
+            self.connections.refused_counter(),
+        )?;
         if let Some(bytes) = resident_bytes() {
             ConstGauge::new(bytes as i64).encode(encoder.encode_descriptor(
                 "boxoffice_resident_memory_bytes",

@@ -1,22 +1,24 @@
 //! Builds the running service from [`Settings`] and runs it until told to stop.
 
 use std::future::Future;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix::{Actor, Addr};
 use actix_web::dev::Server;
 use actix_web::middleware::{from_fn, Condition, Logger};
-use actix_web::{web, App, HttpServer};
+use actix_web::{web, App};
 
 use crate::actors::{take_snapshot, Registry, Snapshotter, StopSnapshots};
 use crate::config::{cores, Settings};
 use crate::http::auth::{Gate, KeyFileError};
 use crate::http::client::{self, Identify};
+use crate::http::connections::Connections;
 use crate::http::live::Live;
 use crate::http::metrics::HttpStats;
 use crate::http::rate_limit::{self, IpRateLimiter};
+use crate::http::server::ServeOptions;
 use crate::http::{self as api, AppState};
 use crate::metrics::{Exporter, Sources};
 use crate::persistence::data_dir::{DataDir, DataDirError};
@@ -180,7 +182,7 @@ impl Application {
             address: address.clone(),
             source,
         };
-        let listener = TcpListener::bind(&address).map_err(bind_error)?;
+        let listener = api::server::bind(&address).map_err(bind_error)?;
         let bound = listener.local_addr().map_err(bind_error)?;
 
         let limiter = IpRateLimiter::from_settings(&settings.rate_limit);
@@ -197,6 +199,13 @@ impl Application {
         });
         let body_timeout = Duration::from_millis(settings.server.client_request_timeout_ms);
         let http_stats = Arc::new(HttpStats::default());
+        // Validated with the settings, so this cannot fail here.
+        let trusted = settings.server.trusted_networks().unwrap_or_default();
+        let connections = Connections::new(
+            settings.server.max_connections_per_ip,
+            Duration::from_millis(settings.server.send_timeout_ms),
+            trusted.clone(),
+        );
         let live = Arc::new(Live::new(&settings.live));
         let exporter = Exporter::new(Sources {
             http: Arc::clone(&http_stats),
@@ -211,6 +220,7 @@ impl Application {
                 let live = Arc::clone(&live);
                 Box::new(move || live.open_streams())
             },
+            connections: Arc::clone(&connections),
         });
         let state = web::Data::new(AppState {
             gate,
@@ -228,10 +238,8 @@ impl Application {
         });
         let access_log = settings.log.access_log;
         let shared = state.clone();
-        // Validated with the settings, so this cannot fail here.
-        let trusted = settings.server.trusted_networks().unwrap_or_default();
         let identify = web::Data::new(Identify::new(trusted));
-        let server = HttpServer::new(move || {
+        let app = move || {
             let mut app = App::new()
                 .app_data(shared.clone())
                 .app_data(identify.clone());
@@ -246,18 +254,21 @@ impl Application {
             .wrap(Condition::new(access_log, access_logger()))
             .wrap(from_fn(api::metrics::record))
             .wrap(from_fn(client::identify))
+            // Outermost: a connection over its unsent bound does no work.
+            .wrap(from_fn(api::stream::wait_for_room))
             .configure(api::routes)
             .default_service(web::to(api::not_found))
-        })
-        .workers(settings.worker_count())
-        .client_request_timeout(body_timeout)
-        .keep_alive(Duration::from_secs(settings.server.keep_alive_secs))
-        .max_connections(settings.server.max_connections)
-        .disable_signals()
-        .shutdown_timeout(settings.server.shutdown_timeout_secs)
-        .listen(listener)
-        .map_err(bind_error)?
-        .run();
+        };
+        let options = ServeOptions {
+            workers: settings.worker_count(),
+            max_connections: settings.server.max_connections,
+            client_request_timeout: body_timeout,
+            keep_alive: Duration::from_secs(settings.server.keep_alive_secs),
+            shutdown_timeout_secs: settings.server.shutdown_timeout_secs,
+            max_unsent_bytes: settings.server.max_unsent_bytes,
+        };
+        let server =
+            api::server::serve(app, listener, &options, connections).map_err(bind_error)?;
 
         let interval = Duration::from_secs(settings.snapshot.interval_secs);
         let snapshotter =

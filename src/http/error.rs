@@ -66,9 +66,19 @@ pub enum ApiError {
         /// For people.
         message: String,
     },
-    /// The body did not arrive within `server.client_request_timeout_ms`.
-    #[error("The request body did not arrive in time")]
+    /// The request (head or body) did not arrive within
+    /// `server.client_request_timeout_ms`.
+    #[error("The request did not arrive in time")]
     RequestTimeout,
+    /// Not HTTP/1.x that can be parsed (request line, headers, framing).
+    #[error("Malformed HTTP request")]
+    MalformedRequest,
+    /// The request head is larger than the parser takes.
+    #[error("Request headers are too large")]
+    HeadersTooLarge,
+    /// The client's address holds `server.max_connections_per_ip` connections.
+    #[error("{0} connections from this address are open, the most allowed; retry later")]
+    TooManyConnections(usize),
     /// The body is larger than `limits.max_body_bytes`.
     #[error("Request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
@@ -106,7 +116,9 @@ impl ApiError {
             Self::PayloadTooLarge(_) => "PAYLOAD_TOO_LARGE",
             Self::RequestTimeout => "REQUEST_TIMEOUT",
             Self::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
-            Self::RateLimited(_) => "RATE_LIMITED",
+            Self::RateLimited(_) | Self::TooManyConnections(_) => "RATE_LIMITED",
+            Self::MalformedRequest => "BAD_REQUEST",
+            Self::HeadersTooLarge => "HEADERS_TOO_LARGE",
             Self::Unavailable | Self::StreamsFull(_) => "UNAVAILABLE",
             Self::Internal(_) => "INTERNAL",
         }
@@ -145,13 +157,38 @@ impl ResponseError for ApiError {
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::RateLimited(_) | Self::TooManyConnections(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::MalformedRequest => StatusCode::BAD_REQUEST,
+            Self::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::Unavailable | Self::StreamsFull(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status_code());
+        match self {
+            Self::RateLimited(secs) => {
+                response.insert_header((header::RETRY_AFTER, HeaderValue::from(*secs)));
+            }
+            Self::TooManyConnections(_) => {
+                response.insert_header((header::RETRY_AFTER, HeaderValue::from(1)));
+            }
+            Self::Unauthenticated(_) => {
+                response.insert_header((
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"boxoffice\""),
+                ));
+            }
+            _ => {}
+        }
+        json_line(&mut response, &self.body())
+    }
+}
+
+impl ApiError {
+    /// The JSON body of this error. An internal cause is logged here, not sent.
+    fn body(&self) -> ErrorBody<'_> {
         let error = match self {
             Self::Internal(cause) => {
                 log::error!("internal error: {cause}");
@@ -163,27 +200,21 @@ impl ResponseError for ApiError {
             Self::Validation(details) => Some(details.as_slice()),
             _ => None,
         };
-        let mut response = HttpResponse::build(self.status_code());
-        match self {
-            Self::RateLimited(secs) => {
-                response.insert_header((header::RETRY_AFTER, HeaderValue::from(*secs)));
-            }
-            Self::Unauthenticated(_) => {
-                response.insert_header((
-                    header::WWW_AUTHENTICATE,
-                    HeaderValue::from_static("Bearer realm=\"boxoffice\""),
-                ));
-            }
-            _ => {}
+        ErrorBody {
+            error,
+            code: self.code(),
+            details,
         }
-        json_line(
-            &mut response,
-            &ErrorBody {
-                error,
-                code: self.code(),
-                details,
-            },
-        )
+    }
+
+    /// This error's body as bytes, newline included, for replies written
+    /// outside actix-web (see `http::stream`).
+    pub fn body_bytes(&self) -> Vec<u8> {
+        let mut bytes = serde_json::to_vec(&self.body()).unwrap_or_else(|_| {
+            b"{\"error\":\"Internal server error\",\"code\":\"INTERNAL\"}".to_vec()
+        });
+        bytes.push(b'\n');
+        bytes
     }
 }
 

@@ -2,7 +2,9 @@
 //! Handlers parse, call the [`BoxOffice`] service and shape the reply.
 
 pub mod auth;
+pub mod bare_errors;
 pub mod client;
+pub mod connections;
 pub mod dto;
 pub mod error;
 pub mod extract;
@@ -10,7 +12,10 @@ mod handlers;
 pub mod live;
 pub mod metrics;
 pub mod openapi;
+pub mod pipeline;
 pub mod rate_limit;
+pub mod server;
+pub mod stream;
 
 use std::sync::Arc;
 

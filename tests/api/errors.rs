@@ -415,7 +415,7 @@ async fn configured_limits_answer_limit_reached_and_change_nothing() {
 #[actix_web::test]
 async fn a_body_that_never_arrives_is_408_and_the_connection_closes() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let app = crate::helpers::spawn_app_with(|s| s.server.client_request_timeout_ms = 300).await;
+    let app = crate::helpers::spawn_app_with(|s| s.server.client_request_timeout_ms = 1_000).await;
     let address = app.base.trim_start_matches("http://").to_string();
     let mut stream = tokio::net::TcpStream::connect(&address)
         .await

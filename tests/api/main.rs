@@ -5,12 +5,14 @@
 mod auth;
 mod binary;
 mod concurrency;
+mod connections;
 mod corruption;
 mod crash;
 mod disk_full;
 mod errors;
 mod helpers;
 mod holds;
+mod hostile;
 mod live;
 mod openapi;
 mod operator;

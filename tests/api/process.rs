@@ -23,7 +23,10 @@ pub struct Server {
 }
 
 pub fn command(dir: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_boxoffice"));
+    // Another build (the release one, say) when the environment names it.
+    let binary = std::env::var_os("BOXOFFICE_TEST_BINARY")
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_boxoffice").into());
+    let mut cmd = Command::new(binary);
     cmd.current_dir(dir)
         .env_clear()
         .env("RUST_LOG", "info")

@@ -1,0 +1,191 @@
+//! Which connections are let in: a cap per client address, and a send
+//! timeout so a client that stops reading is cut off by the kernel.
+//!
+//! actix-server caps connections per worker (`server.max_connections`), so
+//! one address could still take them all. Here every accepted connection
+//! takes a [`Slot`] under its peer address; past `server.max_connections_per_ip`
+//! it is answered 429 and closed at once, so the flood fails that client,
+//! not everyone. Trusted proxies carry many clients and are not capped.
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use dashmap::DashMap;
+use ipnet::IpNet;
+
+/// Open connections per peer address, and what was refused.
+pub struct Connections {
+    /// Most connections one address may hold; 0 means no cap.
+    per_ip: usize,
+    /// `TCP_USER_TIMEOUT`: how long written data may sit unacknowledged
+    /// (a peer that does not read) before the kernel drops the connection.
+    send_timeout: Duration,
+    /// Peers not capped (reverse proxies).
+    trusted: Vec<IpNet>,
+    /// Open connections by address; an address leaves with its last one.
+    open: DashMap<IpAddr, usize>,
+    /// Connections refused over the cap, for `/metrics`.
+    refused: AtomicU64,
+    /// Connections being served, capped or not.
+    served: AtomicUsize,
+}
+
+impl Connections {
+    /// Caps each address not in `trusted` at `per_ip` (0: no cap).
+    pub fn new(per_ip: usize, send_timeout: Duration, trusted: Vec<IpNet>) -> Arc<Self> {
+        Arc::new(Self {
+            per_ip,
+            send_timeout,
+            trusted,
+            open: DashMap::new(),
+            refused: AtomicU64::new(0),
+            served: AtomicUsize::new(0),
+        })
+    }
+
+    /// A slot for a new connection from `peer`, or `None` when that address
+    /// holds its cap already.
+    pub fn admit(self: &Arc<Self>, peer: IpAddr) -> Option<Slot> {
+        if self.per_ip == 0 || self.trusted.iter().any(|net| net.contains(&peer)) {
+            self.served.fetch_add(1, Ordering::Relaxed);
+            return Some(Slot {
+                owner: Arc::clone(self),
+                ip: None,
+            });
+        }
+        let mut open = self.open.entry(peer).or_insert(0);
+        if *open >= self.per_ip {
+            drop(open);
+            self.refused.fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+        *open += 1;
+        self.served.fetch_add(1, Ordering::Relaxed);
+        Some(Slot {
+            owner: Arc::clone(self),
+            ip: Some(peer),
+        })
+    }
+
+    /// The cap per address (0: none).
+    pub fn per_ip(&self) -> usize {
+        self.per_ip
+    }
+
+    /// Connections refused over the per-address cap so far.
+    pub fn refused(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
+    }
+
+    /// The refusal counter itself, for the exporter.
+    pub fn refused_counter(&self) -> &AtomicU64 {
+        &self.refused
+    }
+
+    /// Connections being served now.
+    pub fn served(&self) -> usize {
+        self.served.load(Ordering::Relaxed)
+    }
+
+    /// Open connections counted under `ip` (trusted peers are not counted).
+    pub fn open_from(&self, ip: IpAddr) -> usize {
+        self.open.get(&ip).map_or(0, |n| *n)
+    }
+
+    /// Sets the socket options every accepted connection gets.
+    ///
+    /// The send buffer is capped at `send_buffer` bytes: left to itself the
+    /// kernel grows it to 4 MiB, so a client that does not read would take
+    /// that many reply bytes (dozens of replies computed for nobody) before
+    /// the unsent bound could hold its requests.
+    pub fn prepare(&self, stream: &actix_web::rt::net::TcpStream, send_buffer: usize) {
+        let socket = socket2::SockRef::from(stream);
+        if let Err(e) = socket.set_send_buffer_size(send_buffer) {
+            log::warn!("SO_SNDBUF not set: {e}");
+        }
+        #[cfg(target_os = "linux")]
+        if let Err(e) = socket.set_tcp_user_timeout(Some(self.send_timeout)) {
+            log::warn!("TCP_USER_TIMEOUT not set: {e}");
+        }
+        #[cfg(not(target_os = "linux"))]
+        let _ = self.send_timeout;
+    }
+
+    fn release(&self, ip: Option<IpAddr>) {
+        self.served.fetch_sub(1, Ordering::Relaxed);
+        let Some(ip) = ip else { return };
+        // Removing under the entry lock keeps a concurrent admit from
+        // counting into an entry that is about to vanish.
+        self.open.remove_if_mut(&ip, |_, open| {
+            *open = open.saturating_sub(1);
+            *open == 0
+        });
+    }
+}
+
+/// One admitted connection; gives its place back when dropped.
+pub struct Slot {
+    owner: Arc<Connections>,
+    /// `None` for uncapped peers.
+    ip: Option<IpAddr>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.owner.release(self.ip);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().expect("test address")
+    }
+
+    #[test]
+    fn an_address_is_capped_and_gets_its_place_back() {
+        let connections = Connections::new(2, Duration::from_secs(10), vec![]);
+        let a = connections.admit(ip("10.0.0.1")).expect("first");
+        let _b = connections.admit(ip("10.0.0.1")).expect("second");
+        assert!(connections.admit(ip("10.0.0.1")).is_none());
+        assert_eq!(connections.refused(), 1);
+        // Another address is not affected.
+        let other = connections.admit(ip("10.0.0.2"));
+        assert!(other.is_some());
+        assert_eq!(connections.served(), 3);
+        drop(a);
+        assert_eq!(connections.open_from(ip("10.0.0.1")), 1);
+        assert_eq!(connections.served(), 2);
+        assert!(connections.admit(ip("10.0.0.1")).is_some());
+    }
+
+    #[test]
+    fn the_last_connection_of_an_address_removes_its_entry() {
+        let connections = Connections::new(5, Duration::from_secs(10), vec![]);
+        let slots: Vec<_> = (0..5)
+            .map(|_| connections.admit(ip("::1")).expect("admitted"))
+            .collect();
+        assert_eq!(connections.open_from(ip("::1")), 5);
+        drop(slots);
+        assert_eq!(connections.open.len(), 0);
+    }
+
+    #[test]
+    fn trusted_proxies_and_a_zero_cap_are_not_counted() {
+        let trusted = vec!["10.1.0.0/16".parse().expect("net")];
+        let connections = Connections::new(1, Duration::from_secs(10), trusted);
+        let _held: Vec<_> = (0..3)
+            .map(|_| connections.admit(ip("10.1.2.3")).expect("proxy"))
+            .collect();
+        assert_eq!(connections.open_from(ip("10.1.2.3")), 0);
+        let uncapped = Connections::new(0, Duration::from_secs(10), vec![]);
+        let _held: Vec<_> = (0..3)
+            .map(|_| uncapped.admit(ip("10.0.0.9")).expect("no cap"))
+            .collect();
+        assert_eq!(uncapped.refused(), 0);
+    }
+}
