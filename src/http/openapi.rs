@@ -166,12 +166,18 @@ impl Modify for Shared {
                     );
                     responses.insert("415".into(), error("The body is not application/json"));
                 }
-                if !exempt {
-                    responses.insert(
-                        "429".into(),
-                        error("Over the per-IP quota; `Retry-After` says when to retry"),
-                    );
-                }
+                responses.insert(
+                    "429".into(),
+                    error(if exempt {
+                        "The client address holds server.max_connections_per_ip connections; `Retry-After` says when to retry"
+                    } else {
+                        "Over the per-IP quota, or the client address holds server.max_connections_per_ip connections; `Retry-After` says when to retry"
+                    }),
+                );
+                responses.insert(
+                    "431".into(),
+                    error("The request head is larger than 128 KiB"),
+                );
             }
         }
     }
