@@ -9,10 +9,19 @@
 #
 # REV is built from a git worktree in target/compare/ (nothing is
 # committed); medians and each round's figure go to
-# bench/results/compare-SCENARIO.json. Scenarios: s1 PUT booking for unique users on an event of
-# 10,000,000 tickets with the journal off and with fsync "always"; s4a GET
-# status with the journal off. Within a round the variants take turns, and
-# the starting one rotates from round to round.
+# bench/results/compare-SCENARIO.json. Scenarios (journal off unless said;
+# the default is the first three, BENCH_SCENARIOS=all runs every one):
+#   s1-off, s1-always   PUT booking for unique users, 10,000,000 tickets
+#   s4a                 GET /api/status/1
+#   s2                  PUT booking on a sold-out event with 100,000 waiting
+#                       (filled through the API before each measurement)
+#   s3                  POST /api/book with unique bodies
+#   s4b                 GET /api/booking-status/1/u1
+#   s5                  mixed: 1,000 events, 80% reads, 20% books and cancels
+#                       (bench/tools mixed; the lean server lacks its routes)
+#   s1-c1, s1-c256      s1-off at 1 and at 256 connections
+# Within a round the variants take turns, and the starting one rotates from
+# round to round.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -21,10 +30,18 @@ DURATION=${BENCH_DURATION:-10s}
 ROUNDS=${BENCH_ROUNDS:-3}
 CONNECTIONS=${BENCH_CONNECTIONS:-64}
 SCENARIOS=${BENCH_SCENARIOS:-s1-off s1-always s4a}
+[ "$SCENARIOS" = all ] && SCENARIOS="s1-off s1-always s4a s2 s3 s4b s5 s1-c1 s1-c256"
+BODIES="$RAW/bodies.txt"
+python3 - "$BODIES" <<'PY'
+import sys
+with open(sys.argv[1], "w") as f:
+    for i in range(2_000_000):
+        f.write('{"eventId": 1, "userId": "b%d"}\n' % i)
+PY
 RAW=$(mktemp -d)
 trap 'rm -rf "$RAW"' EXIT
 
-ensure_tools
+ensure_bench_tools
 OLD_SRC="$ROOT/target/compare/src-$REV"
 if [ ! -d "$OLD_SRC" ]; then
   # A worktree whose folder went with a `cargo clean` is still registered.
@@ -35,31 +52,7 @@ fi
 OLD_BIN="$ROOT/target/compare/target/release/boxoffice"
 NEW_BIN="$BIN"
 
-LEAN_SRC="$ROOT/../shared/tools/limit-server"
-LEAN_BIN=""
-if [ -d "$LEAN_SRC" ]; then
-  mkdir -p "$ROOT/target/compare/lean"
-  cp -r "$LEAN_SRC/." "$ROOT/target/compare/lean/"
-  # A copy inside this repository must not join its workspace.
-  grep -q "^\[workspace\]" "$ROOT/target/compare/lean/Cargo.toml" || printf "\n[workspace]\n" >>"$ROOT/target/compare/lean/Cargo.toml"
-  (cd "$ROOT/target/compare/lean" && cargo build --release --locked --quiet)
-  LEAN_BIN="$ROOT/target/compare/lean/target/release/limit-server"
-fi
-
-start_lean() {
-  local dir=$1
-  mkdir -p "$dir"
-  "$LEAN_BIN" 0 >"$dir/server.log" 2>&1 &
-  SERVER_PID=$!
-  SERVER_ADDR=""
-  for _ in $(seq 1 100); do
-    SERVER_ADDR=$(sed -n 's/.*listening on http:\/\/\([0-9.:]*\).*/\1/p' "$dir/server.log" | head -1)
-    [ -n "$SERVER_ADDR" ] && return 0
-    sleep 0.1
-  done
-  echo "lean limit server did not start" >&2
-  return 1
-}
+ensure_lean
 
 # run VARIANT SCENARIO ROUND: one measurement.
 run() {
@@ -75,12 +68,29 @@ run() {
          popd >/dev/null ;;
     new) BIN=$NEW_BIN start_boxoffice "$dir" "$journal" BOXOFFICE__SNAPSHOT__INTERVAL_SECS=86400 ;;
   esac
-  [ "$variant" = lean ] || create_event 10000000
+  local base="http://$SERVER_ADDR" conns=$CONNECTIONS
+  local oha_run=(oha -z "$DURATION" --no-tui --output-format json)
   case $scenario in
-    s1-*) oha -z "$DURATION" -c "$CONNECTIONS" -m PUT --no-tui --output-format json \
-            --rand-regex-url "http://$SERVER_ADDR/api/events/1/bookings/u[0-9]{12}" ;;
-    s4a) oha -z "$DURATION" -c "$CONNECTIONS" --no-tui --output-format json \
-            "http://$SERVER_ADDR/api/status/1" ;;
+    s1-c1) conns=1 ;;
+    s1-c256) conns=256 ;;
+  esac
+  if [ "$variant" != lean ]; then
+    case $scenario in
+      s2) create_event 1
+          oha -n 100001 -c 64 -m PUT --no-tui --output-format quiet \
+            --rand-regex-url "$base/api/events/1/bookings/q[0-9]{12}" ;;
+      s5) oha -n 1000 -c 1 -m POST -T application/json -d '{"totalTickets": 1000000}' --no-tui \
+            --output-format quiet "$base/api/initialize" ;;
+      *) create_event 10000000 ;;
+    esac
+    [ "$scenario" = s4b ] && curl -sf -o /dev/null -X PUT "$base/api/events/1/bookings/u1"
+  fi
+  case $scenario in
+    s1-*|s2) "${oha_run[@]}" -c "$conns" -m PUT --rand-regex-url "$base/api/events/1/bookings/u[0-9]{12}" ;;
+    s3) "${oha_run[@]}" -c "$conns" -m POST -T application/json -Z "$BODIES" "$base/api/book" ;;
+    s4a) "${oha_run[@]}" -c "$conns" "$base/api/status/1" ;;
+    s4b) "${oha_run[@]}" -c "$conns" "$base/api/booking-status/1/u1" ;;
+    s5) "$MIXED_BIN" "$base" 1000 "$conns" "${DURATION%s}" ;;
   esac >"$RAW/$scenario.$variant-$round.json"
   stop_boxoffice TERM
 }
@@ -93,7 +103,7 @@ for round in $(seq 1 "$ROUNDS"); do
   order=("${variants[@]:$shift_by}" "${variants[@]:0:$shift_by}")
   for scenario in $SCENARIOS; do
     for variant in "${order[@]}"; do
-      [ "$variant" = lean ] && [ "$scenario" = s1-always ] && continue
+      [ "$variant" = lean ] && { [ "$scenario" = s1-always ] || [ "$scenario" = s5 ]; } && continue
       run "$variant" "$scenario" "$round"
       echo "round $round $scenario $variant done" >&2
     done
@@ -108,5 +118,5 @@ for scenario in $SCENARIOS; do
   echo "### $scenario: $REV (old) against this checkout (new)"
   python3 "$ROOT/bench/summarise.py" "compare-$scenario" "$RAW/$scenario" \
     "$ROOT/bench/results/compare-$scenario.json" \
-    $( [ -n "$LEAN_BIN" ] && [ "$scenario" != s1-always ] && echo lean ) old new
+    $( [ -n "$LEAN_BIN" ] && [[ ! " s1-always s5 " == *" $scenario "* ]] && echo lean ) old new
 done

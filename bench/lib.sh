@@ -61,7 +61,37 @@ ensure_bench_tools() {
   (cd "$ROOT" && cargo build --release --locked --quiet -p boxoffice-bench)
 }
 
-# start_limit DIR: starts the stateless speed-limit server; sets SERVER_PID and SERVER_ADDR.
+# The lean speed-limit server of ../shared/tools (an optional helper beside
+# the repository): the reference for every throughput ratio when present.
+# It is built from a copy in target/, never committed here.
+LEAN_SRC="$ROOT/../shared/tools/limit-server"
+LEAN_DIR="$ROOT/target/lean-limit"
+LEAN_BIN=""
+
+# ensure_lean: builds the lean server and sets LEAN_BIN; LEAN_BIN stays
+# empty (and the harness falls back to bench/tools' limit) without it.
+ensure_lean() {
+  [ -d "$LEAN_SRC" ] || { echo "note: $LEAN_SRC not found; ratios are to bench/tools' limit server" >&2; return 0; }
+  mkdir -p "$LEAN_DIR"
+  cp -r "$LEAN_SRC/." "$LEAN_DIR/"
+  # A copy inside this repository must not join its workspace.
+  grep -q "^\[workspace\]" "$LEAN_DIR/Cargo.toml" || printf "\n[workspace]\n" >>"$LEAN_DIR/Cargo.toml"
+  (cd "$LEAN_DIR" && cargo build --release --locked --quiet)
+  LEAN_BIN="$LEAN_DIR/target/release/limit-server"
+}
+
+# start_lean DIR: starts the lean server (as many workers as boxoffice's
+# default, one per core); sets SERVER_PID and SERVER_ADDR.
+start_lean() {
+  local dir=$1
+  mkdir -p "$dir"
+  "$LEAN_BIN" 0 >"$dir/server.log" 2>&1 &
+  SERVER_PID=$!
+  wait_listening "$dir/server.log" "$SERVER_PID" "lean limit server"
+}
+
+# start_limit DIR: starts bench/tools' stateless limit server, which also
+# serves the mixed scenario's routes; sets SERVER_PID and SERVER_ADDR.
 start_limit() {
   local dir=$1
   mkdir -p "$dir"

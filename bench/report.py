@@ -3,7 +3,8 @@ to the speed-limit server, a markdown table (also written into
 bench/README.md between its markers) and an SVG of throughput and p99
 against connections.
 
-usage: report.py RAW_DIR OUT_DIR [--smoke]
+usage: report.py RAW_DIR OUT_DIR [--smoke] [--lean]
+(--lean: the limit variant was the lean server of ../shared/tools, except s5)
 RAW_DIR/SCENARIO/CONNECTIONS/VARIANT-ROUND.json
 """
 import datetime
@@ -136,7 +137,13 @@ def main():
     raw, out = sys.argv[1], sys.argv[2]
     smoke = "--smoke" in sys.argv
     results = summarise(raw)
+    reference = (
+        "the lean server of ../shared/tools/limit-server (s5: bench/tools' limit, which serves its routes)"
+        if "--lean" in sys.argv
+        else "bench/tools' limit server (../shared/tools not found)"
+    )
     meta = {
+        "limit": reference,
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}",
         "smoke": smoke,
@@ -145,7 +152,7 @@ def main():
     with open(os.path.join(out, "latest.json"), "w") as f:
         json.dump({**meta, "results": results}, f, indent=2)
     text = table(results)
-    print(f"{meta['machine']}, {meta['date']}")
+    print(f"{meta['machine']}, {meta['date']}; limit: {reference}")
     print(text)
     made_svg = svg(results, os.path.join(out, "connections.svg"))
     bad = [(s, c, v) for s in results for c in results[s] for v, m in results[s][c].items() if m["non_2xx"] or m["errors"]]
@@ -157,7 +164,10 @@ def main():
             doc = f.read()
         start, end = "<!-- bench:table:start -->", "<!-- bench:table:end -->"
         if start in doc and end in doc:
-            block = f"{start}\nRun {meta['date']} ({meta['machine']}), medians of the rounds:\n\n{text}\n{end}"
+            block = (
+                f"{start}\nRun {meta['date']} ({meta['machine']}), medians of the rounds; "
+                f"limit: {reference}:\n\n{text}\n{end}"
+            )
             doc = doc[: doc.index(start)] + block + doc[doc.index(end) + len(end):]
             with open(readme, "w") as f:
                 f.write(doc)

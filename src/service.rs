@@ -231,6 +231,15 @@ impl BoxOffice {
 
     /// Event `id`'s settings and counters.
     pub async fn status(&self, id: EventId) -> Result<EventStatus> {
+        // What the actor published, when all of it is durable and still
+        // true; else the actor's turn, as for every other read.
+        let published = self
+            .registry
+            .published(id)
+            .ok_or(ServiceError::EventNotFound)?;
+        if published.servable(Timestamp::now(), &self.journal.state()) {
+            return Ok(published.status.clone());
+        }
         self.read(id, |event| event.status()).await
     }
 

@@ -21,6 +21,7 @@ use actix::{Actor, AsyncContext, Context, Handler, SpawnHandle};
 use tokio::sync::watch;
 
 use super::messages::{ActorError, Durable, MakeChange, Read, TakeSnapshot};
+use super::published::{Published, PublishedSlot};
 use crate::domain::{
     BookingIdSequence, BookingStatus, Change, Event, Made, Outcome, Timestamp, Undo,
 };
@@ -37,16 +38,19 @@ const EXPIRY_BATCH: usize = 2_000;
 /// How soon to try again when a due expiry cannot be journalled.
 const EXPIRY_RETRY: Duration = Duration::from_millis(200);
 
-/// How an event's actor tells live streams that something changed. Two
-/// signals, because a new user's first booking (most changes in an
-/// on-sale) moves no existing booking: it wakes event streams only, and
-/// booking streams, perhaps thousands, sleep on.
+/// How an event's actor tells readers that something changed: its
+/// [`Published`] status, and two signals for live streams, because a new
+/// user's first booking (most changes in an on-sale) moves no existing
+/// booking: it wakes event streams only, and booking streams, perhaps
+/// thousands, sleep on.
 #[derive(Debug)]
 pub struct LiveSignals {
     /// The LSN of every change made (perhaps not durable yet).
     pub any: watch::Sender<u64>,
     /// Bumped by every change that may have moved an existing booking.
     pub bookings: watch::Sender<u64>,
+    /// The status after the newest change.
+    pub published: PublishedSlot,
 }
 
 /// The receiving ends of [`LiveSignals`].
@@ -56,18 +60,27 @@ pub struct LiveReceivers {
     pub any: watch::Receiver<u64>,
     /// Wakes after every change that may have moved an existing booking.
     pub bookings: watch::Receiver<u64>,
+    /// The status after the newest change.
+    pub published: PublishedSlot,
 }
 
 impl LiveSignals {
-    /// Signals of an actor whose state starts at `lsn`, and their receivers.
-    pub fn new(lsn: Lsn) -> (Self, LiveReceivers) {
+    /// Signals of an actor whose state starts as `event` at `lsn`, and
+    /// their receivers.
+    pub fn new(event: &Event, lsn: Lsn) -> (Self, LiveReceivers) {
         let (any, any_rx) = watch::channel(lsn.get());
         let (bookings, bookings_rx) = watch::channel(0);
+        let published = Published::slot(event, lsn);
         (
-            Self { any, bookings },
+            Self {
+                any,
+                bookings,
+                published: Arc::clone(&published),
+            },
             LiveReceivers {
                 any: any_rx,
                 bookings: bookings_rx,
+                published,
             },
         )
     }
@@ -225,10 +238,18 @@ impl EventActor {
                 self.event.undo(undo);
             }
             if undone {
+                self.publish(self.durable_lsn);
                 self.signals.any.send_replace(self.durable_lsn.get());
                 self.signals.bookings.send_modify(|epoch| *epoch += 1);
             }
         }
+    }
+
+    /// Publishes the status as it is now, reflecting changes up to `lsn`.
+    fn publish(&self, lsn: Lsn) {
+        self.signals
+            .published
+            .store(Arc::new(Published::of(&self.event, lsn)));
     }
 
     /// The LSN of the newest change reflected in the state.
@@ -290,6 +311,8 @@ impl EventActor {
                 self.pending.push_back((lsn, made.undo));
                 self.changes.fetch_add(1, Ordering::Relaxed);
                 counted();
+                // Before the answer goes out; readers serve it once durable.
+                self.publish(lsn);
                 // Readers of the change still wait until it is durable.
                 self.signals.any.send_replace(lsn.get());
                 if !new_user {

@@ -3,9 +3,11 @@
 
 mod event_actor;
 pub mod messages;
+mod published;
 mod registry;
 mod snapshotter;
 
 pub use event_actor::{EventActor, LiveReceivers, LiveSignals, MAILBOX_CAPACITY};
+pub use published::{Published, PublishedSlot};
 pub use registry::{ask, CreateError, Registry, Unavailable};
 pub use snapshotter::{take_snapshot, Snapshotter, StopSnapshots};

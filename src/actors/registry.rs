@@ -13,6 +13,7 @@ use tokio::sync::oneshot;
 
 use super::event_actor::{EventActor, LiveReceivers, LiveSignals};
 use super::messages::{Reply, TakeSnapshot};
+use super::published::Published;
 use crate::domain::{
     BookingIdSequence, DomainError, Event, EventId, EventSettings, EventStatus, Timestamp,
     MAX_EVENT_ID,
@@ -128,6 +129,13 @@ impl Registry {
         self.actors.get(&id).map(|a| a.value().addr.clone())
     }
 
+    /// Event `id`'s status as its actor last published it.
+    pub fn published(&self, id: EventId) -> Option<Arc<Published>> {
+        self.actors
+            .get(&id)
+            .map(|a| a.value().changed.published.load_full())
+    }
+
     /// A receiver that wakes after every change to event `id`.
     pub fn changes(&self, id: EventId) -> Option<LiveReceivers> {
         self.actors.get(&id).map(|a| a.value().changed.clone())
@@ -228,7 +236,7 @@ impl Registry {
 
     fn start(&self, event: Event, applied_lsn: Lsn) -> EventHandle {
         let n = self.next_arbiter.fetch_add(1, Ordering::Relaxed) % self.arbiters.len();
-        let (notify, changed) = LiveSignals::new(applied_lsn);
+        let (notify, changed) = LiveSignals::new(&event, applied_lsn);
         let actor = EventActor::new(
             event,
             applied_lsn,

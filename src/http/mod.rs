@@ -59,7 +59,7 @@ fn resource(path: &str, allow: &'static str) -> actix_web::Resource {
     }))
 }
 
-/// Registers every route. Each resource answers a wrong method with 405 and
+/// Registers every route, the busiest first. Each resource answers a wrong method with 405 and
 /// `Allow`, `HEAD` wherever `GET` is served (actix sends no body for it),
 /// and anything else falls through to the app's 404.
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -67,6 +67,29 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.app_data(
         web::PathConfig::default()
             .error_handler(|e, _: &HttpRequest| ApiError::field("path", &e.to_string()).into()),
+    )
+    // Dynamic routes are tried in this order, one regex each: the hot ones
+    // (booking, status) first.
+    .service(
+        resource(
+            "/api/events/{eventId}/bookings/{userId}",
+            "GET, HEAD, PUT, PATCH, DELETE",
+        )
+        .route(web::get().to(booking_status))
+        .route(web::head().to(booking_status))
+        .route(web::put().to(book_path))
+        .route(web::delete().to(cancel_path))
+        .route(web::patch().to(change_quantity)),
+    )
+    .service(
+        resource("/api/status/{eventId}", "GET, HEAD")
+            .route(web::get().to(event_status))
+            .route(web::head().to(event_status)),
+    )
+    .service(
+        resource("/api/booking-status/{eventId}/{userId}", "GET, HEAD")
+            .route(web::get().to(booking_status))
+            .route(web::head().to(booking_status)),
     )
     .service(
         resource("/", "GET, HEAD")
@@ -98,16 +121,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .service(resource("/api/cancel", "POST").route(web::post().to(cancel_body)))
     .service(resource("/api/confirm", "POST").route(web::post().to(confirm_body)))
     .service(
-        resource("/api/booking-status/{eventId}/{userId}", "GET, HEAD")
-            .route(web::get().to(booking_status))
-            .route(web::head().to(booking_status)),
-    )
-    .service(
-        resource("/api/status/{eventId}", "GET, HEAD")
-            .route(web::get().to(event_status))
-            .route(web::head().to(event_status)),
-    )
-    .service(
         resource("/api/events", "GET, HEAD, POST")
             .route(web::get().to(list_events))
             .route(web::head().to(list_events))
@@ -118,17 +131,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route(web::get().to(event_status))
             .route(web::head().to(event_status))
             .route(web::patch().to(update_event)),
-    )
-    .service(
-        resource(
-            "/api/events/{eventId}/bookings/{userId}",
-            "GET, HEAD, PUT, PATCH, DELETE",
-        )
-        .route(web::get().to(booking_status))
-        .route(web::head().to(booking_status))
-        .route(web::put().to(book_path))
-        .route(web::delete().to(cancel_path))
-        .route(web::patch().to(change_quantity)),
     )
     .service(
         resource("/api/events/{eventId}/bookings/{userId}/confirm", "POST")
