@@ -31,15 +31,16 @@ ROUNDS=${BENCH_ROUNDS:-3}
 CONNECTIONS=${BENCH_CONNECTIONS:-64}
 SCENARIOS=${BENCH_SCENARIOS:-s1-off s1-always s4a}
 [ "$SCENARIOS" = all ] && SCENARIOS="s1-off s1-always s4a s2 s3 s4b s5 s1-c1 s1-c256"
+RAW=$(mktemp -d)
+trap 'rm -rf "$RAW"' EXIT
+# Unique bodies for s3, one per line (oha -Z).
 BODIES="$RAW/bodies.txt"
-python3 - "$BODIES" <<'PY'
+[[ " $SCENARIOS " == *" s3 "* ]] && python3 - "$BODIES" <<'PY'
 import sys
 with open(sys.argv[1], "w") as f:
     for i in range(2_000_000):
         f.write('{"eventId": 1, "userId": "b%d"}\n' % i)
 PY
-RAW=$(mktemp -d)
-trap 'rm -rf "$RAW"' EXIT
 
 ensure_bench_tools
 OLD_SRC="$ROOT/target/compare/src-$REV"
