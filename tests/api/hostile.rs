@@ -10,10 +10,11 @@
 //! loopback on Linux), the normal client from 127.0.0.1, so the per-address
 //! cap sees them apart as it would real clients.
 //!
-//! It measures latency, so it runs against an optimised build:
-//! `cargo test --release --test api hostile -- --ignored` (as `.ci/run`
-//! does). The debug build spends 10 to 30 times longer on each reply, and
-//! 2,200 clients on two cores then say nothing about the server's design.
+//! It measures latency, so it runs against an optimised server:
+//! `BOXOFFICE_TEST_BINARY=target/release/boxoffice cargo test --test api
+//! hostile -- --ignored` (as `.ci/run` does), or `cargo test --release ...`.
+//! The debug server spends 10 to 30 times longer on each reply, and 2,200
+//! clients on two cores then say nothing about the server's design.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
@@ -182,7 +183,7 @@ fn raise_file_limit() {
 }
 
 #[actix_web::test]
-#[ignore = "measures latency: run with --release, as .ci/run does"]
+#[ignore = "measures latency: run against the release binary, as .ci/run does"]
 async fn hostile_clients_do_not_starve_a_normal_one() {
     assert!(
         !cfg!(debug_assertions) || std::env::var_os("BOXOFFICE_TEST_BINARY").is_some(),
