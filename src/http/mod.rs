@@ -59,9 +59,22 @@ fn resource(path: &str, allow: &'static str) -> actix_web::Resource {
     }))
 }
 
-/// Registers every route, the busiest first. Each resource answers a wrong method with 405 and
-/// `Allow`, `HEAD` wherever `GET` is served (actix sends no body for it),
-/// and anything else falls through to the app's 404.
+/// A resource that serves `handler` for `GET` and `HEAD` (actix sends no
+/// body for the latter) and 405 with `Allow: GET, HEAD` for the rest.
+fn readable<F, Args>(path: &str, handler: F) -> actix_web::Resource
+where
+    F: actix_web::Handler<Args>,
+    Args: actix_web::FromRequest + 'static,
+    F::Output: actix_web::Responder + 'static,
+{
+    resource(path, "GET, HEAD")
+        .route(web::get().to(handler.clone()))
+        .route(web::head().to(handler))
+}
+
+/// Registers every route, the busiest first. Each resource answers a wrong
+/// method with 405 and `Allow`, `HEAD` wherever `GET` is served (actix
+/// sends no body for it), and anything else falls through to the app's 404.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     use handlers::*;
     cfg.app_data(
@@ -81,41 +94,16 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route(web::delete().to(cancel_path))
         .route(web::patch().to(change_quantity)),
     )
-    .service(
-        resource("/api/status/{eventId}", "GET, HEAD")
-            .route(web::get().to(event_status))
-            .route(web::head().to(event_status)),
-    )
-    .service(
-        resource("/api/booking-status/{eventId}/{userId}", "GET, HEAD")
-            .route(web::get().to(booking_status))
-            .route(web::head().to(booking_status)),
-    )
-    .service(
-        resource("/", "GET, HEAD")
-            .route(web::get().to(page))
-            .route(web::head().to(page)),
-    )
-    .service(
-        resource("/health", "GET, HEAD")
-            .route(web::get().to(health))
-            .route(web::head().to(health)),
-    )
-    .service(
-        resource("/ready", "GET, HEAD")
-            .route(web::get().to(ready))
-            .route(web::head().to(ready)),
-    )
-    .service(
-        resource("/metrics", "GET, HEAD")
-            .route(web::get().to(metrics))
-            .route(web::head().to(metrics)),
-    )
-    .service(
-        resource("/api/openapi.json", "GET, HEAD")
-            .route(web::get().to(openapi))
-            .route(web::head().to(openapi)),
-    )
+    .service(readable("/api/status/{eventId}", event_status))
+    .service(readable(
+        "/api/booking-status/{eventId}/{userId}",
+        booking_status,
+    ))
+    .service(readable("/", page))
+    .service(readable("/health", health))
+    .service(readable("/ready", ready))
+    .service(readable("/metrics", metrics))
+    .service(readable("/api/openapi.json", openapi))
     .service(resource("/api/initialize", "POST").route(web::post().to(create_event)))
     .service(resource("/api/book", "POST").route(web::post().to(book_body)))
     .service(resource("/api/cancel", "POST").route(web::post().to(cancel_body)))
@@ -141,11 +129,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         resource("/api/events/{eventId}/bookings/{userId}/live", "GET")
             .route(web::get().to(booking_live)),
     )
-    .service(
-        resource("/api/events/{eventId}/waiting-list", "GET, HEAD")
-            .route(web::get().to(waiting_list))
-            .route(web::head().to(waiting_list)),
-    );
+    .service(readable("/api/events/{eventId}/waiting-list", waiting_list));
 }
 
 /// The app-wide fallback for unknown routes.

@@ -109,15 +109,7 @@ async fn an_address_over_its_connection_cap_is_refused_alone() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     let (status, _) = app.get("/health").await;
     assert_eq!(status, 200);
-    let metrics = app
-        .client
-        .get(format!("{}/metrics", app.base))
-        .send()
-        .await
-        .expect("sent")
-        .text()
-        .await
-        .expect("body");
+    let metrics = app.text("/metrics").await;
     assert!(
         metrics.contains("boxoffice_connections_refused_total 1\n"),
         "{metrics}"

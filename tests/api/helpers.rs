@@ -81,6 +81,18 @@ impl TestApp {
         self.call(Method::GET, path, None).await
     }
 
+    /// `GET path` as text (`/metrics`).
+    pub async fn text(&self, path: &str) -> String {
+        self.client
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .expect("sent")
+            .text()
+            .await
+            .expect("body read")
+    }
+
     /// `POST path` with a JSON body.
     pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
         self.call(Method::POST, path, Some(body)).await

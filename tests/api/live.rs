@@ -216,15 +216,7 @@ async fn streams_of_nothing_are_404_and_past_the_limit_503() {
     let (status, body) = app.get(&format!("/api/events/{event}/live")).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert_eq!(body["code"], "UNAVAILABLE");
-    let metrics = app
-        .client
-        .get(format!("{}/metrics", app.base))
-        .send()
-        .await
-        .expect("sent")
-        .text()
-        .await
-        .expect("text");
+    let metrics = app.text("/metrics").await;
     assert!(metrics.contains("boxoffice_live_streams 2"), "{metrics}");
     app.stop().await;
 }
