@@ -231,6 +231,12 @@ impl BoxOffice {
 
     /// Event `id`'s settings and counters.
     pub async fn status(&self, id: EventId) -> Result<EventStatus> {
+        Ok(self.status_at(id).await?.0)
+    }
+
+    /// [`Self::status`] with the LSN of the newest change it reflects (which
+    /// is durable), for live streams.
+    pub async fn status_at(&self, id: EventId) -> Result<(EventStatus, Lsn)> {
         // What the actor published, when all of it is durable and still
         // true; else the actor's turn, as for every other read.
         let published = self
@@ -238,14 +244,8 @@ impl BoxOffice {
             .published(id)
             .ok_or(ServiceError::EventNotFound)?;
         if published.servable(Timestamp::now(), &self.journal.state()) {
-            return Ok(published.status.clone());
+            return Ok((published.status.clone(), published.lsn()));
         }
-        self.read(id, |event| event.status()).await
-    }
-
-    /// [`Self::status`] with the LSN of the newest change it reflects (which
-    /// is durable), for live streams.
-    pub async fn status_at(&self, id: EventId) -> Result<(EventStatus, Lsn)> {
         self.read_at(id, |event| event.status()).await
     }
 

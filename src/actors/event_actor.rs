@@ -238,18 +238,23 @@ impl EventActor {
                 self.event.undo(undo);
             }
             if undone {
-                self.publish(self.durable_lsn);
-                self.signals.any.send_replace(self.durable_lsn.get());
-                self.signals.bookings.send_modify(|epoch| *epoch += 1);
+                self.announce(self.durable_lsn, true);
             }
         }
     }
 
-    /// Publishes the status as it is now, reflecting changes up to `lsn`.
-    fn publish(&self, lsn: Lsn) {
+    /// Tells readers the state now reflects changes up to `lsn`: publishes
+    /// the status (before any answer goes out; readers serve it once
+    /// durable) and wakes event streams, and booking streams too when an
+    /// existing booking may have moved.
+    fn announce(&self, lsn: Lsn, bookings_moved: bool) {
         self.signals
             .published
             .store(Arc::new(Published::of(&self.event, lsn)));
+        self.signals.any.send_replace(lsn.get());
+        if bookings_moved {
+            self.signals.bookings.send_modify(|epoch| *epoch += 1);
+        }
     }
 
     /// The LSN of the newest change reflected in the state.
@@ -311,13 +316,8 @@ impl EventActor {
                 self.pending.push_back((lsn, made.undo));
                 self.changes.fetch_add(1, Ordering::Relaxed);
                 counted();
-                // Before the answer goes out; readers serve it once durable.
-                self.publish(lsn);
                 // Readers of the change still wait until it is durable.
-                self.signals.any.send_replace(lsn.get());
-                if !new_user {
-                    self.signals.bookings.send_modify(|epoch| *epoch += 1);
-                }
+                self.announce(lsn, !new_user);
                 Ok(lsn)
             }
             Err(_) => {

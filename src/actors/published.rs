@@ -45,6 +45,11 @@ impl Published {
         Arc::new(ArcSwap::from_pointee(Self::of(event, lsn)))
     }
 
+    /// The newest change it reflects.
+    pub fn lsn(&self) -> Lsn {
+        self.lsn
+    }
+
     /// Whether this may be served at `now`: everything in it is durable and
     /// no hold in it has reached its deadline.
     pub fn servable(&self, now: Timestamp, journal: &JournalState) -> bool {
