@@ -130,10 +130,16 @@ pub struct RateLimitSettings {
 pub struct SnapshotSettings {
     /// Directory the snapshot files live in.
     pub dir: PathBuf,
-    /// Seconds between snapshots (taken only when something changed).
+    /// Seconds between snapshot checks; one is written only when something
+    /// changed (and, with the journal on, `journal_percent` allows).
     pub interval_secs: u64,
     /// How many snapshot files to keep.
     pub keep: usize,
+    /// With the journal on, a snapshot is written once the journal written
+    /// since the last one reaches this percentage of that snapshot's size,
+    /// so snapshot bytes follow the changes, not the state's size. 0 writes
+    /// one every interval in which anything changed.
+    pub journal_percent: u32,
 }
 
 /// `[journal]`
@@ -238,6 +244,7 @@ impl Default for Settings {
                 dir: PathBuf::from("snapshots"),
                 interval_secs: 5,
                 keep: 3,
+                journal_percent: 100,
             },
             journal: JournalSettings {
                 enabled: true,
@@ -387,6 +394,9 @@ impl Settings {
         }
         if !(1..=1000).contains(&self.snapshot.keep) {
             return invalid("snapshot.keep", "must be 1 to 1000");
+        }
+        if self.snapshot.journal_percent > 10_000 {
+            return invalid("snapshot.journal_percent", "must be 0 to 10000");
         }
         if !(1..=60_000).contains(&self.journal.fsync_interval_ms) {
             return invalid("journal.fsync_interval_ms", "must be 1 to 60000");

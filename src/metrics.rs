@@ -151,6 +151,16 @@ pub struct JournalStats {
     pub batch_records: AtomicHistogram,
     /// Time of each `fdatasync`.
     pub fsync_seconds: AtomicHistogram,
+    /// Bytes appended to segments since start: what snapshots are weighed
+    /// against.
+    pub written_bytes: AtomicU64,
+}
+
+impl JournalStats {
+    /// Bytes appended to segments since start.
+    pub fn written_bytes(&self) -> u64 {
+        self.written_bytes.load(Ordering::Relaxed)
+    }
 }
 
 impl Default for JournalStats {
@@ -158,6 +168,7 @@ impl Default for JournalStats {
         Self {
             batch_records: AtomicHistogram::counts(),
             fsync_seconds: AtomicHistogram::seconds(),
+            written_bytes: AtomicU64::new(0),
         }
     }
 }
@@ -344,6 +355,12 @@ impl Collector for Sources {
                 MetricType::Gauge,
             )?)?;
         }
+        counter(
+            &mut encoder,
+            "boxoffice_journal_written_bytes",
+            "Bytes appended to the journal since start",
+            &self.journal.written_bytes,
+        )?;
         counter(
             &mut encoder,
             "boxoffice_snapshots_written",

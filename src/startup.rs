@@ -10,7 +10,9 @@ use actix_web::dev::Server;
 use actix_web::middleware::{from_fn, Condition, Logger};
 use actix_web::{web, App};
 
-use crate::actors::{take_snapshot, Registry, Snapshotter, StopSnapshots};
+use crate::actors::{
+    take_snapshot, Registry, RestoredFrom, SnapshotPolicy, Snapshotter, StopSnapshots,
+};
 use crate::config::{cores, Settings};
 use crate::http::auth::{Gate, KeyFileError};
 use crate::http::client::{self, Identify};
@@ -174,6 +176,14 @@ impl Application {
         let journal = data_dir
             .start_journal(&settings.journal, recovered.next_lsn)
             .map_err(StartupError::Journal)?;
+        let restored_from = RestoredFrom {
+            snapshot_bytes: recovered
+                .snapshot
+                .as_ref()
+                .and_then(|path| std::fs::metadata(path).ok())
+                .map(|meta| meta.len()),
+            replayed_bytes: recovered.replayed_bytes,
+        };
         let registry = Arc::new(Registry::new(cores(), Arc::clone(&journal)));
         registry.install(recovered);
 
@@ -271,8 +281,18 @@ impl Application {
             api::server::serve(app, listener, &options, connections).map_err(bind_error)?;
 
         let interval = Duration::from_secs(settings.snapshot.interval_secs);
-        let snapshotter =
-            Snapshotter::new(Arc::clone(&registry), Arc::clone(&store), interval).start();
+        let policy = SnapshotPolicy {
+            journal_percent: settings.snapshot.journal_percent,
+            journal_on: settings.journal.enabled,
+        };
+        let snapshotter = Snapshotter::new(
+            Arc::clone(&registry),
+            Arc::clone(&store),
+            interval,
+            policy,
+            restored_from,
+        )
+        .start();
         Ok(Self {
             address: bound,
             server,

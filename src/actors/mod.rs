@@ -10,4 +10,4 @@ mod snapshotter;
 pub use event_actor::{EventActor, LiveReceivers, LiveSignals, MAILBOX_CAPACITY};
 pub use published::{Published, PublishedSlot};
 pub use registry::{ask, CreateError, Registry, Unavailable};
-pub use snapshotter::{take_snapshot, Snapshotter, StopSnapshots};
+pub use snapshotter::{take_snapshot, RestoredFrom, SnapshotPolicy, Snapshotter, StopSnapshots};

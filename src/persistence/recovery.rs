@@ -57,6 +57,8 @@ pub struct Recovered {
     pub snapshot: Option<PathBuf>,
     /// Journal records replayed on top.
     pub replayed: u64,
+    /// Their bytes in the journal.
+    pub replayed_bytes: u64,
     /// Booking records in all events.
     pub bookings: usize,
 }
@@ -139,6 +141,7 @@ fn from_snapshot(path: &Path, snapshot: ServiceSnapshot) -> Result<Recovered, Re
         next_lsn: snapshot.journal_lsn.next(),
         snapshot: Some(path.to_path_buf()),
         replayed: 0,
+        replayed_bytes: 0,
         bookings: 0,
     })
 }
@@ -161,6 +164,7 @@ fn replay_into(
     })?;
     recovered.next_lsn = end.next_lsn.max(recovered.next_lsn);
     recovered.replayed = end.applied;
+    recovered.replayed_bytes = end.applied_bytes;
     // Booking ids are unique across the service; sorting them once is far
     // cheaper than a set at millions of bookings.
     let mut ids: Vec<BookingId> = recovered

@@ -38,6 +38,76 @@ async fn a_change_is_snapshotted_within_an_interval() {
     );
 }
 
+fn metric(metrics: &str, name: &str) -> u64 {
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{name} missing from {metrics}"))
+}
+
+/// With the journal on, a snapshot is rewritten only once the journal
+/// written since the last one reaches `journal_percent` of that snapshot's
+/// size: a change or two does not rewrite a large state, enough changes do.
+#[actix_web::test]
+async fn a_snapshot_waits_until_the_journal_since_the_last_one_outweighs_it() {
+    let app = spawn_app_with(|s| {
+        s.snapshot.interval_secs = 1;
+        s.snapshot.journal_percent = 100;
+    })
+    .await;
+    let event = app.create_event(10_000).await;
+    for n in 0..200 {
+        app.book(event, &format!("base{n}")).await;
+    }
+    // Nothing changes now, so once the first snapshot (due at once) and
+    // any catching up on the bookings are written, the files stay as they are.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut files = snapshot_files(app.dir.path());
+    loop {
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        let now = snapshot_files(app.dir.path());
+        if !now.is_empty() && now == files {
+            break;
+        }
+        assert!(Instant::now() < deadline, "snapshots never settled");
+        files = now;
+    }
+    let newest = files.last().expect("a snapshot").clone();
+    let snapshot_bytes = std::fs::metadata(&newest).expect("newest").len();
+    let journal_at_rest = metric(
+        &app.text("/metrics").await,
+        "boxoffice_journal_written_bytes_total",
+    );
+
+    app.book(event, "one-more").await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(
+        snapshot_files(app.dir.path()),
+        files,
+        "one booking's journal bytes do not rewrite a {snapshot_bytes}-byte snapshot"
+    );
+
+    let mut n = 0;
+    while metric(
+        &app.text("/metrics").await,
+        "boxoffice_journal_written_bytes_total",
+    ) < journal_at_rest + snapshot_bytes
+    {
+        app.book(event, &format!("more{n}")).await;
+        n += 1;
+        assert!(n < 10_000, "the journal never outgrew the snapshot");
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while snapshot_files(app.dir.path()).last() == Some(&newest) {
+        assert!(
+            Instant::now() < deadline,
+            "no snapshot after the journal outgrew the last one"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// A clean stop writes a final snapshot, and a service started on the same
 /// directory serves the same state with ids continuing after it.
 #[actix_web::test]

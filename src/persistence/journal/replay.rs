@@ -96,6 +96,8 @@ pub struct ReplayEnd {
     pub next_lsn: Lsn,
     /// Records handed to the caller.
     pub applied: u64,
+    /// Their frames' bytes: the journal a snapshot would make unnecessary.
+    pub applied_bytes: u64,
     /// A torn tail that was cut off: the segment and its new length.
     pub truncated: Option<(PathBuf, u64)>,
 }
@@ -150,6 +152,7 @@ pub fn replay(
             return Ok(ReplayEnd {
                 next_lsn: covered.next(),
                 applied: 0,
+                applied_bytes: 0,
                 truncated: None,
             })
         }
@@ -166,6 +169,7 @@ pub fn replay(
     let mut end = ReplayEnd {
         next_lsn: expected,
         applied: 0,
+        applied_bytes: 0,
         truncated: None,
     };
     for (i, (first, path)) in needed.iter().enumerate() {
@@ -231,6 +235,7 @@ pub fn replay(
                             why,
                         })?;
                         end.applied += 1;
+                        end.applied_bytes += size as u64;
                     }
                     expected = expected.next();
                 }

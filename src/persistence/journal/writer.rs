@@ -3,6 +3,7 @@
 
 use std::fs;
 use std::io;
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -106,6 +107,10 @@ impl Writer {
             match written {
                 Ok(()) => {
                     self.last_lsn = last;
+                    self.journal
+                        .stats()
+                        .written_bytes
+                        .fetch_add(batch.len() as u64, Ordering::Relaxed);
                     unsynced = self.options.fsync == FsyncMode::Interval;
                     self.journal.state.send_modify(|s| s.durable = last);
                     if self.options.fsync == FsyncMode::Interval && Instant::now() >= next_sync {

@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# Durable bookings on a large state (issue 12): BENCH_SECONDS (60) of PUT
+# bookings, `fsync = "always"`, default snapshot settings, 64 connections,
+# once on an empty service and once on a service restored with BENCH_HELD
+# (10,000,000) bookings, alternating for BENCH_ROUNDS (1) rounds. Reports
+# throughput, p99, the snapshots written and the disk bytes written per
+# booking (write_bytes of /proc/PID/io over the load window).
+#
+#   bench/steady_state.sh
+#   BENCH_HELD=100000 BENCH_SECONDS=5 bench/steady_state.sh   # a quick pass
+#
+# The held state is built once per run (about 4 minutes at 10,000,000: oha
+# books over HTTP with `fsync = "interval"`, then SIGTERM writes the final
+# snapshot) and copied afresh for each held round.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+
+SERVER_PID=""
+HELD=${BENCH_HELD:-10000000}
+SECS=${BENCH_SECONDS:-60}
+ROUNDS=${BENCH_ROUNDS:-1}
+TICKETS=$((HELD * 2 + 1000000))
+OUT="$ROOT/bench/results"
+WORK=$(mktemp -d)
+trap 'stop_boxoffice KILL; rm -rf "$WORK"' EXIT
+ensure_tools
+
+# Room for the held bookings plus the ones the load adds, in one event.
+limits=(BOXOFFICE__LIMITS__MAX_TICKETS_PER_EVENT=$TICKETS
+        BOXOFFICE__LIMITS__MAX_BOOKINGS_PER_EVENT=$TICKETS)
+
+metric() {  # metric NAME: a value from /metrics
+  curl -sf "http://$SERVER_ADDR/metrics" | awk -v n="$1" '$1 == n { print $2 }'
+}
+
+echo "building the held state: $HELD bookings" >&2
+start_boxoffice "$WORK/held" "${limits[@]}" BOXOFFICE__JOURNAL__FSYNC=interval
+create_event "$TICKETS"
+oha -n "$HELD" -c 64 -m PUT --no-tui --output-format quiet \
+  --rand-regex-url "http://$SERVER_ADDR/api/events/1/bookings/h[0-9]{14}"
+stop_boxoffice TERM
+ls -l "$WORK/held"/snapshot-* >&2
+
+# run LABEL DIR: one load window on the service whose data is in DIR.
+run() {
+  local label=$1 dir=$2
+  start_boxoffice "$dir" "${limits[@]}" BOXOFFICE__JOURNAL__FSYNC=always
+  [ "$label" = empty ] && create_event "$TICKETS"
+  grep -o 'restored .* ms' "$dir/server.log" >&2 || true
+  local io_before snapshots_before
+  io_before=$(awk '/^write_bytes/ { print $2 }' "/proc/$SERVER_PID/io")
+  snapshots_before=$(metric boxoffice_snapshots_written_total)
+  oha -z "${SECS}s" -c 64 -m PUT --no-tui --output-format json \
+    --rand-regex-url "http://$SERVER_ADDR/api/events/1/bookings/s[0-9]{14}" \
+    >"$WORK/raw/$label-$round.json"
+  local io_after snapshots_after
+  io_after=$(awk '/^write_bytes/ { print $2 }' "/proc/$SERVER_PID/io")
+  snapshots_after=$(metric boxoffice_snapshots_written_total)
+  echo "{\"write_bytes\": $((io_after - io_before)), \"snapshots\": $((snapshots_after - snapshots_before)), \"rss_kb\": $(awk '/^VmRSS/ { print $2 }' "/proc/$SERVER_PID/status")}" \
+    >"$WORK/raw/$label-$round.io"
+  stop_boxoffice KILL
+}
+
+mkdir -p "$WORK/raw"
+for round in $(seq 1 "$ROUNDS"); do
+  rm -rf "$WORK/empty"
+  run empty "$WORK/empty"
+  rm -rf "$WORK/copy"
+  cp -a "$WORK/held" "$WORK/copy"
+  rm -f "$WORK/copy/LOCK"
+  run held "$WORK/copy"
+  echo "round $round done" >&2
+done
+
+python3 "$ROOT/bench/summarise.py" steady-state "$WORK/raw" "$OUT/steady-state.json" empty held
+python3 - "$WORK/raw" "$OUT/steady-state.json" <<'EOF'
+import glob, json, os, statistics, sys
+raw, out = sys.argv[1:]
+summary = json.load(open(out))
+print("| variant | snapshots written | disk bytes written per booking | RSS at the end |")
+print("| --- | ---: | ---: | ---: |")
+for variant in ("empty", "held"):
+    per_booking, snapshots, rss = [], [], []
+    for io_file in sorted(glob.glob(os.path.join(raw, f"{variant}-*.io"))):
+        io = json.load(open(io_file))
+        oha = json.load(open(io_file[:-3] + ".json"))
+        ok = sum(n for code, n in oha["statusCodeDistribution"].items() if code.startswith("2"))
+        per_booking.append(io["write_bytes"] / max(ok, 1))
+        snapshots.append(io["snapshots"])
+        rss.append(io["rss_kb"])
+    if per_booking:
+        row = summary["results"].setdefault(variant, {})
+        row["disk_bytes_per_booking"] = statistics.median(per_booking)
+        row["snapshots_written"] = snapshots
+        row["rss_mb"] = statistics.median(rss) / 1024
+        print(f"| {variant} | {', '.join(map(str, snapshots))} | {row['disk_bytes_per_booking']:.0f} | {row['rss_mb']:.0f} MB |")
+json.dump(summary, open(out, "w"), indent=2)
+EOF
