@@ -268,7 +268,9 @@ async fn actor_sections(
     );
     let store = Arc::new(SnapshotStore::open(&dir.join("many"), 3).expect("store"));
     let started = Instant::now();
-    let (_, written) = take_snapshot(&registry, &store).await.expect("snapshot");
+    let (_, written) = take_snapshot(&registry, &store, false)
+        .await
+        .expect("snapshot");
     let many_snapshot = started.elapsed();
     println!(
         "snapshot of all {events} events (collect + encode + write): {many_snapshot:?}, {} bytes",
@@ -320,7 +322,9 @@ async fn actor_sections(
         .collect();
     tokio::time::sleep(Duration::from_millis(500)).await;
     let snap_started = Instant::now();
-    let (_, written) = take_snapshot(&registry, &store).await.expect("snapshot");
+    let (_, written) = take_snapshot(&registry, &store, false)
+        .await
+        .expect("snapshot");
     let snap_took = snap_started.elapsed();
     let mut during = Vec::new();
     let mut all = Vec::new();

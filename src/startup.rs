@@ -28,7 +28,7 @@ use crate::persistence::journal::JournalError;
 use crate::persistence::recovery::RecoveryError;
 use crate::persistence::{SnapshotError, SnapshotStore};
 use crate::service::BoxOffice;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 /// How often idle per-IP quota cells are dropped.
 const RATE_LIMIT_SWEEP_SECS: u64 = 60;
@@ -139,6 +139,8 @@ pub struct Application {
     sweeper: Option<actix_web::rt::task::JoinHandle<()>>,
     /// What the handlers share; told when the service begins to stop.
     state: web::Data<AppState>,
+    /// How long a stop waits for requests in flight.
+    drain_timeout: Duration,
 }
 
 impl Application {
@@ -185,6 +187,9 @@ impl Application {
             replayed_bytes: recovered.replayed_bytes,
         };
         let registry = Arc::new(Registry::new(cores(), Arc::clone(&journal)));
+        // Each actor starts on its HTTP worker's thread when that worker
+        // comes up (addresses work at once: messages queue until then).
+        registry.place_on_workers(settings.worker_count());
         registry.install(recovered);
 
         let address = format!("{}:{}", settings.server.host, settings.server.port);
@@ -237,6 +242,7 @@ impl Application {
             http_stats,
             exporter,
             stopping: AtomicBool::new(false),
+            in_flight: AtomicUsize::new(0),
             live,
             openapi: openapi_bytes(&settings.limits),
             body_timeout,
@@ -249,7 +255,10 @@ impl Application {
         let access_log = settings.log.access_log;
         let shared = state.clone();
         let identify = web::Data::new(Identify::new(trusted));
+        let joining = Arc::clone(&registry);
         let app = move || {
+            // Runs once on each worker's thread, as the worker starts.
+            joining.join_worker();
             let mut app = App::new()
                 .app_data(shared.clone())
                 .app_data(identify.clone());
@@ -302,6 +311,7 @@ impl Application {
             data_dir,
             sweeper,
             state,
+            drain_timeout: Duration::from_secs(settings.server.shutdown_timeout_secs),
         })
     }
 
@@ -317,6 +327,12 @@ impl Application {
 
     /// Serves until `shutdown` completes, lets in-flight requests finish,
     /// then writes a final snapshot. An error means that snapshot failed.
+    ///
+    /// The event actors run on the HTTP workers' threads, which end with the
+    /// server, so the final snapshot is taken before the server stops:
+    /// accepting stops, answers close their connections, requests in flight
+    /// finish (up to `server.shutdown_timeout_secs`), then every actor hands
+    /// over its state and stops, and only then do the workers go.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) -> Result<(), String> {
         let Self {
             server,
@@ -326,19 +342,18 @@ impl Application {
             data_dir,
             sweeper,
             state,
+            drain_timeout,
             ..
         } = self;
         let handle = server.handle();
         let serving = actix_web::rt::spawn(server);
         shutdown.await;
         state.stopping.store(true, Ordering::Relaxed);
-        // Open streams would hold the graceful stop for its whole timeout.
+        // Open streams would hold the drain for its whole timeout.
         state.live.stop_all();
         log::info!("stopping: finishing in-flight requests");
-        handle.stop(true).await;
-        if let Ok(Err(e)) = serving.await {
-            log::error!("HTTP server ended with an error: {e}");
-        }
+        handle.pause().await;
+        drain(&state.in_flight, drain_timeout).await;
         if let Some(sweeper) = sweeper {
             sweeper.abort();
         }
@@ -348,8 +363,11 @@ impl Application {
         if snapshotter.send(StopSnapshots { done }).await.is_ok() {
             let _ = stopped.await;
         }
-        // No request can change state any more, so this snapshot is complete.
-        let result = match take_snapshot(&registry, &store).await {
+        // No event can be created after this, and every actor stops as it
+        // hands over its state: nothing can change after this snapshot,
+        // whatever a late request on a kept-alive connection asks (503).
+        registry.close();
+        let result = match take_snapshot(&registry, &store, true).await {
             Ok((_, written)) => {
                 log::info!(
                     "final snapshot {} written: {} bytes",
@@ -360,9 +378,29 @@ impl Application {
             }
             Err(e) => Err(format!("final snapshot failed: {e}")),
         };
+        handle.stop(true).await;
+        if let Ok(Err(e)) = serving.await {
+            log::error!("HTTP server ended with an error: {e}");
+        }
         registry.journal().shutdown();
         registry.stop();
         drop(data_dir);
         result
+    }
+}
+
+/// Waits until no request is in flight, or `timeout` has passed.
+async fn drain(in_flight: &AtomicUsize, timeout: Duration) {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let left = in_flight.load(Ordering::Acquire);
+        if left == 0 {
+            return;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            log::warn!("stopping with {left} request(s) still in flight after {timeout:?}");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }

@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use std::time::Duration;
 
-use actix::{Actor, AsyncContext, Context, Handler, SpawnHandle};
+use actix::{Actor, ActorContext, AsyncContext, Context, Handler, SpawnHandle};
 use tokio::sync::watch;
 
 use super::messages::{ActorError, Durable, MakeChange, Read, TakeSnapshot};
@@ -391,6 +391,9 @@ impl Handler<TakeSnapshot> for EventActor {
             applied_lsn: self.applied_lsn(),
             event: self.event.to_snapshot(),
         });
+        if msg.last {
+            ctx.stop();
+        }
     }
 }
 

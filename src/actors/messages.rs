@@ -75,4 +75,8 @@ pub struct Read<T: Send + 'static> {
 pub struct TakeSnapshot {
     /// Receives the state and the last LSN it reflects.
     pub reply: Reply<StoredEvent>,
+    /// The final snapshot before the process exits: the actor stops once
+    /// it has handed over, so no change can follow it (later messages are
+    /// answered 503) and the snapshot is complete even without a journal.
+    pub last: bool,
 }

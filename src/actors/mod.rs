@@ -3,6 +3,7 @@
 
 mod event_actor;
 pub mod messages;
+mod placement;
 mod published;
 mod registry;
 mod snapshotter;

@@ -2,17 +2,18 @@
 //! the whole service's state.
 
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use actix::dev::ToEnvelope;
-use actix::{Actor, Addr, Arbiter, Handler, Message};
+use actix::{Actor, Addr, Handler, Message};
 use dashmap::mapref::entry::Entry;
 use dashmap::DashMap;
 use tokio::sync::oneshot;
 
 use super::event_actor::{EventActor, LiveReceivers, LiveSignals};
 use super::messages::{Reply, TakeSnapshot};
+use super::placement::Placement;
 use super::published::Published;
 use crate::domain::{
     BookingIdSequence, DomainError, Event, EventId, EventSettings, EventStatus, Timestamp,
@@ -67,10 +68,10 @@ pub struct Registry {
     actors: DashMap<EventId, EventHandle>,
     /// Event ids in order, for listing; written only when events come or go.
     ordered: RwLock<BTreeSet<EventId>>,
-    /// Threads the event actors run on, about one per core.
-    arbiters: Vec<Arbiter>,
-    /// Round-robin cursor over `arbiters`.
-    next_arbiter: AtomicUsize,
+    /// Which thread each actor runs on.
+    placement: Placement,
+    /// Set before the final snapshot: no event may be created after it.
+    closed: AtomicBool,
     /// The id the next auto-numbered event gets.
     next_event_id: AtomicU64,
     /// Booking ids for every event.
@@ -84,14 +85,15 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// An empty registry whose actors run on `arbiter_count` threads.
-    /// Must be called inside a running actix system.
-    pub fn new(arbiter_count: usize, journal: Arc<Journal>) -> Self {
+    /// An empty registry whose actors run on `thread_count` threads of its
+    /// own, until [`Self::place_on_workers`]. Must be called inside a
+    /// running actix system.
+    pub fn new(thread_count: usize, journal: Arc<Journal>) -> Self {
         Self {
             actors: DashMap::new(),
             ordered: RwLock::new(BTreeSet::new()),
-            arbiters: (0..arbiter_count.max(1)).map(|_| Arbiter::new()).collect(),
-            next_arbiter: AtomicUsize::new(0),
+            placement: Placement::new(thread_count),
+            closed: AtomicBool::new(false),
             next_event_id: AtomicU64::new(1),
             ids: Arc::new(BookingIdSequence::default()),
             changes: Arc::new(AtomicU64::new(0)),
@@ -103,6 +105,18 @@ impl Registry {
     /// What the actors decided so far.
     pub fn counters(&self) -> &Arc<EventCounters> {
         &self.counters
+    }
+
+    /// From now on, actors run on the `workers` HTTP workers, each of which
+    /// calls [`Self::join_worker`] as it starts. Call before [`Self::install`].
+    pub fn place_on_workers(&self, workers: usize) {
+        self.placement.expect_workers(workers);
+    }
+
+    /// Called on each HTTP worker's thread as it starts (from the app
+    /// factory): actors of its share start running here.
+    pub fn join_worker(&self) {
+        self.placement.join_worker();
     }
 
     /// The journal every actor writes to.
@@ -117,10 +131,11 @@ impl Registry {
         ));
         self.next_event_id
             .fetch_max(recovered.next_event_id, Ordering::Relaxed);
+        let mut ordered = self.ordered.write().unwrap_or_else(|p| p.into_inner());
         for (id, (event, applied_lsn)) in recovered.events {
             let handle = self.start(event, applied_lsn);
             self.actors.insert(id, handle);
-            self.note_id(id);
+            self.note_id(&mut ordered, id);
         }
     }
 
@@ -184,6 +199,12 @@ impl Registry {
         settings: &EventSettings,
         now: Timestamp,
     ) -> Result<Option<(EventStatus, Lsn)>, CreateError> {
+        // Held across the whole insert, so `close` cannot fall between the
+        // check and the listing the final snapshot reads.
+        let mut ordered = self.ordered.write().unwrap_or_else(|p| p.into_inner());
+        if self.closed.load(Ordering::Relaxed) {
+            return Err(CreateError::Unavailable);
+        }
         match self.actors.entry(id) {
             Entry::Occupied(_) => Ok(None),
             Entry::Vacant(slot) => {
@@ -196,7 +217,7 @@ impl Registry {
                     .submit(record, epoch)
                     .map_err(|_| CreateError::Unavailable)?;
                 slot.insert(self.start(event, lsn));
-                self.note_id(id);
+                self.note_id(&mut ordered, id);
                 Ok(Some((status, lsn)))
             }
         }
@@ -215,6 +236,12 @@ impl Registry {
         EventId::try_from(candidate).ok()
     }
 
+    /// Refuses every create from now on; the final snapshot follows.
+    pub fn close(&self) {
+        let _ordered = self.ordered.write().unwrap_or_else(|p| p.into_inner());
+        self.closed.store(true, Ordering::Relaxed);
+    }
+
     /// Forgets an event whose creation never became durable.
     pub fn remove(&self, id: EventId) {
         self.actors.remove(&id);
@@ -224,18 +251,14 @@ impl Registry {
             .remove(&id);
     }
 
-    /// Records `id` for listing and keeps auto-numbering past it.
-    fn note_id(&self, id: EventId) {
+    /// Records `id` in the listing and keeps auto-numbering past it.
+    fn note_id(&self, ordered: &mut BTreeSet<EventId>, id: EventId) {
         self.next_event_id
             .fetch_max((id.get() + 1).min(MAX_EVENT_ID + 1), Ordering::Relaxed);
-        self.ordered
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(id);
+        ordered.insert(id);
     }
 
     fn start(&self, event: Event, applied_lsn: Lsn) -> EventHandle {
-        let n = self.next_arbiter.fetch_add(1, Ordering::Relaxed) % self.arbiters.len();
         let (notify, changed) = LiveSignals::new(&event, applied_lsn);
         let actor = EventActor::new(
             event,
@@ -246,7 +269,7 @@ impl Registry {
             Arc::clone(&self.counters),
             notify,
         );
-        let addr = EventActor::start_in_arbiter(&self.arbiters[n].handle(), move |_| actor);
+        let addr = self.placement.start(actor);
         EventHandle { addr, changed }
     }
 
@@ -282,7 +305,9 @@ impl Registry {
 
     /// Collects every event's state. Each actor hands over its own state
     /// between two of its messages, so every event in it is consistent.
-    pub async fn collect(&self) -> Result<Vec<StoredEvent>, Unavailable> {
+    /// With `last`, each actor stops once it has handed over (the final
+    /// snapshot): nothing can change after it.
+    pub async fn collect(&self, last: bool) -> Result<Vec<StoredEvent>, Unavailable> {
         use futures_util::stream::{self, StreamExt, TryStreamExt};
         let (ids, _) = self.page(0, usize::MAX);
         // Asked many at a time, not one after another: at 200,000 events a
@@ -294,7 +319,7 @@ impl Registry {
                 // Wait for room rather than fail: a snapshot may queue behind
                 // a burst of bookings, but it must include every event.
                 let (reply, answer) = oneshot::channel();
-                addr.send(TakeSnapshot { reply })
+                addr.send(TakeSnapshot { reply, last })
                     .await
                     .map_err(|_| Unavailable)?;
                 answer.await.map_err(|_| Unavailable)
@@ -306,11 +331,10 @@ impl Registry {
         Ok(events)
     }
 
-    /// Stops the actor threads; used at shutdown after the last snapshot.
+    /// Stops the actor threads of its own; used at shutdown after the last
+    /// snapshot (actors on the HTTP workers stop with them).
     pub fn stop(&self) {
-        for arbiter in &self.arbiters {
-            arbiter.stop();
-        }
+        self.placement.stop();
     }
 }
 
@@ -335,4 +359,100 @@ where
         Unavailable
     })?;
     answer.await.map_err(|_| Unavailable)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicU64;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use actix::Arbiter;
+
+    use super::{ask, CreateError, Registry, Unavailable};
+    use crate::actors::messages::Read;
+    use crate::domain::{EventId, EventSettings, Timestamp};
+    use crate::persistence::journal::{Journal, Lsn};
+
+    fn empty_registry() -> (Arc<Registry>, EventId) {
+        let registry = Arc::new(Registry::new(1, Journal::disabled(Lsn::FIRST)));
+        let id = EventId::try_from(1).expect("id");
+        (registry, id)
+    }
+
+    /// Which thread the event's actor answers from.
+    async fn actor_thread(registry: &Registry, id: EventId) -> Result<String, Unavailable> {
+        let addr = registry.get(id).expect("event exists");
+        let name = ask(&addr, &AtomicU64::new(0), |reply| Read {
+            op: Box::new(|_: &crate::domain::Event| format!("{:?}", std::thread::current().id())),
+            reply,
+        })
+        .await?;
+        Ok(name.value)
+    }
+
+    /// An actor placed before its HTTP worker exists is reachable at once;
+    /// its messages wait and are answered, on that worker's thread, once
+    /// the worker joins.
+    #[actix_web::test]
+    async fn an_actor_made_before_its_worker_runs_on_it_once_it_joins() {
+        let (registry, id) = empty_registry();
+        registry.place_on_workers(1);
+        registry
+            .create(Some(id), &EventSettings::new(None, 5, 1), Timestamp::now())
+            .expect("created");
+        let early = actix_web::rt::spawn({
+            let registry = Arc::clone(&registry);
+            async move { actor_thread(&registry, id).await }
+        });
+        actix_web::rt::time::sleep(Duration::from_millis(200)).await;
+        assert!(!early.is_finished(), "no thread runs the actor yet");
+
+        let worker = Arbiter::new();
+        let (joined, thread) = tokio::sync::oneshot::channel();
+        let joining = Arc::clone(&registry);
+        worker.spawn_fn(move || {
+            joining.join_worker();
+            let _ = joined.send(format!("{:?}", std::thread::current().id()));
+        });
+        let worker_thread = thread.await.expect("worker ran");
+        let answered = early.await.expect("task").expect("answered");
+        assert_eq!(answered, worker_thread, "the actor runs on its worker");
+        // Events created after the worker joined go straight to it.
+        let later = EventId::try_from(2).expect("id");
+        registry
+            .create(
+                Some(later),
+                &EventSettings::new(None, 5, 1),
+                Timestamp::now(),
+            )
+            .expect("created");
+        assert_eq!(
+            actor_thread(&registry, later).await.expect("answered"),
+            worker_thread
+        );
+        worker.stop();
+    }
+
+    /// The final snapshot closes the registry and stops each actor as it
+    /// hands over: no event can be created or changed after it.
+    #[actix_web::test]
+    async fn after_the_last_collect_nothing_is_created_or_answered() {
+        let (registry, id) = empty_registry();
+        let settings = EventSettings::new(None, 5, 1);
+        registry
+            .create(Some(id), &settings, Timestamp::now())
+            .expect("created");
+        actor_thread(&registry, id).await.expect("answers before");
+        registry.close();
+        let other = EventId::try_from(2).expect("id");
+        assert_eq!(
+            registry.create(Some(other), &settings, Timestamp::now()),
+            Err(CreateError::Unavailable)
+        );
+        let collected = registry.collect(true).await.expect("collected");
+        assert_eq!(collected.len(), 1);
+        assert_eq!(actor_thread(&registry, id).await, Err(Unavailable));
+        registry.stop();
+    }
 }

@@ -26,10 +26,13 @@ use crate::persistence::{ServiceSnapshot, SnapshotStore, WrittenSnapshot};
 /// change in it is durable, then checkpoints it on a blocking thread (no
 /// request thread waits on the disk): write, then release the journal
 /// segments every retained snapshot covers. Returns the change count the
-/// snapshot covers and what was written.
+/// snapshot covers and what was written. `last` is the final snapshot before
+/// the process exits: every actor stops as it hands over, so nothing can
+/// change after it.
 pub async fn take_snapshot(
     registry: &Registry,
     store: &Arc<SnapshotStore>,
+    last: bool,
 ) -> Result<(u64, WrittenSnapshot), String> {
     let started = std::time::Instant::now();
     let changes = registry.change_count();
@@ -39,7 +42,7 @@ pub async fn take_snapshot(
     let journal_lsn = journal.next_lsn().prev();
     let taken_at = Timestamp::now();
     let events = registry
-        .collect()
+        .collect(last)
         .await
         .map_err(|e| format!("collecting state: {e}"))?;
     let newest = events
@@ -186,7 +189,7 @@ impl Snapshotter {
         self.busy = true;
         let (registry, store) = (Arc::clone(&self.registry), Arc::clone(&self.store));
         let started = std::time::Instant::now();
-        let work = async move { take_snapshot(&registry, &store).await };
+        let work = async move { take_snapshot(&registry, &store, false).await };
         ctx.spawn(work.into_actor(self).map(move |result, act, _| {
             act.busy = false;
             for waiter in act.idle_waiters.drain(..) {

@@ -5,12 +5,12 @@
 //! workers but the counters themselves. Labels are route patterns, never
 //! raw paths, so no user id reaches a label.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::Method;
+use actix_web::http::{ConnectionType, Method};
 use actix_web::middleware::Next;
 use actix_web::{web, Error};
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
@@ -157,8 +157,26 @@ impl HttpStats {
     }
 }
 
+/// Counts a request in flight while it lives, dropped or answered.
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl<'a> InFlight<'a> {
+    fn enter(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        Self(count)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Release);
+    }
+}
+
 /// The middleware: counts every request by the pattern of the route it
-/// matched (known before any handler runs) and the status of its answer.
+/// matched (known before any handler runs) and the status of its answer,
+/// and the requests in flight. Once the service is stopping, every answer
+/// closes its connection, so keep-alive clients let the stop drain.
 pub async fn record(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
@@ -169,7 +187,17 @@ pub async fn record(
     let started = Instant::now();
     let route = HttpStats::route_index(req.match_pattern().as_deref());
     let method = HttpStats::method_index(req.method());
-    let answer = next.call(req).await;
+    let in_flight = InFlight::enter(&state.in_flight);
+    let mut answer = next.call(req).await;
+    drop(in_flight);
+    if state.stopping.load(Ordering::Relaxed) {
+        if let Ok(response) = &mut answer {
+            response
+                .response_mut()
+                .head_mut()
+                .set_connection_type(ConnectionType::Close);
+        }
+    }
     let status = match &answer {
         Ok(response) => response.status().as_u16(),
         Err(e) => e.as_response_error().status_code().as_u16(),

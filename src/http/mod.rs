@@ -39,8 +39,12 @@ pub struct AppState {
     pub openapi: actix_web::web::Bytes,
     /// Open live streams.
     pub live: Arc<live::Live>,
-    /// Set once the service has begun to stop; `/ready` then says 503.
+    /// Set once the service has begun to stop; `/ready` then says 503 and
+    /// every answer closes its connection.
     pub stopping: std::sync::atomic::AtomicBool,
+    /// Requests being handled now: a stop waits for them to finish before
+    /// the final snapshot.
+    pub in_flight: std::sync::atomic::AtomicUsize,
     /// A request body must arrive whole within this (actix's own timeout
     /// covers only the head).
     pub body_timeout: std::time::Duration,

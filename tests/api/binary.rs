@@ -111,6 +111,99 @@ async fn a_restart_after_sigterm_restores_everything_exactly() {
     assert_eq!(status.code(), Some(0), "SIGINT stops cleanly too");
 }
 
+/// SIGTERM while keep-alive clients book as fast as they can: the binary
+/// stops promptly with exit 0 (answers close their connections, so the
+/// drain does not wait out its timeout), and every booking it answered 2xx
+/// is there after the restart, in journal-off mode too, where the final
+/// snapshot is the only copy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_under_load_keeps_every_answered_booking() {
+    for journal in ["true", "false"] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut cmd = command(dir.path());
+        cmd.env("BOXOFFICE__JOURNAL__ENABLED", journal);
+        let server = Server::start_with(cmd);
+        let client = reqwest::Client::new();
+        send(
+            &client,
+            reqwest::Method::POST,
+            format!("{}/api/initialize", server.base),
+            Some(json!({"totalTickets": 1_000_000})),
+        )
+        .await;
+        let clients: Vec<_> = (0..8)
+            .map(|c| {
+                let base = server.base.clone();
+                tokio::spawn(async move {
+                    let client = reqwest::Client::new();
+                    let mut answered = Vec::new();
+                    // Bounded: the stop ends it long before.
+                    for n in 0..200_000 {
+                        let user = format!("c{c}n{n}");
+                        let url = format!("{base}/api/events/1/bookings/{user}");
+                        match client.put(url).send().await {
+                            Ok(reply) if reply.status().is_success() => answered.push(user),
+                            Ok(_) => {}
+                            Err(_) => break,
+                        }
+                    }
+                    answered
+                })
+            })
+            .collect();
+        tokio::time::sleep(std::time::Duration::from_millis(1_000)).await;
+        let started = std::time::Instant::now();
+        let (status, log) = tokio::task::spawn_blocking(move || server.stop_with(Signal::SIGTERM))
+            .await
+            .expect("stopped");
+        let took = started.elapsed();
+        assert_eq!(status.code(), Some(0), "journal {journal}; log:\n{log}");
+        assert!(
+            took < std::time::Duration::from_secs(10),
+            "journal {journal}: the stop took {took:?}"
+        );
+        let mut answered = Vec::new();
+        for task in clients {
+            answered.extend(task.await.expect("client"));
+        }
+        assert!(
+            answered.len() > 50,
+            "journal {journal}: only {} booked",
+            answered.len()
+        );
+
+        let mut cmd = command(dir.path());
+        cmd.env("BOXOFFICE__JOURNAL__ENABLED", journal);
+        let server = Server::start_with(cmd);
+        let (_, status) = request(
+            &client,
+            reqwest::Method::GET,
+            format!("{}/api/status/1", server.base),
+            None,
+        )
+        .await;
+        assert!(
+            status["confirmedCount"].as_u64().expect("count") >= answered.len() as u64,
+            "journal {journal}: {status} after {} answered",
+            answered.len()
+        );
+        for user in answered.iter().step_by(answered.len() / 50) {
+            let (code, body) = request(
+                &client,
+                reqwest::Method::GET,
+                format!("{}/api/events/1/bookings/{user}", server.base),
+                None,
+            )
+            .await;
+            assert_eq!(
+                code,
+                StatusCode::OK,
+                "journal {journal}: {user} lost: {body}"
+            );
+        }
+    }
+}
+
 /// An unknown key or a bad value stops start-up with exit code 2, naming it.
 #[test]
 fn bad_configuration_exits_2_naming_the_key() {
