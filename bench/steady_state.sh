@@ -2,7 +2,9 @@
 # Durable bookings on a large state (issue 12): BENCH_SECONDS (60) of PUT
 # bookings, `fsync = "always"`, default snapshot settings, 64 connections,
 # once on an empty service and once on a service restored with BENCH_HELD
-# (10,000,000) bookings, alternating for BENCH_ROUNDS (1) rounds. Reports
+# (10,000,000) bookings, then on the same restored state with
+# `snapshot.journal_percent = 0` (a whole snapshot every interval with a
+# change, as before issue 12), in turn for BENCH_ROUNDS (1) rounds. Reports
 # throughput, p99, the snapshots written and the disk bytes written per
 # booking (write_bytes of /proc/PID/io over the load window).
 #
@@ -41,10 +43,12 @@ oha -n "$HELD" -c 64 -m PUT --no-tui --output-format quiet \
 stop_boxoffice TERM
 ls -l "$WORK/held"/snapshot-* >&2
 
-# run LABEL DIR: one load window on the service whose data is in DIR.
+# run LABEL DIR [VAR=VALUE ...]: one load window on the service whose data
+# is in DIR.
 run() {
   local label=$1 dir=$2
-  start_boxoffice "$dir" "${limits[@]}" BOXOFFICE__JOURNAL__FSYNC=always
+  shift 2
+  start_boxoffice "$dir" "${limits[@]}" BOXOFFICE__JOURNAL__FSYNC=always "$@"
   [ "$label" = empty ] && create_event "$TICKETS"
   grep -o 'restored .* ms' "$dir/server.log" >&2 || true
   local io_before snapshots_before
@@ -69,17 +73,23 @@ for round in $(seq 1 "$ROUNDS"); do
   cp -a "$WORK/held" "$WORK/copy"
   rm -f "$WORK/copy/LOCK"
   run held "$WORK/copy"
+  # The same with the snapshot policy of before issue 12: a whole snapshot
+  # every interval in which anything changed.
+  rm -rf "$WORK/copy"
+  cp -a "$WORK/held" "$WORK/copy"
+  rm -f "$WORK/copy/LOCK"
+  run heldevery "$WORK/copy" BOXOFFICE__SNAPSHOT__JOURNAL_PERCENT=0
   echo "round $round done" >&2
 done
 
-python3 "$ROOT/bench/summarise.py" steady-state "$WORK/raw" "$OUT/steady-state.json" empty held
+python3 "$ROOT/bench/summarise.py" steady-state "$WORK/raw" "$OUT/steady-state.json" empty held heldevery
 python3 - "$WORK/raw" "$OUT/steady-state.json" <<'EOF'
 import glob, json, os, statistics, sys
 raw, out = sys.argv[1:]
 summary = json.load(open(out))
 print("| variant | snapshots written | disk bytes written per booking | RSS at the end |")
 print("| --- | ---: | ---: | ---: |")
-for variant in ("empty", "held"):
+for variant in ("empty", "held", "heldevery"):
     per_booking, snapshots, rss = [], [], []
     for io_file in sorted(glob.glob(os.path.join(raw, f"{variant}-*.io"))):
         io = json.load(open(io_file))

@@ -70,27 +70,50 @@ async fn a_torn_tail_is_cut_and_every_answered_change_survives() {
     book_all(&server, true, 0..30).await;
     let expected = event_state(&server.base, 1).await;
     server.stop_with(Signal::SIGKILL);
+    // The killed writer left zeros ahead of its records; a start cuts them
+    // from what is then the last segment, and starts an empty one.
+    let server = Server::start_with(journal_command(dir.path()));
+    server.stop_with(Signal::SIGKILL);
     // A whole frame to tear: the last one of a full segment.
     let full = files_in(&dir.path().join("snapshots"), "journal-")
         .into_iter()
         .rev()
         .find(|p| std::fs::metadata(p).expect("meta").len() > 0);
     let bytes = std::fs::read(full.expect("a segment with records")).expect("read");
-    let frame = bytes[bytes.len() - 60..].to_vec();
-    for cut in [1, 7, 16, 17, 30, 59] {
+    // Frames are `[payload length u32][crc u32][lsn u64][payload]`.
+    let mut last = 0;
+    let mut at = 0;
+    while at + 16 <= bytes.len() {
+        last = at;
+        let len = u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"));
+        at += 16 + len as usize;
+    }
+    assert_eq!(at, bytes.len(), "the segment is whole frames");
+    let frame = bytes[last..].to_vec();
+    for cut in [1, 7, 15, 16, 17, 30, frame.len() - 1] {
+        // Zeros after the cut would complete the frame: not torn at all.
+        if frame[cut..].iter().all(|&b| b == 0) {
+            continue;
+        }
         let newest = files_in(&dir.path().join("snapshots"), "journal-")
             .pop()
             .expect("segment");
         let mut torn = std::fs::read(&newest).expect("read");
         torn.extend_from_slice(&frame[..cut]);
+        // As the writer leaves it: zeros ahead of the record it was writing.
+        torn.extend_from_slice(&[0; 4096]);
         std::fs::write(&newest, &torn).expect("tear");
         let server = Server::start_with(journal_command(dir.path()));
         assert_eq!(event_state(&server.base, 1).await, expected, "cut {cut}");
-        assert!(
-            server.log().contains("torn tail"),
-            "cut {cut}: {}",
-            server.log()
-        );
+        // Torn bytes that happen to be all zeros look like the zeros ahead,
+        // and are cut without a warning.
+        if frame[..cut].iter().any(|&b| b != 0) {
+            assert!(
+                server.log().contains("torn tail"),
+                "cut {cut}: {}",
+                server.log()
+            );
+        }
         server.stop_with(Signal::SIGKILL);
     }
 }

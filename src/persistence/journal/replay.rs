@@ -180,8 +180,13 @@ pub fn replay(
         })?;
         // An empty file holds no records, so it cannot hide any: continuity
         // is checked record by record. (A rotation cut short by a full disk
-        // can leave one behind.)
-        if bytes.is_empty() {
+        // can leave one behind, and a crash just after a new segment was
+        // zeroed ahead, one of zeros.) The last one is cut to nothing, so
+        // the writer can start its segment under that name again.
+        if is_zeros(&bytes) {
+            if is_last && !bytes.is_empty() {
+                truncate(path, 0)?;
+            }
             continue;
         }
         if *first != expected {
@@ -195,6 +200,16 @@ pub fn replay(
         let mut offset = 0usize;
         while offset < bytes.len() {
             let Some((lsn, record, size)) = decode_frame(&bytes[offset..]) else {
+                // The zeros the writer keeps ahead of its records
+                // (`segment::ZEROED_AHEAD`): the end of this segment's
+                // records, not damage. No frame is all zeros (its CRC
+                // covers the LSN).
+                if is_zeros(&bytes[offset..]) {
+                    if is_last {
+                        truncate(path, offset as u64)?;
+                    }
+                    break;
+                }
                 if is_last && !any_frame_after(&bytes, offset) {
                     log::warn!(
                         "journal: cutting torn tail of {} at byte offset {offset} ({} bytes)",
@@ -245,6 +260,11 @@ pub fn replay(
     }
     end.next_lsn = expected.max(covered.next());
     Ok(end)
+}
+
+/// Whether `bytes` are all zero (an empty slice is).
+fn is_zeros(bytes: &[u8]) -> bool {
+    bytes.iter().all(|&b| b == 0)
 }
 
 /// Whether any whole, valid frame starts after a damaged one at `bad`: if

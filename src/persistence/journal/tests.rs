@@ -1,6 +1,6 @@
 use std::path::Path;
 
-use super::frame::encode_frame;
+use super::frame::{decode_frame, encode_frame};
 use super::segment::segment_path;
 use super::*;
 use crate::domain::{BookingId, EventId, Timestamp, UserId};
@@ -41,6 +41,17 @@ fn write(dir: &Path, n: u64, segment_bytes: u64) {
             .expect("durable");
     }
     journal.shutdown();
+}
+
+/// A segment's whole frames, without the zeros the writer keeps ahead.
+fn frames_of(path: &Path) -> Vec<u8> {
+    let mut bytes = fs::read(path).expect("read");
+    let mut end = 0;
+    while let Some((_, _, size)) = decode_frame(&bytes[end..]) {
+        end += size;
+    }
+    bytes.truncate(end);
+    bytes
 }
 
 fn read(dir: &Path, covered: Lsn) -> Result<(Vec<(Lsn, Record)>, ReplayEnd), JournalError> {
@@ -108,7 +119,7 @@ fn a_torn_tail_is_cut_at_any_offset_and_only_the_torn_record_is_lost() {
     let dir = tempfile::tempdir().expect("dir");
     write(dir.path(), 5, 1 << 20);
     let (_, path) = segments(dir.path()).expect("list").pop().expect("segment");
-    let whole = fs::read(&path).expect("read");
+    let whole = frames_of(&path);
     let frame = whole.len() / 5;
     for cut in 0..whole.len() {
         fs::write(&path, &whole[..cut]).expect("cut");
@@ -128,7 +139,7 @@ fn a_damaged_record_before_the_tail_is_refused_with_its_offset() {
     let dir = tempfile::tempdir().expect("dir");
     write(dir.path(), 5, 1 << 20);
     let (_, path) = segments(dir.path()).expect("list").pop().expect("segment");
-    let mut bytes = fs::read(&path).expect("read");
+    let mut bytes = frames_of(&path);
     let frame = bytes.len() / 5;
     bytes[2 * frame + FRAME_HEADER_BYTES + 1] ^= 0x40;
     fs::write(&path, &bytes).expect("damage");
@@ -195,6 +206,52 @@ fn an_empty_segment_inside_the_range_is_passed_over() {
     let (got, end) = read(dir.path(), Lsn::ZERO).expect("replays");
     assert_eq!(got.len(), 5);
     assert_eq!(end.next_lsn, Lsn::new(6));
+}
+
+/// The writer keeps zeros ahead of its records (so syncs overwrite blocks
+/// instead of growing the file): they end a segment's records, in the
+/// last segment (which is cut back to its records) as in any other.
+#[test]
+fn the_zeros_ahead_of_the_records_end_a_segment_and_are_not_damage() {
+    let dir = tempfile::tempdir().expect("dir");
+    write(dir.path(), 5, 1 << 20);
+    let (_, path) = segments(dir.path()).expect("list").pop().expect("segment");
+    let records = frames_of(&path).len() as u64;
+    assert_eq!(
+        fs::metadata(&path).expect("meta").len(),
+        1 << 20,
+        "zeroed ahead up to the segment size"
+    );
+    let (got, end) = read(dir.path(), Lsn::ZERO).expect("replays");
+    assert_eq!(got.len(), 5);
+    assert_eq!(end.truncated, None, "zeros are not a torn tail");
+    assert_eq!(fs::metadata(&path).expect("meta").len(), records);
+
+    // The writer fills a segment before it starts the next, but zeros left
+    // in one that is not the last (a crash while replay was cutting them)
+    // end its records just the same: they go on in the next one.
+    let dir = tempfile::tempdir().expect("dir");
+    write(dir.path(), 100, 512);
+    let all = segments(dir.path()).expect("list");
+    assert!(all.len() > 3);
+    let mut first = frames_of(&all[0].1);
+    first.extend_from_slice(&[0; 3000]);
+    fs::write(&all[0].1, first).expect("zeros after the records");
+    let (got, end) = read(dir.path(), Lsn::ZERO).expect("replays");
+    assert_eq!(got.len(), 100);
+    assert_eq!(end.next_lsn, Lsn::new(101));
+
+    // A segment of nothing but zeros (a crash just after it was zeroed)
+    // holds no records; as the last one it is cut to nothing, so the
+    // writer can start a segment under its name again.
+    let zeros = segment_path(dir.path(), Lsn::new(101));
+    fs::write(&zeros, vec![0u8; 4096]).expect("write zeros");
+    let (got, end) = read(dir.path(), Lsn::ZERO).expect("replays");
+    assert_eq!(got.len(), 100);
+    assert_eq!(end.next_lsn, Lsn::new(101));
+    assert_eq!(fs::metadata(&zeros).expect("meta").len(), 0);
+    let journal = Journal::start(options(dir.path(), 512), end.next_lsn).expect("starts");
+    journal.shutdown();
 }
 
 #[test]

@@ -101,8 +101,11 @@ impl Writer {
             self.journal.stats().batch_records.observe(records);
             let base = self.segment.good_len;
             let written = match self.options.fsync {
-                FsyncMode::Always => self.segment.append(&batch).and_then(|()| self.timed_sync()),
-                FsyncMode::Interval => self.segment.append(&batch),
+                FsyncMode::Always => self
+                    .segment
+                    .append(&batch, self.options.segment_bytes)
+                    .and_then(|()| self.timed_sync()),
+                FsyncMode::Interval => self.segment.append(&batch, self.options.segment_bytes),
             };
             match written {
                 Ok(()) => {
@@ -219,7 +222,7 @@ impl Writer {
             let repaired = self
                 .segment
                 .cut_back()
-                .and_then(|()| self.segment.append(&frame))
+                .and_then(|()| self.segment.append(&frame, self.options.segment_bytes))
                 .and_then(|()| self.segment.sync());
             match repaired {
                 Ok(()) => {
