@@ -69,6 +69,10 @@ async fn a_full_disk_refuses_changes_and_recovers_by_itself() {
     let app = spawn_app_with(|s| {
         s.snapshot.dir = dir.clone();
         s.snapshot.interval_secs = 86_400;
+        // The writer zeroes a segment ahead of its records (up to 4 MiB,
+        // never past the segment size): records go on into that space
+        // after the disk is full. A small segment keeps it to 64 KiB.
+        s.journal.segment_bytes = 64 * 1024;
     })
     .await;
     let event = app.create_event(2).await;
@@ -76,11 +80,11 @@ async fn a_full_disk_refuses_changes_and_recovers_by_itself() {
     app.book(event, "b").await;
 
     let filler = fill(&dir);
-    // The journal's last page still has room for some records; book until
-    // the disk refuses. Those answered 200 are durable.
+    // The journal's zeroed space still has room for some records; book
+    // until the disk refuses. Those answered 200 are durable.
     let mut acked = Vec::new();
     let mut refused = None;
-    for i in 0..2000 {
+    for i in 0..10_000 {
         let user = format!("f{i}");
         let got = app
             .call(
@@ -166,20 +170,25 @@ async fn a_full_disk_refuses_changes_and_recovers_by_itself() {
         Some(acked.len() as u64 + 1)
     );
 
-    // Stop cleanly, then delete the final snapshot: the restart must come
-    // from the journal alone, across the Skipped record of the abandoned LSNs.
-    drop(app.stop().await);
+    // The restart must come from the journal alone, across the Skipped
+    // record of the abandoned LSNs. A clean stop's final snapshot would let
+    // it delete the segments it covers (the small segments rotate), so the
+    // journal is copied as it is now, everything in it durable, and the
+    // restart runs on the copy.
+    let copy = tempfile::tempdir().expect("tempdir");
     for entry in std::fs::read_dir(&dir).expect("dir") {
         let path = entry.expect("entry").path();
         if path
             .file_name()
             .and_then(|n| n.to_str())
-            .is_some_and(|n| n.starts_with("snapshot-"))
+            .is_some_and(|n| n.starts_with("journal"))
         {
-            std::fs::remove_file(path).expect("remove snapshot");
+            let name = path.file_name().expect("name");
+            std::fs::copy(&path, copy.path().join(name)).expect("copy");
         }
     }
-    let snapshot_dir = dir.clone();
+    drop(app.stop().await);
+    let snapshot_dir = copy.path().to_path_buf();
     let restarted = spawn_app_with(|s| {
         s.snapshot.dir = snapshot_dir;
         s.snapshot.interval_secs = 86_400;
