@@ -10,7 +10,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
-pub use crate::persistence::journal::FsyncMode;
+pub use crate::persistence::journal::{FsyncMode, JournalSettings};
 
 /// The file read when no `--config` is given.
 pub const DEFAULT_CONFIG_FILE: &str = "config.toml";
@@ -140,20 +140,6 @@ pub struct SnapshotSettings {
     /// so snapshot bytes follow the changes, not the state's size. 0 writes
     /// one every interval in which anything changed.
     pub journal_percent: u32,
-}
-
-/// `[journal]`
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct JournalSettings {
-    /// Whether changes are journalled; off is the snapshot-only mode.
-    pub enabled: bool,
-    /// `always` answers after the batch is synced; `interval` after write().
-    pub fsync: FsyncMode,
-    /// Time between syncs in `interval` mode, in milliseconds.
-    pub fsync_interval_ms: u64,
-    /// Size after which a new segment file is started, in bytes.
-    pub segment_bytes: u64,
 }
 
 /// `[auth]`: the organiser's token and how customers prove who they are.

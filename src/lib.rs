@@ -15,11 +15,17 @@
 //!
 //! [`config`] reads the settings; [`startup`] wires it all together.
 pub mod actors;
+pub mod clock;
 pub mod config;
-pub mod domain;
+pub mod exporter;
 pub mod http;
 pub mod logging;
-pub mod metrics;
-pub mod persistence;
 pub mod service;
 pub mod startup;
+
+/// The booking domain, its own crate so that nothing async, actor, HTTP or
+/// I/O can creep into it: see `crates/domain`.
+pub use boxoffice_domain as domain;
+/// The data directory, its own crate so that it cannot reach the actors or
+/// HTTP: see `crates/storage`.
+pub use boxoffice_storage as persistence;

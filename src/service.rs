@@ -18,7 +18,7 @@ use crate::actors::{ask, CreateError, EventActor, Registry, Unavailable};
 use crate::config::LimitSettings;
 use crate::domain::{
     BookingChange, BookingView, DomainError, EventChange, EventId, EventPatch, EventSettings,
-    EventStatus, Timestamp, UserId, WaitingPage,
+    EventStatus, Limit, Timestamp, UserId, WaitingPage,
 };
 use crate::persistence::journal::{Journal, Lsn};
 
@@ -46,21 +46,15 @@ pub enum ServiceError {
     #[error("no event ids left")]
     IdsExhausted,
     /// The change cannot be made durable, or the event's mailbox is full.
-    #[error("unavailable")]
-    Unavailable,
-}
-
-impl From<Unavailable> for ServiceError {
-    fn from(_: Unavailable) -> Self {
-        Self::Unavailable
-    }
+    #[error(transparent)]
+    Unavailable(#[from] Unavailable),
 }
 
 impl From<ActorError> for ServiceError {
     fn from(e: ActorError) -> Self {
         match e {
             ActorError::Domain(d) => d.into(),
-            ActorError::Unavailable => Self::Unavailable,
+            ActorError::Unavailable(u) => Self::Unavailable(u),
         }
     }
 }
@@ -70,7 +64,7 @@ impl From<CreateError> for ServiceError {
         match e {
             CreateError::Exists(id) => Self::EventExists(id),
             CreateError::IdsExhausted => Self::IdsExhausted,
-            CreateError::Unavailable => Self::Unavailable,
+            CreateError::Unavailable(u) => Self::Unavailable(u),
             CreateError::Domain(d) => d.into(),
         }
     }
@@ -151,16 +145,19 @@ impl BoxOffice {
         };
         let max_events = self.limits.max_events;
         if self.registry.event_count() as u64 >= max_events {
-            return Err(DomainError::LimitReached(format!(
-                "The service holds {max_events} events, the configured limit; nothing was changed"
-            ))
+            return Err(DomainError::LimitReached {
+                what: Limit::Events,
+                limit: max_events,
+            }
             .into());
         }
-        let (status, lsn) = self.registry.create(new.id, &settings, Timestamp::now())?;
+        let (status, lsn) = self
+            .registry
+            .create(new.id, &settings, self.registry.clock().now())?;
         if self.journal.wait_durable(lsn).await.is_err() {
             // Never announced, and its record is not on disk: it must not exist.
             self.registry.remove(status.id);
-            return Err(ServiceError::Unavailable);
+            return Err(Unavailable.into());
         }
         Ok(status)
     }
@@ -170,9 +167,10 @@ impl BoxOffice {
         let max = self.limits.max_bookings_per_event;
         self.change(id, move |event, ids, now| {
             if event.is_new_user(&user) && event.record_count() as u64 >= max {
-                return Err(DomainError::LimitReached(format!(
-                    "This event has taken bookings from {max} users, the configured limit; nothing was changed"
-                )));
+                return Err(DomainError::LimitReached {
+                    what: Limit::BookingsPerEvent,
+                    limit: max,
+                });
             }
             event.book(&user, quantity, ids, now)
         })
@@ -243,7 +241,7 @@ impl BoxOffice {
             .registry
             .published(id)
             .ok_or(ServiceError::EventNotFound)?;
-        if published.servable(Timestamp::now(), &self.journal.state()) {
+        if published.servable(self.registry.clock().now(), &self.journal.state()) {
             return Ok((published.status.clone(), published.lsn()));
         }
         self.read_at(id, |event| event.status()).await
@@ -355,7 +353,7 @@ impl BoxOffice {
         self.journal
             .wait_durable(answer.lsn)
             .await
-            .map_err(|_| ServiceError::Unavailable)?;
+            .map_err(|_| Unavailable)?;
         Ok(answer.value)
     }
 

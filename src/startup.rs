@@ -11,9 +11,12 @@ use actix_web::middleware::{from_fn, Condition, Logger};
 use actix_web::{web, App};
 
 use crate::actors::{
-    take_snapshot, Registry, RestoredFrom, SnapshotPolicy, Snapshotter, StopSnapshots,
+    take_snapshot, Registry, RestoredFrom, SnapshotFailed, SnapshotPolicy, Snapshotter,
+    StopSnapshots,
 };
+use crate::clock::Clock;
 use crate::config::{cores, Settings};
+use crate::exporter::Sources;
 use crate::http::auth::{Gate, KeyFileError};
 use crate::http::client::{self, Identify};
 use crate::http::connections::Connections;
@@ -22,7 +25,6 @@ use crate::http::metrics::HttpStats;
 use crate::http::rate_limit::{self, IpRateLimiter};
 use crate::http::server::ServeOptions;
 use crate::http::{self as api, AppState};
-use crate::metrics::{Exporter, Sources};
 use crate::persistence::data_dir::{DataDir, DataDirError};
 use crate::persistence::journal::JournalError;
 use crate::persistence::recovery::RecoveryError;
@@ -59,6 +61,15 @@ pub enum StartupError {
         /// What the OS said.
         source: std::io::Error,
     },
+}
+
+/// Why a stop was not clean: the process exits 1 and the next start
+/// recovers from the last snapshot and the journal.
+#[derive(Debug, thiserror::Error)]
+pub enum StopError {
+    /// The final snapshot could not be written.
+    #[error("final snapshot failed: {0}")]
+    FinalSnapshot(#[from] SnapshotFailed),
 }
 
 impl StartupError {
@@ -186,7 +197,11 @@ impl Application {
                 .map(|meta| meta.len()),
             replayed_bytes: recovered.replayed_bytes,
         };
-        let registry = Arc::new(Registry::new(cores(), Arc::clone(&journal)));
+        let registry = Arc::new(Registry::new(
+            cores(),
+            Arc::clone(&journal),
+            Clock::system(),
+        ));
         // Each actor starts on its HTTP worker's thread when that worker
         // comes up (addresses work at once: messages queue until then).
         registry.place_on_workers(settings.worker_count());
@@ -222,7 +237,7 @@ impl Application {
             trusted.clone(),
         );
         let live = Arc::new(Live::new(&settings.live));
-        let exporter = Exporter::new(Sources {
+        let exporter = Sources {
             http: Arc::clone(&http_stats),
             events: Arc::clone(registry.counters()),
             event_count: {
@@ -236,7 +251,8 @@ impl Application {
                 Box::new(move || live.open_streams())
             },
             connections: Arc::clone(&connections),
-        });
+        }
+        .into_exporter();
         let state = web::Data::new(AppState {
             gate,
             http_stats,
@@ -333,7 +349,10 @@ impl Application {
     /// accepting stops, answers close their connections, requests in flight
     /// finish (up to `server.shutdown_timeout_secs`), then every actor hands
     /// over its state and stops, and only then do the workers go.
-    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) -> Result<(), String> {
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), StopError> {
         let Self {
             server,
             registry,
@@ -376,7 +395,7 @@ impl Application {
                 );
                 Ok(())
             }
-            Err(e) => Err(format!("final snapshot failed: {e}")),
+            Err(e) => Err(StopError::FinalSnapshot(e)),
         };
         handle.stop(true).await;
         if let Ok(Err(e)) = serving.await {

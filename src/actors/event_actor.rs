@@ -20,12 +20,13 @@ use std::time::Duration;
 use actix::{Actor, ActorContext, AsyncContext, Context, Handler, SpawnHandle};
 use tokio::sync::watch;
 
-use super::messages::{ActorError, Durable, MakeChange, Read, TakeSnapshot};
+use super::counters::{BookedAs, EventCounters};
+use super::messages::{ActorError, Durable, MakeChange, Read, TakeSnapshot, Unavailable};
 use super::published::{Published, PublishedSlot};
+use crate::clock::Clock;
 use crate::domain::{
     BookingIdSequence, BookingStatus, Change, Event, Made, Outcome, Timestamp, Undo,
 };
-use crate::metrics::{BookedAs, EventCounters};
 use crate::persistence::journal::{Journal, Lsn, Record};
 use crate::persistence::StoredEvent;
 
@@ -109,19 +110,36 @@ pub struct EventActor {
     counters: Arc<EventCounters>,
     /// Told of changes made or undone, for live streams.
     signals: LiveSignals,
+    /// Where "now" comes from.
+    clock: Clock,
+}
+
+/// What every event's actor shares with the others: handed to each by the
+/// registry that starts it.
+#[derive(Clone)]
+pub struct ActorShared {
+    /// The service-wide booking id sequence.
+    pub ids: Arc<BookingIdSequence>,
+    /// Service-wide count of changes (for the snapshotter).
+    pub changes: Arc<AtomicU64>,
+    /// Where changes are made durable.
+    pub journal: Arc<Journal>,
+    /// What the actors decided, for `/metrics`.
+    pub counters: Arc<EventCounters>,
+    /// Where "now" comes from.
+    pub clock: Clock,
 }
 
 impl EventActor {
     /// An actor for `event`, whose state reflects the journal up to `applied_lsn`.
-    pub fn new(
-        event: Event,
-        applied_lsn: Lsn,
-        ids: Arc<BookingIdSequence>,
-        changes: Arc<AtomicU64>,
-        journal: Arc<Journal>,
-        counters: Arc<EventCounters>,
-        signals: LiveSignals,
-    ) -> Self {
+    pub fn new(event: Event, applied_lsn: Lsn, shared: ActorShared, signals: LiveSignals) -> Self {
+        let ActorShared {
+            ids,
+            changes,
+            journal,
+            counters,
+            clock,
+        } = shared;
         let epoch = journal.state().epoch;
         Self {
             event,
@@ -134,6 +152,7 @@ impl EventActor {
             timer: None,
             counters,
             signals,
+            clock,
         }
     }
 
@@ -182,7 +201,7 @@ impl EventActor {
             ctx.cancel_future(handle);
         }
         let Some(deadline) = next else { return };
-        let wait = deadline.millis().saturating_sub(Timestamp::now().millis());
+        let wait = deadline.millis().saturating_sub(self.clock.now().millis());
         let delay = Duration::from_millis(u64::try_from(wait).unwrap_or(0));
         let handle = ctx.run_later(delay, Self::on_timer);
         self.timer = Some((deadline, handle));
@@ -193,18 +212,21 @@ impl EventActor {
     fn on_timer(&mut self, ctx: &mut Context<Self>) {
         self.timer = None;
         self.settle();
-        self.expire_due(Timestamp::now(), EXPIRY_BATCH);
+        self.expire_due(self.clock.now(), EXPIRY_BATCH);
         let still_due = self
             .event
             .next_deadline()
-            .is_some_and(|d| d <= Timestamp::now());
+            .is_some_and(|d| d <= self.clock.now());
         if still_due {
             let delay = if self.faulted() {
                 EXPIRY_RETRY
             } else {
                 Duration::ZERO
             };
-            let deadline = self.event.next_deadline().unwrap_or_else(Timestamp::now);
+            let deadline = self
+                .event
+                .next_deadline()
+                .unwrap_or_else(|| self.clock.now());
             let handle = ctx.run_later(delay, Self::on_timer);
             self.timer = Some((deadline, handle));
         } else {
@@ -323,7 +345,7 @@ impl EventActor {
             Err(_) => {
                 self.event.undo(made.undo);
                 self.settle();
-                Err(ActorError::Unavailable)
+                Err(Unavailable.into())
             }
         }
     }
@@ -343,7 +365,7 @@ impl<T: Send + 'static> Handler<MakeChange<T>> for EventActor {
     type Result = ();
 
     fn handle(&mut self, msg: MakeChange<T>, ctx: &mut Self::Context) {
-        let now = Timestamp::now();
+        let now = self.clock.now();
         // catch_up has just settled: only the fault is left to look at.
         self.catch_up(now, ctx);
         let answer = if !self.faulted() {
@@ -361,7 +383,7 @@ impl<T: Send + 'static> Handler<MakeChange<T>> for EventActor {
                 }) => self.journal_change(made).map(|lsn| Durable { value, lsn }),
             }
         } else {
-            Err(ActorError::Unavailable)
+            Err(Unavailable.into())
         };
         // A change may have added or removed a hold.
         self.arm(ctx);
@@ -374,7 +396,7 @@ impl<T: Send + 'static> Handler<Read<T>> for EventActor {
     type Result = ();
 
     fn handle(&mut self, msg: Read<T>, ctx: &mut Self::Context) {
-        self.catch_up(Timestamp::now(), ctx);
+        self.catch_up(self.clock.now(), ctx);
         let _ = msg.reply.send(Durable {
             value: (msg.op)(&self.event),
             lsn: self.applied_lsn(),
@@ -386,7 +408,7 @@ impl Handler<TakeSnapshot> for EventActor {
     type Result = ();
 
     fn handle(&mut self, msg: TakeSnapshot, ctx: &mut Self::Context) {
-        self.catch_up(Timestamp::now(), ctx);
+        self.catch_up(self.clock.now(), ctx);
         let _ = msg.reply.send(StoredEvent {
             applied_lsn: self.applied_lsn(),
             event: self.event.to_snapshot(),
@@ -407,6 +429,7 @@ mod tests {
 
     use crate::actors::messages::{MakeChange, Read};
     use crate::actors::{ask, Registry};
+    use crate::clock::Clock;
     use crate::domain::{Event, EventId, EventSettings, Timestamp, UserId};
     use crate::persistence::journal::{FaultInjector, FsyncMode, Journal, JournalOptions};
     use crate::persistence::recovery::recover;
@@ -427,8 +450,11 @@ mod tests {
 
     /// A hold lapses by the actor's own timer, with no request arriving:
     /// the expiry (and the offer it makes) reach the journal by themselves.
+    /// Time is a manual clock and tokio's paused timer, moved together.
     #[actix_web::test]
     async fn a_hold_lapses_on_its_timer_without_any_request() {
+        tokio::time::pause();
+        let clock = Clock::manual(Timestamp::from_millis(1_700_000_000_000));
         let dir = tempfile::tempdir().expect("dir");
         let options = JournalOptions {
             dir: dir.path().to_path_buf(),
@@ -439,13 +465,17 @@ mod tests {
         };
         let journal =
             Journal::start(options, crate::persistence::journal::Lsn::FIRST).expect("journal");
-        let registry = Registry::new(1, Arc::clone(&journal));
+        let registry = Registry::new(1, Arc::clone(&journal), clock.clone());
+        // The actor runs on this test's thread, so tokio's paused time is
+        // the time of its timers too.
+        registry.place_on_workers(1);
+        registry.join_worker();
         let id = EventId::try_from(1).expect("id");
         let mut settings = EventSettings::new(None, 1, 1);
         settings.hold_secs = 1;
         settings.offer_secs = 60;
         registry
-            .create(Some(id), &settings, Timestamp::now())
+            .create(Some(id), &settings, clock.now())
             .expect("create");
         let addr = registry.get(id).expect("actor");
         for name in ["a", "b"] {
@@ -464,7 +494,28 @@ mod tests {
             .expect("booked");
         }
         let before = journal.next_lsn();
-        tokio::time::sleep(Duration::from_millis(1_500)).await;
+        clock.advance(999);
+        tokio::time::advance(Duration::from_millis(999)).await;
+        for _ in 0..100 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(
+            journal.next_lsn(),
+            before,
+            "nothing lapses before its deadline"
+        );
+        clock.advance(1);
+        tokio::time::advance(Duration::from_millis(1)).await;
+        // The timer runs on this thread, in paused time: move it on in small
+        // steps until the lapse is journalled. Bounded in turns, not in
+        // wall-clock time.
+        for _ in 0..1_000 {
+            if journal.next_lsn() != before {
+                break;
+            }
+            tokio::time::advance(Duration::from_millis(10)).await;
+            tokio::task::yield_now().await;
+        }
         assert_eq!(
             journal.next_lsn(),
             before.next(),
@@ -510,10 +561,10 @@ mod tests {
             let system = actix::System::new();
             let (live, answered) = system.block_on(async move {
                 let journal = Journal::start(options, crate::persistence::journal::Lsn::FIRST).expect("journal");
-                let registry = Registry::new(1, Arc::clone(&journal));
+                let registry = Registry::new(1, Arc::clone(&journal), Clock::system());
                 let id = EventId::try_from(1).expect("id");
                 let (_, lsn) = registry
-                    .create(Some(id), &EventSettings::new(None, 3, 2), Timestamp::now())
+                    .create(Some(id), &EventSettings::new(None, 3, 2), Clock::system().now())
                     .expect("create");
                 journal.wait_durable(lsn).await.expect("created");
                 let addr = registry.get(id).expect("actor");

@@ -37,9 +37,17 @@ pub enum ActorError {
     #[error(transparent)]
     Domain(#[from] DomainError),
     /// The journal cannot take changes right now; nothing was changed.
-    #[error("changes cannot be made durable right now")]
-    Unavailable,
+    #[error(transparent)]
+    Unavailable(#[from] Unavailable),
 }
+
+/// The one "not now" of the service: a change cannot be made durable right
+/// now (the journal faulted, the disk is full), or the event's actor cannot
+/// take the request (mailbox full, stopped for the final snapshot). Nothing
+/// was changed; a client may retry. Every layer's error carries this one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the service cannot take this change right now; nothing was changed")]
+pub struct Unavailable;
 
 /// A live operation on an event: decides at `now` and returns what it made.
 pub type ChangeOp<T> = Box<

@@ -1,6 +1,7 @@
 //! The actor layer: one [`EventActor`] per event, the [`Registry`] that finds
 //! them, and the [`Snapshotter`] that writes their state to disk.
 
+mod counters;
 mod event_actor;
 pub mod messages;
 mod placement;
@@ -8,7 +9,11 @@ mod published;
 mod registry;
 mod snapshotter;
 
+pub use counters::{BookedAs, EventCounters};
 pub use event_actor::{EventActor, LiveReceivers, LiveSignals, MAILBOX_CAPACITY};
+pub use messages::Unavailable;
 pub use published::{Published, PublishedSlot};
-pub use registry::{ask, CreateError, Registry, Unavailable};
-pub use snapshotter::{take_snapshot, RestoredFrom, SnapshotPolicy, Snapshotter, StopSnapshots};
+pub use registry::{ask, CreateError, Registry};
+pub use snapshotter::{
+    take_snapshot, RestoredFrom, SnapshotFailed, SnapshotPolicy, Snapshotter, StopSnapshots,
+};

@@ -11,27 +11,22 @@ use dashmap::mapref::entry::Entry;
 use dashmap::DashMap;
 use tokio::sync::oneshot;
 
-use super::event_actor::{EventActor, LiveReceivers, LiveSignals};
-use super::messages::{Reply, TakeSnapshot};
+use super::counters::EventCounters;
+use super::event_actor::{ActorShared, EventActor, LiveReceivers, LiveSignals};
+use super::messages::{Reply, TakeSnapshot, Unavailable};
 use super::placement::Placement;
 use super::published::Published;
+use crate::clock::Clock;
 use crate::domain::{
     BookingIdSequence, DomainError, Event, EventId, EventSettings, EventStatus, Timestamp,
     MAX_EVENT_ID,
 };
-use crate::metrics::EventCounters;
 use crate::persistence::journal::{Journal, Lsn, Record};
 use crate::persistence::recovery::Recovered;
 use crate::persistence::StoredEvent;
 
 /// Snapshot hand-overs asked for at once.
 const COLLECT_IN_FLIGHT: usize = 1_024;
-
-/// The event's actor could not take the request: its mailbox is full or it
-/// has stopped. Nothing was changed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("the event is not taking requests right now")]
-pub struct Unavailable;
 
 /// Why an event could not be created.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -43,8 +38,8 @@ pub enum CreateError {
     #[error("no event ids left")]
     IdsExhausted,
     /// The journal is not taking changes.
-    #[error("changes cannot be made durable right now")]
-    Unavailable,
+    #[error(transparent)]
+    Unavailable(#[from] Unavailable),
     /// The domain refused the event.
     #[error(transparent)]
     Domain(#[from] DomainError),
@@ -64,6 +59,8 @@ struct EventHandle {
 /// The hot path (`get`) takes one shard's read lock in a sharded map, never
 /// a lock over the whole registry.
 pub struct Registry {
+    /// Where every actor, and the service, reads the time.
+    clock: Clock,
     /// Each event's actor, and the signal it gives after every change.
     actors: DashMap<EventId, EventHandle>,
     /// Event ids in order, for listing; written only when events come or go.
@@ -88,8 +85,9 @@ impl Registry {
     /// An empty registry whose actors run on `thread_count` threads of its
     /// own, until [`Self::place_on_workers`]. Must be called inside a
     /// running actix system.
-    pub fn new(thread_count: usize, journal: Arc<Journal>) -> Self {
+    pub fn new(thread_count: usize, journal: Arc<Journal>, clock: Clock) -> Self {
         Self {
+            clock,
             actors: DashMap::new(),
             ordered: RwLock::new(BTreeSet::new()),
             placement: Placement::new(thread_count),
@@ -117,6 +115,11 @@ impl Registry {
     /// factory): actors of its share start running here.
     pub fn join_worker(&self) {
         self.placement.join_worker();
+    }
+
+    /// The journal every actor writes to.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
     }
 
     /// The journal every actor writes to.
@@ -203,7 +206,7 @@ impl Registry {
         // check and the listing the final snapshot reads.
         let mut ordered = self.ordered.write().unwrap_or_else(|p| p.into_inner());
         if self.closed.load(Ordering::Relaxed) {
-            return Err(CreateError::Unavailable);
+            return Err(Unavailable.into());
         }
         match self.actors.entry(id) {
             Entry::Occupied(_) => Ok(None),
@@ -215,7 +218,7 @@ impl Registry {
                 let lsn = self
                     .journal
                     .submit(record, epoch)
-                    .map_err(|_| CreateError::Unavailable)?;
+                    .map_err(|_| Unavailable)?;
                 slot.insert(self.start(event, lsn));
                 self.note_id(&mut ordered, id);
                 Ok(Some((status, lsn)))
@@ -260,15 +263,14 @@ impl Registry {
 
     fn start(&self, event: Event, applied_lsn: Lsn) -> EventHandle {
         let (notify, changed) = LiveSignals::new(&event, applied_lsn);
-        let actor = EventActor::new(
-            event,
-            applied_lsn,
-            Arc::clone(&self.ids),
-            Arc::clone(&self.changes),
-            Arc::clone(&self.journal),
-            Arc::clone(&self.counters),
-            notify,
-        );
+        let shared = ActorShared {
+            ids: Arc::clone(&self.ids),
+            changes: Arc::clone(&self.changes),
+            journal: Arc::clone(&self.journal),
+            counters: Arc::clone(&self.counters),
+            clock: self.clock.clone(),
+        };
+        let actor = EventActor::new(event, applied_lsn, shared, notify);
         let addr = self.placement.start(actor);
         EventHandle { addr, changed }
     }
@@ -371,11 +373,16 @@ mod tests {
 
     use super::{ask, CreateError, Registry, Unavailable};
     use crate::actors::messages::Read;
-    use crate::domain::{EventId, EventSettings, Timestamp};
+    use crate::clock::Clock;
+    use crate::domain::{EventId, EventSettings};
     use crate::persistence::journal::{Journal, Lsn};
 
     fn empty_registry() -> (Arc<Registry>, EventId) {
-        let registry = Arc::new(Registry::new(1, Journal::disabled(Lsn::FIRST)));
+        let registry = Arc::new(Registry::new(
+            1,
+            Journal::disabled(Lsn::FIRST),
+            Clock::system(),
+        ));
         let id = EventId::try_from(1).expect("id");
         (registry, id)
     }
@@ -399,7 +406,11 @@ mod tests {
         let (registry, id) = empty_registry();
         registry.place_on_workers(1);
         registry
-            .create(Some(id), &EventSettings::new(None, 5, 1), Timestamp::now())
+            .create(
+                Some(id),
+                &EventSettings::new(None, 5, 1),
+                Clock::system().now(),
+            )
             .expect("created");
         let early = actix_web::rt::spawn({
             let registry = Arc::clone(&registry);
@@ -424,7 +435,7 @@ mod tests {
             .create(
                 Some(later),
                 &EventSettings::new(None, 5, 1),
-                Timestamp::now(),
+                Clock::system().now(),
             )
             .expect("created");
         assert_eq!(
@@ -441,14 +452,14 @@ mod tests {
         let (registry, id) = empty_registry();
         let settings = EventSettings::new(None, 5, 1);
         registry
-            .create(Some(id), &settings, Timestamp::now())
+            .create(Some(id), &settings, Clock::system().now())
             .expect("created");
         actor_thread(&registry, id).await.expect("answers before");
         registry.close();
         let other = EventId::try_from(2).expect("id");
         assert_eq!(
-            registry.create(Some(other), &settings, Timestamp::now()),
-            Err(CreateError::Unavailable)
+            registry.create(Some(other), &settings, Clock::system().now()),
+            Err(CreateError::Unavailable(Unavailable))
         );
         let collected = registry.collect(true).await.expect("collected");
         assert_eq!(collected.len(), 1);

@@ -17,10 +17,28 @@ use actix::{
 };
 use tokio::sync::oneshot;
 
+use super::messages::Unavailable;
 use super::registry::Registry;
-use crate::domain::Timestamp;
 use crate::persistence::journal::Lsn;
-use crate::persistence::{ServiceSnapshot, SnapshotStore, WrittenSnapshot};
+use crate::persistence::{ServiceSnapshot, SnapshotError, SnapshotStore, WrittenSnapshot};
+
+/// Why a snapshot was not written. The journal keeps every change either
+/// way; the next snapshot tries again.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotFailed {
+    /// An actor could not hand over its state.
+    #[error("collecting state: {0}")]
+    Collect(Unavailable),
+    /// Changes in the collected state did not reach the journal.
+    #[error("changes in it did not reach the journal")]
+    NotDurable,
+    /// Writing the file (or releasing journal segments) failed.
+    #[error(transparent)]
+    Write(#[from] SnapshotError),
+    /// The blocking thread that writes it ended abnormally.
+    #[error("snapshot thread: {0}")]
+    Thread(String),
+}
 
 /// Takes one snapshot: collects state from the actors, waits until every
 /// change in it is durable, then checkpoints it on a blocking thread (no
@@ -33,18 +51,18 @@ pub async fn take_snapshot(
     registry: &Registry,
     store: &Arc<SnapshotStore>,
     last: bool,
-) -> Result<(u64, WrittenSnapshot), String> {
+) -> Result<(u64, WrittenSnapshot), SnapshotFailed> {
     let started = std::time::Instant::now();
     let changes = registry.change_count();
     let journal = registry.journal();
     // Read before collecting: every record up to here was applied by its
     // actor before that actor hands over its state.
     let journal_lsn = journal.next_lsn().prev();
-    let taken_at = Timestamp::now();
+    let taken_at = registry.clock().now();
     let events = registry
         .collect(last)
         .await
-        .map_err(|e| format!("collecting state: {e}"))?;
+        .map_err(SnapshotFailed::Collect)?;
     let newest = events
         .iter()
         .map(|e| e.applied_lsn)
@@ -53,7 +71,7 @@ pub async fn take_snapshot(
     journal
         .wait_durable(newest)
         .await
-        .map_err(|_| String::from("changes in it did not reach the journal"))?;
+        .map_err(|_| SnapshotFailed::NotDurable)?;
     // Read after collecting, so both lie beyond every id in `events`.
     let snapshot = ServiceSnapshot {
         taken_at,
@@ -64,11 +82,11 @@ pub async fn take_snapshot(
     };
     let writer = Arc::clone(store);
     let taken = tokio::task::spawn_blocking(move || {
-        let written = writer.checkpoint(&snapshot).map_err(|e| e.to_string())?;
+        let written = writer.checkpoint(&snapshot)?;
         Ok((changes, written))
     })
     .await
-    .map_err(|e| format!("snapshot thread: {e}"))?;
+    .map_err(|e| SnapshotFailed::Thread(e.to_string()))?;
     if let Ok((_, written)) = &taken {
         let stats = store.stats();
         let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
@@ -197,7 +215,7 @@ impl Snapshotter {
             }
             act.registry
                 .journal()
-                .snapshot_outcome(result.as_ref().err().map(String::as_str));
+                .snapshot_outcome(result.as_ref().err().map(|e| e.to_string()).as_deref());
             match result {
                 Ok((covered, written)) => {
                     act.written_changes = covered;

@@ -89,6 +89,25 @@ impl Connections {
         self.served.load(Ordering::Relaxed)
     }
 
+    /// Writes the connection families.
+    pub fn encode(
+        &self,
+        encoder: &mut boxoffice_metrics::prometheus_client::encoding::DescriptorEncoder,
+    ) -> std::fmt::Result {
+        boxoffice_metrics::gauge(
+            encoder,
+            "boxoffice_connections",
+            "TCP connections being served",
+            self.served() as i64,
+        )?;
+        boxoffice_metrics::counter(
+            encoder,
+            "boxoffice_connections_refused",
+            "Connections refused because their address held server.max_connections_per_ip",
+            self.refused_counter(),
+        )
+    }
+
     /// Open connections counted under `ip` (trusted peers are not counted).
     pub fn open_from(&self, ip: IpAddr) -> usize {
         self.open.get(&ip).map_or(0, |n| *n)

@@ -285,9 +285,15 @@ impl From<DomainError> for ApiError {
             // The event's booking slots are exhausted: a capacity limit, not
             // a bug, and nothing was changed.
             DomainError::EventFull => Self::Unavailable,
-            DomainError::LimitReached(_) => Self::conflict("LIMIT_REACHED", &e),
+            DomainError::LimitReached { .. } => Self::conflict("LIMIT_REACHED", &e),
             DomainError::Inconsistent(why) => Self::Internal(why),
         }
+    }
+}
+
+impl From<crate::actors::Unavailable> for ApiError {
+    fn from(_: crate::actors::Unavailable) -> Self {
+        Self::Unavailable
     }
 }
 
@@ -302,7 +308,7 @@ impl From<ServiceError> for ApiError {
                 code: "LIMIT_REACHED",
                 message: "No event id is free; nothing was changed".into(),
             },
-            ServiceError::Unavailable => Self::Unavailable,
+            ServiceError::Unavailable(_) => Self::Unavailable,
         }
     }
 }

@@ -13,12 +13,12 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::{ConnectionType, Method};
 use actix_web::middleware::Next;
 use actix_web::{web, Error};
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
-use prometheus_client::metrics::counter::ConstCounter;
-use prometheus_client::metrics::MetricType;
+use boxoffice_metrics::prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use boxoffice_metrics::prometheus_client::metrics::counter::ConstCounter;
+use boxoffice_metrics::prometheus_client::metrics::MetricType;
 
 use super::AppState;
-use crate::metrics::AtomicHistogram;
+use boxoffice_metrics::AtomicHistogram;
 
 /// Every route pattern the service serves; requests that match none are
 /// counted under [`UNMATCHED`].

@@ -34,7 +34,7 @@ pub struct AppState {
     /// Requests counted by route, method and status.
     pub http_stats: Arc<metrics::HttpStats>,
     /// Renders `/metrics`.
-    pub exporter: crate::metrics::Exporter,
+    pub exporter: boxoffice_metrics::Exporter,
     /// `/api/openapi.json`, rendered at start with the configured limits.
     pub openapi: actix_web::web::Bytes,
     /// Open live streams.

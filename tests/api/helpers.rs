@@ -15,7 +15,7 @@ pub struct TestApp {
     /// Completing this stops the service.
     stop: Option<oneshot::Sender<()>>,
     /// The service task, which returns after the final snapshot.
-    task: Option<tokio::task::JoinHandle<Result<(), String>>>,
+    task: Option<tokio::task::JoinHandle<Result<(), boxoffice::startup::StopError>>>,
     /// Snapshot directory, removed when the test ends.
     pub dir: tempfile::TempDir,
 }

@@ -133,11 +133,6 @@ impl fmt::Display for UserId {
 pub struct Timestamp(i64);
 
 impl Timestamp {
-    /// The current wall-clock time.
-    pub fn now() -> Self {
-        Self(chrono::Utc::now().timestamp_millis())
-    }
-
     /// A timestamp from milliseconds since the epoch.
     pub fn from_millis(millis: i64) -> Self {
         Self(millis)
@@ -165,7 +160,7 @@ impl Timestamp {
     pub fn to_rfc3339(self) -> String {
         match chrono::DateTime::from_timestamp_millis(self.0) {
             Some(t) => t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-            // Out of chrono's range (±262,000 years): never produced by `now`.
+            // Out of chrono's range (±262,000 years): never produced by a clock.
             None => String::from("1970-01-01T00:00:00.000Z"),
         }
     }

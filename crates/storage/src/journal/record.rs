@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::Lsn;
-use crate::domain::{BookingId, Change, EventId, EventSettings, Timestamp, UserId};
+use boxoffice_domain::{BookingId, Change, EventId, EventSettings, Timestamp, UserId};
 
 /// One journal entry. Replaying these in order rebuilds the state.
 ///
@@ -164,7 +164,7 @@ mod tests {
             None
         );
         // A v1 Booked record's bytes: variant 1, then its fields.
-        let bytes = crate::persistence::codec::encode(&Record::Booked {
+        let bytes = crate::codec::encode(&Record::Booked {
             event,
             booking: BookingId::from_raw(9),
             user: UserId::try_from("ann").expect("user"),

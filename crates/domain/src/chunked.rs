@@ -232,19 +232,6 @@ mod tests {
     }
 
     #[test]
-    fn it_stores_as_the_same_bytes_as_a_vec() {
-        let v: Vec<u32> = (0..5_000).collect();
-        let c: ChunkedVec<u32> = v.iter().copied().collect();
-        let bytes = crate::persistence::codec::encode(&c).expect("encode");
-        assert_eq!(
-            bytes,
-            crate::persistence::codec::encode(&v).expect("encode")
-        );
-        let back: ChunkedVec<u32> = crate::persistence::codec::decode(&bytes).expect("decode");
-        assert_eq!(back, c);
-    }
-
-    #[test]
     fn popping_across_a_chunk_boundary_drops_the_empty_chunk() {
         let mut c: ChunkedVec<u8> = std::iter::repeat_n(1, CHUNK + 1).collect();
         assert_eq!(c.chunks.len(), 2);

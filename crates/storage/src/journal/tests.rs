@@ -3,7 +3,7 @@ use std::path::Path;
 use super::frame::{decode_frame, encode_frame};
 use super::segment::segment_path;
 use super::*;
-use crate::domain::{BookingId, EventId, Timestamp, UserId};
+use boxoffice_domain::{BookingId, EventId, Timestamp, UserId};
 
 fn booked(n: u64) -> Record {
     Record::Booked {

@@ -4,11 +4,11 @@
 use std::hash::BuildHasher;
 
 use super::{check_settings, Event};
-use crate::domain::booking::{BookingRecord, BookingStatus};
-use crate::domain::change::Change;
-use crate::domain::ids::{BookingId, Timestamp, UserId};
-use crate::domain::settings::{EventPatch, EventSettings};
-use crate::domain::DomainError;
+use crate::booking::{BookingRecord, BookingStatus};
+use crate::change::Change;
+use crate::ids::{BookingId, Timestamp, UserId};
+use crate::settings::{EventPatch, EventSettings};
+use crate::DomainError;
 
 /// What applying a change did.
 #[derive(Debug, Clone, PartialEq, Eq)]

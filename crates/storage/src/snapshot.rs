@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::codec::{self, CodecError};
 use super::journal::Lsn;
 use super::legacy::ServiceSnapshotV2;
-use crate::domain::{EventSnapshot, Timestamp};
+use boxoffice_domain::{EventSnapshot, Timestamp};
 
 /// First bytes of every snapshot file.
 const MAGIC: [u8; 8] = *b"BOXOSNAP";
@@ -114,12 +114,12 @@ pub struct SnapshotStore {
     /// Generation number for the next file name; names sort by age.
     next_generation: AtomicU64,
     /// The newest snapshot's time and size, for `/metrics`.
-    stats: std::sync::Arc<crate::metrics::SnapshotStats>,
+    stats: std::sync::Arc<crate::stats::SnapshotStats>,
 }
 
 impl SnapshotStore {
     /// The newest snapshot's time and size.
-    pub fn stats(&self) -> &std::sync::Arc<crate::metrics::SnapshotStats> {
+    pub fn stats(&self) -> &std::sync::Arc<crate::stats::SnapshotStats> {
         &self.stats
     }
 
@@ -331,7 +331,7 @@ fn sync_dir(dir: &Path) -> Result<(), SnapshotError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{BookingIdSequence, Event, EventId, EventSettings, UserId};
+    use boxoffice_domain::{BookingIdSequence, Event, EventId, EventSettings, UserId};
 
     fn sample(bookings: usize) -> ServiceSnapshot {
         let ids = BookingIdSequence::default();

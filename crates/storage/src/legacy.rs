@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::journal::{Lsn, V1_MAX_PER_USER};
 use super::snapshot::{ServiceSnapshot, StoredEvent};
-use crate::domain::{
+use boxoffice_domain::{
     BookingId, BookingRecord, BookingStatus, ChunkedVec, EventId, EventSettings, EventSnapshot,
     Timestamp, UserId,
 };
@@ -142,7 +142,7 @@ pub(super) mod tests {
     #[test]
     fn a_version_2_snapshot_becomes_one_ticket_bookings_with_default_settings() {
         let snapshot = ServiceSnapshot::from(v2_sample());
-        let event = crate::domain::Event::from_snapshot(snapshot.events[0].event.clone())
+        let event = boxoffice_domain::Event::from_snapshot(snapshot.events[0].event.clone())
             .expect("restores");
         let status = event.status();
         assert_eq!(status.settings.name.as_deref(), Some("Old gig"));

@@ -11,7 +11,7 @@
 //! - [`WaitingQueue`]: FIFO with O(log n) positions and tickets ahead.
 //!
 //! ```
-//! use boxoffice::domain::{BookingIdSequence, BookingStatus, Event, EventId, EventSettings, Timestamp, UserId};
+//! use boxoffice_domain::{BookingIdSequence, BookingStatus, Event, EventId, EventSettings, Timestamp, UserId};
 //!
 //! let ids = BookingIdSequence::default();
 //! let id = EventId::try_from(1).unwrap();
@@ -51,6 +51,30 @@ pub use ids::{
 };
 pub use queue::{QueueEntry, WaitingQueue};
 pub use settings::{EventPatch, EventSettings, Sales};
+
+/// A configured limit that refuses a change once reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// `limits.max_events`: events the service holds.
+    Events,
+    /// `limits.max_bookings_per_event`: users one event takes bookings from.
+    BookingsPerEvent,
+}
+
+impl Limit {
+    /// The sentence clients read when `limit` of these is reached: worded
+    /// here and nowhere else.
+    pub fn describe(self, limit: u64) -> String {
+        match self {
+            Self::Events => format!(
+                "The service holds {limit} events, the configured limit; nothing was changed"
+            ),
+            Self::BookingsPerEvent => format!(
+                "This event has taken bookings from {limit} users, the configured limit; nothing was changed"
+            ),
+        }
+    }
+}
 
 /// What the domain refuses, and why. Nothing changed when one is returned.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -103,8 +127,13 @@ pub enum DomainError {
     #[error("{0}")]
     CapacityConflict(String),
     /// A configured limit is reached; nothing changed.
-    #[error("{0}")]
-    LimitReached(String),
+    #[error("{}", what.describe(*limit))]
+    LimitReached {
+        /// Which limit.
+        what: Limit,
+        /// Its configured value.
+        limit: u64,
+    },
     /// The event has used up the 2^32 booking slots it can index.
     #[error("this event cannot take more bookings")]
     EventFull,

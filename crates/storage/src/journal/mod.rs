@@ -30,7 +30,7 @@ mod segment;
 mod tests;
 mod writer;
 
-use crate::metrics::JournalStats;
+use crate::stats::JournalStats;
 use std::fs;
 use std::io;
 use std::ops::RangeInclusive;
@@ -104,6 +104,20 @@ pub enum FsyncMode {
     /// After `write()`; synced every interval: a crash of the machine (not
     /// of the process) loses at most one interval.
     Interval,
+}
+
+/// `[journal]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JournalSettings {
+    /// Whether changes are journalled; off is the snapshot-only mode.
+    pub enabled: bool,
+    /// `always` answers after the batch is synced; `interval` after write().
+    pub fsync: FsyncMode,
+    /// Time between syncs in `interval` mode, in milliseconds.
+    pub fsync_interval_ms: u64,
+    /// Size after which a new segment file is started, in bytes.
+    pub segment_bytes: u64,
 }
 
 /// How the journal is run.

@@ -17,7 +17,7 @@ use std::time::Duration;
 use super::journal::{Journal, JournalOptions, Lsn};
 use super::recovery::{recover, Recovered, RecoveryError};
 use super::SnapshotStore;
-use crate::config::JournalSettings;
+use crate::journal::JournalSettings;
 
 /// The lock file's name inside the data directory.
 pub const LOCK_FILE: &str = "LOCK";

@@ -72,4 +72,15 @@ mod tests {
             );
         }
     }
+
+    #[test]
+    fn a_chunked_vec_is_stored_as_the_same_bytes_as_a_vec() {
+        use boxoffice_domain::ChunkedVec;
+        let v: Vec<u32> = (0..5_000).collect();
+        let c: ChunkedVec<u32> = v.iter().copied().collect();
+        let bytes = encode(&c).expect("encode");
+        assert_eq!(bytes, encode(&v).expect("encode"));
+        let back: ChunkedVec<u32> = decode(&bytes).expect("decode");
+        assert_eq!(back, c);
+    }
 }

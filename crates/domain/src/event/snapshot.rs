@@ -8,12 +8,12 @@ use hashbrown::{DefaultHashBuilder, HashTable};
 use serde::{Deserialize, Serialize};
 
 use super::{check_settings, Event};
-use crate::domain::booking::{BookingRecord, BookingStatus};
-use crate::domain::chunked::ChunkedVec;
-use crate::domain::ids::{EventId, Timestamp};
-use crate::domain::queue::WaitingQueue;
-use crate::domain::settings::EventSettings;
-use crate::domain::DomainError;
+use crate::booking::{BookingRecord, BookingStatus};
+use crate::chunked::ChunkedVec;
+use crate::ids::{EventId, Timestamp};
+use crate::queue::WaitingQueue;
+use crate::settings::EventSettings;
+use crate::DomainError;
 
 /// An event's state in the form snapshots store: no indexes, queue order as
 /// a plain list.

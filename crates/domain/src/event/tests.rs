@@ -1,5 +1,5 @@
 use super::*;
-use crate::domain::EventSettings;
+use crate::EventSettings;
 
 fn user(name: &str) -> UserId {
     UserId::try_from(name).expect("valid test user id")

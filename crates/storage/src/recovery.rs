@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use super::journal::{self, JournalError, Lsn, Record};
 use super::snapshot::{read_file, ServiceSnapshot, SnapshotError, SnapshotStore};
-use crate::domain::{BookingId, Change, DomainError, Event, EventId};
+use boxoffice_domain::{BookingId, Change, DomainError, Event, EventId};
 
 /// Why the state could not be rebuilt.
 #[derive(Debug, thiserror::Error)]

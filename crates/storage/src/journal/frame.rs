@@ -2,7 +2,7 @@
 //! u32][lsn u64][payload]`, little-endian.
 
 use super::{Lsn, Record};
-use crate::persistence::codec;
+use crate::codec;
 
 /// Bytes in a frame header.
 pub const FRAME_HEADER_BYTES: usize = 16;

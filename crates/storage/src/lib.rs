@@ -12,5 +12,6 @@ pub mod journal;
 mod legacy;
 pub mod recovery;
 pub mod snapshot;
+pub mod stats;
 
 pub use snapshot::{ServiceSnapshot, SnapshotError, SnapshotStore, StoredEvent, WrittenSnapshot};

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use boxoffice::actors::messages::MakeChange;
 use boxoffice::actors::{ask, take_snapshot, Registry};
+use boxoffice::clock::Clock;
 use boxoffice::domain::{BookingIdSequence, Event, EventId, EventSettings, Timestamp, UserId};
 use boxoffice::persistence::journal::{Journal, Lsn};
 use boxoffice::persistence::recovery::recover;
@@ -162,7 +163,7 @@ fn queue_scale(lengths: &[u64], ops: u64) -> serde_json::Value {
 fn memory_per_booking(bookings: u64) -> (Event, BookingIdSequence, serde_json::Value) {
     println!("\n## 2. Memory per booking at {bookings} bookings\n");
     let ids = BookingIdSequence::default();
-    let now = Timestamp::now();
+    let now = Clock::system().now();
     let before = rss_bytes();
     let mut event = Event::create(event_id(1), EventSettings::new(None, bookings, 10), now)
         .expect("event")
@@ -197,7 +198,7 @@ fn snapshot_and_restore(
     let state = event.to_snapshot();
     let handover = started.elapsed();
     let snapshot = ServiceSnapshot {
-        taken_at: Timestamp::now(),
+        taken_at: Clock::system().now(),
         journal_lsn: Lsn::ZERO,
         next_event_id: 2,
         next_booking_id: ids.peek(),
@@ -250,12 +251,17 @@ async fn actor_sections(
     let registry = Arc::new(Registry::new(
         boxoffice::config::cores(),
         Journal::disabled(Lsn::FIRST),
+        Clock::system(),
     ));
     let before = rss_bytes();
     let started = Instant::now();
     for _ in 0..events {
         registry
-            .create(None, &EventSettings::new(None, 100, 10), Timestamp::now())
+            .create(
+                None,
+                &EventSettings::new(None, 100, 10),
+                Clock::system().now(),
+            )
             .expect("create");
     }
     let took = started.elapsed();
@@ -285,6 +291,7 @@ async fn actor_sections(
     let registry = Arc::new(Registry::new(
         boxoffice::config::cores(),
         Journal::disabled(Lsn::FIRST),
+        Clock::system(),
     ));
     let mut recovered = boxoffice::persistence::recovery::Recovered {
         next_event_id: 2,
@@ -364,7 +371,7 @@ async fn expiry_storm(holds: u64, dir: &std::path::Path) -> serde_json::Value {
     println!("\n## 6. Expiry storm: {holds} holds lapsing at one moment, {holds} waiting\n");
     let hold_secs = 60;
     // Every hold lapses 1.5 s from now.
-    let deadline_ms = Timestamp::now().millis() + 1_500;
+    let deadline_ms = Clock::system().now().millis() + 1_500;
     let booked_at = Timestamp::from_millis(deadline_ms - i64::from(hold_secs) * 1_000);
     let mut settings = EventSettings::new(None, holds, 10);
     settings.hold_secs = hold_secs;
@@ -383,7 +390,11 @@ async fn expiry_storm(holds: u64, dir: &std::path::Path) -> serde_json::Value {
         faults: None,
     };
     let journal = Journal::start(options, Lsn::FIRST).expect("journal");
-    let registry = Arc::new(Registry::new(boxoffice::config::cores(), journal.clone()));
+    let registry = Arc::new(Registry::new(
+        boxoffice::config::cores(),
+        journal.clone(),
+        Clock::system(),
+    ));
     let mut recovered = boxoffice::persistence::recovery::Recovered {
         next_event_id: 2,
         next_booking_id: ids.peek(),
@@ -414,7 +425,7 @@ async fn expiry_storm(holds: u64, dir: &std::path::Path) -> serde_json::Value {
                     journal.wait_durable(answer.lsn).await.expect("durable");
                     latencies.push(started.elapsed());
                     if done_at.is_none() && answer.value.waiting_count == 0 {
-                        done_at = Some(Timestamp::now().millis());
+                        done_at = Some(Clock::system().now().millis());
                     }
                 }
                 (latencies, done_at)

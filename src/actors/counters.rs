@@ -1,0 +1,94 @@
+//! What event actors decided, counted as they decide it, for `/metrics`.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use boxoffice_metrics::prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use boxoffice_metrics::prometheus_client::metrics::counter::ConstCounter;
+use boxoffice_metrics::prometheus_client::metrics::MetricType;
+use boxoffice_metrics::{counter, gauge};
+
+/// What event actors decided, counted as they decide it.
+#[derive(Debug, Default)]
+pub struct EventCounters {
+    /// Bookings made, by what they got: `[confirmed, held, waiting]`.
+    pub booked: [AtomicU64; 3],
+    /// Bookings cancelled by their user.
+    pub cancellations: AtomicU64,
+    /// Waiting bookings that got their tickets (or an offer).
+    pub promotions: AtomicU64,
+    /// Holds and offers that lapsed.
+    pub holds_expired: AtomicU64,
+    /// Messages refused because an event's mailbox was full.
+    pub mailbox_rejections: AtomicU64,
+}
+
+/// Which of [`EventCounters::booked`] a booking counts in.
+#[derive(Debug, Clone, Copy)]
+pub enum BookedAs {
+    /// Got its tickets.
+    Confirmed = 0,
+    /// Got a hold to confirm.
+    Held = 1,
+    /// Joined the queue.
+    Waiting = 2,
+}
+
+impl EventCounters {
+    /// Counts one new booking.
+    pub fn booked(&self, outcome: BookedAs) {
+        self.booked[outcome as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Adds `n` to a counter.
+    pub fn add(counter: &AtomicU64, n: usize) {
+        counter.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    /// Writes the actors' families, with `events` the number of events
+    /// held right now.
+    pub fn encode(&self, encoder: &mut DescriptorEncoder, events: usize) -> std::fmt::Result {
+        {
+            let mut family = encoder.encode_descriptor(
+                "boxoffice_bookings",
+                "Bookings made, by what they got",
+                None,
+                MetricType::Counter,
+            )?;
+            for (outcome, value) in ["confirmed", "held", "waiting"].iter().zip(&self.booked) {
+                let labels = [("outcome", *outcome)];
+                ConstCounter::new(value.load(Ordering::Relaxed))
+                    .encode(family.encode_family(&labels)?)?;
+            }
+        }
+        counter(
+            encoder,
+            "boxoffice_cancellations",
+            "Bookings cancelled by their user",
+            &self.cancellations,
+        )?;
+        counter(
+            encoder,
+            "boxoffice_promotions",
+            "Waiting bookings that got their tickets or an offer",
+            &self.promotions,
+        )?;
+        counter(
+            encoder,
+            "boxoffice_holds_expired",
+            "Holds and offers that lapsed unconfirmed",
+            &self.holds_expired,
+        )?;
+        counter(
+            encoder,
+            "boxoffice_mailbox_rejections",
+            "Changes refused with 503 because an event's mailbox was full",
+            &self.mailbox_rejections,
+        )?;
+        gauge(
+            encoder,
+            "boxoffice_events",
+            "Events held by the service",
+            events as i64,
+        )
+    }
+}

@@ -1,0 +1,70 @@
+//! What `GET /metrics` shows: each layer's own counters, asked in turn at
+//! scrape time. Only the start-up wiring builds one; no layer imports it,
+//! so it may know them all without a circle.
+
+use std::sync::Arc;
+
+use boxoffice_metrics::prometheus_client::collector::Collector;
+use boxoffice_metrics::prometheus_client::encoding::DescriptorEncoder;
+use boxoffice_metrics::{gauge, resident_bytes, Exporter};
+
+use crate::actors::EventCounters;
+use crate::http::connections::Connections;
+use crate::http::metrics::HttpStats;
+use crate::persistence::stats::{JournalStats, SnapshotStats};
+
+/// Where the exporter reads each family from at scrape time.
+pub struct Sources {
+    /// HTTP requests and refusals.
+    pub http: Arc<HttpStats>,
+    /// The actors' decisions.
+    pub events: Arc<EventCounters>,
+    /// How many events exist right now.
+    pub event_count: Box<dyn Fn() -> usize + Send + Sync>,
+    /// The journal.
+    pub journal: Arc<JournalStats>,
+    /// Snapshots.
+    pub snapshots: Arc<SnapshotStats>,
+    /// How many live streams are open right now.
+    pub live_streams: Box<dyn Fn() -> usize + Send + Sync>,
+    /// Connections served and refused.
+    pub connections: Arc<Connections>,
+}
+
+impl std::fmt::Debug for Sources {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sources").finish_non_exhaustive()
+    }
+}
+
+impl Sources {
+    /// The exporter of these sources.
+    pub fn into_exporter(self) -> Exporter {
+        Exporter::new(Box::new(self))
+    }
+}
+
+impl Collector for Sources {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> std::fmt::Result {
+        self.http.encode(&mut encoder)?;
+        self.events.encode(&mut encoder, (self.event_count)())?;
+        self.journal.encode(&mut encoder)?;
+        self.snapshots.encode(&mut encoder)?;
+        gauge(
+            &mut encoder,
+            "boxoffice_live_streams",
+            "Server-Sent Event streams open",
+            (self.live_streams)() as i64,
+        )?;
+        self.connections.encode(&mut encoder)?;
+        if let Some(bytes) = resident_bytes() {
+            gauge(
+                &mut encoder,
+                "boxoffice_resident_memory_bytes",
+                "Resident memory of the process (VmRSS); the events and bookings are most of it",
+                bytes as i64,
+            )?;
+        }
+        Ok(())
+    }
+}
