@@ -38,6 +38,19 @@ impl Fenwick {
         self.tree.push(count + covered);
     }
 
+    /// A tree over `counts`, built in O(n): each node takes its own count
+    /// and passes its sum on to its parent.
+    pub fn from_counts(counts: impl IntoIterator<Item = u64>) -> Self {
+        let mut tree: Vec<u64> = counts.into_iter().collect();
+        for i in 1..=tree.len() {
+            let parent = i + lowbit(i);
+            if parent <= tree.len() {
+                tree[parent - 1] += tree[i - 1];
+            }
+        }
+        Self { tree }
+    }
+
     /// Adds `delta` to the count at 0-based `index`. The caller keeps every
     /// count non-negative.
     pub fn add(&mut self, index: usize, delta: i64) {
@@ -78,6 +91,17 @@ impl Fenwick {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn building_from_counts_equals_pushing_them() {
+        let counts: Vec<u64> = (0..1_000u64).map(|i| (i * 7919) % 13).collect();
+        let mut pushed = Fenwick::default();
+        for &c in &counts {
+            pushed.push(c);
+        }
+        let built = Fenwick::from_counts(counts.iter().copied());
+        assert_eq!(built.tree, pushed.tree);
+    }
 
     fn naive_prefix(counts: &[u64], n: usize) -> u64 {
         counts[..n].iter().sum()

@@ -8,6 +8,15 @@ const WORD_BITS: usize = 64;
 /// Marks a slot whose booking has left the queue (promoted or cancelled).
 const GONE: u32 = u32::MAX;
 
+/// Gone slots at the front that are worth handing back: below this the
+/// memory is small and the copy not worth making.
+/// (One word in this crate's own tests, so they hand slots back often.)
+const RECLAIM_MIN_SLOTS: usize = if cfg!(test) {
+    WORD_BITS
+} else {
+    64 * WORD_BITS
+};
+
 /// A FIFO of booking handles, each asking for some tickets, with O(log n)
 /// live positions and tickets-ahead counts.
 ///
@@ -17,10 +26,18 @@ const GONE: u32 = u32::MAX;
 /// bit per slot in 64-bit words, and a Fenwick tree over the words' counts.
 /// The tree is 64 times smaller than one over slots, so at a million
 /// waiting it still sits in cache, and a rank is a prefix sum plus a popcount.
+///
+/// Sequence numbers are absolute; the vectors start at `base`. Once the gone
+/// slots at the front are at least half of them, whole words of them are
+/// handed back and `base` moves on, so a queue whose front keeps moving
+/// (promotions, cancellations of the oldest) holds memory for the span from
+/// its oldest live entry to its newest, not for every arrival since start.
 /// Tickets ahead work the same way: a second Fenwick tree over each word's
 /// sum of quantities, plus the quantities before one's own slot in its word.
 #[derive(Debug, Clone, Default)]
 pub struct WaitingQueue {
+    /// The sequence number of `slots[0]`, a multiple of [`WORD_BITS`].
+    base: u32,
     /// The booking handle that took each sequence number, or `GONE`.
     slots: Vec<u32>,
     /// The tickets each live slot asks for; 0 for gone slots.
@@ -96,7 +113,18 @@ impl WaitingQueue {
     /// Whether another arrival fits: sequence numbers are `u32`, and
     /// `u32::MAX` is reserved for gone slots.
     pub fn has_room(&self) -> bool {
-        self.slots.len() < GONE as usize
+        (self.base as usize + self.slots.len()) < GONE as usize
+    }
+
+    /// Slots held in memory (live and gone), for tests and accounting.
+    pub fn slots_held(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// The index of sequence number `seq` in the vectors, if it is held.
+    fn index_of(&self, seq: u32) -> Option<usize> {
+        let index = seq.checked_sub(self.base)? as usize;
+        (index < self.slots.len()).then_some(index)
     }
 
     /// Appends `handle`, asking for `quantity` tickets, at the back and
@@ -104,7 +132,8 @@ impl WaitingQueue {
     pub fn push(&mut self, handle: u32, quantity: u32) -> u32 {
         assert!(self.has_room(), "waiting queue sequence space exhausted");
         debug_assert_ne!(handle, GONE);
-        let seq = self.slots.len() as u32;
+        let index = self.slots.len();
+        let seq = self.base + index as u32;
         self.slots.push(handle);
         self.quantities.push(0);
         if self.slots.len() > self.live_bits.len() * WORD_BITS {
@@ -112,8 +141,8 @@ impl WaitingQueue {
             self.live_words.push(0);
             self.ticket_words.push(0);
         }
-        self.mark(seq as usize, true);
-        self.set_tickets(seq as usize, quantity);
+        self.mark(index, true);
+        self.set_tickets(index, quantity);
         self.len += 1;
         seq
     }
@@ -121,24 +150,30 @@ impl WaitingQueue {
     /// Removes the entry with sequence number `seq` from wherever it stands.
     /// Returns false when `seq` is not live.
     pub fn remove(&mut self, seq: u32) -> bool {
-        let index = seq as usize;
-        match self.slots.get(index) {
-            Some(&handle) if handle != GONE => {
-                self.slots[index] = GONE;
-                self.mark(index, false);
-                self.set_tickets(index, 0);
-                self.len -= 1;
-                self.skip_gone_head();
-                true
-            }
-            _ => false,
+        let Some(index) = self.index_of(seq) else {
+            return false;
+        };
+        if self.slots[index] == GONE {
+            return false;
         }
+        self.slots[index] = GONE;
+        self.mark(index, false);
+        self.set_tickets(index, 0);
+        self.len -= 1;
+        self.skip_gone_head();
+        self.reclaim_front();
+        true
     }
 
     /// Puts `handle` back at sequence number `seq`, which it left earlier:
     /// undoing a removal restores the exact place in the queue.
     pub fn revive(&mut self, seq: u32, handle: u32, quantity: u32) {
-        let index = seq as usize;
+        if seq < self.base {
+            // Its slot was handed back after it left (an undo after the
+            // front moved on): take the words back first.
+            self.grow_front(seq);
+        }
+        let index = (seq - self.base) as usize;
         assert!(
             self.slots.get(index) == Some(&GONE),
             "only a gone slot can be revived"
@@ -152,19 +187,21 @@ impl WaitingQueue {
 
     /// Changes how many tickets the live entry `seq` asks for.
     pub fn set_quantity(&mut self, seq: u32, quantity: u32) {
-        let index = seq as usize;
+        let index = self.index_of(seq);
         debug_assert!(
-            self.slots.get(index).is_some_and(|&h| h != GONE),
+            index.is_some_and(|i| self.slots[i] != GONE),
             "only a live entry changes its quantity"
         );
-        self.set_tickets(index, quantity);
+        if let Some(index) = index {
+            self.set_tickets(index, quantity);
+        }
     }
 
     /// The entry at the front, if anyone waits.
     pub fn head(&self) -> Option<Head> {
         let index = self.first_live()?;
         Some(Head {
-            seq: index as u32,
+            seq: self.base + index as u32,
             handle: self.slots[index],
             quantity: self.quantities[index],
         })
@@ -172,19 +209,16 @@ impl WaitingQueue {
 
     /// 1-based position of the live entry `seq`, or `None` if it is gone.
     pub fn position(&self, seq: u32) -> Option<u64> {
-        let index = seq as usize;
-        match self.slots.get(index) {
-            Some(&handle) if handle != GONE => Some(self.rank(index)),
-            _ => None,
-        }
+        let index = self.index_of(seq)?;
+        (self.slots[index] != GONE).then(|| self.rank(index))
     }
 
     /// Tickets asked for by the live entries ahead of `seq`, or `None` if
     /// it is gone.
     pub fn tickets_ahead(&self, seq: u32) -> Option<u64> {
-        let index = seq as usize;
-        match self.slots.get(index) {
-            Some(&handle) if handle != GONE => {
+        let index = self.index_of(seq)?;
+        match self.slots[index] {
+            handle if handle != GONE => {
                 let word = index / WORD_BITS;
                 let in_word: u64 = self.quantities[word * WORD_BITS..index]
                     .iter()
@@ -279,6 +313,58 @@ impl WaitingQueue {
     /// The first live slot; `head` is kept on it by every removal.
     fn first_live(&self) -> Option<usize> {
         (self.head < self.slots.len()).then_some(self.head)
+    }
+
+    /// Hands back whole words of gone slots at the front once they are at
+    /// least half of what is held: the copy of the rest is paid for by the
+    /// removals that emptied them, so it is O(1) amortised per removal.
+    fn reclaim_front(&mut self) {
+        let words = self.head / WORD_BITS;
+        let cut = words * WORD_BITS;
+        if cut < RECLAIM_MIN_SLOTS || cut * 2 < self.slots.len() {
+            return;
+        }
+        self.slots.drain(..cut);
+        self.quantities.drain(..cut);
+        self.live_bits.drain(..words);
+        self.shrink();
+        self.base += cut as u32;
+        self.head -= cut;
+        self.rebuild_words();
+    }
+
+    /// Takes back the words from `seq`'s down to the current base, all gone.
+    fn grow_front(&mut self, seq: u32) {
+        let new_base = seq - seq % WORD_BITS as u32;
+        let added = (self.base - new_base) as usize;
+        self.slots.splice(0..0, std::iter::repeat_n(GONE, added));
+        self.quantities.splice(0..0, std::iter::repeat_n(0, added));
+        self.live_bits
+            .splice(0..0, std::iter::repeat_n(0, added / WORD_BITS));
+        self.base = new_base;
+        self.head += added;
+        self.rebuild_words();
+    }
+
+    /// Returns memory the vectors no longer need once they shrank well
+    /// below what they hold.
+    fn shrink(&mut self) {
+        if self.slots.capacity() > 4 * self.slots.len().max(RECLAIM_MIN_SLOTS) {
+            self.slots.shrink_to(2 * self.slots.len());
+            self.quantities.shrink_to(2 * self.quantities.len());
+            self.live_bits.shrink_to(2 * self.live_bits.len());
+        }
+    }
+
+    /// Both per-word trees, from the slots, in O(words).
+    fn rebuild_words(&mut self) {
+        self.live_words =
+            Fenwick::from_counts(self.live_bits.iter().map(|w| u64::from(w.count_ones())));
+        self.ticket_words = Fenwick::from_counts(
+            self.quantities
+                .chunks(WORD_BITS)
+                .map(|c| c.iter().map(|&q| u64::from(q)).sum()),
+        );
     }
 
     /// Keeps `head` on the first live slot so finding the front is O(1)
@@ -432,6 +518,116 @@ mod tests {
         assert_eq!(
             q.handles().collect::<Vec<_>>(),
             vec![0, 2, 3, 4, 6, 7, 8, 9]
+        );
+    }
+
+    /// What the queue must equal: a plain list of (seq, handle, quantity).
+    #[derive(Debug, Clone, Copy)]
+    enum Op {
+        Push(u32),
+        RemoveAt(usize),
+        PopFront,
+        UndoLastRemoval,
+    }
+
+    fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        prop_oneof![
+            4 => (1u32..5).prop_map(Op::Push),
+            2 => (0usize..1_000).prop_map(Op::RemoveAt),
+            3 => Just(Op::PopFront),
+            1 => Just(Op::UndoLastRemoval),
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// Whatever arrives and leaves (and is undone), positions, tickets
+        /// ahead, the head and pages equal a plain list's, while slots are
+        /// handed back at the front.
+        #[test]
+        fn the_queue_equals_a_plain_list_while_it_reclaims_slots(
+            ops in proptest::collection::vec(op(), 1..2_000),
+        ) {
+            let mut q = WaitingQueue::new();
+            let mut model: Vec<(u32, u32, u32)> = Vec::new();
+            let mut removed: Vec<(usize, (u32, u32, u32))> = Vec::new();
+            let mut next_handle = 0u32;
+            for op in ops {
+                match op {
+                    Op::Push(quantity) => {
+                        let seq = q.push(next_handle, quantity);
+                        model.push((seq, next_handle, quantity));
+                        next_handle += 1;
+                        removed.clear();
+                    }
+                    Op::RemoveAt(i) if !model.is_empty() => {
+                        let at = i % model.len();
+                        let entry = model.remove(at);
+                        assert!(q.remove(entry.0));
+                        removed.push((at, entry));
+                    }
+                    Op::PopFront if !model.is_empty() => {
+                        let entry = model.remove(0);
+                        let head = q.head().expect("a head");
+                        assert_eq!((head.seq, head.handle, head.quantity), entry);
+                        assert!(q.remove(head.seq));
+                        removed.push((0, entry));
+                    }
+                    Op::UndoLastRemoval => {
+                        if let Some((at, entry)) = removed.pop() {
+                            q.revive(entry.0, entry.1, entry.2);
+                            model.insert(at, entry);
+                        }
+                    }
+                    _ => {}
+                }
+                assert_eq!(q.len(), model.len());
+                let mut ahead = 0u64;
+                for (i, &(seq, _, quantity)) in model.iter().enumerate() {
+                    assert_eq!(q.position(seq), Some(i as u64 + 1));
+                    assert_eq!(q.tickets_ahead(seq), Some(ahead));
+                    ahead += u64::from(quantity);
+                }
+                assert_eq!(q.tickets(), ahead);
+                let handles: Vec<u32> = q.handles().collect();
+                let expected: Vec<u32> = model.iter().map(|e| e.1).collect();
+                assert_eq!(handles, expected);
+                if model.len() > 3 {
+                    let page = q.page(2, 2);
+                    assert_eq!(page[0].handle, model[2].1);
+                    assert_eq!(page[0].position, 3);
+                }
+                // What is held spans the oldest live entry to the newest,
+                // plus at most the gone words not yet worth handing back.
+                if let (Some(first), Some(last)) = (model.first(), model.last()) {
+                    let span = (last.0 - first.0) as usize + 1;
+                    assert!(q.slots_held() <= 2 * span + 2 * RECLAIM_MIN_SLOTS + WORD_BITS);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn churn_at_the_front_keeps_the_slots_held_flat() {
+        let mut q = WaitingQueue::new();
+        let mut seqs = std::collections::VecDeque::new();
+        for h in 0..1_000 {
+            seqs.push_back(q.push(h, 1));
+        }
+        let mut most = 0;
+        for round in 0..200_000u32 {
+            // The oldest leaves (promoted or cancelled), a newcomer joins.
+            let seq = seqs.pop_front().expect("someone waits");
+            assert!(q.remove(seq));
+            seqs.push_back(q.push(round % 1_000, 1));
+            most = most.max(q.slots_held());
+        }
+        assert_eq!(q.len(), 1_000);
+        assert!(
+            most <= 4 * 1_000 + 2 * RECLAIM_MIN_SLOTS,
+            "held {most} slots"
         );
     }
 }

@@ -602,3 +602,35 @@ fn undoing_an_expiry_restores_the_hold_and_its_deadline() {
     assert_eq!(e.next_deadline(), Some(at(10_001)));
     e.verify().expect("invariants hold");
 }
+
+#[test]
+fn a_thousand_users_booking_and_cancelling_keep_memory_flat() {
+    let ids = BookingIdSequence::default();
+    let mut e = event(10);
+    let users: Vec<UserId> = (0..1_000).map(|i| user(&format!("u{i}"))).collect();
+    let mut active = vec![false; users.len()];
+    let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+    let mut arrivals = 0u64;
+    let mut most_held = 0;
+    for step in 0..200_000i64 {
+        // xorshift: the same churn every run.
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let u = (seed % users.len() as u64) as usize;
+        if active[u] {
+            e.cancel(&users[u], at(step)).expect("cancel");
+        } else {
+            e.book(&users[u], 1, &ids, at(step)).expect("book");
+            arrivals += 1;
+        }
+        active[u] = !active[u];
+        most_held = most_held.max(e.queue.slots_held());
+    }
+    assert_eq!(e.records.len(), 1_000, "one record per user, reused");
+    assert!(arrivals > 90_000, "{arrivals} arrivals");
+    assert!(
+        most_held < 30_000,
+        "the queue held {most_held} slots at most for {arrivals} arrivals"
+    );
+}
