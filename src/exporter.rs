@@ -9,8 +9,8 @@ use boxoffice_metrics::prometheus_client::encoding::DescriptorEncoder;
 use boxoffice_metrics::{gauge, resident_bytes, Exporter};
 
 use crate::actors::EventCounters;
-use crate::http::connections::Connections;
-use crate::http::metrics::HttpStats;
+use crate::http::middleware::metrics::HttpStats;
+use crate::http::transport::connections::Connections;
 use crate::persistence::stats::{JournalStats, SnapshotStats};
 
 /// Where the exporter reads each family from at scrape time.

@@ -6,7 +6,7 @@
 //! a change a crash could take away. It also checks what depends on
 //! configuration (limits) and creates events. Handlers only parse, call one
 //! method here and shape the reply; [`ServiceError`] is mapped to HTTP in
-//! one place (`http::error`).
+//! one place (`http::api::error`).
 
 use std::sync::Arc;
 

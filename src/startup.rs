@@ -17,14 +17,16 @@ use crate::actors::{
 use crate::clock::Clock;
 use crate::config::{cores, Settings};
 use crate::exporter::Sources;
-use crate::http::auth::{Gate, KeyFileError};
-use crate::http::client::{self, Identify};
-use crate::http::connections::Connections;
+use crate::http::api::auth::{Gate, KeyFileError};
+use crate::http::api::{self, routes};
 use crate::http::live::Live;
-use crate::http::metrics::HttpStats;
-use crate::http::rate_limit::{self, IpRateLimiter};
-use crate::http::server::ServeOptions;
-use crate::http::{self as api, AppState};
+use crate::http::middleware::identity::{self, Identify};
+use crate::http::middleware::metrics::{self as http_metrics, HttpStats};
+use crate::http::middleware::rate_limit::{self, IpRateLimiter};
+use crate::http::transport::connections::Connections;
+use crate::http::transport::server::{self, ServeOptions};
+use crate::http::transport::stream;
+use crate::http::AppState;
 use crate::persistence::data_dir::{DataDir, DataDirError};
 use crate::persistence::journal::JournalError;
 use crate::persistence::recovery::RecoveryError;
@@ -90,7 +92,7 @@ impl StartupError {
 
 /// The OpenAPI document as served, with a trailing newline like every JSON reply.
 fn openapi_bytes(limits: &crate::config::LimitSettings) -> web::Bytes {
-    let document = crate::http::openapi::document(limits);
+    let document = crate::http::api::openapi::document(limits);
     let mut bytes = serde_json::to_vec_pretty(&document).unwrap_or_else(|e| {
         log::error!("OpenAPI document not serialisable: {e}");
         b"{}".to_vec()
@@ -106,11 +108,11 @@ fn access_logger() -> Logger {
     use actix_web::HttpMessage;
     Logger::new(r#"%{client}xi "%r" %s %b id=%{request_id}xi %Dms"#)
         .custom_request_replace("client", |req| {
-            client::client_ip_of(req.request()).map_or_else(|| "-".into(), |ip| ip.to_string())
+            identity::client_ip_of(req.request()).map_or_else(|| "-".into(), |ip| ip.to_string())
         })
         .custom_request_replace("request_id", |req| {
             req.extensions()
-                .get::<client::RequestId>()
+                .get::<identity::RequestId>()
                 .and_then(|id| id.0.to_str().ok().map(str::to_string))
                 .unwrap_or_else(|| "-".into())
         })
@@ -212,7 +214,7 @@ impl Application {
             address: address.clone(),
             source,
         };
-        let listener = api::server::bind(&address).map_err(bind_error)?;
+        let listener = server::bind(&address).map_err(bind_error)?;
         let bound = listener.local_addr().map_err(bind_error)?;
 
         let limiter = IpRateLimiter::from_settings(&settings.rate_limit);
@@ -287,11 +289,11 @@ impl Application {
                 from_fn(rate_limit::enforce),
             ))
             .wrap(Condition::new(access_log, access_logger()))
-            .wrap(from_fn(api::metrics::record))
-            .wrap(from_fn(client::identify))
+            .wrap(from_fn(http_metrics::record))
+            .wrap(from_fn(identity::identify))
             // Outermost: a connection over its unsent bound does no work.
-            .wrap(from_fn(api::stream::wait_for_room))
-            .configure(api::routes)
+            .wrap(from_fn(stream::wait_for_room))
+            .configure(routes)
             .default_service(web::to(api::not_found))
         };
         let options = ServeOptions {
@@ -302,8 +304,7 @@ impl Application {
             shutdown_timeout_secs: settings.server.shutdown_timeout_secs,
             max_unsent_bytes: settings.server.max_unsent_bytes,
         };
-        let server =
-            api::server::serve(app, listener, &options, connections).map_err(bind_error)?;
+        let server = server::serve(app, listener, &options, connections).map_err(bind_error)?;
 
         let interval = Duration::from_secs(settings.snapshot.interval_secs);
         let policy = SnapshotPolicy {

@@ -23,11 +23,11 @@ use futures_util::Stream;
 use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
 
-use super::dto::{BookingResponse, StatusResponse};
-use super::error::ApiError;
 use crate::config::LiveSettings;
 use crate::domain::BookingView;
 use crate::domain::{EventId, UserId};
+use crate::http::api::dto::{BookingResponse, StatusResponse};
+use crate::http::api::error::ApiError;
 use crate::persistence::journal::Lsn;
 use crate::service::{BoxOffice, ServiceError};
 

@@ -20,5 +20,6 @@ mod parties;
 mod process;
 mod rate_limit;
 mod resource_routes;
+mod route_table;
 mod seed_routes;
 mod snapshots;

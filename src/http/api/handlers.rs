@@ -6,18 +6,18 @@ use std::sync::Arc;
 use actix_web::{web, HttpResponse, Responder};
 use actix_web_lab::sse::Sse;
 
-use super::auth::{Customer, Organiser};
-use super::dto::{
+use crate::domain::{EventId, EventPatch, UserId};
+use crate::http::api::auth::{Customer, Organiser};
+use crate::http::api::dto::{
     check_window, timestamp, BookedResponse, BookingChangeResponse, BookingJson, BookingRequest,
     BookingResponse, BookingTargetRequest, CancelResponse, CreateEventRequest, CreatedResponse,
     EventChangeResponse, EventJson, PageResponse, QuantityChangeRequest, QuantityRequest,
     StatusResponse, UpdateEventRequest, WaitingItemJson,
 };
-use super::error::{ApiError, JsonLine};
-use super::extract::{event_id, user_id, OptionalJson, PageQuery, ValidJson};
-use super::live::Watched;
-use super::AppState;
-use crate::domain::{EventId, EventPatch, UserId};
+use crate::http::api::error::{ApiError, JsonLine};
+use crate::http::api::extract::{event_id, user_id, OptionalJson, PageQuery, ValidJson};
+use crate::http::live::Watched;
+use crate::http::AppState;
 use crate::service::NewEvent;
 
 type State = web::Data<AppState>;
@@ -298,7 +298,7 @@ pub async fn booking_live(
 pub async fn page() -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
-        .body(include_str!("../../static/index.html"))
+        .body(include_str!("../../../static/index.html"))
 }
 
 /// `GET /api/openapi.json`: the document, rendered once at start.

@@ -1,9 +1,12 @@
 //! Request counts and latencies by route pattern, method and status.
 //!
-//! Every cell exists from the start (a dense table of atomics), so counting
-//! a request is a few atomic adds: no map, no lock, nothing shared by the
-//! workers but the counters themselves. Labels are route patterns, never
-//! raw paths, so no user id reaches a label.
+//! A cell for every route of the route table, method and status the
+//! service answers with exists from the start (a dense table of atomics), so
+//! counting a request is a few atomic adds: no map, no lock, nothing shared
+//! by the workers but the counters themselves. A status outside
+//! [`STATUSES`] (none is expected) is counted exactly too, in a small map
+//! behind a lock. Labels are route patterns, never raw paths, so no user id
+//! reaches a label.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -17,44 +20,39 @@ use boxoffice_metrics::prometheus_client::encoding::{DescriptorEncoder, EncodeMe
 use boxoffice_metrics::prometheus_client::metrics::counter::ConstCounter;
 use boxoffice_metrics::prometheus_client::metrics::MetricType;
 
-use super::AppState;
+use crate::http::api::route_table::{self, ROUTES};
+use crate::http::AppState;
 use boxoffice_metrics::AtomicHistogram;
-
-/// Every route pattern the service serves; requests that match none are
-/// counted under [`UNMATCHED`].
-pub const ROUTE_PATTERNS: &[&str] = &[
-    "/",
-    "/health",
-    "/ready",
-    "/metrics",
-    "/api/openapi.json",
-    "/api/initialize",
-    "/api/book",
-    "/api/cancel",
-    "/api/confirm",
-    "/api/booking-status/{eventId}/{userId}",
-    "/api/status/{eventId}",
-    "/api/events",
-    "/api/events/{eventId}",
-    "/api/events/{eventId}/bookings/{userId}",
-    "/api/events/{eventId}/bookings/{userId}/confirm",
-    "/api/events/{eventId}/waiting-list",
-    "/api/events/{eventId}/live",
-    "/api/events/{eventId}/bookings/{userId}/live",
-];
 
 /// The route label of requests no route matched.
 pub const UNMATCHED: &str = "unmatched";
 
 const METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "other"];
-/// Status codes 100 to 599, one cell each.
-const FIRST_STATUS: u16 = 100;
-const STATUSES: usize = 500;
+
+/// Every status the service answers with: the successes of the API, the
+/// codes of `ApiError` and the connection layer's own. Each has its cells.
+pub const STATUSES: &[u16] = &[
+    200, 201, 202, 204, 304, 400, 401, 403, 404, 405, 408, 409, 410, 413, 415, 429, 431, 500, 503,
+];
+
+/// `STATUS_SLOT[status]` is the status's index in [`STATUSES`], or
+/// `u8::MAX` when it has no cell.
+const STATUS_SLOT: [u8; 600] = {
+    let mut slots = [u8::MAX; 600];
+    let mut i = 0;
+    while i < STATUSES.len() {
+        slots[STATUSES[i] as usize] = i as u8;
+        i += 1;
+    }
+    slots
+};
 
 /// The table.
 pub struct HttpStats {
-    /// Requests by (route, method, status), row-major.
+    /// Requests by (route, method, status slot), row-major.
     requests: Box<[AtomicU64]>,
+    /// Requests answered with a status outside [`STATUSES`], exactly.
+    unusual: std::sync::Mutex<std::collections::BTreeMap<(usize, usize, u16), u64>>,
     /// Latency by route.
     durations: Box<[AtomicHistogram]>,
     /// Requests refused with 429.
@@ -63,11 +61,12 @@ pub struct HttpStats {
 
 impl Default for HttpStats {
     fn default() -> Self {
-        let routes = ROUTE_PATTERNS.len() + 1;
+        let routes = ROUTES.len() + 1;
         Self {
-            requests: (0..routes * METHODS.len() * STATUSES)
+            requests: (0..routes * METHODS.len() * STATUSES.len())
                 .map(|_| AtomicU64::new(0))
                 .collect(),
+            unusual: std::sync::Mutex::default(),
             durations: (0..routes).map(|_| AtomicHistogram::seconds()).collect(),
             rate_limited: AtomicU64::new(0),
         }
@@ -83,8 +82,8 @@ impl std::fmt::Debug for HttpStats {
 impl HttpStats {
     fn route_index(pattern: Option<&str>) -> usize {
         pattern
-            .and_then(|p| ROUTE_PATTERNS.iter().position(|r| *r == p))
-            .unwrap_or(ROUTE_PATTERNS.len())
+            .and_then(route_table::index_of)
+            .unwrap_or(ROUTES.len())
     }
 
     fn method_index(method: &Method) -> usize {
@@ -96,10 +95,17 @@ impl HttpStats {
 
     /// Counts one answered request.
     fn record(&self, route: usize, method: usize, status: u16, took: Duration) {
-        let status = usize::from(status.clamp(FIRST_STATUS, 599) - FIRST_STATUS);
-        let cell = (route * METHODS.len() + method) * STATUSES + status;
-        if let Some(counter) = self.requests.get(cell) {
-            counter.fetch_add(1, Ordering::Relaxed);
+        match STATUS_SLOT.get(usize::from(status)).copied() {
+            Some(slot) if slot != u8::MAX => {
+                let cell = (route * METHODS.len() + method) * STATUSES.len() + usize::from(slot);
+                if let Some(counter) = self.requests.get(cell) {
+                    counter.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            _ => {
+                let mut unusual = self.unusual.lock().unwrap_or_else(|p| p.into_inner());
+                *unusual.entry((route, method, status)).or_default() += 1;
+            }
         }
         if let Some(histogram) = self.durations.get(route) {
             histogram.observe_duration(took);
@@ -107,7 +113,7 @@ impl HttpStats {
     }
 
     fn route_name(route: usize) -> &'static str {
-        ROUTE_PATTERNS.get(route).copied().unwrap_or(UNMATCHED)
+        ROUTES.get(route).map_or(UNMATCHED, |r| r.path)
     }
 
     /// Writes the request families.
@@ -124,10 +130,20 @@ impl HttpStats {
                 if n == 0 {
                     continue;
                 }
-                let status = (FIRST_STATUS as usize + cell % STATUSES).to_string();
-                let method = METHODS[(cell / STATUSES) % METHODS.len()];
-                let route = Self::route_name(cell / STATUSES / METHODS.len());
+                let status = STATUSES[cell % STATUSES.len()].to_string();
+                let method = METHODS[(cell / STATUSES.len()) % METHODS.len()];
+                let route = Self::route_name(cell / STATUSES.len() / METHODS.len());
                 let labels = [("route", route), ("method", method), ("status", &status)];
+                ConstCounter::new(n).encode(family.encode_family(&labels)?)?;
+            }
+            let unusual = self.unusual.lock().unwrap_or_else(|p| p.into_inner());
+            for (&(route, method, status), &n) in unusual.iter() {
+                let status = status.to_string();
+                let labels = [
+                    ("route", Self::route_name(route)),
+                    ("method", METHODS[method]),
+                    ("status", &status),
+                ];
                 ConstCounter::new(n).encode(family.encode_family(&labels)?)?;
             }
         }
@@ -222,10 +238,13 @@ mod tests {
         let unmatched = HttpStats::route_index(Some("/api/nope"));
         assert_eq!(HttpStats::route_name(unmatched), UNMATCHED);
         stats.record(unmatched, 0, 404, Duration::ZERO);
+        // A status with no cell is still counted, exactly.
+        stats.record(route, method, 418, Duration::ZERO);
         let mut text = String::new();
-        let mut registry = prometheus_client::registry::Registry::default();
+        let mut registry = boxoffice_metrics::prometheus_client::registry::Registry::default();
         registry.register_collector(Box::new(Wrapper(stats)));
-        prometheus_client::encoding::text::encode(&mut text, &registry).expect("encodes");
+        boxoffice_metrics::prometheus_client::encoding::text::encode(&mut text, &registry)
+            .expect("encodes");
         assert!(
             text.contains(
                 r#"boxoffice_http_requests_total{route="/api/events/{eventId}/bookings/{userId}",method="PUT",status="200"} 2"#
@@ -233,12 +252,13 @@ mod tests {
             "{text}"
         );
         assert!(text.contains(r#"route="unmatched",method="GET",status="404"} 1"#));
+        assert!(text.contains(r#"method="PUT",status="418"} 1"#), "{text}");
     }
 
     #[derive(Debug)]
     struct Wrapper(HttpStats);
 
-    impl prometheus_client::collector::Collector for Wrapper {
+    impl boxoffice_metrics::prometheus_client::collector::Collector for Wrapper {
         fn encode(&self, mut encoder: DescriptorEncoder) -> std::fmt::Result {
             self.0.encode(&mut encoder)
         }

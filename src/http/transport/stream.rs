@@ -10,7 +10,7 @@
 //!   connection's next request while it is over `server.max_unsent_bytes`.
 //!   The kernel's send timeout (`server.send_timeout_ms`) ends a
 //!   connection that never drains.
-//! - **actix-http's own errors** are written as JSON ([`super::bare_errors`]).
+//! - **actix-http's own errors** are written as JSON ([`crate::http::transport::bare_errors`]).
 //! - **A lingering close.** Closing a socket with request bytes unread
 //!   sends a reset, which can destroy the reply (a 431, a 413) before the
 //!   client reads it; actix-http closes so after its own errors. When the
@@ -31,9 +31,9 @@ use actix_web::rt::net::TcpStream;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::Notify;
 
-use super::bare_errors::{bare_error_start, json_reply_for_bare_error};
-use super::connections::Slot;
-use super::pipeline::{Pipeline, READ_CHUNK};
+use crate::http::transport::bare_errors::{bare_error_start, json_reply_for_bare_error};
+use crate::http::transport::connections::Slot;
+use crate::http::transport::pipeline::{Pipeline, READ_CHUNK};
 
 /// The longest a closing connection waits for its client to stop sending.
 pub const LINGER: std::time::Duration = std::time::Duration::from_secs(1);

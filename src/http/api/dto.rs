@@ -9,11 +9,11 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use utoipa::ToSchema;
 use validator::{Validate, ValidationError};
 
-use super::error::ApiError;
 use crate::domain::{
     BookingChange, BookingStatus, BookingView, EventStatus, Timestamp, UserId, WaitingEntry,
     MAX_EVENT_ID, MAX_EVENT_NAME_CHARS,
 };
+use crate::http::api::error::ApiError;
 
 /// `validator` compares string lengths as u64.
 const NAME_MAX_CHARS: u64 = MAX_EVENT_NAME_CHARS as u64;

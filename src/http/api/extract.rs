@@ -7,9 +7,9 @@ use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 use validator::{Validate, ValidationErrors, ValidationErrorsKind};
 
-use super::error::{ApiError, FieldError};
-use super::AppState;
 use crate::domain::{EventId, UserId};
+use crate::http::api::error::{ApiError, FieldError};
+use crate::http::AppState;
 
 /// A JSON body that parsed and passed its `validator` rules.
 ///
@@ -199,7 +199,7 @@ pub fn event_id(raw: &str) -> Result<EventId, ApiError> {
 /// Parses a path segment as a user id.
 pub fn user_id(raw: &str) -> Result<UserId, ApiError> {
     let refuse = |why: String| ApiError::field("userId", &why);
-    if UserId::is_valid(raw) && !super::dto::is_new_user_id(raw) {
+    if UserId::is_valid(raw) && !crate::http::api::dto::is_new_user_id(raw) {
         return Err(refuse(format!("{raw:?} is not a usable user id")));
     }
     UserId::try_from(raw).map_err(|e| refuse(e.to_string()))

@@ -1,7 +1,7 @@
 //! Per-client-IP request quota, enforced with `governor`.
 //!
 //! Written here rather than taken from `actix-governor`, which is GPL-3.0.
-//! The key is the client address settled by [`super::client`]: the TCP peer,
+//! The key is the client address settled by [`crate::http::middleware::identity`]: the TCP peer,
 //! unless that is one of `server.trusted_proxies` (a client's own
 //! `X-Forwarded-For` would let it pick a fresh quota per request).
 
@@ -18,9 +18,9 @@ use actix_web::{web, Error, ResponseError};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
 
-use super::client::client_ip_of;
-use super::error::ApiError;
 use crate::config::RateLimitSettings;
+use crate::http::api::error::ApiError;
+use crate::http::middleware::identity::client_ip_of;
 
 /// Paths never counted against the quota: monitoring must always get through.
 const EXEMPT_PATHS: &[&str] = &["/health", "/ready"];
@@ -75,7 +75,7 @@ pub async fn enforce(
     if let (Some(limiter), Some(ip)) = (limiter, client_ip_of(req.request())) {
         if !EXEMPT_PATHS.contains(&req.path()) {
             if let Err(secs) = limiter.check(ip) {
-                if let Some(state) = req.app_data::<web::Data<super::AppState>>() {
+                if let Some(state) = req.app_data::<web::Data<crate::http::AppState>>() {
                     state
                         .http_stats
                         .rate_limited

@@ -17,10 +17,10 @@ use actix_web::{web, FromRequest, HttpRequest};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use subtle::ConstantTimeEq;
 
-use super::error::ApiError;
-use super::AppState;
 use crate::config::{AuthSettings, UserAuth};
 use crate::domain::UserId;
+use crate::http::api::error::ApiError;
+use crate::http::AppState;
 
 /// The credentials checks of a running service, built once at start.
 pub struct Gate {

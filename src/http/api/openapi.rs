@@ -4,7 +4,7 @@
 //! The operations are declared here, one per route and method, because
 //! several handlers serve two routes (the seed API and its REST twin) and
 //! `utoipa` describes one route per function. Responses every operation
-//! shares (429, and 401/403 on guarded routes) are added by [`Shared`], and
+//! shares (429, and 401/403 on guarded routes) are added by `Shared`, and
 //! the limits the running service enforces are written in by [`document`],
 //! so the document states what this process does, not the defaults.
 //! `tests/api/openapi.rs` and the Schemathesis run in CI keep it true.
@@ -16,15 +16,15 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{OpenApi as Document, RefOr, Response, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
-use super::dto::{
+use crate::config::LimitSettings;
+use crate::http::api::dto::{
     BookedResponse, BookingChangeResponse, BookingRequest, BookingResponse, BookingTargetRequest,
     CancelResponse, CreateEventRequest, CreatedResponse, EventChangeResponse, EventJson,
     PageResponse, QuantityChangeRequest, QuantityRequest, StatusResponse, UpdateEventRequest,
     WaitingItemJson,
 };
-use super::error::ErrorBody;
-use super::handlers::HealthJson;
-use crate::config::LimitSettings;
+use crate::http::api::error::ErrorBody;
+use crate::http::api::handlers::HealthJson;
 
 /// The whole document; see [`document`] for the copy the service serves.
 #[derive(OpenApi)]

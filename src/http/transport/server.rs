@@ -23,9 +23,9 @@ use actix_service::{
 use actix_web::dev::{AppConfig, Extensions};
 use actix_web::rt::net::TcpStream;
 
-use super::connections::Connections;
-use super::stream::ServedStream;
-use super::ApiError;
+use crate::http::api::ApiError;
+use crate::http::transport::connections::Connections;
+use crate::http::transport::stream::ServedStream;
 
 /// What the server is told besides the app.
 #[derive(Debug, Clone)]

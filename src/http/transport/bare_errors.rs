@@ -3,13 +3,13 @@
 //! actix-http answers a request it cannot parse (400), a head that does not
 //! arrive in time (408) and a head too large (431) itself, below any
 //! middleware, with an empty body and no hook to change it. Every error of
-//! this service is JSON with a code, so [`ServedStream`](super::stream::ServedStream)
+//! this service is JSON with a code, so [`ServedStream`](crate::http::transport::stream::ServedStream)
 //! writes those replies with the JSON body of the matching [`ApiError`]
 //! instead. They are recognisable exactly: `content-length: 0` as the
 //! first header of a 400, 408 or 431, which no reply of the application
 //! has (its errors always carry a body).
 
-use super::ApiError;
+use crate::http::api::ApiError;
 
 /// The header that marks actix-http's bodiless replies: it is the first
 /// header there, and the application never sends an empty error.

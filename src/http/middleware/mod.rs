@@ -1,0 +1,8 @@
+//! What every request passes through before its handler, outermost first:
+//! [`identity`] (the client's address, trusted proxies resolved, and a
+//! request id), [`metrics`] (counted by route, method and status) and
+//! [`rate_limit`] (the per-IP quota over `governor`).
+
+pub mod identity;
+pub mod metrics;
+pub mod rate_limit;
