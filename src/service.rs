@@ -20,7 +20,8 @@ use crate::domain::{
     BookingChange, BookingView, DomainError, EventChange, EventId, EventPatch, EventSettings,
     EventStatus, Limit, Timestamp, UserId, WaitingPage,
 };
-use crate::persistence::journal::{Journal, Lsn};
+use crate::persistence::change_log::{wait_durable, ChangeLog};
+use crate::persistence::journal::Lsn;
 
 /// Why an operation was refused. Nothing changed when one is returned.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -100,17 +101,17 @@ pub struct BoxOffice {
     /// Every event's actor.
     registry: Arc<Registry>,
     /// Answers wait on it until what they show is durable.
-    journal: Arc<Journal>,
+    log: Arc<dyn ChangeLog>,
     /// Bounds from configuration.
     limits: LimitSettings,
 }
 
 impl BoxOffice {
-    /// The service over `registry`, whose actors journal to `journal`.
-    pub fn new(registry: Arc<Registry>, journal: Arc<Journal>, limits: LimitSettings) -> Self {
+    /// The service over `registry`, whose actors hand their changes to `log`.
+    pub fn new(registry: Arc<Registry>, log: Arc<dyn ChangeLog>, limits: LimitSettings) -> Self {
         Self {
             registry,
-            journal,
+            log,
             limits,
         }
     }
@@ -154,7 +155,7 @@ impl BoxOffice {
         let (status, lsn) = self
             .registry
             .create(new.id, &settings, self.registry.clock().now())?;
-        if self.journal.wait_durable(lsn).await.is_err() {
+        if wait_durable(&*self.log, lsn).await.is_err() {
             // Never announced, and its record is not on disk: it must not exist.
             self.registry.remove(status.id);
             return Err(Unavailable.into());
@@ -241,7 +242,7 @@ impl BoxOffice {
             .registry
             .published(id)
             .ok_or(ServiceError::EventNotFound)?;
-        if published.servable(self.registry.clock().now(), &self.journal.state()) {
+        if published.servable(self.registry.clock().now(), &self.log.state()) {
             return Ok((published.status.clone(), published.lsn()));
         }
         self.read_at(id, |event| event.status()).await
@@ -291,7 +292,7 @@ impl BoxOffice {
 
     /// Why changes cannot be made durable right now, if they cannot.
     pub fn fault(&self) -> Option<String> {
-        self.journal.state().fault.clone()
+        self.log.state().fault.clone()
     }
 
     /// Sends a change to event `id`'s actor and waits until it is durable.
@@ -350,8 +351,7 @@ impl BoxOffice {
 
     /// Holds an answer back until everything it shows is durable.
     async fn durable<T>(&self, answer: Durable<T>) -> Result<T> {
-        self.journal
-            .wait_durable(answer.lsn)
+        wait_durable(&*self.log, answer.lsn)
             .await
             .map_err(|_| Unavailable)?;
         Ok(answer.value)

@@ -27,6 +27,7 @@ use crate::http::transport::connections::Connections;
 use crate::http::transport::server::{self, ServeOptions};
 use crate::http::transport::stream;
 use crate::http::AppState;
+use crate::persistence::change_log::ChangeLog;
 use crate::persistence::data_dir::{DataDir, DataDirError};
 use crate::persistence::journal::JournalError;
 use crate::persistence::recovery::RecoveryError;
@@ -266,7 +267,7 @@ impl Application {
             body_timeout,
             service: Arc::new(BoxOffice::new(
                 Arc::clone(&registry),
-                Arc::clone(&journal),
+                Arc::clone(&journal) as Arc<dyn ChangeLog>,
                 settings.limits.clone(),
             )),
         });

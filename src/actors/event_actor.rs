@@ -27,7 +27,8 @@ use crate::clock::Clock;
 use crate::domain::{
     BookingIdSequence, BookingStatus, Change, Event, Made, Outcome, Timestamp, Undo,
 };
-use crate::persistence::journal::{Journal, Lsn, Record};
+use crate::persistence::change_log::ChangeLog;
+use crate::persistence::journal::{Lsn, Record};
 use crate::persistence::StoredEvent;
 
 /// Messages an event's mailbox holds before senders are refused with 503.
@@ -97,7 +98,7 @@ pub struct EventActor {
     /// intervals.
     changes: Arc<AtomicU64>,
     /// Where changes are made durable.
-    journal: Arc<Journal>,
+    log: Arc<dyn ChangeLog>,
     /// Changes applied but not yet known durable, oldest first, with undos.
     pending: VecDeque<(Lsn, Undo)>,
     /// The journal epoch this actor's pending changes belong to.
@@ -123,7 +124,7 @@ pub struct ActorShared {
     /// Service-wide count of changes (for the snapshotter).
     pub changes: Arc<AtomicU64>,
     /// Where changes are made durable.
-    pub journal: Arc<Journal>,
+    pub log: Arc<dyn ChangeLog>,
     /// What the actors decided, for `/metrics`.
     pub counters: Arc<EventCounters>,
     /// Where "now" comes from.
@@ -136,16 +137,16 @@ impl EventActor {
         let ActorShared {
             ids,
             changes,
-            journal,
+            log,
             counters,
             clock,
         } = shared;
-        let epoch = journal.state().epoch;
+        let epoch = log.state().epoch;
         Self {
             event,
             ids,
             changes,
-            journal,
+            log,
             pending: VecDeque::new(),
             epoch,
             durable_lsn: applied_lsn,
@@ -237,7 +238,7 @@ impl EventActor {
     /// Forgets undos of durable changes, and undoes every pending change if
     /// the journal has faulted since they were made.
     fn settle(&mut self) {
-        let state = self.journal.state();
+        let state = self.log.state();
         while let Some(&(lsn, _)) = self.pending.front() {
             if !state.is_durable(lsn) {
                 break;
@@ -294,7 +295,7 @@ impl EventActor {
 
     /// Whether the journal refuses changes right now (no settling first).
     fn faulted(&self) -> bool {
-        self.journal.state().fault.is_some()
+        self.log.state().fault.is_some()
     }
 
     /// What `made` adds to the counters, to be done once it is journalled.
@@ -333,7 +334,7 @@ impl EventActor {
             event: self.event.id(),
             change: made.change,
         };
-        match self.journal.submit(record, self.epoch) {
+        match self.log.submit(record, self.epoch) {
             Ok(lsn) => {
                 self.pending.push_back((lsn, made.undo));
                 self.changes.fetch_add(1, Ordering::Relaxed);
@@ -446,6 +447,120 @@ mod tests {
             1u32..3,
             proptest::bool::weighted(0.25),
         )
+    }
+
+    /// A change log that is not the journal: durable only when the test
+    /// says so, and able to start a new epoch (as a leader that lost its
+    /// leadership would), abandoning what it had taken.
+    struct ScriptedLog {
+        next: std::sync::Mutex<u64>,
+        state: tokio::sync::watch::Sender<crate::persistence::journal::JournalState>,
+    }
+
+    impl crate::persistence::change_log::ChangeLog for ScriptedLog {
+        fn submit(
+            &self,
+            _: crate::persistence::journal::Record,
+            epoch: u64,
+        ) -> Result<crate::persistence::journal::Lsn, crate::persistence::journal::Refused>
+        {
+            if epoch != self.state.borrow().epoch {
+                return Err(crate::persistence::journal::Refused);
+            }
+            let mut next = self.next.lock().expect("lock");
+            *next += 1;
+            Ok(crate::persistence::journal::Lsn::new(*next))
+        }
+
+        fn next_lsn(&self) -> crate::persistence::journal::Lsn {
+            crate::persistence::journal::Lsn::new(*self.next.lock().expect("lock") + 1)
+        }
+
+        fn state(&self) -> tokio::sync::watch::Ref<'_, crate::persistence::journal::JournalState> {
+            self.state.borrow()
+        }
+
+        fn watch(&self) -> tokio::sync::watch::Receiver<crate::persistence::journal::JournalState> {
+            self.state.subscribe()
+        }
+    }
+
+    /// The actor works against any change log: what the log makes durable
+    /// stays, and what it abandons in a new epoch is undone before the
+    /// next answer.
+    #[actix_web::test]
+    async fn changes_a_log_abandons_in_a_new_epoch_are_undone() {
+        use crate::persistence::journal::{JournalState, Lsn};
+        use actix::Actor;
+        let log = Arc::new(ScriptedLog {
+            next: std::sync::Mutex::new(1),
+            state: tokio::sync::watch::Sender::new(JournalState {
+                durable: Lsn::new(1),
+                ..JournalState::default()
+            }),
+        });
+        let clock = Clock::manual(Timestamp::from_millis(1_700_000_000_000));
+        let id = EventId::try_from(1).expect("id");
+        let (event, _) =
+            Event::create(id, EventSettings::new(None, 2, 2), clock.now()).expect("event");
+        let (signals, _) = super::LiveSignals::new(&event, Lsn::new(1));
+        let shared = super::ActorShared {
+            ids: Arc::default(),
+            changes: Arc::default(),
+            log: Arc::clone(&log) as Arc<dyn crate::persistence::change_log::ChangeLog>,
+            counters: Arc::default(),
+            clock,
+        };
+        let addr = super::EventActor::new(event, Lsn::new(1), shared, signals).start();
+        let rejections = std::sync::atomic::AtomicU64::new(0);
+        let book = |name: &str| {
+            let user = UserId::try_from(name).expect("user");
+            let op: crate::actors::messages::ChangeOp<()> = Box::new(move |e, ids, now| {
+                e.book(&user, 1, ids, now).map(|o| crate::domain::Outcome {
+                    value: (),
+                    made: o.made,
+                })
+            });
+            op
+        };
+        let available = || {
+            let op = Box::new(|e: &Event| e.status().available_tickets);
+            ask(&addr, &rejections, |reply| Read { op, reply })
+        };
+        let a = ask(&addr, &rejections, |reply| MakeChange {
+            op: book("a"),
+            reply,
+        })
+        .await
+        .expect("sent")
+        .expect("booked");
+        log.state.send_modify(|s| s.durable = a.lsn);
+        let b = ask(&addr, &rejections, |reply| MakeChange {
+            op: book("b"),
+            reply,
+        })
+        .await
+        .expect("sent")
+        .expect("booked");
+        assert_eq!(available().await.expect("read").value, 0);
+        // The log loses b's change: a new epoch, b's LSN abandoned.
+        log.state.send_modify(|s| {
+            s.epoch += 1;
+            s.failed.push(b.lsn..=b.lsn);
+        });
+        assert_eq!(
+            available().await.expect("read").value,
+            1,
+            "b's booking is undone, a's (durable) stays"
+        );
+        // And the actor takes changes again in the new epoch.
+        ask(&addr, &rejections, |reply| MakeChange {
+            op: book("c"),
+            reply,
+        })
+        .await
+        .expect("sent")
+        .expect("booked in the new epoch");
     }
 
     /// A hold lapses by the actor's own timer, with no request arriving:

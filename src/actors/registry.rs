@@ -21,6 +21,7 @@ use crate::domain::{
     BookingIdSequence, DomainError, Event, EventId, EventSettings, EventStatus, Timestamp,
     MAX_EVENT_ID,
 };
+use crate::persistence::change_log::ChangeLog;
 use crate::persistence::journal::{Journal, Lsn, Record};
 use crate::persistence::recovery::Recovered;
 use crate::persistence::StoredEvent;
@@ -77,6 +78,8 @@ pub struct Registry {
     changes: Arc<AtomicU64>,
     /// Where changes are made durable.
     journal: Arc<Journal>,
+    /// The same journal, as the actors and creates hand changes to it.
+    log: Arc<dyn ChangeLog>,
     /// What the actors decided, for `/metrics`.
     counters: Arc<EventCounters>,
 }
@@ -87,6 +90,7 @@ impl Registry {
     /// running actix system.
     pub fn new(thread_count: usize, journal: Arc<Journal>, clock: Clock) -> Self {
         Self {
+            log: Arc::clone(&journal) as Arc<dyn ChangeLog>,
             clock,
             actors: DashMap::new(),
             ordered: RwLock::new(BTreeSet::new()),
@@ -214,11 +218,9 @@ impl Registry {
                 let (event, change) = Event::create(id, settings.clone(), now)?;
                 let status = event.status();
                 let record = Record::Change { event: id, change };
-                let epoch = self.journal.state().epoch;
-                let lsn = self
-                    .journal
-                    .submit(record, epoch)
-                    .map_err(|_| Unavailable)?;
+                // Through the same seam as every change an actor makes.
+                let epoch = self.log.state().epoch;
+                let lsn = self.log.submit(record, epoch).map_err(|_| Unavailable)?;
                 slot.insert(self.start(event, lsn));
                 self.note_id(&mut ordered, id);
                 Ok(Some((status, lsn)))
@@ -266,7 +268,7 @@ impl Registry {
         let shared = ActorShared {
             ids: Arc::clone(&self.ids),
             changes: Arc::clone(&self.changes),
-            journal: Arc::clone(&self.journal),
+            log: Arc::clone(&self.log),
             counters: Arc::clone(&self.counters),
             clock: self.clock.clone(),
         };

@@ -6,6 +6,7 @@
 //! Nothing here runs on a request thread: callers hand the work to a
 //! blocking thread.
 
+pub mod change_log;
 pub mod codec;
 pub mod data_dir;
 pub mod journal;

@@ -316,30 +316,7 @@ impl Journal {
     /// Waits until `lsn` is durable; `Err` if it never will be.
     /// [`Lsn::ZERO`] (a read that follows no change) returns at once.
     pub async fn wait_durable(&self, lsn: Lsn) -> Result<(), Refused> {
-        if lsn == Lsn::ZERO {
-            return Ok(());
-        }
-        // Most answers are already durable when asked (reads, and every
-        // change once its batch is synced): no subscription needed.
-        {
-            let state = self.state.borrow();
-            if state.is_durable(lsn) {
-                return Ok(());
-            }
-            if state.has_failed(lsn) {
-                return Err(Refused);
-            }
-        }
-        let mut updates = self.state.subscribe();
-        let state = updates
-            .wait_for(|s| s.is_durable(lsn) || s.has_failed(lsn))
-            .await
-            .map_err(|_| Refused)?;
-        if state.is_durable(lsn) {
-            Ok(())
-        } else {
-            Err(Refused)
-        }
+        crate::change_log::wait_durable(self, lsn).await
     }
 
     /// Stops the writer after it has written and synced everything queued.
