@@ -12,43 +12,6 @@ use boxoffice::startup::Application;
 
 const USAGE: &str = "usage: boxoffice [--config PATH] | --help | --version";
 
-const HELP: &str = "\
-boxoffice: a ticket booking service (HTTP API in docs/API.md)
-
-usage: boxoffice [--config PATH]
-
-options:
-  --config PATH   settings file (default: config.toml in the working
-                  directory; built-in defaults when it does not exist)
-  -h, --help      this text
-  -V, --version   the version
-
-configuration keys (file section.key; environment BOXOFFICE__SECTION__KEY,
-e.g. BOXOFFICE__SERVER__PORT=9000, which wins over the file):
-  server.host, server.port, server.workers,
-  server.client_request_timeout_ms, server.keep_alive_secs,
-  server.max_connections, server.max_connections_per_ip,
-  server.send_timeout_ms, server.max_unsent_bytes,
-  server.shutdown_timeout_secs,
-  server.trusted_proxies
-  limits.max_tickets_per_event, limits.max_body_bytes,
-  limits.max_tickets_per_user, limits.max_events,
-  limits.max_bookings_per_event
-  rate_limit.enabled, rate_limit.requests, rate_limit.period_secs
-  snapshot.dir (the data directory: snapshots and journal),
-  snapshot.interval_secs, snapshot.keep
-  journal.enabled, journal.fsync, journal.fsync_interval_ms,
-  journal.segment_bytes
-  log.level (RUST_LOG wins), log.access_log
-  live.max_streams, live.min_interval_ms, live.keep_alive_secs
-  auth.admin_token, auth.users (trusted or jwt), auth.jwt_secret,
-  auth.jwt_public_key_file, auth.jwt_issuer, auth.jwt_audience,
-  auth.jwt_leeway_secs (secrets: prefer BOXOFFICE__AUTH__* variables)
-
-exit codes: 0 clean stop; 1 could not start (address in use, data
-directory locked by another process) or stop cleanly; 2 bad command line
-or configuration; 3 stored data could not be read (see the README).";
-
 /// What the command line asks for.
 #[derive(Debug, PartialEq, Eq)]
 enum Command {
@@ -64,7 +27,7 @@ fn main() -> ExitCode {
     let config_path = match parse_args(std::env::args().skip(1)) {
         Ok(Command::Run(path)) => path,
         Ok(Command::Help) => {
-            println!("{HELP}");
+            println!("{}", boxoffice::config::HELP);
             return ExitCode::SUCCESS;
         }
         Ok(Command::Version) => {

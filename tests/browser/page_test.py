@@ -77,7 +77,7 @@ def main():
         driver.find_element(By.ID, "watch-booking").click()
         wait.until(text_is("booking-view", "place 1"))
         if len(sys.argv) > 2:
-            driver.save_screenshot(sys.argv[2])  # the README's picture
+            driver.save_screenshot(sys.argv[2])  # the picture in docs/guide.md
         user.clear()
         user.send_keys("page-user")
         driver.find_element(By.ID, "cancel").click()
