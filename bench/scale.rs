@@ -202,6 +202,7 @@ fn snapshot_and_restore(
         journal_lsn: Lsn::ZERO,
         next_event_id: 2,
         next_booking_id: ids.peek(),
+        create_keys: Vec::new(),
         events: vec![StoredEvent {
             applied_lsn: Lsn::ZERO,
             event: state,

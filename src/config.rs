@@ -35,14 +35,15 @@ e.g. BOXOFFICE__SERVER__PORT=9000, which wins over the file):
   server.trusted_proxies
   limits.max_tickets_per_event, limits.max_body_bytes,
   limits.max_tickets_per_user, limits.max_events,
-  limits.max_bookings_per_event
+  limits.max_bookings_per_event, limits.max_create_keys
   rate_limit.enabled, rate_limit.requests, rate_limit.period_secs
   snapshot.dir (the data directory: snapshots and journal),
   snapshot.interval_secs, snapshot.keep, snapshot.journal_percent
   journal.enabled, journal.fsync, journal.fsync_interval_ms,
   journal.segment_bytes
   log.level (RUST_LOG wins), log.access_log
-  live.max_streams, live.min_interval_ms, live.keep_alive_secs
+  live.max_streams, live.max_streams_per_ip, live.min_interval_ms,
+  live.keep_alive_secs
   auth.admin_token, auth.users (trusted or jwt), auth.jwt_secret,
   auth.jwt_public_key_file, auth.jwt_issuer, auth.jwt_audience,
   auth.jwt_leeway_secs (secrets: prefer BOXOFFICE__AUTH__* variables)
@@ -84,6 +85,9 @@ pub struct Settings {
 pub struct LiveSettings {
     /// Streams open at once; past it a new one is 503.
     pub max_streams: usize,
+    /// Streams one client address (as the rate limit sees it) may hold;
+    /// past it a new one is 429. 0: no cap.
+    pub max_streams_per_ip: usize,
     /// Least time between two messages of one stream, in milliseconds;
     /// changes in between are coalesced into the next message.
     pub min_interval_ms: u64,
@@ -149,6 +153,9 @@ pub struct LimitSettings {
     /// Most users who may book one event (every user who ever booked it
     /// keeps a record, so this bounds the event's memory); 409 past it.
     pub max_bookings_per_event: u64,
+    /// Most idempotency keys of creates remembered (each for a day); the
+    /// oldest are forgotten first past it.
+    pub max_create_keys: usize,
 }
 
 /// `[rate_limit]`
@@ -259,6 +266,7 @@ impl Default for Settings {
                 max_tickets_per_user: 10,
                 max_events: 100_000,
                 max_bookings_per_event: 10_000_000,
+                max_create_keys: 100_000,
             },
             rate_limit: RateLimitSettings {
                 enabled: true,
@@ -283,6 +291,7 @@ impl Default for Settings {
             },
             live: LiveSettings {
                 max_streams: 10_000,
+                max_streams_per_ip: 100,
                 min_interval_ms: 100,
                 keep_alive_secs: 15,
             },
@@ -404,6 +413,9 @@ impl Settings {
         if !(1..=u64::from(u32::MAX - 1)).contains(&self.limits.max_bookings_per_event) {
             return invalid("limits.max_bookings_per_event", "must be 1 to 4294967294");
         }
+        if !(1..=10_000_000).contains(&self.limits.max_create_keys) {
+            return invalid("limits.max_create_keys", "must be 1 to 10000000");
+        }
         if self.rate_limit.requests == 0 {
             return invalid("rate_limit.requests", "must be at least 1");
         }
@@ -432,6 +444,9 @@ impl Settings {
         self.auth.validate()?;
         if !(1..=1_000_000).contains(&self.live.max_streams) {
             return invalid("live.max_streams", "must be 1 to 1000000");
+        }
+        if self.live.max_streams_per_ip > 1_000_000 {
+            return invalid("live.max_streams_per_ip", "must be 0 to 1000000");
         }
         if !(1..=60_000).contains(&self.live.min_interval_ms) {
             return invalid("live.min_interval_ms", "must be 1 to 60000");

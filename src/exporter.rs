@@ -9,6 +9,7 @@ use boxoffice_metrics::prometheus_client::encoding::DescriptorEncoder;
 use boxoffice_metrics::{gauge, resident_bytes, Exporter};
 
 use crate::actors::EventCounters;
+use crate::http::live::Live;
 use crate::http::middleware::metrics::HttpStats;
 use crate::http::transport::connections::Connections;
 use crate::persistence::stats::{JournalStats, SnapshotStats};
@@ -25,8 +26,8 @@ pub struct Sources {
     pub journal: Arc<JournalStats>,
     /// Snapshots.
     pub snapshots: Arc<SnapshotStats>,
-    /// How many live streams are open right now.
-    pub live_streams: Box<dyn Fn() -> usize + Send + Sync>,
+    /// Live streams.
+    pub live: Arc<Live>,
     /// Connections served and refused.
     pub connections: Arc<Connections>,
 }
@@ -50,12 +51,7 @@ impl Collector for Sources {
         self.events.encode(&mut encoder, (self.event_count)())?;
         self.journal.encode(&mut encoder)?;
         self.snapshots.encode(&mut encoder)?;
-        gauge(
-            &mut encoder,
-            "boxoffice_live_streams",
-            "Server-Sent Event streams open",
-            (self.live_streams)() as i64,
-        )?;
+        self.live.encode(&mut encoder)?;
         self.connections.encode(&mut encoder)?;
         if let Some(bytes) = resident_bytes() {
             gauge(

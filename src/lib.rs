@@ -1,19 +1,32 @@
 //! boxoffice: a ticket booking service.
 //!
+//! The layers are crates, so a wrong-way import does not compile:
+//! [`domain`] (`crates/domain`: no runtime, no I/O, no clock) is below
+//! [`persistence`] (`crates/storage`: codec, journal, snapshots, recovery,
+//! the change-log seam), and both are below this crate; `boxoffice-metrics`
+//! (`crates/metrics`) is a leaf every layer counts through.
+//!
 //! A request passes through, in order:
-//! - [`http`]: routes, extractors (validation into domain values), rate
-//!   limiting, and the mapping of every error to JSON;
+//! - [`http`]: the connection layer ([`http::transport`]), the middleware
+//!   every request passes ([`http::middleware`]: identity, metrics, rate
+//!   limit), then the route table and handlers ([`http::api`]) or a live
+//!   stream ([`http::live`]);
 //! - [`service`]: [`service::BoxOffice`], every operation of the service:
 //!   finds the event's actor, sends it the operation, waits until the
 //!   answer is durable;
 //! - [`actors`]: one actor per event that applies changes one at a time and
-//!   journals them, the registry that finds actors, and the snapshotter;
-//! - [`domain`]: events, bookings, parties and the waiting queue as a plain
-//!   state machine; every change is a [`domain::Change`];
-//! - [`persistence`]: the codec, the write-ahead journal, snapshot files,
-//!   the data directory's lock, and recovery from both at start.
+//!   hands them to the change log, the registry that finds actors, and the
+//!   snapshotter;
+//! - [`domain`]: events, bookings, parties, the waiting queue and the
+//!   idempotency keys of creates as a plain state machine; every change is
+//!   a [`domain::Change`];
+//! - [`persistence`]: the codec, the change log and its journal, snapshot
+//!   files, the data directory's lock, and recovery from both at start.
 //!
-//! [`config`] reads the settings; [`startup`] wires it all together.
+//! Beside them: [`config`] reads the settings (and holds `--help`),
+//! [`clock`] is where "now" comes from, [`logging`] sets up the logger,
+//! [`exporter`] assembles `/metrics` from each layer's counters, and
+//! [`startup`] wires it all together.
 pub mod actors;
 pub mod clock;
 pub mod config;

@@ -17,8 +17,8 @@ use crate::actors::messages::{ActorError, Durable, MakeChange, Read};
 use crate::actors::{ask, CreateError, EventActor, Registry, Unavailable};
 use crate::config::LimitSettings;
 use crate::domain::{
-    BookingChange, BookingView, DomainError, EventChange, EventId, EventPatch, EventSettings,
-    EventStatus, Limit, Timestamp, UserId, WaitingPage,
+    BookingChange, BookingView, CreateKey, DomainError, Event, EventChange, EventId, EventPatch,
+    EventSettings, EventStatus, Limit, Timestamp, UserId, WaitingPage,
 };
 use crate::persistence::change_log::{wait_durable, ChangeLog};
 use crate::persistence::journal::Lsn;
@@ -46,6 +46,9 @@ pub enum ServiceError {
     /// Every automatic event id is taken.
     #[error("no event ids left")]
     IdsExhausted,
+    /// An idempotency key already used, within its day, for another request.
+    #[error("this Idempotency-Key was used for another request")]
+    IdempotencyConflict,
     /// The change cannot be made durable, or the event's mailbox is full.
     #[error(transparent)]
     Unavailable(#[from] Unavailable),
@@ -104,15 +107,19 @@ pub struct BoxOffice {
     log: Arc<dyn ChangeLog>,
     /// Bounds from configuration.
     limits: LimitSettings,
+    /// Keyed creates, one at a time: a repeat waits for the first.
+    keyed_creates: tokio::sync::Mutex<()>,
 }
 
 impl BoxOffice {
     /// The service over `registry`, whose actors hand their changes to `log`.
     pub fn new(registry: Arc<Registry>, log: Arc<dyn ChangeLog>, limits: LimitSettings) -> Self {
+        registry.limit_create_keys(limits.max_create_keys);
         Self {
             registry,
             log,
             limits,
+            keyed_creates: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -122,7 +129,12 @@ impl BoxOffice {
     }
 
     /// Creates an event and answers once its creation is durable.
-    pub async fn create_event(&self, new: NewEvent) -> Result<EventStatus> {
+    ///
+    /// With an idempotency `key`, a create repeated within a day answers
+    /// the first create's event as it was created and creates nothing; the
+    /// same key with another request is [`ServiceError::IdempotencyConflict`].
+    /// Keyed creates go one at a time, so concurrent repeats make one event.
+    pub async fn create_event(&self, new: NewEvent, key: Option<String>) -> Result<EventStatus> {
         let max_tickets = self.limits.max_tickets_per_event;
         if new.total_tickets == 0 || new.total_tickets > max_tickets {
             return Err(invalid(
@@ -144,6 +156,31 @@ impl BoxOffice {
             sales_start: new.sales_start,
             sales_end: new.sales_end,
         };
+        let requested = new.id;
+        let Some(key) = key else {
+            return self.create(requested, &settings, None).await;
+        };
+        let _one_at_a_time = self.keyed_creates.lock().await;
+        if let Some(first) = self.registry.create_key(&key) {
+            if !first.same_request(requested, &settings) {
+                return Err(ServiceError::IdempotencyConflict);
+            }
+            // An event is made from its settings alone: this is the status
+            // the first reply showed.
+            let (event, _) = Event::create(first.event, first.settings, first.at)?;
+            return Ok(event.status());
+        }
+        self.create(requested, &settings, Some(key)).await
+    }
+
+    /// Creates an event (remembering `key` with it) and answers once both
+    /// are durable; neither exists if that fails.
+    async fn create(
+        &self,
+        requested: Option<EventId>,
+        settings: &EventSettings,
+        key: Option<String>,
+    ) -> Result<EventStatus> {
         let max_events = self.limits.max_events;
         if self.registry.event_count() as u64 >= max_events {
             return Err(DomainError::LimitReached {
@@ -152,12 +189,31 @@ impl BoxOffice {
             }
             .into());
         }
-        let (status, lsn) = self
-            .registry
-            .create(new.id, &settings, self.registry.clock().now())?;
-        if wait_durable(&*self.log, lsn).await.is_err() {
+        let now = self.registry.clock().now();
+        let (status, lsn) = self.registry.create(requested, settings, now)?;
+        let key_lsn = match &key {
+            None => Ok(Lsn::ZERO),
+            Some(key) => self.registry.remember_create_key(CreateKey {
+                key: key.clone(),
+                requested,
+                settings: settings.clone(),
+                event: status.id,
+                at: now,
+            }),
+        };
+        let durable = match key_lsn {
+            Ok(key_lsn) => {
+                wait_durable(&*self.log, lsn).await.is_ok()
+                    && wait_durable(&*self.log, key_lsn).await.is_ok()
+            }
+            Err(_) => false,
+        };
+        if !durable {
             // Never announced, and its record is not on disk: it must not exist.
             self.registry.remove(status.id);
+            if let Some(key) = &key {
+                self.registry.forget_create_key(key);
+            }
             return Err(Unavailable.into());
         }
         Ok(status)

@@ -249,10 +249,7 @@ impl Application {
             },
             journal: Arc::clone(journal.stats()),
             snapshots: Arc::clone(store.stats()),
-            live_streams: {
-                let live = Arc::clone(&live);
-                Box::new(move || live.open_streams())
-            },
+            live: Arc::clone(&live),
             connections: Arc::clone(&connections),
         }
         .into_exporter();

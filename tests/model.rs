@@ -388,6 +388,7 @@ proptest! {
                 Op::Restart => {
                     let snapshot = ServiceSnapshot {
                         taken_at: now,
+                        create_keys: Vec::new(),
                         next_event_id: events.len() as u64 + 1,
                         next_booking_id: ids.peek(),
                         journal_lsn: Lsn::ZERO,

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use actix::dev::ToEnvelope;
 use actix::{Actor, Addr, Handler, Message};
@@ -18,13 +18,16 @@ use super::placement::Placement;
 use super::published::Published;
 use crate::clock::Clock;
 use crate::domain::{
-    BookingIdSequence, DomainError, Event, EventId, EventSettings, EventStatus, Timestamp,
-    MAX_EVENT_ID,
+    BookingIdSequence, CreateKey, CreateKeys, DomainError, Event, EventId, EventSettings,
+    EventStatus, Timestamp, MAX_EVENT_ID,
 };
 use crate::persistence::change_log::ChangeLog;
 use crate::persistence::journal::{Journal, Lsn, Record};
 use crate::persistence::recovery::Recovered;
 use crate::persistence::StoredEvent;
+
+/// Idempotency keys kept until `limits.max_create_keys` says otherwise.
+const DEFAULT_CREATE_KEYS: usize = 100_000;
 
 /// Snapshot hand-overs asked for at once.
 const COLLECT_IN_FLIGHT: usize = 1_024;
@@ -80,6 +83,12 @@ pub struct Registry {
     journal: Arc<Journal>,
     /// The same journal, as the actors and creates hand changes to it.
     log: Arc<dyn ChangeLog>,
+    /// Idempotency keys of creates, and the LSN of the newest one's
+    /// record. A key's record is handed to the log and the key remembered
+    /// under this one lock, and the snapshotter takes it only after noting
+    /// the journal position, so a snapshot never misses a key the journal
+    /// position says it covers.
+    create_keys: Mutex<(CreateKeys, Lsn)>,
     /// What the actors decided, for `/metrics`.
     counters: Arc<EventCounters>,
 }
@@ -91,6 +100,7 @@ impl Registry {
     pub fn new(thread_count: usize, journal: Arc<Journal>, clock: Clock) -> Self {
         Self {
             log: Arc::clone(&journal) as Arc<dyn ChangeLog>,
+            create_keys: Mutex::new((CreateKeys::new(DEFAULT_CREATE_KEYS), Lsn::ZERO)),
             clock,
             actors: DashMap::new(),
             ordered: RwLock::new(BTreeSet::new()),
@@ -131,8 +141,63 @@ impl Registry {
         &self.journal
     }
 
+    /// Keeps at most `max` idempotency keys of creates (the oldest go
+    /// first). Called at start, before any create.
+    pub fn limit_create_keys(&self, max: usize) {
+        let mut keys = self.keys();
+        let entries = keys.0.entries();
+        keys.0 = CreateKeys::new(max);
+        let now = self.clock.now();
+        for entry in entries {
+            keys.0.insert(entry, now);
+        }
+    }
+
+    fn keys(&self) -> MutexGuard<'_, (CreateKeys, Lsn)> {
+        self.create_keys.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The create remembered under idempotency key `key`, if any.
+    pub fn create_key(&self, key: &str) -> Option<CreateKey> {
+        self.keys().0.get(key, self.clock.now()).cloned()
+    }
+
+    /// Journals `entry` (after its event's creation) and remembers it;
+    /// the LSN to wait for before answering.
+    pub fn remember_create_key(&self, entry: CreateKey) -> Result<Lsn, Unavailable> {
+        let mut keys = self.keys();
+        let epoch = self.log.state().epoch;
+        let lsn = self
+            .log
+            .submit(Record::CreateKey(entry.clone()), epoch)
+            .map_err(|_| Unavailable)?;
+        keys.0.insert(entry, self.clock.now());
+        keys.1 = lsn;
+        Ok(lsn)
+    }
+
+    /// Forgets `key`, whose create could not be made durable.
+    pub fn forget_create_key(&self, key: &str) {
+        self.keys().0.remove(key);
+    }
+
+    /// Every remembered key, for a snapshot, and the LSN to wait for.
+    pub fn create_keys(&self) -> (Vec<CreateKey>, Lsn) {
+        let mut keys = self.keys();
+        let now = self.clock.now();
+        keys.0.forget(now);
+        (keys.0.entries(), keys.1)
+    }
+
     /// Starts an actor for every recovered event.
     pub fn install(&self, recovered: Recovered) {
+        {
+            let mut keys = self.keys();
+            let now = self.clock.now();
+            for entry in recovered.create_keys {
+                keys.0.insert(entry, now);
+            }
+        }
         self.ids.skip_past(crate::domain::BookingId::from_raw(
             recovered.next_booking_id.saturating_sub(1),
         ));

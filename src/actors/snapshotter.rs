@@ -63,11 +63,15 @@ pub async fn take_snapshot(
         .collect(last)
         .await
         .map_err(SnapshotFailed::Collect)?;
+    // After the journal position was noted: every key whose record lies
+    // at or before it is remembered by now (see `Registry::create_keys`).
+    let (create_keys, keys_lsn) = registry.create_keys();
     let newest = events
         .iter()
         .map(|e| e.applied_lsn)
         .max()
-        .unwrap_or(Lsn::ZERO);
+        .unwrap_or(Lsn::ZERO)
+        .max(keys_lsn);
     journal
         .wait_durable(newest)
         .await
@@ -79,6 +83,7 @@ pub async fn take_snapshot(
         next_event_id: registry.next_event_id(),
         next_booking_id: registry.next_booking_id(),
         events,
+        create_keys,
     };
     let writer = Arc::clone(store);
     let taken = tokio::task::spawn_blocking(move || {

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web_lab::sse;
-use futures_util::Stream;
+use futures_util::{Stream, StreamExt};
 use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
 
@@ -28,6 +28,8 @@ use crate::domain::BookingView;
 use crate::domain::{EventId, UserId};
 use crate::http::api::dto::{BookingResponse, StatusResponse};
 use crate::http::api::error::ApiError;
+use crate::http::transport::connections::address_key;
+use crate::http::transport::stream::ClientGone;
 use crate::persistence::journal::Lsn;
 use crate::service::{BoxOffice, ServiceError};
 
@@ -37,6 +39,16 @@ pub struct Live {
     open: AtomicUsize,
     /// Most streams at once.
     max: usize,
+    /// Streams open now, by client address key (only with a per-address cap).
+    per_ip: dashmap::DashMap<std::net::IpAddr, usize>,
+    /// Most streams one client address may hold; 0: no cap.
+    max_per_ip: usize,
+    /// Streams opened, closed, and refused (past the per-address share,
+    /// past `max_streams`) since start, for `/metrics`.
+    opened: std::sync::atomic::AtomicU64,
+    closed: std::sync::atomic::AtomicU64,
+    refused_per_ip: std::sync::atomic::AtomicU64,
+    refused_full: std::sync::atomic::AtomicU64,
     /// Least time between two messages of one stream.
     min_interval: Duration,
     /// A keep-alive comment after this long without a message.
@@ -53,6 +65,12 @@ impl Live {
         Self {
             open: AtomicUsize::new(0),
             max: settings.max_streams,
+            per_ip: dashmap::DashMap::new(),
+            max_per_ip: settings.max_streams_per_ip,
+            opened: Default::default(),
+            closed: Default::default(),
+            refused_per_ip: Default::default(),
+            refused_full: Default::default(),
             min_interval: Duration::from_millis(settings.min_interval_ms),
             keep_alive: Duration::from_secs(settings.keep_alive_secs),
             stop: watch::Sender::new(false),
@@ -71,20 +89,91 @@ impl Live {
         self.stop.send_replace(true);
     }
 
-    /// A place for one more stream, or 503.
-    fn admit(self: &Arc<Self>) -> Result<Slot, ApiError> {
+    /// A place for one more stream from `client`, or 429 when that
+    /// address holds its share, or 503 when every place is taken.
+    fn admit(self: &Arc<Self>, client: Option<std::net::IpAddr>) -> Result<Slot, ApiError> {
         if *self.stop.borrow() {
             return Err(ApiError::Unavailable);
         }
+        let key = match client {
+            Some(ip) if self.max_per_ip > 0 => {
+                let key = address_key(ip);
+                let mut held = self.per_ip.entry(key).or_insert(0);
+                if *held >= self.max_per_ip {
+                    self.refused_per_ip.fetch_add(1, Ordering::Relaxed);
+                    return Err(ApiError::RateLimited(1));
+                }
+                *held += 1;
+                Some(key)
+            }
+            _ => None,
+        };
+        // From here the slot owns the per-address count: dropping it on a
+        // refusal below gives that back too.
+        let mut slot = Slot {
+            live: Arc::clone(self),
+            key,
+            counted: false,
+        };
         let taken = self
             .open
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
                 (n < self.max).then_some(n + 1)
             });
         match taken {
-            Ok(_) => Ok(Slot(Arc::clone(self))),
-            Err(_) => Err(ApiError::StreamsFull(self.max)),
+            Ok(_) => {
+                slot.counted = true;
+                self.opened.fetch_add(1, Ordering::Relaxed);
+                Ok(slot)
+            }
+            Err(_) => {
+                self.refused_full.fetch_add(1, Ordering::Relaxed);
+                Err(ApiError::StreamsFull(self.max))
+            }
         }
+    }
+
+    /// Writes the live-stream families.
+    pub fn encode(
+        &self,
+        encoder: &mut boxoffice_metrics::prometheus_client::encoding::DescriptorEncoder,
+    ) -> std::fmt::Result {
+        use boxoffice_metrics::{counter, gauge};
+        gauge(
+            encoder,
+            "boxoffice_live_streams",
+            "Server-Sent Event streams open",
+            self.open_streams() as i64,
+        )?;
+        counter(
+            encoder,
+            "boxoffice_live_streams_opened",
+            "Server-Sent Event streams opened since start",
+            &self.opened,
+        )?;
+        counter(
+            encoder,
+            "boxoffice_live_streams_closed",
+            "Server-Sent Event streams ended since start (client gone, event gone, or stop)",
+            &self.closed,
+        )?;
+        counter(
+            encoder,
+            "boxoffice_live_streams_refused_per_ip",
+            "Streams refused with 429: the client address held live.max_streams_per_ip",
+            &self.refused_per_ip,
+        )?;
+        counter(
+            encoder,
+            "boxoffice_live_streams_refused_full",
+            "Streams refused with 503: live.max_streams were open",
+            &self.refused_full,
+        )
+    }
+
+    /// Streams open now from `ip`'s address key.
+    pub fn open_from(&self, ip: std::net::IpAddr) -> usize {
+        self.per_ip.get(&address_key(ip)).map_or(0, |n| *n)
     }
 
     /// A stream of `watched`: its state at once, then each change.
@@ -93,8 +182,10 @@ impl Live {
         self: &Arc<Self>,
         service: Arc<BoxOffice>,
         watched: Watched,
+        client: Option<std::net::IpAddr>,
+        gone: Option<Arc<ClientGone>>,
     ) -> Result<impl Stream<Item = sse::Event> + use<>, ApiError> {
-        let slot = self.admit()?;
+        let slot = self.admit(client)?;
         let signals = service
             .changes(watched.event())
             .ok_or(ApiError::EventNotFound)?;
@@ -124,16 +215,42 @@ impl Live {
             first: Some(first),
             _slot: slot,
         };
-        Ok(futures_util::stream::unfold(stream, Watch::next))
+        // The stream (and its place) ends as soon as the client has gone,
+        // not at its next write.
+        let gone = async move {
+            match gone {
+                Some(gone) => gone.wait().await,
+                None => std::future::pending().await,
+            }
+        };
+        Ok(futures_util::stream::unfold(stream, Watch::next).take_until(gone))
     }
 }
 
 /// Holds one of [`Live`]'s places until the stream is dropped.
-struct Slot(Arc<Live>);
+struct Slot {
+    /// Whose place it is.
+    live: Arc<Live>,
+    /// The client address key it counts under, with a per-address cap.
+    key: Option<std::net::IpAddr>,
+    /// Whether it holds one of the `max_streams` places.
+    counted: bool,
+}
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        self.0.open.fetch_sub(1, Ordering::AcqRel);
+        if self.counted {
+            self.live.open.fetch_sub(1, Ordering::AcqRel);
+            self.live.closed.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Some(key) = self.key {
+            // Forget an address with nothing open, so the map stays as
+            // small as the addresses streaming now.
+            self.live.per_ip.remove_if_mut(&key, |_, held| {
+                *held = held.saturating_sub(1);
+                *held == 0
+            });
+        }
     }
 }
 

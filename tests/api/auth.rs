@@ -227,6 +227,16 @@ async fn customer_routes_need_the_users_own_token() {
         )),
         Some(hs256(claims(json!({"aud": "another-service"})), SECRET)),
         Some(hs256(claims(json!({"nbf": FAR - 10})), SECRET)),
+        // With an issuer and an audience configured, a token without the
+        // claim is refused like one with a wrong one.
+        Some(hs256(
+            json!({"sub": "alice", "exp": FAR, "aud": "boxoffice"}),
+            SECRET,
+        )),
+        Some(hs256(
+            json!({"sub": "alice", "exp": FAR, "iss": "https://id.example"}),
+            SECRET,
+        )),
     ];
     for token in &unauthenticated {
         expect(
@@ -369,7 +379,17 @@ async fn customer_routes_need_the_users_own_token() {
     .await;
     let (s, cancelled, _) = call(&app, Method::DELETE, &alice, Some(&good), None).await;
     assert_eq!(s, StatusCode::OK, "{cancelled}");
-    assert_eq!(cancelled["promoted"]["user_id"], "carol", "{cancelled}");
+    // v3: Alice's own token does not see who got her ticket.
+    assert_eq!(cancelled["promoted"], Value::Null, "{cancelled}");
+    let (_, carol, _) = call(
+        &app,
+        Method::GET,
+        &format!("/api/events/{id}/bookings/carol"),
+        Some(ADMIN),
+        None,
+    )
+    .await;
+    assert_eq!(carol["booking"]["status"], "confirmed", "{carol}");
     app.stop().await;
 }
 
@@ -455,5 +475,106 @@ fn tokens_never_reach_the_log() {
     );
     for secret in [ADMIN, SECRET, &bad, &good] {
         assert!(!log.contains(secret), "a credential is in the log:\n{log}");
+    }
+}
+
+/// With `users = "jwt"`, a customer's own token sees no other user in a
+/// reply: a cancellation that promotes someone says `cancelled` with the
+/// caller, no `promoted`, no `promotions`; a quantity change lists no
+/// promotions. The admin token still sees everything.
+#[actix_web::test]
+async fn replies_to_a_customer_name_no_other_user() {
+    let app = jwt_app().await;
+    let (status, created) = call(
+        &app,
+        Method::POST,
+        "/api/events",
+        Some(ADMIN),
+        Some(json!({"totalTickets": 2})),
+    )
+    .await
+    .into_pair();
+    assert_eq!(status, StatusCode::CREATED);
+    let id = created["event"]["id"].as_u64().expect("id");
+    let token = |user: &str| hs256(claims(json!({"sub": user})), SECRET);
+    for (user, quantity) in [("alice", 2), ("bob", 1), ("carol", 1), ("dave", 1)] {
+        let (status, _) = call(
+            &app,
+            Method::PUT,
+            &format!("/api/events/{id}/bookings/{user}"),
+            Some(&token(user)),
+            Some(json!({"quantity": quantity})),
+        )
+        .await
+        .into_pair();
+        assert_eq!(status, StatusCode::OK, "{user} books");
+    }
+    // Alice gives back one ticket: Bob (waiting) is promoted, unseen by her.
+    let (status, lowered) = call(
+        &app,
+        Method::PATCH,
+        &format!("/api/events/{id}/bookings/alice"),
+        Some(&token("alice")),
+        Some(json!({"quantity": 1})),
+    )
+    .await
+    .into_pair();
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(lowered["promotions"], json!([]), "{lowered}");
+    assert_eq!(lowered["booking"]["user_id"], "alice");
+    // Alice cancels: Carol is promoted, and Alice's reply names only Alice.
+    let (status, cancelled) = call(
+        &app,
+        Method::DELETE,
+        &format!("/api/events/{id}/bookings/alice"),
+        Some(&token("alice")),
+        None,
+    )
+    .await
+    .into_pair();
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(cancelled["promoted"], Value::Null, "{cancelled}");
+    assert_eq!(cancelled["promotions"], json!([]));
+    assert_eq!(cancelled["status"], "cancelled");
+    assert_eq!(cancelled["userId"], "alice");
+    assert_eq!(cancelled["booking"]["status"], "cancelled");
+    let text = cancelled.to_string();
+    for other in ["bob", "carol", "dave"] {
+        assert!(!text.contains(other), "{other} named in {text}");
+    }
+    // The promotion happened all the same.
+    let (_, carol) = call(
+        &app,
+        Method::GET,
+        &format!("/api/events/{id}/bookings/carol"),
+        Some(&token("carol")),
+        None,
+    )
+    .await
+    .into_pair();
+    assert_eq!(carol["booking"]["status"], "confirmed");
+    // The admin token, acting for Bob, sees Dave promoted.
+    let (status, by_admin) = call(
+        &app,
+        Method::DELETE,
+        &format!("/api/events/{id}/bookings/bob"),
+        Some(ADMIN),
+        None,
+    )
+    .await
+    .into_pair();
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(by_admin["promoted"]["user_id"], "dave", "{by_admin}");
+    assert_eq!(by_admin["status"], "reassigned");
+    app.stop().await;
+}
+
+trait IntoPair {
+    fn into_pair(self) -> (StatusCode, Value);
+}
+
+impl IntoPair for (StatusCode, Value, bool) {
+    fn into_pair(self) -> (StatusCode, Value) {
+        (self.0, self.1)
     }
 }

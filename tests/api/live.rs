@@ -221,6 +221,98 @@ async fn streams_of_nothing_are_404_and_past_the_limit_503() {
     app.stop().await;
 }
 
+/// One client address may hold `live.max_streams_per_ip` streams; past it
+/// 429 with `Retry-After`, and a closed stream gives its place back.
+#[actix_web::test]
+async fn one_address_holds_its_share_of_streams_and_gets_it_back_on_close() {
+    let app = spawn_app_with(|s| s.live.max_streams_per_ip = 2).await;
+    let event = app.create_event(1).await;
+    let path = format!("/api/events/{event}/live");
+    let one = Reader::open(&app, &path).await;
+    let _two = Reader::open(&app, &path).await;
+    let res = app
+        .client
+        .get(format!("{}{path}", app.base))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(res.headers()["retry-after"], "1");
+    let body: Value = res.json().await.expect("json");
+    assert_eq!(body["code"], "RATE_LIMITED");
+    // The client goes away: its place comes back within a second (the
+    // contract's bound; 2 s here for a loaded CI machine), long before the
+    // stream's next keep-alive (15 s) would have noticed.
+    drop(one);
+    let started = Instant::now();
+    let mut reopened = None;
+    while started.elapsed() < Duration::from_secs(10) {
+        let res = app
+            .client
+            .get(format!("{}{path}", app.base))
+            .send()
+            .await
+            .expect("sent");
+        if res.status() == StatusCode::OK {
+            reopened = Some(res);
+            break;
+        }
+        assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        reopened.is_some(),
+        "the closed stream's place never came back"
+    );
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(2),
+        "its place came back after {took:?}"
+    );
+    let metrics = app.text("/metrics").await;
+    for line in [
+        "boxoffice_live_streams_refused_per_ip_total ",
+        "boxoffice_live_streams_opened_total 3",
+        "boxoffice_live_streams_closed_total 1",
+    ] {
+        assert!(metrics.contains(line), "{line} in\n{metrics}");
+    }
+    app.stop().await;
+}
+
+/// `HEAD` on a live route: 200 with the stream's headers and no body.
+#[actix_web::test]
+async fn head_on_a_live_route_answers_the_headers_only() {
+    let app = spawn_app().await;
+    let event = app.create_event(1).await;
+    put(&app, event, "ann").await;
+    for path in [
+        format!("/api/events/{event}/live"),
+        format!("/api/events/{event}/bookings/ann/live"),
+    ] {
+        let res = tokio::time::timeout(
+            Duration::from_secs(5),
+            app.client.head(format!("{}{path}", app.base)).send(),
+        )
+        .await
+        .expect("answered at once")
+        .expect("sent");
+        assert_eq!(res.status(), StatusCode::OK, "{path}");
+        let kind = res.headers()["content-type"].to_str().expect("ascii");
+        assert!(kind.starts_with("text/event-stream"), "{kind}");
+        let body = res.bytes().await.expect("body");
+        assert!(body.is_empty(), "{path}: {body:?}");
+    }
+    let res = app
+        .client
+        .head(format!("{}/api/events/999/live", app.base))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    app.stop().await;
+}
+
 #[test]
 fn a_stop_with_open_streams_ends_them_and_exits_0_within_2_s() {
     use crate::process::{command, Server};

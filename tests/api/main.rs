@@ -13,6 +13,7 @@ mod errors;
 mod helpers;
 mod holds;
 mod hostile;
+mod idempotency;
 mod live;
 mod openapi;
 mod operator;

@@ -74,6 +74,13 @@ async fn initialize_creates_an_event_with_location_and_exact_shape() {
         "{}",
         event["created_at"]
     );
+    // v3: the status reply's flat keys too, which the second original
+    // service's own tests read from the create reply.
+    assert_eq!(body["eventId"], 1);
+    assert_eq!(body["name"], serde_json::Value::Null);
+    assert_eq!(body["totalTickets"], 5);
+    assert_eq!(body["availableTickets"], 5);
+    assert_eq!(body["confirmedCount"], 0);
 }
 
 /// A chosen eventId is used, a taken one is 409, and auto ids skip past it.

@@ -34,6 +34,7 @@ mod change;
 mod chunked;
 mod event;
 mod fenwick;
+mod idempotency;
 mod ids;
 mod queue;
 mod settings;
@@ -45,6 +46,7 @@ pub use event::{
     Applied, BookingChange, Event, EventChange, EventSnapshot, EventStatus, Made, Outcome, Undo,
     WaitingEntry, WaitingPage,
 };
+pub use idempotency::{valid_key, CreateKey, CreateKeys, KEY_LIFETIME_MILLIS, MAX_KEY_LEN};
 pub use ids::{
     BookingId, BookingIdSequence, EventId, Timestamp, UserId, MAX_EVENT_ID, MAX_EVENT_NAME_CHARS,
     MAX_USER_ID_CHARS,

@@ -4,6 +4,7 @@
 //!
 //! - Version 2 (v1 of the service): events had a name and a ticket count
 //!   only, and every booking was for one ticket.
+//! - Version 3: as version 4, without the idempotency keys of creates.
 
 use serde::{Deserialize, Serialize};
 
@@ -94,6 +95,30 @@ impl From<ServiceSnapshotV2> for ServiceSnapshot {
             next_event_id: old.next_event_id,
             next_booking_id: old.next_booking_id,
             events,
+            create_keys: Vec::new(),
+        }
+    }
+}
+
+/// A format 3 snapshot: format 4 before creates had idempotency keys.
+#[derive(Debug, Deserialize)]
+pub(super) struct ServiceSnapshotV3 {
+    taken_at: Timestamp,
+    journal_lsn: Lsn,
+    next_event_id: u64,
+    next_booking_id: u64,
+    events: Vec<StoredEvent>,
+}
+
+impl From<ServiceSnapshotV3> for ServiceSnapshot {
+    fn from(old: ServiceSnapshotV3) -> Self {
+        Self {
+            taken_at: old.taken_at,
+            journal_lsn: old.journal_lsn,
+            next_event_id: old.next_event_id,
+            next_booking_id: old.next_booking_id,
+            events: old.events,
+            create_keys: Vec::new(),
         }
     }
 }

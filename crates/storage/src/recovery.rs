@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use super::journal::{self, JournalError, Lsn, Record};
 use super::snapshot::{read_file, ServiceSnapshot, SnapshotError, SnapshotStore};
-use boxoffice_domain::{BookingId, Change, DomainError, Event, EventId};
+use boxoffice_domain::{BookingId, Change, CreateKey, DomainError, Event, EventId};
 
 /// Why the state could not be rebuilt.
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +61,9 @@ pub struct Recovered {
     pub replayed_bytes: u64,
     /// Booking records in all events.
     pub bookings: usize,
+    /// The idempotency keys of creates, oldest first: the snapshot's, then
+    /// those journalled after it.
+    pub create_keys: Vec<CreateKey>,
 }
 
 /// Rebuilds the state from `store` and the journal segments in `journal_dir`.
@@ -143,6 +146,7 @@ fn from_snapshot(path: &Path, snapshot: ServiceSnapshot) -> Result<Recovered, Re
         replayed: 0,
         replayed_bytes: 0,
         bookings: 0,
+        create_keys: snapshot.create_keys,
     })
 }
 
@@ -157,9 +161,14 @@ fn replay_into(
         events,
         next_event_id,
         next_booking_id,
+        create_keys,
         ..
     } = recovered;
     let end = journal::replay(journal_dir, covered, |lsn, record| {
+        if let Record::CreateKey(key) = record {
+            create_keys.push(key);
+            return Ok(());
+        }
         apply(events, next_event_id, next_booking_id, lsn, record)
     })?;
     recovered.next_lsn = end.next_lsn.max(recovered.next_lsn);

@@ -15,15 +15,17 @@ use serde::{Deserialize, Serialize};
 
 use super::codec::{self, CodecError};
 use super::journal::Lsn;
-use super::legacy::ServiceSnapshotV2;
-use boxoffice_domain::{EventSnapshot, Timestamp};
+use super::legacy::{ServiceSnapshotV2, ServiceSnapshotV3};
+use boxoffice_domain::{CreateKey, EventSnapshot, Timestamp};
 
 /// First bytes of every snapshot file.
 const MAGIC: [u8; 8] = *b"BOXOSNAP";
 /// Bumped whenever the header's or the payload's shape or encoding changes.
 /// 3: events carry settings and bookings a quantity. Older versions this
 /// build still reads are in `persistence/legacy.rs`.
-pub const FORMAT_VERSION: u32 = 3;
+pub const FORMAT_VERSION: u32 = 4;
+/// Format 3: format 4 without the idempotency keys of creates.
+const FORMAT_VERSION_V3: u32 = 3;
 /// The v1 service's format, read and converted on start.
 const FORMAT_VERSION_V2: u32 = 2;
 /// magic (8) + version (4) + crc32 (4) + payload length (8) + journal LSN (8).
@@ -56,6 +58,9 @@ pub struct ServiceSnapshot {
     pub next_booking_id: u64,
     /// Every event, in id order.
     pub events: Vec<StoredEvent>,
+    /// The idempotency keys of creates still remembered, oldest first
+    /// (format 4 on).
+    pub create_keys: Vec<CreateKey>,
 }
 
 /// Why a snapshot could not be written or read.
@@ -289,9 +294,9 @@ pub fn read_file(path: &Path) -> Result<ServiceSnapshot, SnapshotError> {
     let field =
         |range: std::ops::Range<usize>| -> [u8; 4] { header[range].try_into().unwrap_or([0; 4]) };
     let version = u32::from_le_bytes(field(8..12));
-    if version != FORMAT_VERSION && version != FORMAT_VERSION_V2 {
+    if ![FORMAT_VERSION_V2, FORMAT_VERSION_V3, FORMAT_VERSION].contains(&version) {
         return Err(corrupt(format!(
-            "format version {version}, this build reads {FORMAT_VERSION_V2} and {FORMAT_VERSION}"
+            "format version {version}, this build reads {FORMAT_VERSION_V2} to {FORMAT_VERSION}"
         )));
     }
     let crc = u32::from_le_bytes(field(12..16));
@@ -315,6 +320,11 @@ pub fn read_file(path: &Path) -> Result<ServiceSnapshot, SnapshotError> {
     }
     if version == FORMAT_VERSION_V2 {
         return codec::decode::<ServiceSnapshotV2>(&payload)
+            .map(ServiceSnapshot::from)
+            .map_err(|e| corrupt(e.to_string()));
+    }
+    if version == FORMAT_VERSION_V3 {
+        return codec::decode::<ServiceSnapshotV3>(&payload)
             .map(ServiceSnapshot::from)
             .map_err(|e| corrupt(e.to_string()));
     }
@@ -354,6 +364,7 @@ mod tests {
             next_event_id: 8,
             next_booking_id: ids.peek(),
             journal_lsn: Lsn::new(bookings as u64),
+            create_keys: Vec::new(),
             events: vec![StoredEvent {
                 applied_lsn: Lsn::new(bookings as u64),
                 event: event.to_snapshot(),
@@ -452,5 +463,45 @@ mod tests {
         assert_eq!(snapshot.journal_lsn, Lsn::new(4));
         assert_eq!(snapshot.events[0].event.records.len(), 3);
         assert_eq!(snapshot.events[0].event.records[2].quantity, 1);
+    }
+
+    #[test]
+    fn a_version_3_file_is_read_with_no_idempotency_keys() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let v4 = sample(3);
+        // Format 3 is format 4 without the last field: bincode writes a
+        // struct as its fields in order, so the tuple is the same bytes.
+        let payload = codec::encode(&(
+            v4.taken_at,
+            v4.journal_lsn,
+            v4.next_event_id,
+            v4.next_booking_id,
+            v4.events.clone(),
+        ))
+        .expect("encode");
+        let mut header = header_for(&payload, v4.journal_lsn);
+        header[8..12].copy_from_slice(&FORMAT_VERSION_V3.to_le_bytes());
+        let path = dir.path().join("snapshot-00000000000000000001.bin");
+        let mut bytes = header.to_vec();
+        bytes.extend_from_slice(&payload);
+        fs::write(&path, bytes).expect("write");
+        let read = read_file(&path).expect("reads");
+        assert_eq!(read, v4, "the same state, with no keys");
+    }
+
+    #[test]
+    fn idempotency_keys_are_kept_in_a_snapshot() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SnapshotStore::open(dir.path(), 3).expect("open");
+        let mut snapshot = sample(2);
+        snapshot.create_keys = vec![CreateKey {
+            key: "order-1".into(),
+            requested: None,
+            settings: boxoffice_domain::EventSettings::new(Some("Gig".into()), 5, 2),
+            event: EventId::try_from(1).expect("id"),
+            at: Timestamp::from_millis(7),
+        }];
+        let written = store.write(&snapshot).expect("write");
+        assert_eq!(read_file(&written.path).expect("reads"), snapshot);
     }
 }

@@ -89,7 +89,17 @@ impl JwtCheck {
         validation.leeway = settings.jwt_leeway_secs;
         validation.validate_exp = true;
         validation.validate_nbf = true;
-        validation.set_required_spec_claims(&["exp", "sub"]);
+        // A configured issuer or audience is required, not only checked
+        // when present: a token without the claim is refused like a
+        // token with a wrong one.
+        let mut required = vec!["exp", "sub"];
+        if !settings.jwt_issuer.is_empty() {
+            required.push("iss");
+        }
+        if !settings.jwt_audience.is_empty() {
+            required.push("aud");
+        }
+        validation.set_required_spec_claims(&required);
         if settings.jwt_issuer.is_empty() {
             validation.iss = None;
         } else {
@@ -215,6 +225,13 @@ impl Customer {
                     "The bearer token is not valid (signature, expiry, issuer or audience)",
                 )),
         }
+    }
+
+    /// Whether replies to this caller may name other users: not to a
+    /// customer's own token (`users = "jwt"`), whose replies describe only
+    /// the caller; the admin token and trusted front ends see everyone.
+    pub fn sees_other_users(&self) -> bool {
+        !matches!(self, Self::User(_))
     }
 
     /// 403 unless this caller may act for `user`.

@@ -462,11 +462,40 @@ impl From<BookingView> for BookingJson {
 
 /// Create answers.
 #[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct CreatedResponse {
     /// The new event.
-    pub event: EventJson,
+    event: EventJson,
     /// Always "Event initialized".
-    pub message: &'static str,
+    message: &'static str,
+    /// The status reply's flat keys, which the second original service's
+    /// clients read from the create reply.
+    event_id: u64,
+    name: Option<String>,
+    total_tickets: u64,
+    available_tickets: u64,
+    confirmed_count: u64,
+    held_tickets: u64,
+    waiting_list_count: u64,
+    waiting_tickets: u64,
+}
+
+impl From<EventStatus> for CreatedResponse {
+    fn from(s: EventStatus) -> Self {
+        let flat = StatusResponse::from(s);
+        Self {
+            event: flat.event,
+            message: "Event initialized",
+            event_id: flat.event_id,
+            name: flat.name,
+            total_tickets: flat.total_tickets,
+            available_tickets: flat.available_tickets,
+            confirmed_count: flat.confirmed_count,
+            held_tickets: flat.held_tickets,
+            waiting_list_count: flat.waiting_list_count,
+            waiting_tickets: flat.waiting_tickets,
+        }
+    }
 }
 
 /// Booking-status and confirm answers.
@@ -518,6 +547,26 @@ pub struct CancelResponse {
     user_id: String,
 }
 
+impl CancelResponse {
+    /// The answer as `caller` may see it: a customer's own token sees no
+    /// other user (no promotions; the top-level keys are its own
+    /// cancellation), everyone else sees the promotions.
+    pub fn for_caller(c: BookingChange, sees_others: bool) -> Self {
+        if sees_others {
+            return c.into();
+        }
+        Self {
+            success: true,
+            message: "Booking cancelled successfully",
+            user_id: c.booking.user_id.as_str().to_string(),
+            booking: c.booking.into(),
+            promoted: None,
+            promotions: Vec::new(),
+            status: "cancelled",
+        }
+    }
+}
+
 impl From<BookingChange> for CancelResponse {
     fn from(c: BookingChange) -> Self {
         let (status, user_id) = match c.promotions.first() {
@@ -541,6 +590,18 @@ impl From<BookingChange> for CancelResponse {
 pub struct BookingChangeResponse {
     booking: BookingJson,
     promotions: Vec<BookingJson>,
+}
+
+impl BookingChangeResponse {
+    /// The answer as `caller` may see it: no promotions (other users) for
+    /// a customer's own token.
+    pub fn for_caller(c: BookingChange, sees_others: bool) -> Self {
+        let mut answer = Self::from(c);
+        if !sees_others {
+            answer.promotions.clear();
+        }
+        answer
+    }
 }
 
 impl From<BookingChange> for BookingChangeResponse {

@@ -308,6 +308,10 @@ impl From<ServiceError> for ApiError {
                 code: "LIMIT_REACHED",
                 message: "No event id is free; nothing was changed".into(),
             },
+            ServiceError::IdempotencyConflict => Self::Conflict {
+                code: "IDEMPOTENCY_CONFLICT",
+                message: "This Idempotency-Key was used within the last 24 hours for another request; nothing was changed".into(),
+            },
             ServiceError::Unavailable(_) => Self::Unavailable,
         }
     }

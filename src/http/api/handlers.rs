@@ -3,7 +3,7 @@
 use actix_web::http::header;
 use std::sync::Arc;
 
-use actix_web::{web, HttpResponse, Responder};
+use actix_web::{web, HttpRequest, HttpResponse, Responder};
 use actix_web_lab::sse::Sse;
 
 use crate::domain::{EventId, EventPatch, UserId};
@@ -17,6 +17,8 @@ use crate::http::api::dto::{
 use crate::http::api::error::{ApiError, JsonLine};
 use crate::http::api::extract::{event_id, user_id, OptionalJson, PageQuery, ValidJson};
 use crate::http::live::Watched;
+use crate::http::middleware::identity::client_ip_of;
+use crate::http::transport::stream::ClientGone;
 use crate::http::AppState;
 use crate::service::NewEvent;
 
@@ -26,9 +28,11 @@ type Answer = Result<HttpResponse, ApiError>;
 /// `POST /api/initialize`, `POST /api/events`.
 pub async fn create_event(
     _: Organiser,
+    req: HttpRequest,
     state: State,
     body: ValidJson<CreateEventRequest>,
 ) -> Answer {
+    let key = idempotency_key(&req)?;
     let body = body.0;
     let sales_start = timestamp(body.sales_start.as_deref());
     let sales_end = timestamp(body.sales_end.as_deref());
@@ -52,14 +56,26 @@ pub async fn create_event(
         sales_start,
         sales_end,
     };
-    let event = state.service.create_event(new).await?;
+    let event = state.service.create_event(new, key).await?;
     let location = format!("/api/events/{}", event.id);
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, location))
-        .json_line(CreatedResponse {
-            event: event.into(),
-            message: "Event initialized",
-        }))
+        .json_line(CreatedResponse::from(event)))
+}
+
+/// The `Idempotency-Key` header, if sent: 1 to 255 printable ASCII
+/// characters, else 400.
+fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
+    let Some(value) = req.headers().get("idempotency-key") else {
+        return Ok(None);
+    };
+    match value.to_str() {
+        Ok(key) if crate::domain::valid_key(key) => Ok(Some(key.to_string())),
+        _ => Err(ApiError::field(
+            "Idempotency-Key",
+            "must be 1 to 255 printable ASCII characters",
+        )),
+    }
 }
 
 /// `PATCH /api/events/{eventId}`.
@@ -139,13 +155,13 @@ pub async fn cancel_body(
     body: ValidJson<BookingTargetRequest>,
 ) -> Answer {
     let (id, user) = customer_body(&who, body.0.event_id, body.0.user_id)?;
-    cancel(&state, id, user).await
+    cancel(&who, &state, id, user).await
 }
 
 /// `DELETE /api/events/{eventId}/bookings/{userId}`.
 pub async fn cancel_path(who: Customer, state: State, path: web::Path<(String, String)>) -> Answer {
     let (id, user) = customer_path(&who, &path)?;
-    cancel(&state, id, user).await
+    cancel(&who, &state, id, user).await
 }
 
 /// `PATCH /api/events/{eventId}/bookings/{userId}` with `{"quantity": n}`.
@@ -161,7 +177,12 @@ pub async fn change_quantity(
         .quantity
         .ok_or_else(|| ApiError::field("quantity", "is required"))?;
     let changed = state.service.lower_quantity(id, user, quantity).await?;
-    Ok(HttpResponse::Ok().json_line(BookingChangeResponse::from(changed)))
+    Ok(
+        HttpResponse::Ok().json_line(BookingChangeResponse::for_caller(
+            changed,
+            who.sees_other_users(),
+        )),
+    )
 }
 
 /// `POST /api/confirm`.
@@ -269,11 +290,20 @@ pub async fn ready(state: State) -> HttpResponse {
 
 /// `GET /api/events/{eventId}/live`: the event's status as Server-Sent
 /// Events (public).
-pub async fn event_live(state: State, path: web::Path<String>) -> Result<impl Responder, ApiError> {
+pub async fn event_live(
+    req: HttpRequest,
+    state: State,
+    path: web::Path<String>,
+) -> Result<impl Responder, ApiError> {
     let id = event_id(&path)?;
     let stream = state
         .live
-        .open(Arc::clone(&state.service), Watched::Event(id))
+        .open(
+            Arc::clone(&state.service),
+            Watched::Event(id),
+            client_ip_of(&req),
+            req.conn_data::<Arc<ClientGone>>().cloned(),
+        )
         .await?;
     Ok(Sse::from_infallible_stream(stream).with_keep_alive(state.live.keep_alive))
 }
@@ -281,6 +311,7 @@ pub async fn event_live(state: State, path: web::Path<String>) -> Result<impl Re
 /// `GET /api/events/{eventId}/bookings/{userId}/live`: one booking as
 /// Server-Sent Events (customer).
 pub async fn booking_live(
+    req: HttpRequest,
     who: Customer,
     state: State,
     path: web::Path<(String, String)>,
@@ -288,9 +319,42 @@ pub async fn booking_live(
     let (id, user) = customer_path(&who, &path)?;
     let stream = state
         .live
-        .open(Arc::clone(&state.service), Watched::Booking(id, user))
+        .open(
+            Arc::clone(&state.service),
+            Watched::Booking(id, user),
+            client_ip_of(&req),
+            req.conn_data::<Arc<ClientGone>>().cloned(),
+        )
         .await?;
     Ok(Sse::from_infallible_stream(stream).with_keep_alive(state.live.keep_alive))
+}
+
+/// `HEAD /api/events/{eventId}/live`: the stream's headers, no body and
+/// no stream (a `HEAD` of the stream itself would hold the request open).
+pub async fn event_live_head(state: State, path: web::Path<String>) -> Answer {
+    let id = event_id(&path)?;
+    state.service.status(id).await?;
+    Ok(stream_headers())
+}
+
+/// `HEAD /api/events/{eventId}/bookings/{userId}/live`: as
+/// [`event_live_head`], for a booking (customer).
+pub async fn booking_live_head(
+    who: Customer,
+    state: State,
+    path: web::Path<(String, String)>,
+) -> Answer {
+    let (id, user) = customer_path(&who, &path)?;
+    state.service.booking(id, user).await?;
+    Ok(stream_headers())
+}
+
+/// The headers a live stream starts with.
+fn stream_headers() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .finish()
 }
 
 /// `GET /`: the page to watch an event live (no build step, no external
@@ -324,9 +388,12 @@ async fn book(state: &AppState, id: EventId, user: UserId, quantity: u32) -> Ans
     Ok(HttpResponse::Ok().json_line(BookedResponse::from(booking)))
 }
 
-async fn cancel(state: &AppState, id: EventId, user: UserId) -> Answer {
+async fn cancel(who: &Customer, state: &AppState, id: EventId, user: UserId) -> Answer {
     let cancelled = state.service.cancel(id, user).await?;
-    Ok(HttpResponse::Ok().json_line(CancelResponse::from(cancelled)))
+    Ok(HttpResponse::Ok().json_line(CancelResponse::for_caller(
+        cancelled,
+        who.sees_other_users(),
+    )))
 }
 
 async fn confirm(state: &AppState, id: EventId, user: UserId) -> Answer {

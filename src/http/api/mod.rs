@@ -47,8 +47,14 @@ fn handler(path: &str, method: &str) -> Option<actix_web::Route> {
         "DELETE" => web::delete(),
         _ => return None,
     };
-    // HEAD is served by the GET handler: actix sends no body for it.
-    let method = if method == "HEAD" { "GET" } else { method };
+    // HEAD is served by the GET handler (actix sends no body for it), but
+    // for the live streams, whose GET would never finish.
+    let method = match (path, method) {
+        (EVENT_LIVE, "HEAD") => return Some(route.to(event_live_head)),
+        (BOOKING_LIVE, "HEAD") => return Some(route.to(booking_live_head)),
+        (_, "HEAD") => "GET",
+        _ => method,
+    };
     Some(match (path, method) {
         (BOOKING, "GET") | (BOOKING_STATUS, "GET") => route.to(booking_status),
         (BOOKING, "PUT") => route.to(book_path),

@@ -231,11 +231,12 @@ fn openapi_json() {}
 /// Creates an event (seed route; same as `POST /api/events`).
 #[utoipa::path(post, path = "/api/initialize", tag = "seed",
     security((), ("organiser" = [])),
+    params(IdempotencyKeyParam),
     request_body = CreateEventRequest,
     responses(
-        (status = 201, description = "Created; `Location` names it", body = CreatedResponse),
+        (status = 201, description = "Created; `Location` names it. A repeat with the same Idempotency-Key within 24 hours answers the first create again and creates nothing", body = CreatedResponse),
         (status = 400, description = "A field is missing or invalid", body = ErrorBody),
-        (status = 409, description = "`EVENT_EXISTS` (the id is taken) or `LIMIT_REACHED` (limits.max_events)", body = ErrorBody),
+        (status = 409, description = "`EVENT_EXISTS` (the id is taken), `LIMIT_REACHED` (limits.max_events) or `IDEMPOTENCY_CONFLICT` (the Idempotency-Key was used for another request within 24 hours)", body = ErrorBody),
         (status = 503, description = "Changes cannot be made durable now; nothing changed", body = ErrorBody),
     ),
 )]
@@ -319,11 +320,12 @@ fn list_events() {}
 /// Creates an event (organiser).
 #[utoipa::path(post, path = "/api/events", tag = "events",
     security((), ("organiser" = [])),
+    params(IdempotencyKeyParam),
     request_body = CreateEventRequest,
     responses(
-        (status = 201, description = "Created; `Location` names it", body = CreatedResponse),
+        (status = 201, description = "Created; `Location` names it. A repeat with the same Idempotency-Key within 24 hours answers the first create again and creates nothing", body = CreatedResponse),
         (status = 400, description = "A field is missing or invalid", body = ErrorBody),
-        (status = 409, description = "`EVENT_EXISTS` (the id is taken) or `LIMIT_REACHED` (limits.max_events)", body = ErrorBody),
+        (status = 409, description = "`EVENT_EXISTS` (the id is taken), `LIMIT_REACHED` (limits.max_events) or `IDEMPOTENCY_CONFLICT` (the Idempotency-Key was used for another request within 24 hours)", body = ErrorBody),
         (status = 503, description = "Changes cannot be made durable now; nothing changed", body = ErrorBody),
     ),
 )]
@@ -477,6 +479,21 @@ fn booking_live() {}
     (status = 200, description = "The page", content_type = "text/html", body = String),
 ))]
 fn page() {}
+
+/// The `Idempotency-Key` header of creates.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+struct IdempotencyKeyParam {
+    /// Makes a create safe to repeat: the same key within 24 hours answers
+    /// the first create and creates nothing.
+    #[param(
+        rename = "Idempotency-Key",
+        min_length = 1,
+        max_length = 255,
+        pattern = r"^[\x20-\x7E]+$"
+    )]
+    idempotency_key: Option<String>,
+}
 
 /// The `eventId` path segment.
 #[derive(utoipa::IntoParams)]

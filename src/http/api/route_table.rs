@@ -180,11 +180,11 @@ pub const ROUTES: &[Route] = &[
     },
     Route {
         path: paths::EVENT_LIVE,
-        operations: &[op("GET", Public)],
+        operations: &READ_PUBLIC,
     },
     Route {
         path: paths::BOOKING_LIVE,
-        operations: &[op("GET", Customer)],
+        operations: &READ_CUSTOMER,
     },
     Route {
         path: paths::WAITING_LIST,
@@ -207,10 +207,7 @@ mod tests {
             assert_eq!(index_of(route.path), Some(i), "{} twice", route.path);
             let get = route.access("GET");
             let head = route.access("HEAD");
-            // Live streams are GET only; everything else readable is both.
-            if !route.path.ends_with("/live") {
-                assert_eq!(get, head, "{}: HEAD follows GET", route.path);
-            }
+            assert_eq!(get, head, "{}: HEAD follows GET", route.path);
         }
         assert_eq!(ROUTES[0].allow(), "GET, HEAD, PUT, PATCH, DELETE");
     }

@@ -21,6 +21,7 @@ use governor::{DefaultKeyedRateLimiter, Quota};
 use crate::config::RateLimitSettings;
 use crate::http::api::error::ApiError;
 use crate::http::middleware::identity::client_ip_of;
+use crate::http::transport::connections::address_key;
 
 /// Paths never counted against the quota: monitoring must always get through.
 const EXEMPT_PATHS: &[&str] = &["/health", "/ready"];
@@ -51,7 +52,8 @@ impl IpRateLimiter {
 
     /// `Ok` if `ip` may go on, else how many whole seconds it must wait.
     pub fn check(&self, ip: IpAddr) -> Result<(), u64> {
-        self.limiter.check_key(&ip).map_err(|not_until| {
+        let key = address_key(ip);
+        self.limiter.check_key(&key).map_err(|not_until| {
             let wait = not_until.wait_time_from(self.clock.now());
             wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
         })

@@ -48,13 +48,17 @@ impl Connections {
     /// A slot for a new connection from `peer`, or `None` when that address
     /// holds its cap already.
     pub fn admit(self: &Arc<Self>, peer: IpAddr) -> Option<Slot> {
-        if self.per_ip == 0 || self.trusted.iter().any(|net| net.contains(&peer)) {
+        // A proxy is trusted by its own address; an IPv4 one that reaches a
+        // dual-stack listener arrives IPv4-mapped.
+        let canonical = peer.to_canonical();
+        if self.per_ip == 0 || self.trusted.iter().any(|net| net.contains(&canonical)) {
             self.served.fetch_add(1, Ordering::Relaxed);
             return Some(Slot {
                 owner: Arc::clone(self),
                 ip: None,
             });
         }
+        let peer = address_key(peer);
         let mut open = self.open.entry(peer).or_insert(0);
         if *open >= self.per_ip {
             drop(open);
@@ -110,7 +114,7 @@ impl Connections {
 
     /// Open connections counted under `ip` (trusted peers are not counted).
     pub fn open_from(&self, ip: IpAddr) -> usize {
-        self.open.get(&ip).map_or(0, |n| *n)
+        self.open.get(&address_key(ip)).map_or(0, |n| *n)
     }
 
     /// Sets the socket options every accepted connection gets.
@@ -154,6 +158,25 @@ pub struct Slot {
 impl Drop for Slot {
     fn drop(&mut self) {
         self.owner.release(self.ip);
+    }
+}
+
+/// The address that a per-address quota counts a client under: an
+/// IPv4-mapped IPv6 address (`::ffff:a.b.c.d`, as a dual-stack listener
+/// sees IPv4 clients) as its IPv4 address, and an IPv6 address by its /64,
+/// the block one subscriber is usually given (counting single IPv6
+/// addresses would let one client take a fresh quota per address). Used by
+/// the connection cap, the rate limit and the live-stream cap alike.
+pub fn address_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+                IpAddr::V6(std::net::Ipv6Addr::from(prefix))
+            }
+        },
     }
 }
 
@@ -206,5 +229,41 @@ mod tests {
             .map(|_| uncapped.admit(ip("10.0.0.9")).expect("no cap"))
             .collect();
         assert_eq!(uncapped.refused(), 0);
+    }
+
+    #[test]
+    fn mapped_ipv4_counts_as_ipv4_and_ipv6_by_its_64() {
+        assert_eq!(address_key(ip("::ffff:10.0.0.7")), ip("10.0.0.7"));
+        assert_eq!(address_key(ip("10.0.0.7")), ip("10.0.0.7"));
+        assert_eq!(
+            address_key(ip("2001:db8:1:2:aaaa:bbbb:cccc:dddd")),
+            ip("2001:db8:1:2::")
+        );
+        assert_eq!(
+            address_key(ip("2001:db8:1:2::1")),
+            address_key(ip("2001:db8:1:2:ffff::9"))
+        );
+        assert_ne!(
+            address_key(ip("2001:db8:1:2::1")),
+            address_key(ip("2001:db8:1:3::1"))
+        );
+    }
+
+    #[test]
+    fn one_ipv6_block_shares_one_connection_cap() {
+        let connections = Connections::new(1, std::time::Duration::from_secs(1), Vec::new());
+        let first = connections.admit(ip("2001:db8::1"));
+        assert!(first.is_some());
+        assert!(connections.admit(ip("2001:db8::2")).is_none(), "same /64");
+        assert!(
+            connections.admit(ip("2001:db8:0:1::1")).is_some(),
+            "another /64"
+        );
+        let v4 = connections.admit(ip("192.0.2.1"));
+        assert!(v4.is_some());
+        assert!(
+            connections.admit(ip("::ffff:192.0.2.1")).is_none(),
+            "the same IPv4 client"
+        );
     }
 }

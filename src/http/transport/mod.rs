@@ -35,7 +35,12 @@
 //!    so a rewritten reply still pending is sent from `Drop` ([`stream`]).
 //!    Test: the 431 of `connections::errors_raised_by_the_http_parser_are_json`
 //!    is read whole before the close.
-//! 5. It logs a request it cannot parse at ERROR under the target
+//! 5. It goes on reading a connection while it streams a reply, so a
+//!    client's close reaches [`stream::ServedStream`] at once and ends a
+//!    live stream through [`stream::ClientGone`] (actix-http alone would
+//!    notice only when a write fails). Test:
+//!    `live::one_address_holds_its_share_of_streams_and_gets_it_back_on_close`.
+//! 6. It logs a request it cannot parse at ERROR under the target
 //!    `actix_http::h1::dispatcher`; `crate::logging` demotes exactly that
 //!    target to WARN. `logging::tests` checks the demotion; no test notices
 //!    actix-http logging under another target (the demotion would then

@@ -106,6 +106,7 @@ where
             })
             .on_connect_ext(|io: &ServedStream, data: &mut Extensions| {
                 data.insert(io.unsent());
+                data.insert(io.client_gone());
             })
             .h1(map_config(
                 app().into_factory().map_err(|e| e.into().error_response()),

@@ -81,6 +81,47 @@ impl Unsent {
     }
 }
 
+/// Set once a connection's client has closed its end (or the connection
+/// is gone): a long reply, a live stream above all, ends at once and frees
+/// its place, instead of when its next write fails.
+///
+/// actix-http goes on reading a connection while it streams a reply, so
+/// the end of the client's bytes reaches [`ServedStream::poll_read`] as
+/// soon as it arrives; actix-http itself only gives up on the reply when a
+/// write fails, which for an idle stream is its next keep-alive.
+#[derive(Debug, Default)]
+pub struct ClientGone {
+    gone: std::sync::atomic::AtomicBool,
+    notify: Notify,
+}
+
+impl ClientGone {
+    fn mark(&self) {
+        if !self.gone.swap(true, Ordering::AcqRel) {
+            self.notify.notify_waiters();
+        }
+    }
+
+    /// Whether the client has gone.
+    pub fn is_gone(&self) -> bool {
+        self.gone.load(Ordering::Acquire)
+    }
+
+    /// Resolves once the client has gone.
+    pub async fn wait(&self) {
+        loop {
+            let notified = self.notify.notified();
+            tokio::pin!(notified);
+            // Registered before the check, so a mark between the two is not missed.
+            notified.as_mut().enable();
+            if self.is_gone() {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
 /// Middleware: a request waits while its connection holds more unsent
 /// reply bytes than `server.max_unsent_bytes`.
 pub async fn wait_for_room(
@@ -105,6 +146,8 @@ pub struct ServedStream {
     rewritten: Option<(Vec<u8>, usize)>,
     /// Requests read and not yet answered.
     pipeline: Pipeline,
+    /// Marked when the client closes its end.
+    gone: Arc<ClientGone>,
 }
 
 impl ServedStream {
@@ -117,7 +160,13 @@ impl ServedStream {
             unsent: Unsent::new(max_unsent),
             rewritten: None,
             pipeline: Pipeline::default(),
+            gone: Arc::default(),
         }
+    }
+
+    /// The client-gone signal, for the connection's requests.
+    pub fn client_gone(&self) -> Arc<ClientGone> {
+        Arc::clone(&self.gone)
     }
 
     /// The unsent-bytes count, for the connection's requests.
@@ -158,7 +207,14 @@ impl AsyncRead for ServedStream {
         let mut bytes = [0u8; READ_CHUNK];
         let room = buf.remaining().min(READ_CHUNK);
         let mut chunk = ReadBuf::new(&mut bytes[..room]);
-        ready!(Pin::new(&mut this.io).poll_read(cx, &mut chunk))?;
+        if let Err(e) = ready!(Pin::new(&mut this.io).poll_read(cx, &mut chunk)) {
+            this.gone.mark();
+            return Poll::Ready(Err(e));
+        }
+        if room > 0 && chunk.filled().is_empty() {
+            // The client closed its end: nothing more will come.
+            this.gone.mark();
+        }
         this.pipeline.read(chunk.filled());
         buf.put_slice(chunk.filled());
         Poll::Ready(Ok(()))
@@ -219,6 +275,7 @@ impl AsyncWrite for ServedStream {
 
 impl Drop for ServedStream {
     fn drop(&mut self) {
+        self.gone.mark();
         // Our end is closed by dropping `io`; a duplicate descriptor keeps
         // the socket itself open while the client's last bytes are drained.
         let socket = socket2::SockRef::from(&self.io);

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::Lsn;
-use boxoffice_domain::{BookingId, Change, EventId, EventSettings, Timestamp, UserId};
+use boxoffice_domain::{BookingId, Change, CreateKey, EventId, EventSettings, Timestamp, UserId};
 
 /// One journal entry. Replaying these in order rebuilds the state.
 ///
@@ -57,6 +57,10 @@ pub enum Record {
         /// What happened.
         change: Change,
     },
+    /// An event create made under an idempotency key: written after the
+    /// event's `Created` change, before the create is answered. (Added
+    /// after `Change`, so every older record keeps its variant index.)
+    CreateKey(CreateKey),
 }
 
 /// Per-user limit that v1 events, which had none, are given when read back:
@@ -65,7 +69,7 @@ pub const V1_MAX_PER_USER: u32 = 10;
 
 impl Record {
     /// The event change this record holds, reading v1 forms as the change
-    /// they stood for; `None` for a skip.
+    /// they stood for; `None` for a skip or an idempotency key.
     pub fn into_change(self) -> Option<(EventId, Change)> {
         match self {
             Self::EventCreated {
@@ -95,7 +99,7 @@ impl Record {
                 },
             )),
             Self::Cancelled { event, user, at } => Some((event, Change::Cancelled { user, at })),
-            Self::Skipped { .. } => None,
+            Self::Skipped { .. } | Self::CreateKey(_) => None,
             Self::Change { event, change } => Some((event, change)),
         }
     }
