@@ -221,6 +221,15 @@ async fn streams_of_nothing_are_404_and_past_the_limit_503() {
     app.stop().await;
 }
 
+/// A stream request's answer, whatever its status.
+async fn try_open(app: &TestApp, path: &str) -> reqwest::Response {
+    app.client
+        .get(format!("{}{path}", app.base))
+        .send()
+        .await
+        .expect("sent")
+}
+
 /// One client address may hold `live.max_streams_per_ip` streams; past it
 /// 429 with `Retry-After`, and a closed stream gives its place back.
 #[actix_web::test]
@@ -230,12 +239,7 @@ async fn one_address_holds_its_share_of_streams_and_gets_it_back_on_close() {
     let path = format!("/api/events/{event}/live");
     let one = Reader::open(&app, &path).await;
     let _two = Reader::open(&app, &path).await;
-    let res = app
-        .client
-        .get(format!("{}{path}", app.base))
-        .send()
-        .await
-        .expect("sent");
+    let res = try_open(&app, &path).await;
     assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(res.headers()["retry-after"], "1");
     let body: Value = res.json().await.expect("json");
@@ -247,12 +251,7 @@ async fn one_address_holds_its_share_of_streams_and_gets_it_back_on_close() {
     let started = Instant::now();
     let mut reopened = None;
     while started.elapsed() < Duration::from_secs(10) {
-        let res = app
-            .client
-            .get(format!("{}{path}", app.base))
-            .send()
-            .await
-            .expect("sent");
+        let res = try_open(&app, &path).await;
         if res.status() == StatusCode::OK {
             reopened = Some(res);
             break;
