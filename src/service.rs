@@ -123,6 +123,14 @@ impl BoxOffice {
         }
     }
 
+    /// (durable, applied): the newest change held durably and the newest
+    /// handed to the change log, as journal positions.
+    pub fn log_position(&self) -> (u64, u64) {
+        let applied = self.log.next_lsn().prev();
+        let durable = self.log.state().durable.min(applied);
+        (durable.get(), applied.get())
+    }
+
     /// The configured limits.
     pub fn limits(&self) -> &LimitSettings {
         &self.limits
@@ -191,30 +199,42 @@ impl BoxOffice {
         }
         let now = self.registry.clock().now();
         let (status, lsn) = self.registry.create(requested, settings, now)?;
-        let key_lsn = match &key {
-            None => Ok(Lsn::ZERO),
-            Some(key) => self.registry.remember_create_key(CreateKey {
+        // Handed over right behind the creation, so a crash keeps the key
+        // only with its event.
+        let key_lsn = key.as_ref().map(|key| {
+            self.registry.remember_create_key(CreateKey {
                 key: key.clone(),
                 requested,
                 settings: settings.clone(),
                 event: status.id,
                 at: now,
-            }),
-        };
-        let durable = match key_lsn {
-            Ok(key_lsn) => {
-                wait_durable(&*self.log, lsn).await.is_ok()
-                    && wait_durable(&*self.log, key_lsn).await.is_ok()
-            }
-            Err(_) => false,
-        };
-        if !durable {
-            // Never announced, and its record is not on disk: it must not exist.
+            })
+        });
+        if wait_durable(&*self.log, lsn).await.is_err() {
+            // Never announced, and its record is not on disk: it must not
+            // exist (a fault abandons everything queued after it, the key
+            // record too).
             self.registry.remove(status.id);
             if let Some(key) = &key {
                 self.registry.forget_create_key(key);
             }
             return Err(Unavailable.into());
+        }
+        if let Some(key_lsn) = key_lsn {
+            let kept = match key_lsn {
+                Ok(key_lsn) => wait_durable(&*self.log, key_lsn).await.is_ok(),
+                Err(_) => false,
+            };
+            if !kept {
+                // The event is on disk and stays; only its key was lost to
+                // a disk fault in between. The client is told nothing is
+                // known (503); its retry makes a second event, which only
+                // this narrow window allows.
+                if let Some(key) = &key {
+                    self.registry.forget_create_key(key);
+                }
+                return Err(Unavailable.into());
+            }
         }
         Ok(status)
     }

@@ -127,3 +127,37 @@ async fn ready_is_public_and_says_ready() {
     assert_eq!(body["status"], "ready");
     app.stop().await;
 }
+
+/// A single node is its own leader: `/leader` says so to anyone, past the
+/// rate limit too, and `/api/cluster` (organiser) shows no members.
+#[actix_web::test]
+async fn a_single_node_is_its_own_leader() {
+    let app = spawn_app_with(|s| {
+        s.auth.admin_token = ADMIN.into();
+        s.rate_limit.enabled = true;
+        s.rate_limit.requests = 2;
+    })
+    .await;
+    // More than the quota: /leader is not counted.
+    for _ in 0..3 {
+        let (status, body) = app.get("/leader").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body, serde_json::json!({"leader": true}));
+    }
+    let res = app
+        .client
+        .get(format!("{}/api/cluster", app.base))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(res.status(), StatusCode::OK);
+    let cluster: serde_json::Value = res.json().await.expect("json");
+    assert_eq!(cluster["node_id"], 0);
+    assert_eq!(cluster["role"], "leader");
+    assert_eq!(cluster["members"], serde_json::json!([]));
+    assert!(cluster["commit_index"].as_u64().is_some(), "{cluster}");
+    let (status, _) = app.get("/api/cluster").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "an organiser route");
+    app.stop().await;
+}

@@ -288,6 +288,66 @@ pub async fn ready(state: State) -> HttpResponse {
     health_answer("ready", not_ready)
 }
 
+/// The answer of `/leader`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct LeaderJson {
+    /// Whether this node takes changes: always, for a single node.
+    leader: bool,
+}
+
+/// A cluster member, as `/api/cluster` lists it (none for a single node).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct MemberJson {
+    id: u64,
+    peer: String,
+    http: String,
+    voter: bool,
+}
+
+/// The answer of `/api/cluster`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ClusterJson {
+    /// This node's id; 0 for a single node.
+    node_id: u64,
+    /// `leader`, `follower`, `candidate` or `learner`.
+    role: &'static str,
+    /// The election term; 0 for a single node.
+    term: u64,
+    /// The leader's id.
+    leader_id: u64,
+    /// The leader's client URL; null for a single node.
+    #[schema(value_type = Option<String>)]
+    leader_url: Option<String>,
+    /// The newest change held durably (a journal position).
+    commit_index: u64,
+    /// The newest change applied (a journal position).
+    applied_index: u64,
+    /// Every member; empty for a single node.
+    members: Vec<MemberJson>,
+}
+
+/// `GET /leader`: whether this node takes changes, for a proxy's health
+/// check. A single node always does (public, never rate limited).
+pub async fn leader() -> HttpResponse {
+    HttpResponse::Ok().json_line(LeaderJson { leader: true })
+}
+
+/// `GET /api/cluster`: this node's place in the cluster (organiser). A
+/// single node is its own leader with no members.
+pub async fn cluster(_: Organiser, state: State) -> HttpResponse {
+    let (commit_index, applied_index) = state.service.log_position();
+    HttpResponse::Ok().json_line(ClusterJson {
+        node_id: 0,
+        role: "leader",
+        term: 0,
+        leader_id: 0,
+        leader_url: None,
+        commit_index,
+        applied_index,
+        members: Vec::new(),
+    })
+}
+
 /// `GET /api/events/{eventId}/live`: the event's status as Server-Sent
 /// Events (public).
 pub async fn event_live(

@@ -76,6 +76,8 @@ fn handler(path: &str, method: &str) -> Option<actix_web::Route> {
         (EVENT_LIVE, "GET") => route.to(event_live),
         (BOOKING_LIVE, "GET") => route.to(booking_live),
         (WAITING_LIST, "GET") => route.to(waiting_list),
+        (LEADER, "GET") => route.to(leader),
+        (CLUSTER, "GET") => route.to(cluster),
         _ => return None,
     })
 }

@@ -24,7 +24,7 @@ use crate::http::api::dto::{
     WaitingItemJson,
 };
 use crate::http::api::error::ErrorBody;
-use crate::http::api::handlers::HealthJson;
+use crate::http::api::handlers::{ClusterJson, HealthJson, LeaderJson, MemberJson};
 
 /// The whole document; see [`document`] for the copy the service serves.
 #[derive(OpenApi)]
@@ -39,9 +39,9 @@ use crate::http::api::handlers::HealthJson;
         initialize, book, cancel, confirm, booking_status_seed, status_seed,
         list_events, create_event, get_event, update_event,
         get_booking, put_booking, change_booking, delete_booking, confirm_booking,
-        waiting_list, event_live, booking_live, page,
+        waiting_list, event_live, booking_live, page, leader, cluster,
     ),
-    components(schemas(ErrorBody, HealthJson)),
+    components(schemas(ErrorBody, HealthJson, LeaderJson, ClusterJson, MemberJson)),
     modifiers(&Shared),
     tags(
         (name = "seed", description = "The two original services' routes, kept for their clients"),
@@ -135,7 +135,7 @@ impl Modify for Shared {
                 .insert(name.into(), RefOr::T(SecurityScheme::Http(scheme)));
         }
         for (path, item) in doc.paths.paths.iter_mut() {
-            let exempt = path == "/health" || path == "/ready";
+            let exempt = path == "/health" || path == "/ready" || path == "/leader";
             for operation in [
                 item.get.as_mut(),
                 item.post.as_mut(),
@@ -227,6 +227,21 @@ fn metrics() {}
     (status = 200, description = "OpenAPI 3.1", content_type = "application/json", body = Object),
 ))]
 fn openapi_json() {}
+
+/// Whether this node takes changes, for a proxy's health check (never rate
+/// limited). A single node always does.
+#[utoipa::path(get, path = "/leader", tag = "operations", responses(
+    (status = 200, description = "This node takes changes", body = LeaderJson),
+))]
+fn leader() {}
+
+/// This node's place in the cluster (organiser). A single node: `node_id`
+/// 0, role `leader`, no members; the indexes are journal positions.
+#[utoipa::path(get, path = "/api/cluster", tag = "operations",
+    security((), ("organiser" = [])),
+    responses((status = 200, description = "This node, its role and the members", body = ClusterJson)),
+)]
+fn cluster() {}
 
 /// Creates an event (seed route; same as `POST /api/events`).
 #[utoipa::path(post, path = "/api/initialize", tag = "seed",

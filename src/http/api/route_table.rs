@@ -104,6 +104,10 @@ pub mod paths {
     pub const BOOKING_LIVE: &str = "/api/events/{eventId}/bookings/{userId}/live";
     /// An event's waiting list (organiser).
     pub const WAITING_LIST: &str = "/api/events/{eventId}/waiting-list";
+    /// Whether this node takes changes (a proxy's health check).
+    pub const LEADER: &str = "/leader";
+    /// This node's place in the cluster (organiser).
+    pub const CLUSTER: &str = "/api/cluster";
 }
 
 /// The table.
@@ -188,6 +192,14 @@ pub const ROUTES: &[Route] = &[
     },
     Route {
         path: paths::WAITING_LIST,
+        operations: &READ_ORGANISER,
+    },
+    Route {
+        path: paths::LEADER,
+        operations: &READ_PUBLIC,
+    },
+    Route {
+        path: paths::CLUSTER,
         operations: &READ_ORGANISER,
     },
 ];

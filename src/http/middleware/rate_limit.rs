@@ -24,7 +24,7 @@ use crate::http::middleware::identity::client_ip_of;
 use crate::http::transport::connections::address_key;
 
 /// Paths never counted against the quota: monitoring must always get through.
-const EXEMPT_PATHS: &[&str] = &["/health", "/ready"];
+const EXEMPT_PATHS: &[&str] = &["/health", "/ready", "/leader"];
 
 /// The quota of every client IP.
 pub struct IpRateLimiter {
