@@ -42,8 +42,8 @@ e.g. BOXOFFICE__SERVER__PORT=9000, which wins over the file):
   journal.enabled, journal.fsync, journal.fsync_interval_ms,
   journal.segment_bytes
   log.level (RUST_LOG wins), log.access_log
-  live.max_streams, live.max_streams_per_ip, live.min_interval_ms,
-  live.keep_alive_secs
+  live.max_streams, live.max_streams_per_ip, live.max_messages_per_sec,
+  live.min_interval_ms, live.keep_alive_secs
   auth.admin_token, auth.users (trusted or jwt), auth.jwt_secret,
   auth.jwt_public_key_file, auth.jwt_issuer, auth.jwt_audience,
   auth.jwt_leeway_secs (secrets: prefer BOXOFFICE__AUTH__* variables)
@@ -88,6 +88,10 @@ pub struct LiveSettings {
     /// Streams one client address (as the rate limit sees it) may hold;
     /// past it a new one is 429. 0: no cap.
     pub max_streams_per_ip: usize,
+    /// Messages the streams of one event send a second, all together: each
+    /// stream's interval grows with the event's audience past
+    /// `min_interval_ms`.
+    pub max_messages_per_sec: u64,
     /// Least time between two messages of one stream, in milliseconds;
     /// changes in between are coalesced into the next message.
     pub min_interval_ms: u64,
@@ -292,6 +296,7 @@ impl Default for Settings {
             live: LiveSettings {
                 max_streams: 10_000,
                 max_streams_per_ip: 100,
+                max_messages_per_sec: 10_000,
                 min_interval_ms: 100,
                 keep_alive_secs: 15,
             },
@@ -447,6 +452,9 @@ impl Settings {
         }
         if self.live.max_streams_per_ip > 1_000_000 {
             return invalid("live.max_streams_per_ip", "must be 0 to 1000000");
+        }
+        if !(1..=10_000_000).contains(&self.live.max_messages_per_sec) {
+            return invalid("live.max_messages_per_sec", "must be 1 to 10000000");
         }
         if !(1..=60_000).contains(&self.live.min_interval_ms) {
             return invalid("live.min_interval_ms", "must be 1 to 60000");

@@ -13,12 +13,23 @@
 //! queue), so the actor signals it on a second channel that booking streams
 //! do not listen to: in an on-sale, where most changes are new bookings,
 //! booking streams are not even woken.
+//!
+//! An on-sale's audience watches the one event everyone books, so the
+//! streams of one event share what they can: the status message of a
+//! change is serialised once, by the first of its streams to read it, and
+//! the others send the same bytes; and the event's streams together send
+//! at most `live.max_messages_per_sec` messages a second, so each stream's
+//! interval grows with the audience (`min_interval_ms` at least). With
+//! 10,000 watchers and the default of 10,000 that is a message a second
+//! each: what an on-sale page needs, at a cost that no longer grows with
+//! the audience.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web_lab::sse;
+use bytestring::ByteString;
 use futures_util::{Stream, StreamExt};
 use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
@@ -55,8 +66,31 @@ pub struct Live {
     pub keep_alive: Duration,
     /// Set once, at shutdown: every stream ends.
     stop: watch::Sender<bool>,
-    /// Each event's gathered booking reads.
-    batches: dashmap::DashMap<EventId, Arc<BookingReads>>,
+    /// Messages an event's streams send a second, all together.
+    messages_per_sec: u64,
+    /// What each watched event's streams share.
+    events: dashmap::DashMap<EventId, Arc<EventStreams>>,
+}
+
+/// What the streams of one event share.
+#[derive(Default)]
+struct EventStreams {
+    /// Their booking reads, gathered.
+    reads: Arc<BookingReads>,
+    /// The newest status message's data and the change it shows: made by
+    /// the first stream that reads that change, sent as is by the others.
+    status: std::sync::Mutex<Option<(Lsn, ByteString)>>,
+    /// Streams open on the event.
+    watching: AtomicUsize,
+}
+
+/// Counts one stream as watching its event while it lives.
+struct Watching(Arc<EventStreams>);
+
+impl Drop for Watching {
+    fn drop(&mut self) {
+        self.0.watching.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Live {
@@ -74,7 +108,8 @@ impl Live {
             min_interval: Duration::from_millis(settings.min_interval_ms),
             keep_alive: Duration::from_secs(settings.keep_alive_secs),
             stop: watch::Sender::new(false),
-            batches: dashmap::DashMap::new(),
+            messages_per_sec: settings.max_messages_per_sec.max(1),
+            events: dashmap::DashMap::new(),
         }
     }
 
@@ -195,16 +230,18 @@ impl Live {
             Watched::Booking(..) => signals.bookings,
         };
         changes.borrow_and_update();
-        let reads = Arc::clone(
-            self.batches
+        let shared = Arc::clone(
+            self.events
                 .entry(watched.event())
-                .or_insert_with(|| Arc::new(BookingReads::default()))
+                .or_insert_with(|| Arc::new(EventStreams::default()))
                 .value(),
         );
-        let (json, lsn) = watched.read(&service, &reads).await?;
+        shared.watching.fetch_add(1, Ordering::Relaxed);
+        let watching = Watching(Arc::clone(&shared));
+        let (json, lsn) = watched.read(&service, &shared).await?;
         let first = watched.message(json.clone(), lsn);
         let stream = Watch {
-            reads,
+            shared: watching,
             service,
             watched,
             changes,
@@ -212,6 +249,7 @@ impl Live {
             last: json,
             last_sent: Instant::now(),
             min_interval: self.min_interval,
+            messages_per_sec: self.messages_per_sec,
             first: Some(first),
             _slot: slot,
         };
@@ -273,27 +311,40 @@ impl Watched {
     async fn read(
         &self,
         service: &Arc<BoxOffice>,
-        reads: &Arc<BookingReads>,
-    ) -> Result<(String, Lsn), ApiError> {
+        shared: &EventStreams,
+    ) -> Result<(ByteString, Lsn), ApiError> {
         let encode = |e: serde_json::Error| ApiError::Internal(format!("live message: {e}"));
         match self {
             Self::Event(id) => {
                 let (status, lsn) = service.status_at(*id).await?;
-                let json = serde_json::to_string(&StatusResponse::from(status)).map_err(encode)?;
-                Ok((json, lsn))
+                let mut newest = shared.status.lock().unwrap_or_else(|p| p.into_inner());
+                match &*newest {
+                    // Another stream of the event made this message already.
+                    Some((at, json)) if *at == lsn => Ok((json.clone(), lsn)),
+                    _ => {
+                        let json = ByteString::from(
+                            serde_json::to_string(&StatusResponse::from(status)).map_err(encode)?,
+                        );
+                        // A slower stream's older change never replaces a newer one.
+                        if newest.as_ref().is_none_or(|(at, _)| *at < lsn) {
+                            *newest = Some((lsn, json.clone()));
+                        }
+                        Ok((json, lsn))
+                    }
+                }
             }
             Self::Booking(id, user) => {
-                let (booking, lsn) = reads.read(service, *id, user).await?;
+                let (booking, lsn) = shared.reads.read(service, *id, user).await?;
                 let json = serde_json::to_string(&BookingResponse {
                     booking: booking.into(),
                 })
                 .map_err(encode)?;
-                Ok((json, lsn))
+                Ok((ByteString::from(json), lsn))
             }
         }
     }
 
-    fn message(&self, json: String, lsn: Lsn) -> sse::Event {
+    fn message(&self, json: ByteString, lsn: Lsn) -> sse::Event {
         let kind = match self {
             Self::Event(_) => "status",
             Self::Booking(..) => "booking",
@@ -367,7 +418,8 @@ impl BookingReads {
 /// One open stream.
 struct Watch {
     /// Where its booking reads are gathered.
-    reads: Arc<BookingReads>,
+    /// What the event's streams share; counts this one while it lives.
+    shared: Watching,
     service: Arc<BoxOffice>,
     watched: Watched,
     /// Wakes after each change that may alter what the stream shows.
@@ -375,10 +427,12 @@ struct Watch {
     /// Turns true at shutdown.
     stop: watch::Receiver<bool>,
     /// The JSON of the last message.
-    last: String,
+    last: ByteString,
     /// When the last message went out.
     last_sent: Instant,
     min_interval: Duration,
+    /// Messages the event's streams send a second, all together.
+    messages_per_sec: u64,
     /// The initial message, not yet sent.
     first: Option<sse::Event>,
     /// Released when the stream is dropped (the client went away or it ended).
@@ -386,6 +440,16 @@ struct Watch {
 }
 
 impl Watch {
+    /// The least time between two messages of this stream: `min_interval`,
+    /// or longer, so that the event's streams together send at most
+    /// `messages_per_sec`.
+    fn interval(&self) -> Duration {
+        let watching = self.shared.0.watching.load(Ordering::Relaxed) as u64;
+        let share =
+            Duration::from_micros(watching.saturating_mul(1_000_000) / self.messages_per_sec);
+        self.min_interval.max(share)
+    }
+
     /// The next message; `None` ends the stream (shutdown, the event gone,
     /// or the booking gone).
     async fn next(mut self) -> Option<(sse::Event, Self)> {
@@ -399,13 +463,13 @@ impl Watch {
             }
             // Coalesce: whatever changes until then goes into one message.
             tokio::select! {
-                _ = tokio::time::sleep_until(self.last_sent + self.min_interval) => {}
+                _ = tokio::time::sleep_until(self.last_sent + self.interval()) => {}
                 _ = self.stop.wait_for(|stopping| *stopping) => return None,
             }
             // Seen before reading, so a change after the read wakes us again.
             self.changes.borrow_and_update();
             loop {
-                match self.watched.read(&self.service, &self.reads).await {
+                match self.watched.read(&self.service, &self.shared.0).await {
                     Ok((json, lsn)) => {
                         if json == self.last {
                             break;

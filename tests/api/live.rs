@@ -221,6 +221,47 @@ async fn streams_of_nothing_are_404_and_past_the_limit_503() {
     app.stop().await;
 }
 
+/// An audience on one event shares a message budget: with 40 streams and
+/// 100 messages a second for the event, each stream gets about 2.5 a
+/// second, and every one still ends on the final status with ids growing.
+#[actix_web::test]
+async fn an_audience_shares_the_events_budget_and_every_stream_ends_on_the_final_status() {
+    let app = spawn_app_with(|s| {
+        s.live.max_messages_per_sec = 100;
+        s.live.max_streams_per_ip = 0;
+    })
+    .await;
+    let event = app.create_event(1_000).await;
+    let path = format!("/api/events/{event}/live");
+    let mut readers = Vec::new();
+    for _ in 0..40 {
+        readers.push(Reader::open(&app, &path).await);
+    }
+    let started = Instant::now();
+    for i in 0..100 {
+        put(&app, event, &format!("fan{i}")).await;
+    }
+    for reader in &mut readers {
+        let seen = reader
+            .until(Duration::from_secs(5), |data| {
+                data["availableTickets"] == 900
+            })
+            .await;
+        assert!(
+            seen.windows(2).all(|w| w[0].id < w[1].id),
+            "ids grow within a stream"
+        );
+        // The initial status, then at most one message per 400 ms share.
+        let allowed = 2 + (started.elapsed().as_millis() / 400) as usize;
+        assert!(
+            seen.len() <= allowed,
+            "{} messages, at most {allowed}",
+            seen.len()
+        );
+    }
+    app.stop().await;
+}
+
 /// A stream request's answer, whatever its status.
 async fn try_open(app: &TestApp, path: &str) -> reqwest::Response {
     app.client

@@ -1,0 +1,137 @@
+//! The on-sale audience bench: bookings on an event while many clients
+//! watch that same event's public stream (`GET /api/events/{id}/live`),
+//! against the same bookings with nobody watching, in one run.
+//!
+//! usage: watchers BASE_URL
+//! env:   WATCHERS (2000): streams opened on the event;
+//!        WATCH_LOAD_SECS (5): how long each throughput is measured.
+//! Prints one JSON object: throughputs and their ratio, p99 of bookings
+//! with the streams open, and the stream messages received meanwhile.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use serde_json::{json, Value};
+
+fn env(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Bookings per second for `secs`, 64 at a time, for fresh users, and the
+/// p99 latency in milliseconds.
+async fn throughput(
+    client: &reqwest::Client,
+    base: &str,
+    event: u64,
+    prefix: &str,
+    secs: u64,
+) -> (f64, f64) {
+    let latencies = Arc::new(Mutex::new(Vec::new()));
+    let until = Instant::now() + Duration::from_secs(secs);
+    let started = Instant::now();
+    let workers: Vec<_> = (0..64)
+        .map(|w| {
+            let client = client.clone();
+            let base = base.to_string();
+            let prefix = prefix.to_string();
+            let latencies = Arc::clone(&latencies);
+            tokio::spawn(async move {
+                let mut mine = Vec::new();
+                let mut n = 0;
+                while Instant::now() < until {
+                    let url = format!("{base}/api/events/{event}/bookings/{prefix}{w}x{n}");
+                    let sent = Instant::now();
+                    let res = client.put(url).send().await.expect("sent");
+                    assert!(res.status().is_success(), "{}", res.status());
+                    mine.push(sent.elapsed().as_secs_f64() * 1e3);
+                    n += 1;
+                }
+                if let Ok(mut all) = latencies.lock() {
+                    all.extend(mine);
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.await.expect("worker");
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let mut all = latencies.lock().map(|l| l.clone()).unwrap_or_default();
+    all.sort_by(|a, b| a.total_cmp(b));
+    let p99 = all.get(all.len() * 99 / 100).copied().unwrap_or(0.0);
+    (all.len() as f64 / elapsed, p99)
+}
+
+#[tokio::main]
+async fn main() {
+    let base = std::env::args().nth(1).expect("usage: watchers BASE_URL");
+    let watchers = env("WATCHERS", 2_000);
+    let secs = env("WATCH_LOAD_SECS", 5) as u64;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(usize::MAX)
+        .build()
+        .expect("client");
+    let created: Value = client
+        .post(format!("{base}/api/events"))
+        .json(&json!({"totalTickets": 10_000_000}))
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json");
+    let event = created["event"]["id"].as_u64().expect("event id");
+    let (before, p99_before) = throughput(&client, &base, event, "b", secs).await;
+
+    let opened = Arc::new(AtomicUsize::new(0));
+    let messages = Arc::new(AtomicUsize::new(0));
+    let mut streams = Vec::new();
+    for _ in 0..watchers {
+        // A client of its own per stream: one connection each, as browsers.
+        let client = reqwest::Client::new();
+        let url = format!("{base}/api/events/{event}/live");
+        let (opened, messages) = (Arc::clone(&opened), Arc::clone(&messages));
+        streams.push(tokio::spawn(async move {
+            let res = client.get(url).send().await.expect("stream opened");
+            assert!(res.status().is_success(), "stream: {}", res.status());
+            opened.fetch_add(1, Ordering::Relaxed);
+            let mut body = res.bytes_stream();
+            while let Some(Ok(chunk)) = body.next().await {
+                let frames = chunk.windows(2).filter(|w| w == b"\n\n").count();
+                messages.fetch_add(frames, Ordering::Relaxed);
+            }
+        }));
+    }
+    let wait = Instant::now();
+    while opened.load(Ordering::Relaxed) < watchers {
+        assert!(
+            wait.elapsed() < Duration::from_secs(120),
+            "only {} of {watchers} streams opened",
+            opened.load(Ordering::Relaxed)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let messages_before = messages.load(Ordering::Relaxed);
+    let (during, p99_during) = throughput(&client, &base, event, "d", secs).await;
+    let received = messages.load(Ordering::Relaxed) - messages_before;
+    for s in streams {
+        s.abort();
+    }
+    println!(
+        "{}",
+        json!({
+            "watchers": watchers,
+            "bookings_per_sec_nobody_watching": before,
+            "bookings_per_sec_watched": during,
+            "throughput_ratio": during / before,
+            "p99_ms_nobody_watching": p99_before,
+            "p99_ms_watched": p99_during,
+            "stream_messages_while_booking": received,
+        })
+    );
+}
