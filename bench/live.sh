@@ -13,7 +13,7 @@ ensure_bench_tools
 (cd "$ROOT" && cargo build --release --locked --quiet -p boxoffice-bench --bin live)
 WORK=$(mktemp -d)
 trap 'stop_boxoffice; rm -rf "$WORK"' EXIT
-# Every stream comes from loopback: lift the per-address share.
-start_boxoffice "$WORK" BOXOFFICE__LIVE__MAX_STREAMS_PER_IP=0
+# Every stream comes from loopback: lift the per-address shares.
+start_boxoffice "$WORK" BOXOFFICE__LIVE__MAX_STREAMS_PER_IP=0 BOXOFFICE__SERVER__MAX_CONNECTIONS_PER_IP=0
 OUT="$ROOT/bench/results/live.json"
 "$ROOT/target/release/live" "http://$SERVER_ADDR" "$SERVER_PID" | tee "$OUT"

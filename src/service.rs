@@ -182,7 +182,8 @@ impl BoxOffice {
     }
 
     /// Creates an event (remembering `key` with it) and answers once both
-    /// are durable; neither exists if that fails.
+    /// are durable. An event whose creation is not made durable is removed;
+    /// a key that is not is forgotten (the event, on disk, stays).
     async fn create(
         &self,
         requested: Option<EventId>,
