@@ -39,7 +39,7 @@ use crate::domain::BookingView;
 use crate::domain::{EventId, UserId};
 use crate::http::api::dto::{BookingResponse, StatusResponse};
 use crate::http::api::error::ApiError;
-use crate::http::transport::connections::address_key;
+use crate::http::transport::connections::AddressShares;
 use crate::http::transport::stream::ClientGone;
 use crate::persistence::journal::Lsn;
 use crate::service::{BoxOffice, ServiceError};
@@ -50,8 +50,8 @@ pub struct Live {
     open: AtomicUsize,
     /// Most streams at once.
     max: usize,
-    /// Streams open now, by client address key (only with a per-address cap).
-    per_ip: dashmap::DashMap<std::net::IpAddr, usize>,
+    /// Streams open now, by client address (only with a per-address cap).
+    per_ip: AddressShares,
     /// Most streams one client address may hold; 0: no cap.
     max_per_ip: usize,
     /// Streams opened, closed, and refused (past the per-address share,
@@ -87,6 +87,13 @@ struct EventStreams {
 /// Counts one stream as watching its event while it lives.
 struct Watching(Arc<EventStreams>);
 
+impl Watching {
+    fn new(shared: Arc<EventStreams>) -> Self {
+        shared.watching.fetch_add(1, Ordering::Relaxed);
+        Self(shared)
+    }
+}
+
 impl Drop for Watching {
     fn drop(&mut self) {
         self.0.watching.fetch_sub(1, Ordering::Relaxed);
@@ -99,7 +106,7 @@ impl Live {
         Self {
             open: AtomicUsize::new(0),
             max: settings.max_streams,
-            per_ip: dashmap::DashMap::new(),
+            per_ip: AddressShares::new(settings.max_streams_per_ip),
             max_per_ip: settings.max_streams_per_ip,
             opened: Default::default(),
             closed: Default::default(),
@@ -131,16 +138,13 @@ impl Live {
             return Err(ApiError::Unavailable);
         }
         let key = match client {
-            Some(ip) if self.max_per_ip > 0 => {
-                let key = address_key(ip);
-                let mut held = self.per_ip.entry(key).or_insert(0);
-                if *held >= self.max_per_ip {
+            Some(ip) if self.max_per_ip > 0 => match self.per_ip.take(ip) {
+                Some(key) => Some(key),
+                None => {
                     self.refused_per_ip.fetch_add(1, Ordering::Relaxed);
                     return Err(ApiError::RateLimited(1));
                 }
-                *held += 1;
-                Some(key)
-            }
+            },
             _ => None,
         };
         // From here the slot owns the per-address count: dropping it on a
@@ -206,11 +210,6 @@ impl Live {
         )
     }
 
-    /// Streams open now from `ip`'s address key.
-    pub fn open_from(&self, ip: std::net::IpAddr) -> usize {
-        self.per_ip.get(&address_key(ip)).map_or(0, |n| *n)
-    }
-
     /// A stream of `watched`: its state at once, then each change.
     /// 404 when the event (or the user's booking) does not exist.
     pub async fn open(
@@ -236,8 +235,7 @@ impl Live {
                 .or_insert_with(|| Arc::new(EventStreams::default()))
                 .value(),
         );
-        shared.watching.fetch_add(1, Ordering::Relaxed);
-        let watching = Watching(Arc::clone(&shared));
+        let watching = Watching::new(Arc::clone(&shared));
         let (json, lsn) = watched.read(&service, &shared).await?;
         let first = watched.message(json.clone(), lsn);
         let stream = Watch {
@@ -282,12 +280,7 @@ impl Drop for Slot {
             self.live.closed.fetch_add(1, Ordering::Relaxed);
         }
         if let Some(key) = self.key {
-            // Forget an address with nothing open, so the map stays as
-            // small as the addresses streaming now.
-            self.live.per_ip.remove_if_mut(&key, |_, held| {
-                *held = held.saturating_sub(1);
-                *held == 0
-            });
+            self.live.per_ip.give_back(key);
         }
     }
 }

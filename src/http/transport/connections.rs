@@ -25,7 +25,7 @@ pub struct Connections {
     /// Peers not capped (reverse proxies).
     trusted: Vec<IpNet>,
     /// Open connections by address; an address leaves with its last one.
-    open: DashMap<IpAddr, usize>,
+    open: AddressShares,
     /// Connections refused over the cap, for `/metrics`.
     refused: AtomicU64,
     /// Connections being served, capped or not.
@@ -39,7 +39,7 @@ impl Connections {
             per_ip,
             send_timeout,
             trusted,
-            open: DashMap::new(),
+            open: AddressShares::new(per_ip),
             refused: AtomicU64::new(0),
             served: AtomicUsize::new(0),
         })
@@ -58,18 +58,14 @@ impl Connections {
                 ip: None,
             });
         }
-        let peer = address_key(peer);
-        let mut open = self.open.entry(peer).or_insert(0);
-        if *open >= self.per_ip {
-            drop(open);
+        let Some(key) = self.open.take(peer) else {
             self.refused.fetch_add(1, Ordering::Relaxed);
             return None;
-        }
-        *open += 1;
+        };
         self.served.fetch_add(1, Ordering::Relaxed);
         Some(Slot {
             owner: Arc::clone(self),
-            ip: Some(peer),
+            ip: Some(key),
         })
     }
 
@@ -114,7 +110,7 @@ impl Connections {
 
     /// Open connections counted under `ip` (trusted peers are not counted).
     pub fn open_from(&self, ip: IpAddr) -> usize {
-        self.open.get(&address_key(ip)).map_or(0, |n| *n)
+        self.open.held(ip)
     }
 
     /// Sets the socket options every accepted connection gets.
@@ -138,13 +134,61 @@ impl Connections {
 
     fn release(&self, ip: Option<IpAddr>) {
         self.served.fetch_sub(1, Ordering::Relaxed);
-        let Some(ip) = ip else { return };
-        // Removing under the entry lock keeps a concurrent admit from
+        if let Some(key) = ip {
+            self.open.give_back(key);
+        }
+    }
+}
+
+/// Places held by each client address (by [`address_key`]), at most `cap`
+/// each: the connection cap and the live-stream cap count alike. An
+/// address leaves the map with its last place, so it holds only the
+/// addresses holding something now.
+#[derive(Debug)]
+pub struct AddressShares {
+    held: DashMap<IpAddr, usize>,
+    cap: usize,
+}
+
+impl AddressShares {
+    /// At most `cap` places per address.
+    pub fn new(cap: usize) -> Self {
+        Self {
+            held: DashMap::new(),
+            cap,
+        }
+    }
+
+    /// Takes one of `ip`'s places: the key to give it back under, or
+    /// `None` when the address holds its cap already.
+    pub fn take(&self, ip: IpAddr) -> Option<IpAddr> {
+        let key = address_key(ip);
+        let mut held = self.held.entry(key).or_insert(0);
+        if *held >= self.cap {
+            return None;
+        }
+        *held += 1;
+        Some(key)
+    }
+
+    /// Gives back a place taken under `key`.
+    pub fn give_back(&self, key: IpAddr) {
+        // Removing under the entry lock keeps a concurrent take from
         // counting into an entry that is about to vanish.
-        self.open.remove_if_mut(&ip, |_, open| {
-            *open = open.saturating_sub(1);
-            *open == 0
+        self.held.remove_if_mut(&key, |_, held| {
+            *held = held.saturating_sub(1);
+            *held == 0
         });
+    }
+
+    /// Places `ip`'s address holds now.
+    pub fn held(&self, ip: IpAddr) -> usize {
+        self.held.get(&address_key(ip)).map_or(0, |n| *n)
+    }
+
+    /// Addresses holding a place now.
+    pub fn addresses(&self) -> usize {
+        self.held.len()
     }
 }
 
@@ -213,7 +257,7 @@ mod tests {
             .collect();
         assert_eq!(connections.open_from(ip("::1")), 5);
         drop(slots);
-        assert_eq!(connections.open.len(), 0);
+        assert_eq!(connections.open.addresses(), 0);
     }
 
     #[test]
