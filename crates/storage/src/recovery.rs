@@ -237,10 +237,8 @@ fn apply(
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
-    use crate::journal::{FsyncMode, Journal, JournalOptions};
+    use crate::journal::Journal;
     use boxoffice_domain::{EventSettings, Timestamp};
 
     fn key(key: &str, event: u64) -> CreateKey {
@@ -258,14 +256,8 @@ mod tests {
     #[test]
     fn journalled_keys_come_back_with_their_events_only() {
         let dir = tempfile::tempdir().expect("dir");
-        let options = JournalOptions {
-            dir: dir.path().to_path_buf(),
-            fsync: FsyncMode::Always,
-            fsync_interval: Duration::from_millis(10),
-            segment_bytes: 1 << 20,
-            faults: None,
-        };
-        let journal = Journal::start(options, Lsn::FIRST).expect("journal");
+        let journal = Journal::start(journal::tests::options(dir.path(), 1 << 20), Lsn::FIRST)
+            .expect("journal");
         let event = EventId::try_from(1).expect("id");
         let created = Record::Change {
             event,

@@ -12,16 +12,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use boxoffice_bench::{env, throughput};
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 use tokio::sync::Notify;
-
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// utime + stime of `pid`, in seconds.
 fn cpu_seconds(pid: u32) -> f64 {
@@ -48,39 +42,6 @@ async fn run_all(client: &reqwest::Client, requests: Vec<reqwest::Request>, para
             assert!(res.status().is_success(), "{url}: {}", res.status());
         })
         .await;
-}
-
-/// Bookings per second for `secs`, 64 at a time, for fresh users `prefix{n}`.
-async fn throughput(
-    client: &reqwest::Client,
-    base: &str,
-    event: u64,
-    prefix: &str,
-    secs: u64,
-) -> f64 {
-    let done = Arc::new(AtomicUsize::new(0));
-    let until = Instant::now() + Duration::from_secs(secs);
-    let started = Instant::now();
-    let workers = (0..64).map(|w| {
-        let client = client.clone();
-        let done = Arc::clone(&done);
-        let base = base.to_string();
-        let prefix = prefix.to_string();
-        tokio::spawn(async move {
-            let mut n = 0;
-            while Instant::now() < until {
-                let url = format!("{base}/api/events/{event}/bookings/{prefix}{w}x{n}");
-                let res = client.put(url).send().await.expect("sent");
-                assert!(res.status().is_success(), "{}", res.status());
-                done.fetch_add(1, Ordering::Relaxed);
-                n += 1;
-            }
-        })
-    });
-    for w in workers.collect::<Vec<_>>() {
-        w.await.expect("worker");
-    }
-    done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
 }
 
 /// What a booking first seen at `place` shows once `cancels` tickets at the
@@ -152,7 +113,7 @@ async fn main() {
         setup.elapsed().as_secs_f64()
     );
 
-    let before = throughput(&client, &base, event, "b", load_secs).await;
+    let (before, _) = throughput(&client, &base, event, "b", load_secs).await;
 
     // One stream per watched user, spread over the whole queue.
     let watched: Vec<usize> = (0..streams).map(|s| s * queue / streams).collect();
@@ -222,7 +183,7 @@ async fn main() {
     }
     let opened_in = wait_open.elapsed();
 
-    let during = throughput(&client, &base, event, "d", load_secs).await;
+    let (during, _) = throughput(&client, &base, event, "d", load_secs).await;
 
     // The burst: every holder cancels, so each watched user's place drops
     // by `cancels` (or they get tickets).

@@ -27,7 +27,7 @@ pub mod record;
 pub mod replay;
 mod segment;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 mod writer;
 
 use crate::stats::JournalStats;

@@ -14,7 +14,8 @@ fn booked(n: u64) -> Record {
     }
 }
 
-fn options(dir: &Path, segment_bytes: u64) -> JournalOptions {
+/// Options of a real journal in `dir`, synced before every answer.
+pub(crate) fn options(dir: &Path, segment_bytes: u64) -> JournalOptions {
     JournalOptions {
         dir: dir.to_path_buf(),
         fsync: FsyncMode::Always,
