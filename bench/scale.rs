@@ -203,6 +203,7 @@ fn snapshot_and_restore(
         next_event_id: 2,
         next_booking_id: ids.peek(),
         create_keys: Vec::new(),
+        next_change_index: 1,
         events: vec![StoredEvent {
             applied_lsn: Lsn::ZERO,
             event: state,

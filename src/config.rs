@@ -47,6 +47,8 @@ e.g. BOXOFFICE__SERVER__PORT=9000, which wins over the file):
   auth.admin_token, auth.users (trusted or jwt), auth.jwt_secret,
   auth.jwt_public_key_file, auth.jwt_issuer, auth.jwt_audience,
   auth.jwt_leeway_secs (secrets: prefer BOXOFFICE__AUTH__* variables)
+  changes.retain_bytes
+  webhooks.url, webhooks.secret, webhooks.batch_max, webhooks.timeout_ms
 
 exit codes: 0 clean stop; 1 could not start (address in use, data
 directory locked by another process) or stop cleanly; 2 bad command line
@@ -77,6 +79,50 @@ pub struct Settings {
     pub auth: AuthSettings,
     /// Server-Sent Event streams.
     pub live: LiveSettings,
+    /// The change feed.
+    pub changes: ChangesSettings,
+    /// Deliveries of the change feed to a receiver.
+    pub webhooks: WebhookSettings,
+}
+
+/// `[changes]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChangesSettings {
+    /// Journal bytes kept for the change feed, newest first, even when
+    /// snapshots cover them (the feed serves what the journal keeps).
+    pub retain_bytes: u64,
+}
+
+/// `[webhooks]`: the change feed POSTed to one receiver. `Debug` leaves
+/// the secret out.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSettings {
+    /// Where deliveries are POSTed (`http://` or `https://`); empty: off.
+    pub url: String,
+    /// The HMAC-SHA256 key of `X-Boxoffice-Signature`.
+    pub secret: String,
+    /// Most items one delivery carries.
+    pub batch_max: usize,
+    /// How long a delivery waits for its reply, in milliseconds.
+    pub timeout_ms: u64,
+}
+
+impl std::fmt::Debug for WebhookSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let set = if self.secret.is_empty() {
+            "(empty)"
+        } else {
+            "(set)"
+        };
+        f.debug_struct("WebhookSettings")
+            .field("url", &self.url)
+            .field("secret", &set)
+            .field("batch_max", &self.batch_max)
+            .field("timeout_ms", &self.timeout_ms)
+            .finish()
+    }
 }
 
 /// `[live]`
@@ -309,6 +355,15 @@ impl Default for Settings {
                 jwt_audience: String::new(),
                 jwt_leeway_secs: 30,
             },
+            changes: ChangesSettings {
+                retain_bytes: 1 << 30,
+            },
+            webhooks: WebhookSettings {
+                url: String::new(),
+                secret: String::new(),
+                batch_max: 100,
+                timeout_ms: 5_000,
+            },
         }
     }
 }
@@ -413,6 +468,23 @@ impl Settings {
         }
         if !(1..=10_000_000).contains(&self.limits.max_events) {
             return invalid("limits.max_events", "must be 1 to 10000000");
+        }
+        if !(1..=1_000).contains(&self.webhooks.batch_max) {
+            return invalid("webhooks.batch_max", "must be 1 to 1000");
+        }
+        if !(100..=600_000).contains(&self.webhooks.timeout_ms) {
+            return invalid("webhooks.timeout_ms", "must be 100 to 600000");
+        }
+        let url = &self.webhooks.url;
+        let off = url.is_empty();
+        if !(off || url.starts_with("http://") || url.starts_with("https://")) {
+            return invalid(
+                "webhooks.url",
+                "must be empty (off) or an http:// or https:// URL",
+            );
+        }
+        if !url.is_empty() && self.webhooks.secret.is_empty() {
+            return invalid("webhooks.secret", "must be set when webhooks.url is");
         }
         // A record handle is a u32, and u32::MAX is reserved.
         if !(1..=u64::from(u32::MAX - 1)).contains(&self.limits.max_bookings_per_event) {
@@ -591,6 +663,26 @@ mod tests {
         let f = file("[rate_limit]\nperiod_secs = 18446744074\n");
         let err = Settings::load_with_env(Some(f.path()), no_env()).expect_err("refused");
         assert!(err.to_string().contains("rate_limit.period_secs"), "{err}");
+    }
+
+    #[test]
+    fn webhook_settings_are_checked_by_key_and_the_secret_never_printed() {
+        for (toml, key) in [
+            (
+                "[webhooks]\nurl = \"ftp://x\"\nsecret = \"s\"\n",
+                "webhooks.url",
+            ),
+            ("[webhooks]\nurl = \"http://x\"\n", "webhooks.secret"),
+            ("[webhooks]\nbatch_max = 0\n", "webhooks.batch_max"),
+            ("[webhooks]\ntimeout_ms = 10\n", "webhooks.timeout_ms"),
+        ] {
+            let f = file(toml);
+            let err = Settings::load_with_env(Some(f.path()), no_env()).expect_err("refused");
+            assert!(err.to_string().contains(key), "{toml}: {err}");
+        }
+        let f = file("[webhooks]\nurl = \"https://hooks.example\"\nsecret = \"hush\"\n");
+        let s = Settings::load_with_env(Some(f.path()), no_env()).expect("valid");
+        assert!(!format!("{s:?}").contains("hush"));
     }
 
     #[test]

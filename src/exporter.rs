@@ -13,6 +13,7 @@ use crate::http::live::Live;
 use crate::http::middleware::metrics::HttpStats;
 use crate::http::transport::connections::Connections;
 use crate::persistence::stats::{JournalStats, SnapshotStats};
+use crate::webhooks::WebhookStats;
 
 /// Where the exporter reads each family from at scrape time.
 pub struct Sources {
@@ -30,6 +31,8 @@ pub struct Sources {
     pub live: Arc<Live>,
     /// Connections served and refused.
     pub connections: Arc<Connections>,
+    /// Webhook deliveries.
+    pub webhooks: Arc<WebhookStats>,
 }
 
 impl std::fmt::Debug for Sources {
@@ -53,6 +56,7 @@ impl Collector for Sources {
         self.snapshots.encode(&mut encoder)?;
         self.live.encode(&mut encoder)?;
         self.connections.encode(&mut encoder)?;
+        self.webhooks.encode(&mut encoder)?;
         if let Some(bytes) = resident_bytes() {
             gauge(
                 &mut encoder,

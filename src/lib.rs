@@ -25,9 +25,11 @@
 //!
 //! Beside them: [`config`] reads the settings (and holds `--help`),
 //! [`clock`] is where "now" comes from, [`logging`] sets up the logger,
-//! [`exporter`] assembles `/metrics` from each layer's counters, and
-//! [`startup`] wires it all together.
+//! [`exporter`] assembles `/metrics` from each layer's counters,
+//! [`changes`] serves the change feed from the journal, [`webhooks`]
+//! delivers it to a receiver, and [`startup`] wires it all together.
 pub mod actors;
+pub mod changes;
 pub mod clock;
 pub mod config;
 pub mod exporter;
@@ -35,6 +37,7 @@ pub mod http;
 pub mod logging;
 pub mod service;
 pub mod startup;
+pub mod webhooks;
 
 /// The booking domain, its own crate so that nothing async, actor, HTTP or
 /// I/O can creep into it: see `crates/domain`.

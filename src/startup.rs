@@ -14,6 +14,7 @@ use crate::actors::{
     take_snapshot, Registry, RestoredFrom, SnapshotFailed, SnapshotPolicy, Snapshotter,
     StopSnapshots,
 };
+use crate::changes::ChangeFeed;
 use crate::clock::Clock;
 use crate::config::{cores, Settings};
 use crate::exporter::Sources;
@@ -33,6 +34,7 @@ use crate::persistence::journal::JournalError;
 use crate::persistence::recovery::RecoveryError;
 use crate::persistence::{SnapshotError, SnapshotStore};
 use crate::service::BoxOffice;
+use crate::webhooks::{WebhookStats, Webhooks};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 /// How often idle per-IP quota cells are dropped.
@@ -56,6 +58,9 @@ pub enum StartupError {
     /// `[auth]` names a key that cannot be used.
     #[error("{0}")]
     Auth(#[from] KeyFileError),
+    /// The webhook client could not be built (TLS set-up).
+    #[error("webhooks: {0}")]
+    Webhooks(#[from] reqwest::Error),
     /// The address could not be bound.
     #[error("binding {address}: {source}")]
     Bind {
@@ -192,6 +197,9 @@ impl Application {
         let journal = data_dir
             .start_journal(&settings.journal, recovered.next_lsn)
             .map_err(StartupError::Journal)?;
+        journal.resume_changes_at(recovered.next_change_index);
+        store.retain_journal_bytes(settings.changes.retain_bytes);
+        let changes = Arc::new(ChangeFeed::new(data_dir.path(), Arc::clone(&journal)));
         let restored_from = RestoredFrom {
             snapshot_bytes: recovered
                 .snapshot
@@ -240,6 +248,17 @@ impl Application {
             trusted.clone(),
         );
         let live = Arc::new(Live::new(&settings.live));
+        let webhook_stats = Arc::new(WebhookStats::default());
+        if let Some(webhooks) = Webhooks::new(
+            &settings.webhooks,
+            Arc::clone(&changes),
+            data_dir.path(),
+            Arc::clone(&webhook_stats),
+        )? {
+            // Ends when the service begins to stop (with the live streams);
+            // what it acknowledged is on disk after each delivery.
+            actix_web::rt::spawn(webhooks.run(live.stopping()));
+        }
         let exporter = Sources {
             http: Arc::clone(&http_stats),
             events: Arc::clone(registry.counters()),
@@ -250,6 +269,7 @@ impl Application {
             journal: Arc::clone(journal.stats()),
             snapshots: Arc::clone(store.stats()),
             live: Arc::clone(&live),
+            webhooks: webhook_stats,
             connections: Arc::clone(&connections),
         }
         .into_exporter();
@@ -260,6 +280,7 @@ impl Application {
             stopping: AtomicBool::new(false),
             in_flight: AtomicUsize::new(0),
             live,
+            changes,
             openapi: openapi_bytes(&settings.limits),
             body_timeout,
             service: Arc::new(BoxOffice::new(

@@ -389,6 +389,7 @@ proptest! {
                     let snapshot = ServiceSnapshot {
                         taken_at: now,
                         create_keys: Vec::new(),
+                        next_change_index: 1,
                         next_event_id: events.len() as u64 + 1,
                         next_booking_id: ids.peek(),
                         journal_lsn: Lsn::ZERO,
@@ -533,5 +534,47 @@ proptest! {
             restored.apply(&change).expect("replays");
         }
         prop_assert_eq!(observe(&restored), observe(&live));
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// The change feed: folding every change's items (the objects it
+    /// touched, as they stood after it, sent through the journal's record
+    /// encoding) gives every booking's and the event's last state. Only
+    /// the live place in the queue of a waiting booking may have moved
+    /// since its last item (a booking ahead leaving moves it without a
+    /// change of its own).
+    #[test]
+    fn folding_the_feed_gives_every_booking_and_the_event_as_they_are(
+        tickets in 1u64..5,
+        steps in proptest::collection::vec(step(), 1..60),
+    ) {
+        use boxoffice::domain::{BookingView, FeedItem};
+        let ids = BookingIdSequence::default();
+        let (mut event, _) = new_event(tickets);
+        let mut folded_event = event.status();
+        let mut folded: BTreeMap<String, BookingView> = BTreeMap::new();
+        for (i, s) in steps.iter().enumerate() {
+            let Some(made) = run(&mut event, &ids, *s, Timestamp::from_millis(i as i64 + 1)) else { continue };
+            prop_assert!(!made.items.is_empty(), "every change shows something");
+            let record = Record::Published { first_index: 0, event: event.id(), change: made.change, items: made.items };
+            let back: Record = codec::decode(&codec::encode(&record).expect("encodes")).expect("decodes");
+            let Record::Published { items, .. } = back else { unreachable!("published") };
+            for item in items {
+                match item {
+                    FeedItem::Event(status) => folded_event = status,
+                    FeedItem::Booking(view) => { folded.insert(view.user_id.as_str().to_string(), view); }
+                }
+            }
+        }
+        let without_place = |mut v: BookingView| { v.waiting_position = None; v.tickets_ahead = None; v };
+        for u in 0..7 {
+            let now = event.booking(&user(u)).ok().map(without_place);
+            let last = folded.get(user(u).as_str()).cloned().map(without_place);
+            prop_assert_eq!(last, now, "user {}", u);
+        }
+        prop_assert_eq!(folded_event.settings, event.status().settings);
     }
 }

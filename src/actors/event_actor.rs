@@ -330,9 +330,11 @@ impl EventActor {
     fn journal_change(&mut self, made: Made) -> Result<Lsn, ActorError> {
         let counted = self.count(&made);
         let new_user = made.new_user;
-        let record = Record::Change {
+        let record = Record::Published {
+            first_index: 0,
             event: self.event.id(),
             change: made.change,
+            items: made.items,
         };
         match self.log.submit(record, self.epoch) {
             Ok(lsn) => {

@@ -19,7 +19,7 @@ use super::published::Published;
 use crate::clock::Clock;
 use crate::domain::{
     BookingIdSequence, CreateKey, CreateKeys, DomainError, Event, EventId, EventSettings,
-    EventStatus, Timestamp, MAX_EVENT_ID,
+    EventStatus, FeedItem, Timestamp, MAX_EVENT_ID,
 };
 use crate::persistence::change_log::ChangeLog;
 use crate::persistence::journal::{Journal, Lsn, Record};
@@ -282,7 +282,12 @@ impl Registry {
             Entry::Vacant(slot) => {
                 let (event, change) = Event::create(id, settings.clone(), now)?;
                 let status = event.status();
-                let record = Record::Change { event: id, change };
+                let record = Record::Published {
+                    first_index: 0,
+                    event: id,
+                    change,
+                    items: vec![FeedItem::Event(status.clone())],
+                };
                 // Through the same seam as every change an actor makes.
                 let epoch = self.log.state().epoch;
                 let lsn = self.log.submit(record, epoch).map_err(|_| Unavailable)?;

@@ -57,7 +57,8 @@ pub async fn take_snapshot(
     let journal = registry.journal();
     // Read before collecting: every record up to here was applied by its
     // actor before that actor hands over its state.
-    let journal_lsn = journal.next_lsn().prev();
+    let (next_lsn, next_change_index) = journal.next_positions();
+    let journal_lsn = next_lsn.prev();
     let taken_at = registry.clock().now();
     let events = registry
         .collect(last)
@@ -84,6 +85,7 @@ pub async fn take_snapshot(
         next_booking_id: registry.next_booking_id(),
         events,
         create_keys,
+        next_change_index,
     };
     let writer = Arc::clone(store);
     let taken = tokio::task::spawn_blocking(move || {

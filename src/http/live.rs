@@ -131,9 +131,18 @@ impl Live {
         self.stop.send_replace(true);
     }
 
+    /// Turns true when every stream must end.
+    pub(crate) fn stopping(&self) -> watch::Receiver<bool> {
+        self.stop.subscribe()
+    }
+
     /// A place for one more stream from `client`, or 429 when that
-    /// address holds its share, or 503 when every place is taken.
-    fn admit(self: &Arc<Self>, client: Option<std::net::IpAddr>) -> Result<Slot, ApiError> {
+    /// address holds its share, or 503 when every place is taken. (The
+    /// change feed's streams take theirs here too.)
+    pub(crate) fn admit(
+        self: &Arc<Self>,
+        client: Option<std::net::IpAddr>,
+    ) -> Result<Slot, ApiError> {
         if *self.stop.borrow() {
             return Err(ApiError::Unavailable);
         }
@@ -263,8 +272,9 @@ impl Live {
     }
 }
 
-/// Holds one of [`Live`]'s places until the stream is dropped.
-struct Slot {
+/// Holds one of [`Live`]'s places (and its address's share) until the
+/// stream is dropped.
+pub(crate) struct Slot {
     /// Whose place it is.
     live: Arc<Live>,
     /// The client address key it counts under, with a per-address cap.

@@ -11,6 +11,7 @@
 //! [`AppState`] is what every handler shares.
 
 pub mod api;
+pub(crate) mod change_stream;
 pub mod live;
 pub mod middleware;
 pub mod transport;
@@ -35,6 +36,8 @@ pub struct AppState {
     pub openapi: actix_web::web::Bytes,
     /// Open live streams.
     pub live: Arc<live::Live>,
+    /// The change feed.
+    pub changes: Arc<crate::changes::ChangeFeed>,
     /// Set once the service has begun to stop; `/ready` then says 503 and
     /// every answer closes its connection.
     pub stopping: std::sync::atomic::AtomicBool,

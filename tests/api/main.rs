@@ -4,6 +4,7 @@
 
 mod auth;
 mod binary;
+mod changes;
 mod concurrency;
 mod connections;
 mod corruption;

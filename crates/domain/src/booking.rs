@@ -120,8 +120,9 @@ impl PartialEq for BookingRecord {
 
 impl Eq for BookingRecord {}
 
-/// A booking as a reader sees it, with its live place in the queue.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A booking as a reader sees it, with its live place in the queue. (The
+/// change feed stores it field by field: fields are only ever appended.)
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BookingView {
     /// Service-wide unique id.
     pub id: BookingId,

@@ -33,6 +33,7 @@ mod booking;
 mod change;
 mod chunked;
 mod event;
+mod feed;
 mod fenwick;
 mod idempotency;
 mod ids;
@@ -46,6 +47,7 @@ pub use event::{
     Applied, BookingChange, Event, EventChange, EventSnapshot, EventStatus, Made, Outcome, Undo,
     WaitingEntry, WaitingPage,
 };
+pub use feed::FeedItem;
 pub use idempotency::{valid_key, CreateKey, CreateKeys, KEY_LIFETIME_MILLIS, MAX_KEY_LEN};
 pub use ids::{
     BookingId, BookingIdSequence, EventId, Timestamp, UserId, MAX_EVENT_ID, MAX_EVENT_NAME_CHARS,

@@ -43,6 +43,12 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
     Ok(value)
 }
 
+/// Decodes a value from the start of `bytes`, ignoring what follows it:
+/// for reading the leading fields of a record without the rest.
+pub fn decode_prefix<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+    Ok(bincode::serde::decode_from_slice(bytes, config())?.0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,6 +5,7 @@
 //! - Version 2 (v1 of the service): events had a name and a ticket count
 //!   only, and every booking was for one ticket.
 //! - Version 3: as version 4, without the idempotency keys of creates.
+//! - Version 4: as version 5, without the change feed's next index.
 
 use serde::{Deserialize, Serialize};
 
@@ -96,6 +97,7 @@ impl From<ServiceSnapshotV2> for ServiceSnapshot {
             next_booking_id: old.next_booking_id,
             events,
             create_keys: Vec::new(),
+            next_change_index: 1,
         }
     }
 }
@@ -119,6 +121,32 @@ impl From<ServiceSnapshotV3> for ServiceSnapshot {
             next_booking_id: old.next_booking_id,
             events: old.events,
             create_keys: Vec::new(),
+            next_change_index: 1,
+        }
+    }
+}
+
+/// A format 4 snapshot: format 5 before the change feed.
+#[derive(Debug, Deserialize)]
+pub(super) struct ServiceSnapshotV4 {
+    taken_at: Timestamp,
+    journal_lsn: Lsn,
+    next_event_id: u64,
+    next_booking_id: u64,
+    events: Vec<StoredEvent>,
+    create_keys: Vec<boxoffice_domain::CreateKey>,
+}
+
+impl From<ServiceSnapshotV4> for ServiceSnapshot {
+    fn from(old: ServiceSnapshotV4) -> Self {
+        Self {
+            taken_at: old.taken_at,
+            journal_lsn: old.journal_lsn,
+            next_event_id: old.next_event_id,
+            next_booking_id: old.next_booking_id,
+            events: old.events,
+            create_keys: old.create_keys,
+            next_change_index: 1,
         }
     }
 }

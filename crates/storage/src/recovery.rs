@@ -64,6 +64,8 @@ pub struct Recovered {
     /// The idempotency keys of creates, oldest first: the snapshot's, then
     /// those journalled after it.
     pub create_keys: Vec<CreateKey>,
+    /// The change feed index the next item gets.
+    pub next_change_index: u64,
 }
 
 /// Rebuilds the state from `store` and the journal segments in `journal_dir`.
@@ -114,6 +116,7 @@ pub fn recover(store: &SnapshotStore, journal_dir: &Path) -> Result<Recovered, R
         next_event_id: 1,
         next_booking_id: 1,
         next_lsn: Lsn::FIRST,
+        next_change_index: 1,
         ..Recovered::default()
     };
     replay_into(&mut recovered, journal_dir, Lsn::ZERO)?;
@@ -147,6 +150,7 @@ fn from_snapshot(path: &Path, snapshot: ServiceSnapshot) -> Result<Recovered, Re
         replayed_bytes: 0,
         bookings: 0,
         create_keys: snapshot.create_keys,
+        next_change_index: snapshot.next_change_index,
     })
 }
 
@@ -178,6 +182,7 @@ fn replay_into(
         .create_keys
         .retain(|k| events.contains_key(&k.event));
     recovered.next_lsn = end.next_lsn.max(recovered.next_lsn);
+    recovered.next_change_index = end.next_change_index.max(recovered.next_change_index);
     recovered.replayed = end.applied;
     recovered.replayed_bytes = end.applied_bytes;
     // Booking ids are unique across the service; sorting them once is far

@@ -15,15 +15,18 @@ use serde::{Deserialize, Serialize};
 
 use super::codec::{self, CodecError};
 use super::journal::Lsn;
-use super::legacy::{ServiceSnapshotV2, ServiceSnapshotV3};
+use super::legacy::{ServiceSnapshotV2, ServiceSnapshotV3, ServiceSnapshotV4};
 use boxoffice_domain::{CreateKey, EventSnapshot, Timestamp};
 
 /// First bytes of every snapshot file.
 const MAGIC: [u8; 8] = *b"BOXOSNAP";
 /// Bumped whenever the header's or the payload's shape or encoding changes.
-/// 3: events carry settings and bookings a quantity. Older versions this
-/// build still reads are in `persistence/legacy.rs`.
-pub const FORMAT_VERSION: u32 = 4;
+/// 3: events carry settings and bookings a quantity; 4: idempotency keys;
+/// 5: the change feed's next index. Older versions this build still reads
+/// are in `legacy.rs`.
+pub const FORMAT_VERSION: u32 = 5;
+/// Format 4: format 5 without the change feed's next index.
+const FORMAT_VERSION_V4: u32 = 4;
 /// Format 3: format 4 without the idempotency keys of creates.
 const FORMAT_VERSION_V3: u32 = 3;
 /// The v1 service's format, read and converted on start.
@@ -61,6 +64,9 @@ pub struct ServiceSnapshot {
     /// The idempotency keys of creates still remembered, oldest first
     /// (format 4 on).
     pub create_keys: Vec<CreateKey>,
+    /// The change feed index the next item gets (format 5 on): with every
+    /// journal segment released, the feed still goes on from it.
+    pub next_change_index: u64,
 }
 
 /// Why a snapshot could not be written or read.
@@ -120,6 +126,9 @@ pub struct SnapshotStore {
     next_generation: AtomicU64,
     /// The newest snapshot's time and size, for `/metrics`.
     stats: std::sync::Arc<crate::stats::SnapshotStats>,
+    /// Journal bytes kept for the change feed even when every retained
+    /// snapshot covers them (`changes.retain_bytes`).
+    retain_journal_bytes: AtomicU64,
 }
 
 impl SnapshotStore {
@@ -148,6 +157,7 @@ impl SnapshotStore {
             keep: keep.max(1),
             next_generation: AtomicU64::new(1),
             stats: Default::default(),
+            retain_journal_bytes: AtomicU64::new(0),
         };
         let newest = store
             .files()?
@@ -156,6 +166,12 @@ impl SnapshotStore {
             .unwrap_or(0);
         store.next_generation.store(newest + 1, Ordering::Relaxed);
         Ok(store)
+    }
+
+    /// Keeps at least `bytes` of journal segments after each checkpoint,
+    /// newest first, for the change feed.
+    pub fn retain_journal_bytes(&self, bytes: u64) {
+        self.retain_journal_bytes.store(bytes, Ordering::Relaxed);
     }
 
     /// The directory.
@@ -206,11 +222,14 @@ impl SnapshotStore {
     /// A checkpoint: writes `snapshot`, then deletes the journal segments
     /// every retained snapshot covers (the journal lives in the same
     /// directory), so any kept snapshot plus the journal still rebuilds the
-    /// state. Runs on a blocking thread; a failed deletion is only logged.
+    /// state, keeping the newest `retain_journal_bytes` of them for the
+    /// change feed. Runs on a blocking thread; a failed deletion is only
+    /// logged.
     pub fn checkpoint(&self, snapshot: &ServiceSnapshot) -> Result<WrittenSnapshot, SnapshotError> {
         let written = self.write(snapshot)?;
         let covered = self.min_retained_journal_lsn()?;
-        match super::journal::release(&self.dir, covered) {
+        let retain = self.retain_journal_bytes.load(Ordering::Relaxed);
+        match super::journal::release(&self.dir, covered, retain) {
             Ok(0) => {}
             Ok(n) => {
                 log::info!("deleted {n} journal segment(s) covered by every retained snapshot")
@@ -294,7 +313,14 @@ pub fn read_file(path: &Path) -> Result<ServiceSnapshot, SnapshotError> {
     let field =
         |range: std::ops::Range<usize>| -> [u8; 4] { header[range].try_into().unwrap_or([0; 4]) };
     let version = u32::from_le_bytes(field(8..12));
-    if ![FORMAT_VERSION_V2, FORMAT_VERSION_V3, FORMAT_VERSION].contains(&version) {
+    if ![
+        FORMAT_VERSION_V2,
+        FORMAT_VERSION_V3,
+        FORMAT_VERSION_V4,
+        FORMAT_VERSION,
+    ]
+    .contains(&version)
+    {
         return Err(corrupt(format!(
             "format version {version}, this build reads {FORMAT_VERSION_V2} to {FORMAT_VERSION}"
         )));
@@ -325,6 +351,11 @@ pub fn read_file(path: &Path) -> Result<ServiceSnapshot, SnapshotError> {
     }
     if version == FORMAT_VERSION_V3 {
         return codec::decode::<ServiceSnapshotV3>(&payload)
+            .map(ServiceSnapshot::from)
+            .map_err(|e| corrupt(e.to_string()));
+    }
+    if version == FORMAT_VERSION_V4 {
+        return codec::decode::<ServiceSnapshotV4>(&payload)
             .map(ServiceSnapshot::from)
             .map_err(|e| corrupt(e.to_string()));
     }
@@ -365,6 +396,7 @@ mod tests {
             next_booking_id: ids.peek(),
             journal_lsn: Lsn::new(bookings as u64),
             create_keys: Vec::new(),
+            next_change_index: 1,
             events: vec![StoredEvent {
                 applied_lsn: Lsn::new(bookings as u64),
                 event: event.to_snapshot(),
@@ -487,6 +519,30 @@ mod tests {
         fs::write(&path, bytes).expect("write");
         let read = read_file(&path).expect("reads");
         assert_eq!(read, v4, "the same state, with no keys");
+    }
+
+    #[test]
+    fn a_version_4_file_is_read_with_the_feed_starting_at_1() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let v5 = sample(3);
+        // Format 4 is format 5 without the last field.
+        let payload = codec::encode(&(
+            v5.taken_at,
+            v5.journal_lsn,
+            v5.next_event_id,
+            v5.next_booking_id,
+            v5.events.clone(),
+            v5.create_keys.clone(),
+        ))
+        .expect("encode");
+        let mut header = header_for(&payload, v5.journal_lsn);
+        header[8..12].copy_from_slice(&FORMAT_VERSION_V4.to_le_bytes());
+        let path = dir.path().join("snapshot-00000000000000000001.bin");
+        let mut bytes = header.to_vec();
+        bytes.extend_from_slice(&payload);
+        fs::write(&path, bytes).expect("write");
+        let read = read_file(&path).expect("reads");
+        assert_eq!(read, v5, "the same state; the feed starts at 1");
     }
 
     #[test]

@@ -10,10 +10,11 @@ use utoipa::ToSchema;
 use validator::{Validate, ValidationError};
 
 use crate::domain::{
-    BookingChange, BookingStatus, BookingView, EventStatus, Timestamp, UserId, WaitingEntry,
-    MAX_EVENT_ID, MAX_EVENT_NAME_CHARS,
+    BookingChange, BookingStatus, BookingView, EventStatus, FeedItem, Timestamp, UserId,
+    WaitingEntry, MAX_EVENT_ID, MAX_EVENT_NAME_CHARS,
 };
 use crate::http::api::error::ApiError;
+use crate::persistence::journal::feed::FeedEntry;
 
 /// `validator` compares string lengths as u64.
 const NAME_MAX_CHARS: u64 = MAX_EVENT_NAME_CHARS as u64;
@@ -694,4 +695,72 @@ pub struct PageResponse<T> {
     pub offset: usize,
     /// The page size asked for.
     pub limit: usize,
+}
+
+/// One item of the change feed: an object after a change.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChangeJson {
+    /// Strictly increasing; the same after restarts.
+    #[schema(minimum = 1)]
+    index: u64,
+    /// When the change happened; the items of one change share it.
+    #[serde(serialize_with = "rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    at: Timestamp,
+    /// `event`, `booking` or `entry`: which of the three objects is set.
+    #[serde(rename = "type")]
+    #[schema(value_type = ChangeType)]
+    kind: &'static str,
+    /// The event the change was made to.
+    event_id: u64,
+    /// The Event after the change, with type `event`.
+    event: Option<EventJson>,
+    /// The Booking after the change, with type `booking`.
+    booking: Option<BookingJson>,
+    /// The room entry after the change, with type `entry` (the waiting
+    /// room is not served yet: always null).
+    #[schema(value_type = Option<Object>)]
+    entry: Option<serde_json::Value>,
+}
+
+/// The `type` of a change feed item.
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)] // Only its schema is used: `ChangeJson` writes the name.
+pub enum ChangeType {
+    /// An event was created or changed.
+    Event,
+    /// A booking was made, promoted, held, confirmed, cancelled, lowered or expired.
+    Booking,
+    /// A room entry joined, was admitted, used, expired or left.
+    Entry,
+}
+
+impl From<FeedEntry> for ChangeJson {
+    fn from(e: FeedEntry) -> Self {
+        let kind = e.item.kind();
+        let (event, booking) = match e.item {
+            FeedItem::Event(status) => (Some(EventJson::from(status)), None),
+            FeedItem::Booking(view) => (None, Some(BookingJson::from(view))),
+        };
+        Self {
+            index: e.index,
+            at: e.at,
+            kind,
+            event_id: e.event_id.get(),
+            event,
+            booking,
+            entry: None,
+        }
+    }
+}
+
+/// `GET /api/changes`: a page of the change feed.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChangesResponse {
+    /// The changes after `after`, oldest first.
+    pub items: Vec<ChangeJson>,
+    /// The last item's index, or `after` when there is none: the next
+    /// request's `after`.
+    pub next: u64,
 }

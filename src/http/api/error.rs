@@ -94,6 +94,14 @@ pub enum ApiError {
     /// `live.max_streams` streams are open already.
     #[error("{0} live streams are open, the most allowed; retry later")]
     StreamsFull(usize),
+    /// The change feed no longer keeps the changes asked for.
+    #[error("Changes after {after} are no longer kept; the earliest `after` served is {earliest}")]
+    Gone {
+        /// What was asked for.
+        after: u64,
+        /// The smallest `after` still served.
+        earliest: u64,
+    },
     /// A bug. The cause is logged, never sent.
     #[error("Internal server error")]
     Internal(String),
@@ -120,6 +128,7 @@ impl ApiError {
             Self::MalformedRequest => "BAD_REQUEST",
             Self::HeadersTooLarge => "HEADERS_TOO_LARGE",
             Self::Unavailable | Self::StreamsFull(_) => "UNAVAILABLE",
+            Self::Gone { .. } => "GONE",
             Self::Internal(_) => "INTERNAL",
         }
     }
@@ -143,6 +152,10 @@ pub struct ErrorBody<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Vec<FieldError>>, required = false)]
     details: Option<&'a [FieldError]>,
+    /// The smallest `after` the change feed still serves, with `GONE` only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(required = false)]
+    earliest: Option<u64>,
 }
 
 impl ResponseError for ApiError {
@@ -161,6 +174,7 @@ impl ResponseError for ApiError {
             Self::MalformedRequest => StatusCode::BAD_REQUEST,
             Self::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::Unavailable | Self::StreamsFull(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Gone { .. } => StatusCode::GONE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -200,10 +214,15 @@ impl ApiError {
             Self::Validation(details) => Some(details.as_slice()),
             _ => None,
         };
+        let earliest = match self {
+            Self::Gone { earliest, .. } => Some(*earliest),
+            _ => None,
+        };
         ErrorBody {
             error,
             code: self.code(),
             details,
+            earliest,
         }
     }
 

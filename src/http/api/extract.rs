@@ -229,32 +229,86 @@ impl FromRequest for PageQuery {
 }
 
 fn parse_page(query: &str) -> Result<PageQuery, ApiError> {
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query)
-        .map_err(|_| ApiError::field("query", "is not a valid query string"))?;
     let mut page = PageQuery {
         offset: 0,
         limit: DEFAULT_PAGE_LIMIT,
     };
-    let mut errors = Vec::new();
-    for (key, value) in pairs {
-        match key.as_str() {
-            "offset" => match value.parse::<usize>() {
-                Ok(n) if n <= crate::domain::MAX_EVENT_ID as usize => page.offset = n,
-                _ => errors.push(FieldError::new("offset", "must be a non-negative integer")),
-            },
-            "limit" => match value.parse::<usize>() {
-                Ok(n) if (1..=MAX_PAGE_LIMIT).contains(&n) => page.limit = n,
-                _ => errors.push(FieldError::new(
-                    "limit",
-                    "must be an integer from 1 to 1000",
-                )),
-            },
-            // Unknown parameters are ignored, like unknown body fields.
-            _ => {}
-        }
+    parse_query(query, |key, value| match key {
+        "offset" => match value.parse::<usize>() {
+            Ok(n) if n <= crate::domain::MAX_EVENT_ID as usize => {
+                page.offset = n;
+                Ok(())
+            }
+            _ => Err(FieldError::new("offset", "must be a non-negative integer")),
+        },
+        "limit" => parse_limit(value).map(|n| page.limit = n),
+        _ => Ok(()),
+    })?;
+    Ok(page)
+}
+
+/// `after` and `limit` of a change feed request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChangesQuery {
+    /// The index the items follow (0: from the start).
+    pub after: u64,
+    /// Most items to return.
+    pub limit: usize,
+}
+
+impl FromRequest for ChangesQuery {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        std::future::ready(parse_changes(req.query_string()))
     }
+}
+
+fn parse_changes(query: &str) -> Result<ChangesQuery, ApiError> {
+    let mut changes = ChangesQuery {
+        after: 0,
+        limit: DEFAULT_PAGE_LIMIT,
+    };
+    parse_query(query, |key, value| match key {
+        "after" => match value.parse::<u64>() {
+            Ok(n) => {
+                changes.after = n;
+                Ok(())
+            }
+            _ => Err(FieldError::new("after", "must be a non-negative integer")),
+        },
+        "limit" => parse_limit(value).map(|n| changes.limit = n),
+        _ => Ok(()),
+    })?;
+    Ok(changes)
+}
+
+fn parse_limit(value: &str) -> Result<usize, FieldError> {
+    match value.parse::<usize>() {
+        Ok(n) if (1..=MAX_PAGE_LIMIT).contains(&n) => Ok(n),
+        _ => Err(FieldError::new(
+            "limit",
+            "must be an integer from 1 to 1000",
+        )),
+    }
+}
+
+/// Hands each `key=value` of a query string to `field`, gathering every
+/// field's error into one 400. Unknown parameters are for `field` to
+/// ignore, like unknown body fields.
+fn parse_query(
+    query: &str,
+    mut field: impl FnMut(&str, &str) -> Result<(), FieldError>,
+) -> Result<(), ApiError> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query)
+        .map_err(|_| ApiError::field("query", "is not a valid query string"))?;
+    let errors: Vec<FieldError> = pairs
+        .iter()
+        .filter_map(|(key, value)| field(key, value).err())
+        .collect();
     if errors.is_empty() {
-        Ok(page)
+        Ok(())
     } else {
         Err(ApiError::Validation(errors))
     }
@@ -263,6 +317,37 @@ fn parse_page(query: &str) -> Result<PageQuery, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn change_queries_default_and_bound_their_values() {
+        assert_eq!(
+            parse_changes("").expect("defaults"),
+            ChangesQuery {
+                after: 0,
+                limit: DEFAULT_PAGE_LIMIT
+            }
+        );
+        assert_eq!(
+            parse_changes("after=12&limit=1000&x=y").expect("valid"),
+            ChangesQuery {
+                after: 12,
+                limit: 1000
+            }
+        );
+        for bad in [
+            "after=-1",
+            "after=x",
+            "limit=0",
+            "limit=1001",
+            "after=1&after=%zz",
+        ] {
+            assert!(parse_changes(bad).is_err(), "{bad:?} accepted");
+        }
+        match parse_changes("after=-1&limit=0") {
+            Err(ApiError::Validation(errors)) => assert_eq!(errors.len(), 2),
+            other => panic!("both fields named: {other:?}"),
+        }
+    }
 
     #[test]
     fn path_event_ids_must_be_plain_positive_integers() {

@@ -10,12 +10,14 @@ use crate::domain::{EventId, EventPatch, UserId};
 use crate::http::api::auth::{Customer, Organiser};
 use crate::http::api::dto::{
     check_window, timestamp, BookedResponse, BookingChangeResponse, BookingJson, BookingRequest,
-    BookingResponse, BookingTargetRequest, CancelResponse, CreateEventRequest, CreatedResponse,
-    EventChangeResponse, EventJson, PageResponse, QuantityChangeRequest, QuantityRequest,
-    StatusResponse, UpdateEventRequest, WaitingItemJson,
+    BookingResponse, BookingTargetRequest, CancelResponse, ChangeJson, ChangesResponse,
+    CreateEventRequest, CreatedResponse, EventChangeResponse, EventJson, PageResponse,
+    QuantityChangeRequest, QuantityRequest, StatusResponse, UpdateEventRequest, WaitingItemJson,
 };
 use crate::http::api::error::{ApiError, JsonLine};
-use crate::http::api::extract::{event_id, user_id, OptionalJson, PageQuery, ValidJson};
+use crate::http::api::extract::{
+    event_id, user_id, ChangesQuery, OptionalJson, PageQuery, ValidJson,
+};
 use crate::http::live::Watched;
 use crate::http::middleware::identity::client_ip_of;
 use crate::http::transport::stream::ClientGone;
@@ -387,6 +389,58 @@ pub async fn booking_live(
         )
         .await?;
     Ok(Sse::from_infallible_stream(stream).with_keep_alive(state.live.keep_alive))
+}
+
+/// `GET /api/changes`: a page of the change feed (organiser).
+pub async fn changes(_: Organiser, state: State, query: ChangesQuery) -> Answer {
+    let ChangesQuery { after, limit } = query;
+    let items = state.changes.page(after, limit).await?;
+    let next = items.last().map_or(after, |e| e.index);
+    Ok(HttpResponse::Ok().json_line(ChangesResponse {
+        items: items.into_iter().map(ChangeJson::from).collect(),
+        next,
+    }))
+}
+
+/// `GET /api/changes/live`: the change feed as Server-Sent Events
+/// (organiser), from `after` or, on a reconnection, `Last-Event-ID`.
+pub async fn changes_live(
+    _: Organiser,
+    req: HttpRequest,
+    state: State,
+    query: ChangesQuery,
+) -> Result<impl Responder, ApiError> {
+    let after = resume_after(&req)?.unwrap_or(query.after);
+    let slot = state.live.admit(client_ip_of(&req))?;
+    let stream = crate::http::change_stream::open(
+        Arc::clone(&state.changes),
+        after,
+        slot,
+        state.live.stopping(),
+        req.conn_data::<Arc<ClientGone>>().cloned(),
+    )
+    .await?;
+    Ok(Sse::from_infallible_stream(stream).with_keep_alive(state.live.keep_alive))
+}
+
+/// `HEAD /api/changes/live`: the stream's headers (organiser).
+pub async fn changes_live_head(_: Organiser, state: State, query: ChangesQuery) -> Answer {
+    // The same 410 the stream would start with.
+    state.changes.page(query.after, 1).await?;
+    Ok(stream_headers())
+}
+
+/// A reconnecting client's `Last-Event-ID`: the index it saw last.
+fn resume_after(req: &HttpRequest) -> Result<Option<u64>, ApiError> {
+    let Some(value) = req.headers().get("last-event-id") else {
+        return Ok(None);
+    };
+    value
+        .to_str()
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Some)
+        .ok_or_else(|| ApiError::field("Last-Event-ID", "must be a change index"))
 }
 
 /// `HEAD /api/events/{eventId}/live`: the stream's headers, no body and

@@ -52,6 +52,7 @@ fn handler(path: &str, method: &str) -> Option<actix_web::Route> {
     let method = match (path, method) {
         (EVENT_LIVE, "HEAD") => return Some(route.to(event_live_head)),
         (BOOKING_LIVE, "HEAD") => return Some(route.to(booking_live_head)),
+        (CHANGES_LIVE, "HEAD") => return Some(route.to(changes_live_head)),
         (_, "HEAD") => "GET",
         _ => method,
     };
@@ -78,6 +79,8 @@ fn handler(path: &str, method: &str) -> Option<actix_web::Route> {
         (WAITING_LIST, "GET") => route.to(waiting_list),
         (LEADER, "GET") => route.to(leader),
         (CLUSTER, "GET") => route.to(cluster),
+        (CHANGES, "GET") => route.to(changes),
+        (CHANGES_LIVE, "GET") => route.to(changes_live),
         _ => return None,
     })
 }

@@ -19,9 +19,9 @@ use utoipa::{Modify, OpenApi};
 use crate::config::LimitSettings;
 use crate::http::api::dto::{
     BookedResponse, BookingChangeResponse, BookingRequest, BookingResponse, BookingTargetRequest,
-    CancelResponse, CreateEventRequest, CreatedResponse, EventChangeResponse, EventJson,
-    PageResponse, QuantityChangeRequest, QuantityRequest, StatusResponse, UpdateEventRequest,
-    WaitingItemJson,
+    CancelResponse, ChangesResponse, CreateEventRequest, CreatedResponse, EventChangeResponse,
+    EventJson, PageResponse, QuantityChangeRequest, QuantityRequest, StatusResponse,
+    UpdateEventRequest, WaitingItemJson,
 };
 use crate::http::api::error::ErrorBody;
 use crate::http::api::handlers::{ClusterJson, HealthJson, LeaderJson, MemberJson};
@@ -40,6 +40,7 @@ use crate::http::api::handlers::{ClusterJson, HealthJson, LeaderJson, MemberJson
         list_events, create_event, get_event, update_event,
         get_booking, put_booking, change_booking, delete_booking, confirm_booking,
         waiting_list, event_live, booking_live, page, leader, cluster,
+        changes, changes_live,
     ),
     components(schemas(ErrorBody, HealthJson, LeaderJson, ClusterJson, MemberJson)),
     modifiers(&Shared),
@@ -49,6 +50,7 @@ use crate::http::api::handlers::{ClusterJson, HealthJson, LeaderJson, MemberJson
         (name = "bookings", description = "A user's booking at an event (customer)"),
         (name = "live", description = "Server-Sent Event streams of an event's status and a booking"),
         (name = "operations", description = "Health, readiness, metrics, this document, the demo page"),
+        (name = "changes", description = "Every committed change, in order: the change feed (organiser)"),
     )
 )]
 pub struct ApiDoc;
@@ -535,6 +537,52 @@ struct UserIdParam {
     )]
     user_id: String,
 }
+
+/// `after` and `limit` of the change feed.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct ChangesParams {
+    /// The index the items follow: 0 (default) from the oldest kept, else
+    /// the `next` of the previous page.
+    #[param(minimum = 0)]
+    after: Option<u64>,
+    /// Items per page, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<u32>,
+}
+
+/// Every committed change after `after`, oldest first: the objects each
+/// change touched as they stood after it (a cancellation and the
+/// promotions it made are several items with the same `at`). Served from
+/// the journal, which keeps at least `changes.retain_bytes` of changes.
+#[utoipa::path(get, path = "/api/changes", tag = "changes",
+    security((), ("organiser" = [])),
+    params(ChangesParams),
+    responses(
+        (status = 200, description = "One page; `next` is the `after` of the next one", body = ChangesResponse),
+        (status = 400, description = "`after` or `limit` is invalid", body = ErrorBody),
+        (status = 410, description = "`GONE`: the changes after `after` are no longer kept; `earliest` is the smallest `after` served", body = ErrorBody),
+        (status = 503, description = "The journal cannot be read now", body = ErrorBody),
+    ),
+)]
+fn changes() {}
+
+/// The change feed as Server-Sent Events: every item after `after` (or
+/// after the `Last-Event-ID` a reconnecting client sends), then each new
+/// one once it is durable; `event: change`, `id` the item's index, `data`
+/// one item of `GET /api/changes`. The stream takes a place among
+/// `live.max_streams`.
+#[utoipa::path(get, path = "/api/changes/live", tag = "changes",
+    security((), ("organiser" = [])),
+    params(ChangesParams),
+    responses(
+        (status = 200, description = "The stream", content_type = "text/event-stream", body = String),
+        (status = 400, description = "`after`, `limit` or `Last-Event-ID` is invalid", body = ErrorBody),
+        (status = 410, description = "`GONE`: the changes after `after` are no longer kept", body = ErrorBody),
+        (status = 503, description = "`live.max_streams` streams are open, or the service is stopping", body = ErrorBody),
+    ),
+)]
+fn changes_live() {}
 
 /// `offset` and `limit` of a list.
 #[derive(utoipa::IntoParams)]

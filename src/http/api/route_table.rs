@@ -108,6 +108,10 @@ pub mod paths {
     pub const LEADER: &str = "/leader";
     /// This node's place in the cluster (organiser).
     pub const CLUSTER: &str = "/api/cluster";
+    /// The change feed, a page at a time (organiser).
+    pub const CHANGES: &str = "/api/changes";
+    /// The change feed as Server-Sent Events (organiser).
+    pub const CHANGES_LIVE: &str = "/api/changes/live";
 }
 
 /// The table.
@@ -200,6 +204,14 @@ pub const ROUTES: &[Route] = &[
     },
     Route {
         path: paths::CLUSTER,
+        operations: &READ_ORGANISER,
+    },
+    Route {
+        path: paths::CHANGES,
+        operations: &READ_ORGANISER,
+    },
+    Route {
+        path: paths::CHANGES_LIVE,
         operations: &READ_ORGANISER,
     },
 ];

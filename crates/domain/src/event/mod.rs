@@ -24,6 +24,7 @@ pub use snapshot::EventSnapshot;
 use super::booking::{BookingRecord, BookingStatus, BookingView};
 use super::change::Change;
 use super::chunked::ChunkedVec;
+use super::feed::FeedItem;
 use super::ids::{BookingIdSequence, EventId, Timestamp, UserId};
 use super::queue::WaitingQueue;
 use super::settings::{EventPatch, EventSettings, Sales};
@@ -44,6 +45,9 @@ pub struct Made {
     /// of the queue or takes free tickets, so no other booking's place,
     /// tickets ahead or status moved, and no watcher of it can exist yet.
     pub new_user: bool,
+    /// What the change feed shows of it: every object it touched, as it
+    /// stands after, in the order they changed.
+    pub items: Vec<FeedItem>,
 }
 
 /// The answer to a live operation: what the client sees, and the change it
@@ -74,8 +78,9 @@ pub struct EventChange {
     pub promotions: Vec<BookingView>,
 }
 
-/// An event's settings and counters, as a reader sees them.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// An event's settings and counters, as a reader sees them. (The change
+/// feed stores it field by field: fields are only ever appended.)
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct EventStatus {
     /// The event's id.
     pub id: EventId,
@@ -468,12 +473,26 @@ impl Event {
         let booked_as = matches!(change, Change::Booked { .. })
             .then(|| self.records.get(applied.handle as usize).map(|r| r.status))
             .flatten();
+        let mut items = Vec::with_capacity(1 + applied.promoted.len());
+        match change {
+            Change::Created { .. } | Change::Updated { .. } => {
+                items.push(FeedItem::Event(self.status()));
+            }
+            _ => items.push(FeedItem::Booking(self.view(applied.handle))),
+        }
+        items.extend(
+            applied
+                .promoted
+                .iter()
+                .map(|&h| FeedItem::Booking(self.view(h))),
+        );
         Made {
             change,
             undo: applied.undo,
             promoted: applied.promoted.len(),
             booked_as,
             new_user: false,
+            items,
         }
     }
 

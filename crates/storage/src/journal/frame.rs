@@ -7,7 +7,9 @@ use crate::codec;
 /// Bytes in a frame header.
 pub const FRAME_HEADER_BYTES: usize = 16;
 /// A record never encodes larger than this; anything claiming more is damage.
-pub const MAX_RECORD_BYTES: usize = 64 * 1024;
+/// (A change's feed items are in its record: a settings change that promotes
+/// a million waiting bookings writes them all, about 60 MB.)
+pub const MAX_RECORD_BYTES: usize = 256 << 20;
 
 pub(super) fn encode_frame(out: &mut Vec<u8>, lsn: Lsn, record: &Record) {
     // Records are small plain data: encoding cannot fail short of a bug. Its
@@ -31,6 +33,14 @@ pub(super) fn encode_frame(out: &mut Vec<u8>, lsn: Lsn, record: &Record) {
 
 /// A frame read back: its LSN, record and total size.
 pub(super) fn decode_frame(bytes: &[u8]) -> Option<(Lsn, Record, usize)> {
+    let (lsn, payload, size) = frame_at(bytes)?;
+    let record = codec::decode(payload).ok()?;
+    Some((lsn, record, size))
+}
+
+/// The frame at the start of `bytes`, checked but not decoded: its LSN,
+/// payload and total size; `None` for a short, damaged or zeroed frame.
+pub(crate) fn frame_at(bytes: &[u8]) -> Option<(Lsn, &[u8], usize)> {
     let header = bytes.get(..FRAME_HEADER_BYTES)?;
     let len = u32::from_le_bytes(header[0..4].try_into().ok()?) as usize;
     let crc = u32::from_le_bytes(header[4..8].try_into().ok()?);
@@ -45,10 +55,9 @@ pub(super) fn decode_frame(bytes: &[u8]) -> Option<(Lsn, Record, usize)> {
     if hasher.finalize() != crc {
         return None;
     }
-    let record = codec::decode(payload).ok()?;
     Some((
         Lsn::new(u64::from_le_bytes(lsn_bytes.try_into().ok()?)),
-        record,
+        payload,
         FRAME_HEADER_BYTES + len,
     ))
 }

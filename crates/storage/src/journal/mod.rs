@@ -22,6 +22,7 @@
 //! (reading segments back at start, and deleting covered ones). This file is
 //! the side the service sees: submitting, waiting until durable, shutdown.
 
+pub mod feed;
 mod frame;
 pub mod record;
 pub mod replay;
@@ -147,6 +148,9 @@ pub struct JournalState {
     pub failed: Vec<RangeInclusive<Lsn>>,
     /// Why writes are refused right now, if they are.
     pub fault: Option<String>,
+    /// The change feed's newest index on disk: every item up to it that a
+    /// record not in `failed` holds can be read back (0: none yet).
+    pub changes_durable: u64,
 }
 
 impl JournalState {
@@ -182,6 +186,8 @@ struct Submitter {
     accepting: bool,
     /// Must match the submitter's epoch.
     epoch: u64,
+    /// The change feed index the next published item gets.
+    next_change: u64,
 }
 
 /// The journal as the rest of the service sees it.
@@ -213,6 +219,7 @@ impl Journal {
                 queue: None,
                 accepting: true,
                 epoch: 0,
+                next_change: 1,
             }),
             state: watch::Sender::new(state),
             writer: Mutex::new(None),
@@ -258,6 +265,7 @@ impl Journal {
                 queue: Some(queue),
                 accepting: true,
                 epoch: 0,
+                next_change: 1,
             }),
             state: watch::Sender::new(state),
             writer: Mutex::new(None),
@@ -282,20 +290,59 @@ impl Journal {
         self.submitter.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Numbers the change feed from `next` on (the index after the newest
+    /// one recovered): called once, before the first submission.
+    pub fn resume_changes_at(&self, next: u64) {
+        let next = next.max(1);
+        self.submitter().next_change = next;
+        self.state
+            .send_modify(|state| state.changes_durable = next - 1);
+    }
+
     /// Queues `record` and returns its LSN, unless the journal is faulted or
-    /// has faulted since `epoch` (the caller must undo first).
-    pub fn submit(&self, record: Record, epoch: u64) -> Result<Lsn, Refused> {
+    /// has faulted since `epoch` (the caller must undo first). A
+    /// [`Record::Published`] gets its feed indexes here, under the same lock
+    /// as its LSN, so the feed's order is the journal's.
+    pub fn submit(&self, mut record: Record, epoch: u64) -> Result<Lsn, Refused> {
         let mut s = self.submitter();
         if !s.accepting || s.epoch != epoch {
             return Err(Refused);
         }
         let lsn = s.next_lsn;
+        let next_change = match &mut record {
+            Record::Published {
+                first_index, items, ..
+            } => {
+                *first_index = s.next_change;
+                s.next_change + items.len() as u64
+            }
+            _ => s.next_change,
+        };
         if let Some(queue) = &s.queue {
             // Full (the disk is behind) or closed: refused, never blocked.
             queue.try_send((lsn, record)).map_err(|_| Refused)?;
         }
         s.next_lsn = s.next_lsn.next();
+        s.next_change = next_change;
         Ok(lsn)
+    }
+
+    /// The change feed index the next published item gets.
+    pub fn next_change_index(&self) -> u64 {
+        self.submitter().next_change
+    }
+
+    /// The LSN and the change feed index the next record gets, read
+    /// together: a snapshot notes both for one position in the journal.
+    pub fn next_positions(&self) -> (Lsn, u64) {
+        let s = self.submitter();
+        (s.next_lsn, s.next_change)
+    }
+
+    /// Whether the journal keeps anything on disk (off: the snapshot-only
+    /// mode, where the change feed has nothing to serve).
+    pub fn is_enabled(&self) -> bool {
+        !self.snapshot_only
     }
 
     /// The LSN the next record will get.

@@ -3,14 +3,17 @@
 use serde::{Deserialize, Serialize};
 
 use super::Lsn;
-use boxoffice_domain::{BookingId, Change, CreateKey, EventId, EventSettings, Timestamp, UserId};
+use boxoffice_domain::{
+    BookingId, Change, CreateKey, EventId, EventSettings, FeedItem, Timestamp, UserId,
+};
 
 /// One journal entry. Replaying these in order rebuilds the state.
 ///
 /// Stored by variant index, so variants are only ever appended: the first
 /// three are the v1 forms, still read from older journals and turned into
-/// [`Change`]s by [`Record::into_change`]; new journals write only
-/// [`Record::Change`] and [`Record::Skipped`].
+/// [`Change`]s by [`Record::into_change`]; new journals write
+/// [`Record::Published`], [`Record::CreateKey`] and [`Record::Skipped`]
+/// ([`Record::Change`] is what journals before the change feed hold).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Record {
     /// v1: an event was created (now `Change::Created`).
@@ -61,7 +64,25 @@ pub enum Record {
     /// event's `Created` change, before the create is answered. (Added
     /// after `Change`, so every older record keeps its variant index.)
     CreateKey(CreateKey),
+    /// A change to one event, with what the change feed shows of it: the
+    /// objects it touched as they stood after, numbered from `first_index`
+    /// in the order they changed. `first_index` is the first field, so the
+    /// feed finds its place in a segment by decoding two numbers a record.
+    Published {
+        /// The feed index of `items[0]`; the journal sets it on submit, so
+        /// indexes follow LSN order.
+        first_index: u64,
+        /// The event.
+        event: EventId,
+        /// What happened.
+        change: Change,
+        /// What the feed shows of it; never empty.
+        items: Vec<FeedItem>,
+    },
 }
+
+/// Variant index of [`Record::Published`] in the encoding.
+pub(crate) const PUBLISHED_VARIANT: u32 = 6;
 
 /// Per-user limit that v1 events, which had none, are given when read back:
 /// one ticket a booking was all v1 could sell.
@@ -100,7 +121,9 @@ impl Record {
             )),
             Self::Cancelled { event, user, at } => Some((event, Change::Cancelled { user, at })),
             Self::Skipped { .. } | Self::CreateKey(_) => None,
-            Self::Change { event, change } => Some((event, change)),
+            Self::Change { event, change } | Self::Published { event, change, .. } => {
+                Some((event, change))
+            }
         }
     }
 }
@@ -176,5 +199,36 @@ mod tests {
         })
         .expect("encodes");
         assert_eq!(bytes[0], 1, "the v1 variant index is kept");
+    }
+
+    /// The feed reads a published record's variant and first index without
+    /// decoding the rest.
+    #[test]
+    fn a_published_record_starts_with_its_variant_and_first_index() {
+        let event = EventId::try_from(3).expect("id");
+        let record = Record::Published {
+            first_index: 300,
+            event,
+            change: Change::Cancelled {
+                user: UserId::try_from("ann").expect("user"),
+                at: Timestamp::from_millis(7),
+            },
+            items: Vec::new(),
+        };
+        let bytes = crate::codec::encode(&record).expect("encodes");
+        assert_eq!(
+            crate::codec::decode_prefix::<(u32, u64)>(&bytes).expect("prefix"),
+            (PUBLISHED_VARIANT, 300)
+        );
+        assert_eq!(
+            record.into_change(),
+            Some((
+                event,
+                Change::Cancelled {
+                    user: UserId::try_from("ann").expect("user"),
+                    at: Timestamp::from_millis(7),
+                }
+            ))
+        );
     }
 }

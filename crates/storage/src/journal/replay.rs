@@ -100,6 +100,9 @@ pub struct ReplayEnd {
     pub applied_bytes: u64,
     /// A torn tail that was cut off: the segment and its new length.
     pub truncated: Option<(PathBuf, u64)>,
+    /// The change feed index after the newest item read (covered records
+    /// included); 1 when no record read holds any.
+    pub next_change_index: u64,
 }
 
 /// Segment files in `dir`, by first LSN.
@@ -154,6 +157,7 @@ pub fn replay(
                 applied: 0,
                 applied_bytes: 0,
                 truncated: None,
+                next_change_index: 1,
             })
         }
         Some((first, path)) if *first > covered.next() => {
@@ -171,6 +175,7 @@ pub fn replay(
         applied: 0,
         applied_bytes: 0,
         truncated: None,
+        next_change_index: 1,
     };
     for (i, (first, path)) in needed.iter().enumerate() {
         let is_last = i + 1 == needed.len();
@@ -183,7 +188,17 @@ pub fn replay(
         // can leave one behind, and a crash just after a new segment was
         // zeroed ahead, one of zeros.) The last one is cut to nothing, so
         // the writer can start its segment under that name again.
+        // Its name still says where its records would begin, so one named
+        // past what came before shows the records in between are missing.
         if is_zeros(&bytes) {
+            if *first > expected {
+                return Err(JournalError::Gap {
+                    path: path.clone(),
+                    offset: 0,
+                    expected,
+                    found: *first,
+                });
+            }
             if is_last && !bytes.is_empty() {
                 truncate(path, 0)?;
             }
@@ -242,6 +257,12 @@ pub fn replay(
                     });
                 }
                 record => {
+                    if let Record::Published {
+                        first_index, items, ..
+                    } = &record
+                    {
+                        end.next_change_index = first_index + items.len() as u64;
+                    }
                     if lsn > covered {
                         apply(lsn, record).map_err(|why| JournalError::Inapplicable {
                             path: path.clone(),
@@ -284,21 +305,31 @@ fn truncate(path: &Path, len: u64) -> Result<(), JournalError> {
     file.sync_all().map_err(io_err)
 }
 
-/// Deletes the segments whose every record is at or below `covered`. The
-/// newest segment is never deleted: the writer may be appending to it.
-pub fn release(dir: &Path, covered: Lsn) -> Result<usize, JournalError> {
+/// Deletes the segments whose every record is at or below `covered`, oldest
+/// first, while the segments left still hold at least `retain_bytes` (the
+/// change feed's retention: it serves what the journal keeps). The newest
+/// segment is never deleted: the writer may be appending to it.
+pub fn release(dir: &Path, covered: Lsn, retain_bytes: u64) -> Result<usize, JournalError> {
     let all = segments(dir)?;
+    let io_err = |path: &PathBuf| {
+        let path = path.clone();
+        move |source| JournalError::Io { path, source }
+    };
+    let mut sizes = Vec::with_capacity(all.len());
+    for (_, path) in &all {
+        sizes.push(fs::metadata(path).map_err(io_err(path))?.len());
+    }
+    let mut kept: u64 = sizes.iter().sum();
     let mut removed = 0;
-    for pair in all.windows(2) {
+    for (i, pair) in all.windows(2).enumerate() {
         let (_, path) = &pair[0];
         let (next_first, _) = pair[1];
-        if next_first <= covered.next() {
-            fs::remove_file(path).map_err(|source| JournalError::Io {
-                path: path.clone(),
-                source,
-            })?;
-            removed += 1;
+        if next_first > covered.next() || kept - sizes[i] < retain_bytes {
+            break;
         }
+        fs::remove_file(path).map_err(io_err(path))?;
+        kept -= sizes[i];
+        removed += 1;
     }
     Ok(removed)
 }

@@ -261,11 +261,37 @@ fn release_deletes_covered_segments_but_never_the_newest() {
     write(dir.path(), 100, 512);
     let before = segments(dir.path()).expect("list");
     let covered = before[2].0.prev();
-    assert_eq!(release(dir.path(), covered).expect("release"), 2);
+    assert_eq!(release(dir.path(), covered, 0).expect("release"), 2);
     let (got, _) = read(dir.path(), covered).expect("what is left still replays");
     assert_eq!(got.first().map(|(l, _)| *l), Some(covered.next()));
-    release(dir.path(), Lsn::MAX.prev()).expect("release all");
+    release(dir.path(), Lsn::MAX.prev(), 0).expect("release all");
     assert_eq!(segments(dir.path()).expect("list").len(), 1);
+}
+
+/// The change feed's retention: covered segments go oldest first only
+/// while what stays holds at least the bytes to retain.
+#[test]
+fn release_keeps_the_newest_retained_bytes_of_covered_segments() {
+    let dir = tempfile::tempdir().expect("dir");
+    write(dir.path(), 100, 512);
+    let before = segments(dir.path()).expect("list");
+    let size = |p: &std::path::Path| fs::metadata(p).expect("meta").len();
+    let total: u64 = before.iter().map(|(_, p)| size(p)).sum();
+    // Everything is covered; keep all but the oldest two segments' bytes.
+    let retain = total - size(&before[0].1) - size(&before[1].1);
+    assert_eq!(
+        release(dir.path(), Lsn::MAX.prev(), retain).expect("release"),
+        2
+    );
+    let after = segments(dir.path()).expect("list");
+    assert_eq!(after, before[2..].to_vec());
+    let kept: u64 = after.iter().map(|(_, p)| size(p)).sum();
+    assert!(kept >= retain);
+    // Retaining more than there is deletes nothing.
+    assert_eq!(
+        release(dir.path(), Lsn::MAX.prev(), u64::MAX).expect("release"),
+        0
+    );
 }
 
 /// How the disk misbehaves during one step of the fault property.
@@ -365,5 +391,23 @@ proptest! {
             .map(|(lsn, _)| *lsn)
             .collect();
         prop_assert_eq!(&replayed, &durable, "failed: {:?}", failed);
+    }
+}
+
+/// An empty newest segment still names where its records would begin:
+/// when a segment between it and the older ones is missing, the gap shows
+/// (it did not while the feed's retention kept the oldest segment).
+#[test]
+fn an_empty_segment_named_past_the_records_before_it_is_a_gap() {
+    let dir = tempfile::tempdir().expect("dir");
+    write(dir.path(), 100, 512);
+    let all = segments(dir.path()).expect("list");
+    assert!(all.len() > 3);
+    fs::remove_file(&all[all.len() - 2].1).expect("remove a middle segment");
+    let newest = all[all.len() - 1].0;
+    fs::write(segment_path(dir.path(), Lsn::new(101)), b"").expect("empty newest");
+    match read(dir.path(), Lsn::ZERO) {
+        Err(JournalError::Gap { found, .. }) => assert_eq!(found, newest),
+        other => panic!("expected a gap, got {other:?}"),
     }
 }

@@ -31,6 +31,16 @@ const MAX_BATCH_BYTES: usize = 4 << 20;
 /// Time between repair attempts while faulted.
 const REPAIR_RETRY: Duration = Duration::from_millis(200);
 
+/// The last change feed index `record` holds, if it holds any.
+fn last_change_index(record: &Record) -> Option<u64> {
+    match record {
+        Record::Published {
+            first_index, items, ..
+        } if !items.is_empty() => Some(first_index + items.len() as u64 - 1),
+        _ => None,
+    }
+}
+
 impl Writer {
     /// A writer that appends `records` to `segment`, whose next record is
     /// `last_lsn + 1`.
@@ -87,6 +97,7 @@ impl Writer {
             batch.clear();
             let mut last = first.0;
             let mut records = 1;
+            let mut last_change = last_change_index(&first.1);
             encode_frame(&mut batch, first.0, &first.1);
             while batch.len() < MAX_BATCH_BYTES {
                 match self.records.try_recv() {
@@ -94,6 +105,7 @@ impl Writer {
                         encode_frame(&mut batch, lsn, &record);
                         last = lsn;
                         records += 1;
+                        last_change = last_change_index(&record).or(last_change);
                     }
                     Err(_) => break,
                 }
@@ -115,7 +127,12 @@ impl Writer {
                         .written_bytes
                         .fetch_add(batch.len() as u64, Ordering::Relaxed);
                     unsynced = self.options.fsync == FsyncMode::Interval;
-                    self.journal.state.send_modify(|s| s.durable = last);
+                    self.journal.state.send_modify(|s| {
+                        s.durable = last;
+                        if let Some(index) = last_change {
+                            s.changes_durable = index;
+                        }
+                    });
                     if self.options.fsync == FsyncMode::Interval && Instant::now() >= next_sync {
                         self.sync_interval(&mut unsynced);
                         next_sync = Instant::now() + self.options.fsync_interval;

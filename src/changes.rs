@@ -1,0 +1,88 @@
+//! The change feed as the service serves it: pages read from the journal on
+//! a blocking thread, and waiting for the next committed item.
+//!
+//! Every change an actor makes is journalled with what the feed shows of
+//! it (the objects it touched, as they stood after), and the journal gives
+//! those items their indexes in journal order; see
+//! `persistence::journal::feed`. Only items on disk are served (the
+//! journal's `changes_durable`), so a reader never sees a change a crash
+//! could take back. Journal segments stay for the feed while they hold no
+//! more than `changes.retain_bytes`.
+
+use std::sync::Arc;
+
+use crate::persistence::journal::feed::{FeedEntry, FeedError, FeedReader};
+use crate::persistence::journal::{Journal, JournalState};
+
+/// Why a page could not be served.
+#[derive(Debug, thiserror::Error)]
+pub enum PageError {
+    /// Older than the feed keeps.
+    #[error("changes after {after} are no longer kept")]
+    Gone {
+        /// What was asked for.
+        after: u64,
+        /// The smallest `after` served.
+        earliest: u64,
+    },
+    /// The journal could not be read (logged); try again.
+    #[error("the change feed cannot be read now")]
+    Unreadable,
+}
+
+/// The service's change feed.
+pub struct ChangeFeed {
+    /// Reads the journal's segments.
+    reader: Arc<FeedReader>,
+    /// Says how far the feed is on disk, and wakes waiters when it grows.
+    journal: Arc<Journal>,
+}
+
+impl ChangeFeed {
+    /// The feed of `journal`, whose segments live in `dir`.
+    pub fn new(dir: &std::path::Path, journal: Arc<Journal>) -> Self {
+        Self {
+            reader: Arc::new(FeedReader::new(dir)),
+            journal,
+        }
+    }
+
+    /// The index of the newest item on disk (0: none).
+    pub fn durable(&self) -> u64 {
+        self.journal.state().changes_durable
+    }
+
+    /// Up to `limit` items after `after`, oldest first.
+    pub async fn page(&self, after: u64, limit: usize) -> Result<Vec<FeedEntry>, PageError> {
+        let durable = self.durable();
+        if after >= durable {
+            return Ok(Vec::new());
+        }
+        let reader = Arc::clone(&self.reader);
+        let read = actix_web::rt::task::spawn_blocking(move || reader.read(after, limit, durable))
+            .await
+            .map_err(|e| {
+                log::error!("change feed: reading thread failed: {e}");
+                PageError::Unreadable
+            })?;
+        match read {
+            Ok(items) => Ok(items),
+            Err(FeedError::Gone { after, earliest }) => Err(PageError::Gone { after, earliest }),
+            Err(FeedError::Journal(e)) => {
+                log::error!("change feed: {e}");
+                Err(PageError::Unreadable)
+            }
+        }
+    }
+
+    /// Waits until an item after `index` is on disk. Never returns while
+    /// none comes: callers race it against their own end.
+    pub async fn wait_beyond(&self, index: u64) {
+        let mut updates = self.journal.watch();
+        let beyond = |s: &JournalState| s.changes_durable > index;
+        if updates.wait_for(beyond).await.is_err() {
+            // The journal is gone (shutdown): nothing more will come.
+            std::future::pending::<()>().await;
+        }
+    }
+}
