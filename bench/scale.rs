@@ -7,7 +7,11 @@
 //! 5. booking latency on that event while its snapshot is taken;
 //! 6. an expiry storm: 100,000 holds on one event lapsing at the same
 //!    moment, each offering its tickets to a waiting booking, with the
-//!    journal in `always` mode, while clients keep reading the event.
+//!    journal in `always` mode, while clients keep reading the event;
+//! 7. the change feed's read rate from a cold start (a new reader, no
+//!    positions known) over 10,000,000 changes in the journal, read in
+//!    pages of 1,000 as `GET /api/changes` reads them, alone and with each
+//!    item written as the JSON the route serves.
 //!
 //! `cargo bench --bench scale` (`SCALE_SMOKE=1` for a small, quick pass).
 //! Prints a markdown report and writes `bench/results/scale.json`.
@@ -477,8 +481,115 @@ async fn expiry_storm(holds: u64, dir: &std::path::Path) -> serde_json::Value {
            "p99_ms": p99.as_secs_f64() * 1e3, "max_ms": max.as_secs_f64() * 1e3})
 }
 
+/// Section 7: the change feed read back from a journal of `changes`
+/// booking changes (one item each, as a booking makes).
+fn feed_read_rate(changes: u64, dir: &std::path::Path) -> serde_json::Value {
+    use boxoffice::domain::{BookingId, BookingStatus, BookingView, Change, FeedItem};
+    use boxoffice::http::api::dto::ChangeJson;
+    use boxoffice::persistence::journal::feed::FeedReader;
+    use boxoffice::persistence::journal::{FsyncMode, JournalOptions, Record};
+    println!("\n## 7. Change feed read rate over {changes} changes\n");
+    let options = JournalOptions {
+        dir: dir.to_path_buf(),
+        fsync: FsyncMode::Interval,
+        fsync_interval: Duration::from_millis(100),
+        segment_bytes: 64 << 20,
+        faults: None,
+    };
+    let journal = Journal::start(options, Lsn::FIRST).expect("journal");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let event = event_id(1);
+    let started = Instant::now();
+    for i in 0..changes {
+        let at = Timestamp::from_millis(1_700_000_000_000 + i as i64);
+        let user = user("u", i);
+        let view = BookingView {
+            id: BookingId::from_raw(i + 1),
+            event_id: event,
+            user_id: user.clone(),
+            status: BookingStatus::Confirmed,
+            quantity: 1,
+            waiting_position: None,
+            tickets_ahead: None,
+            expires_at: None,
+            created_at: at,
+            updated_at: at,
+        };
+        let record = Record::Published {
+            first_index: 0,
+            event,
+            change: Change::Booked {
+                booking: BookingId::from_raw(i + 1),
+                user,
+                quantity: 1,
+                at,
+            },
+            items: vec![FeedItem::Booking(view)],
+        };
+        let lsn = loop {
+            match journal.submit(record.clone(), 0) {
+                Ok(lsn) => break lsn,
+                // The writer's queue is full: let it catch up.
+                Err(_) => std::thread::sleep(Duration::from_millis(1)),
+            }
+        };
+        if (i + 1) % 50_000 == 0 || i + 1 == changes {
+            runtime
+                .block_on(journal.wait_durable(lsn))
+                .expect("durable");
+        }
+    }
+    let wrote = started.elapsed();
+    let durable = journal.state().changes_durable;
+    journal.shutdown();
+    assert_eq!(durable, changes);
+    let bytes: u64 = std::fs::read_dir(dir)
+        .expect("dir")
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("journal-"))
+        .filter_map(|e| e.metadata().ok())
+        .map(|m| m.len())
+        .sum();
+    let read = |json: bool| {
+        let reader = FeedReader::new(dir);
+        let started = Instant::now();
+        let mut after = 0;
+        let mut out = Vec::with_capacity(1 << 20);
+        while after < durable {
+            let page = reader.read(after, 1_000, durable).expect("page");
+            after = page.last().map(|e| e.index).expect("items");
+            if json {
+                out.clear();
+                let items: Vec<ChangeJson> = page.into_iter().map(ChangeJson::from).collect();
+                serde_json::to_writer(&mut out, &items).expect("json");
+                black_box(&out);
+            } else {
+                black_box(&page);
+            }
+        }
+        changes as f64 / started.elapsed().as_secs_f64()
+    };
+    let decoded = read(false);
+    let served = read(true);
+    println!(
+        "wrote {changes} changes ({:.1} MiB of journal) in {wrote:?}; a cold reader read {decoded:.0} items/s decoded, {served:.0} items/s as JSON (pages of 1,000)",
+        bytes as f64 / 1048576.0
+    );
+    json!({"changes": changes, "journal_bytes": bytes, "write_secs": wrote.as_secs_f64(),
+           "items_per_sec_decoded": decoded, "items_per_sec_json": served})
+}
+
 fn main() {
     let smoke = std::env::var_os("SCALE_SMOKE").is_some();
+    if let Ok(n) = std::env::var("SCALE_ONLY_FEED") {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let changes = n.parse().unwrap_or(10_000_000);
+        println!("{}", feed_read_rate(changes, dir.path()));
+        return;
+    }
     let (lengths, ops, bookings, events, holds): (&[u64], u64, u64, u64, u64) = if smoke {
         (&[1_000, 10_000], 2_000, 200_000, 2_000, 2_000)
     } else {
@@ -542,8 +653,10 @@ fn main() {
     let actors =
         actix_web::rt::System::new().block_on(actor_sections(events, event, next, dir.path()));
     let storm = actix_web::rt::System::new().block_on(expiry_storm(holds, dir.path()));
+    let feed_dir = tempfile::tempdir().expect("tempdir");
+    let feed = feed_read_rate(if smoke { 100_000 } else { 10_000_000 }, feed_dir.path());
     let report = json!({"smoke": smoke, "queue": queue, "memory": memory, "snapshot": snapshot,
-                        "actors": actors, "expiry_storm": storm});
+                        "actors": actors, "expiry_storm": storm, "feed": feed});
     if !smoke {
         let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/results/scale.json");
         std::fs::write(

@@ -14,6 +14,12 @@ use std::sync::Arc;
 use crate::persistence::journal::feed::{FeedEntry, FeedError, FeedReader};
 use crate::persistence::journal::{Journal, JournalState};
 
+/// How long a follower of the feed lets new items gather before reading
+/// them (unless a page fills first): the delay the live feed and webhooks
+/// add, for reads that cost the same whether they find one item or a
+/// thousand.
+pub const COALESCE: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// Why a page could not be served.
 #[derive(Debug, thiserror::Error)]
 pub enum PageError {
@@ -75,14 +81,20 @@ impl ChangeFeed {
         }
     }
 
-    /// Waits until an item after `index` is on disk. Never returns while
-    /// none comes: callers race it against their own end.
-    pub async fn wait_beyond(&self, index: u64) {
+    /// Waits until an item after `index` is on disk, then a little longer
+    /// ([`COALESCE`]) unless a whole page of `page` items is there already:
+    /// a follower of the feed then reads once per many group commits, not
+    /// once per commit (during an on-sale, thousands a second), each read
+    /// finding many items. Never returns while none comes: callers race it
+    /// against their own end.
+    pub async fn wait_beyond(&self, index: u64, page: usize) {
         let mut updates = self.journal.watch();
         let beyond = |s: &JournalState| s.changes_durable > index;
         if updates.wait_for(beyond).await.is_err() {
             // The journal is gone (shutdown): nothing more will come.
             std::future::pending::<()>().await;
         }
+        let full = |s: &JournalState| s.changes_durable >= index.saturating_add(page as u64);
+        let _ = tokio::time::timeout(COALESCE, updates.wait_for(full)).await;
     }
 }

@@ -176,7 +176,7 @@ impl Webhooks {
             let items = match self.feed.page(acked, self.batch_max).await {
                 Ok(items) if items.is_empty() => {
                     tokio::select! {
-                        _ = self.feed.wait_beyond(acked) => {}
+                        _ = self.feed.wait_beyond(acked, self.batch_max) => {}
                         _ = stop.wait_for(|s| *s) => return,
                     }
                     continue;

@@ -75,7 +75,7 @@ impl FeedStream {
                 return None;
             }
             tokio::select! {
-                _ = self.feed.wait_beyond(self.cursor) => {}
+                _ = self.feed.wait_beyond(self.cursor, PAGE) => {}
                 _ = self.stop.wait_for(|stopping| *stopping) => return None,
             }
             match self.feed.page(self.cursor, PAGE).await {

@@ -48,6 +48,8 @@ def main():
         "boxoffice_rate_limited_total",
         "boxoffice_live_streams",
         "boxoffice_resident_memory_bytes",
+        "boxoffice_webhook_delivered_index",
+        "boxoffice_webhook_failures_total",
     ]:
         assert any(k[0] == name for k in before), f"{name} missing"
     status, _, body = fetch(base, "/api/events", "POST", {"totalTickets": 1})

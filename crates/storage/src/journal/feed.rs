@@ -58,9 +58,13 @@ pub enum FeedError {
     Journal(#[from] JournalError),
 }
 
-/// Bytes read from a segment at a time (a frame larger than this is read
-/// whole with a read of its own size).
-const READ_BYTES: usize = 1 << 20;
+/// Bytes of the first read from a segment: a reader that follows the end
+/// of the feed wants a few frames, not a megabyte. Each further read
+/// doubles, up to [`MAX_READ_BYTES`] (a frame larger than that is read whole
+/// with a read of its own size).
+const FIRST_READ_BYTES: usize = 16 * 1024;
+/// The largest read of a long scan.
+const MAX_READ_BYTES: usize = 1 << 20;
 /// Distance between the positions remembered in a segment: a read starts
 /// at most this far before the item it wants.
 const MARK_EVERY: u64 = 256 * 1024;
@@ -305,9 +309,14 @@ fn for_each_frame(
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(io_err(e)),
     };
-    let mut buf = vec![0u8; READ_BYTES];
+    let mut buf = vec![0u8; FIRST_READ_BYTES];
     let mut offset = start;
+    let mut first = true;
     loop {
+        if !first && buf.len() < MAX_READ_BYTES {
+            buf.resize((buf.len() * 2).min(MAX_READ_BYTES), 0);
+        }
+        first = false;
         let filled = read_at_most(&file, &mut buf, offset).map_err(io_err)?;
         let bytes = &buf[..filled];
         let mut at = 0usize;
@@ -317,23 +326,30 @@ fn for_each_frame(
             }
             at += size;
         }
-        // Either the records end here, or the next frame runs past what
-        // was read: read again from it, big enough for the whole frame.
-        let rest = &bytes[at..];
-        let needed = rest
+        // The file ended inside this read: the records end here.
+        if filled < buf.len() {
+            return Ok(());
+        }
+        // The read was cut by the buffer's size: what follows may be a frame
+        // that runs past it (or a header cut in two).
+        if at > 0 {
+            offset += at as u64;
+            continue;
+        }
+        let needed = bytes
             .get(..4)
             .and_then(|len| len.try_into().ok())
             .map(|len: [u8; 4]| FRAME_HEADER_BYTES + u32::from_le_bytes(len) as usize);
         match needed {
-            Some(needed) if needed > rest.len() && filled == buf.len() => {
-                offset += at as u64;
-                if needed > buf.len() && needed <= super::MAX_RECORD_BYTES + FRAME_HEADER_BYTES {
-                    buf.resize(needed, 0);
-                }
-                if at == 0 && needed > buf.len() {
-                    return Ok(());
-                }
+            // One frame larger than the buffer: read it whole.
+            Some(needed)
+                if needed > buf.len() && needed <= super::MAX_RECORD_BYTES + FRAME_HEADER_BYTES =>
+            {
+                buf.resize(needed, 0);
+                first = true;
             }
+            // A whole buffer that does not start with a valid frame: zeros
+            // or damage, the end of what can be read.
             _ => return Ok(()),
         }
     }
@@ -406,6 +422,24 @@ mod tests {
         let durable = journal.state().changes_durable;
         journal.shutdown();
         durable
+    }
+
+    /// Frames cross the reader's buffer boundaries (16 KiB, then doubling)
+    /// anywhere: every page still reads on from where the last one ended.
+    #[test]
+    fn pages_read_on_across_read_boundaries_in_a_large_segment() {
+        let dir = tempfile::tempdir().expect("dir");
+        let durable = write(dir.path(), 3_000, 1 << 20);
+        assert_eq!(durable, 6_000);
+        let reader = FeedReader::new(dir.path());
+        for limit in [1_000, 333] {
+            let mut after = 0;
+            while after < durable {
+                let page = reader.read(after, limit, durable).expect("page");
+                assert_eq!(page.first().map(|e| e.index), Some(after + 1));
+                after = page.last().map(|e| e.index).expect("items");
+            }
+        }
     }
 
     #[test]
