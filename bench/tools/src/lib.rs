@@ -12,6 +12,20 @@ pub fn env(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
+/// Creates an event with `body` (a create request) and returns its id.
+pub async fn create_event(client: &reqwest::Client, base: &str, body: serde_json::Value) -> u64 {
+    let created: serde_json::Value = client
+        .post(format!("{base}/api/events"))
+        .json(&body)
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json");
+    created["event"]["id"].as_u64().expect("event id")
+}
+
 /// Bookings per second on `event` for `secs`, 64 at a time, for fresh users, and the
 /// p99 latency in milliseconds.
 pub async fn throughput(

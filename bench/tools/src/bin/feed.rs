@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use boxoffice_bench::{env, throughput};
+use boxoffice_bench::{create_event, env, throughput};
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -157,19 +157,6 @@ impl Drop for Service {
     }
 }
 
-async fn create_event(client: &reqwest::Client, base: &str) -> u64 {
-    let created: Value = client
-        .post(format!("{base}/api/events"))
-        .json(&json!({"totalTickets": 10_000_000}))
-        .send()
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("json");
-    created["event"]["id"].as_u64().expect("event id")
-}
-
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v.get(v.len() / 2).copied().unwrap_or(0.0)
@@ -203,8 +190,9 @@ async fn main() {
         .pool_max_idle_per_host(usize::MAX)
         .build()
         .expect("client");
-    let plain_event = create_event(&client, &plain.base).await;
-    let hooked_event = create_event(&client, &hooked.base).await;
+    let big = || json!({"totalTickets": 10_000_000});
+    let plain_event = create_event(&client, &plain.base, big()).await;
+    let hooked_event = create_event(&client, &hooked.base, big()).await;
 
     // The live feed reader, from the start.
     let streamed = Arc::new(AtomicU64::new(0));

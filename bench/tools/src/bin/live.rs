@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use boxoffice_bench::{env, throughput};
+use boxoffice_bench::{create_event, env, throughput};
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 use tokio::sync::Notify;
@@ -79,16 +79,12 @@ async fn main() {
 
     // An event whose `cancels` tickets are held by `h*`, with `queue` users
     // `w*` waiting behind them.
-    let created: Value = client
-        .post(format!("{base}/api/events"))
-        .json(&json!({"totalTickets": cancels, "maxPerUser": 1}))
-        .send()
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("json");
-    let event = created["event"]["id"].as_u64().expect("event id");
+    let event = create_event(
+        &client,
+        &base,
+        json!({"totalTickets": cancels, "maxPerUser": 1}),
+    )
+    .await;
     let setup = Instant::now();
     let book = |user: String| {
         client

@@ -12,9 +12,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use boxoffice_bench::{env, throughput};
+use boxoffice_bench::{create_event, env, throughput};
 use futures_util::StreamExt;
-use serde_json::{json, Value};
+use serde_json::json;
 
 #[tokio::main]
 async fn main() {
@@ -25,16 +25,7 @@ async fn main() {
         .pool_max_idle_per_host(usize::MAX)
         .build()
         .expect("client");
-    let created: Value = client
-        .post(format!("{base}/api/events"))
-        .json(&json!({"totalTickets": 10_000_000}))
-        .send()
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("json");
-    let event = created["event"]["id"].as_u64().expect("event id");
+    let event = create_event(&client, &base, json!({"totalTickets": 10_000_000})).await;
     let (before, p99_before) = throughput(&client, &base, event, "b", secs).await;
 
     let opened = Arc::new(AtomicUsize::new(0));

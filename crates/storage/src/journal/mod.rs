@@ -327,22 +327,11 @@ impl Journal {
         Ok(lsn)
     }
 
-    /// The change feed index the next published item gets.
-    pub fn next_change_index(&self) -> u64 {
-        self.submitter().next_change
-    }
-
     /// The LSN and the change feed index the next record gets, read
     /// together: a snapshot notes both for one position in the journal.
     pub fn next_positions(&self) -> (Lsn, u64) {
         let s = self.submitter();
         (s.next_lsn, s.next_change)
-    }
-
-    /// Whether the journal keeps anything on disk (off: the snapshot-only
-    /// mode, where the change feed has nothing to serve).
-    pub fn is_enabled(&self) -> bool {
-        !self.snapshot_only
     }
 
     /// The LSN the next record will get.
