@@ -272,11 +272,15 @@ fn parse_changes(query: &str) -> Result<ChangesQuery, ApiError> {
     };
     parse_query(query, |key, value| match key {
         "after" => match value.parse::<u64>() {
-            Ok(n) => {
+            // Indexes stay within what a JSON number holds exactly.
+            Ok(n) if n <= crate::domain::MAX_EVENT_ID => {
                 changes.after = n;
                 Ok(())
             }
-            _ => Err(FieldError::new("after", "must be a non-negative integer")),
+            _ => Err(FieldError::new(
+                "after",
+                "must be an integer from 0 to 9007199254740991",
+            )),
         },
         "limit" => parse_limit(value).map(|n| changes.limit = n),
         _ => Ok(()),

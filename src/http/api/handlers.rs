@@ -439,6 +439,7 @@ fn resume_after(req: &HttpRequest) -> Result<Option<u64>, ApiError> {
         .to_str()
         .ok()
         .and_then(|v| v.trim().parse::<u64>().ok())
+        .filter(|&v| v <= crate::domain::MAX_EVENT_ID)
         .map(Some)
         .ok_or_else(|| ApiError::field("Last-Event-ID", "must be a change index"))
 }

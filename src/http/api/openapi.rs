@@ -544,7 +544,7 @@ struct UserIdParam {
 struct ChangesParams {
     /// The index the items follow: 0 (default) from the oldest kept, else
     /// the `next` of the previous page.
-    #[param(minimum = 0)]
+    #[param(minimum = 0, maximum = 9_007_199_254_740_991_u64)]
     after: Option<u64>,
     /// Items per page, 1 to 1000 (default 100).
     #[param(minimum = 1, maximum = 1000)]
