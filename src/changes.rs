@@ -64,6 +64,10 @@ impl ChangeFeed {
         if after >= durable {
             return Ok(Vec::new());
         }
+        // A follower right behind the writer: from memory, no thread hop.
+        if let Some(items) = self.journal.recent().read(after, limit, durable) {
+            return Ok(items);
+        }
         let reader = Arc::clone(&self.reader);
         let read = actix_web::rt::task::spawn_blocking(move || reader.read(after, limit, durable))
             .await

@@ -138,9 +138,12 @@ impl Service {
                 }
             }
         });
-        let address = address
-            .recv_timeout(Duration::from_secs(30))
-            .expect("boxoffice listening");
+        let Ok(address) = address.recv_timeout(Duration::from_secs(30)) else {
+            // Not left running behind a failed bench.
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("boxoffice did not start listening within 30 s");
+        };
         Self {
             child,
             base: format!("http://{address}"),

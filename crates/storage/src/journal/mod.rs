@@ -24,6 +24,7 @@
 
 pub mod feed;
 mod frame;
+pub mod recent;
 pub mod record;
 pub mod replay;
 mod segment;
@@ -203,6 +204,8 @@ pub struct Journal {
     snapshot_only: bool,
     /// Batch sizes and sync times, for `/metrics`.
     stats: Arc<JournalStats>,
+    /// The newest change feed items written, for followers of the feed.
+    recent: Arc<recent::RecentChanges>,
 }
 
 impl Journal {
@@ -225,12 +228,18 @@ impl Journal {
             writer: Mutex::new(None),
             snapshot_only: true,
             stats: Arc::default(),
+            recent: Arc::default(),
         })
     }
 
     /// Batch sizes and sync times so far.
     pub fn stats(&self) -> &Arc<JournalStats> {
         &self.stats
+    }
+
+    /// The newest change feed items written.
+    pub fn recent(&self) -> &Arc<recent::RecentChanges> {
+        &self.recent
     }
 
     /// In the snapshot-only mode, what the last snapshot attempt did: a
@@ -271,6 +280,7 @@ impl Journal {
             writer: Mutex::new(None),
             snapshot_only: false,
             stats: Arc::default(),
+            recent: Arc::default(),
         });
         let writer = Writer::new(
             Arc::clone(&journal),

@@ -99,6 +99,8 @@ impl Writer {
             let mut records = 1;
             let mut last_change = last_change_index(&first.1);
             encode_frame(&mut batch, first.0, &first.1);
+            // Kept for the feed's followers once written (see `recent`).
+            let mut kept = vec![first.1];
             while batch.len() < MAX_BATCH_BYTES {
                 match self.records.try_recv() {
                     Ok((lsn, record)) => {
@@ -106,6 +108,7 @@ impl Writer {
                         last = lsn;
                         records += 1;
                         last_change = last_change_index(&record).or(last_change);
+                        kept.push(record);
                     }
                     Err(_) => break,
                 }
@@ -127,6 +130,11 @@ impl Writer {
                         .written_bytes
                         .fetch_add(batch.len() as u64, Ordering::Relaxed);
                     unsynced = self.options.fsync == FsyncMode::Interval;
+                    // Before the items count as durable: a follower told
+                    // of them finds them here.
+                    if last_change.is_some() {
+                        self.journal.recent.extend(kept);
+                    }
                     self.journal.state.send_modify(|s| {
                         s.durable = last;
                         if let Some(index) = last_change {
