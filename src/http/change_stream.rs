@@ -91,12 +91,3 @@ impl FeedStream {
         }
     }
 }
-
-impl From<PageError> for ApiError {
-    fn from(e: PageError) -> Self {
-        match e {
-            PageError::Gone { after, earliest } => ApiError::Gone { after, earliest },
-            PageError::Unreadable => ApiError::Unavailable,
-        }
-    }
-}

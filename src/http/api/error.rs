@@ -5,6 +5,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
+use crate::changes::PageError;
 use crate::domain::DomainError;
 use crate::service::ServiceError;
 
@@ -313,6 +314,15 @@ impl From<DomainError> for ApiError {
 impl From<crate::actors::Unavailable> for ApiError {
     fn from(_: crate::actors::Unavailable) -> Self {
         Self::Unavailable
+    }
+}
+
+impl From<PageError> for ApiError {
+    fn from(e: PageError) -> Self {
+        match e {
+            PageError::Gone { after, earliest } => Self::Gone { after, earliest },
+            PageError::Unreadable => Self::Unavailable,
+        }
     }
 }
 
