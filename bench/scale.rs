@@ -266,6 +266,7 @@ async fn actor_sections(
             .create(
                 None,
                 &EventSettings::new(None, 100, 10),
+                Default::default(),
                 Clock::system().now(),
             )
             .expect("create");

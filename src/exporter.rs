@@ -23,6 +23,8 @@ pub struct Sources {
     pub events: Arc<EventCounters>,
     /// How many events exist right now.
     pub event_count: Box<dyn Fn() -> usize + Send + Sync>,
+    /// How many waiting-room entries wait right now, over every event.
+    pub room_waiting: Box<dyn Fn() -> u64 + Send + Sync>,
     /// The journal.
     pub journal: Arc<JournalStats>,
     /// Snapshots.
@@ -51,7 +53,8 @@ impl Sources {
 impl Collector for Sources {
     fn encode(&self, mut encoder: DescriptorEncoder) -> std::fmt::Result {
         self.http.encode(&mut encoder)?;
-        self.events.encode(&mut encoder, (self.event_count)())?;
+        self.events
+            .encode(&mut encoder, (self.event_count)(), (self.room_waiting)())?;
         self.journal.encode(&mut encoder)?;
         self.snapshots.encode(&mut encoder)?;
         self.live.encode(&mut encoder)?;

@@ -17,8 +17,9 @@ use crate::actors::messages::{ActorError, Durable, MakeChange, Read};
 use crate::actors::{ask, CreateError, EventActor, Registry, Unavailable};
 use crate::config::LimitSettings;
 use crate::domain::{
-    BookingChange, BookingView, CreateKey, DomainError, Event, EventChange, EventId, EventPatch,
-    EventSettings, EventStatus, Limit, Timestamp, UserId, WaitingPage,
+    BookingChange, BookingView, CreateKey, DomainError, EntryView, Event, EventChange, EventId,
+    EventPatch, EventSettings, EventStatus, Limit, RoomPatch, RoomSettings, Timestamp, UserId,
+    WaitingPage,
 };
 use crate::persistence::change_log::{wait_durable, ChangeLog};
 use crate::persistence::journal::Lsn;
@@ -95,6 +96,8 @@ pub struct NewEvent {
     pub sales_start: Option<Timestamp>,
     /// End of sales.
     pub sales_end: Option<Timestamp>,
+    /// The waiting room's settings (`None`s take the defaults: no room).
+    pub room: RoomPatch,
 }
 
 type Result<T> = std::result::Result<T, ServiceError>;
@@ -164,9 +167,10 @@ impl BoxOffice {
             sales_start: new.sales_start,
             sales_end: new.sales_end,
         };
+        let room = new.room.applied_to(RoomSettings::default());
         let requested = new.id;
         let Some(key) = key else {
-            return self.create(requested, &settings, None).await;
+            return self.create(requested, &settings, room, None).await;
         };
         let _one_at_a_time = self.keyed_creates.lock().await;
         if let Some(first) = self.registry.create_key(&key) {
@@ -178,7 +182,7 @@ impl BoxOffice {
             let (event, _) = Event::create(first.event, first.settings, first.at)?;
             return Ok(event.status());
         }
-        self.create(requested, &settings, Some(key)).await
+        self.create(requested, &settings, room, Some(key)).await
     }
 
     /// Creates an event (remembering `key` with it) and answers once both
@@ -188,6 +192,7 @@ impl BoxOffice {
         &self,
         requested: Option<EventId>,
         settings: &EventSettings,
+        room: RoomSettings,
         key: Option<String>,
     ) -> Result<EventStatus> {
         let max_events = self.limits.max_events;
@@ -199,7 +204,7 @@ impl BoxOffice {
             .into());
         }
         let now = self.registry.clock().now();
-        let (status, lsn) = self.registry.create(requested, settings, now)?;
+        let (status, lsn) = self.registry.create(requested, settings, room, now)?;
         // Handed over right behind the creation, so a crash keeps the key
         // only with its event.
         let key_lsn = key.as_ref().map(|key| {
@@ -281,8 +286,13 @@ impl BoxOffice {
             .await
     }
 
-    /// Changes the settings of event `id`.
-    pub async fn update_event(&self, id: EventId, patch: EventPatch) -> Result<EventChange> {
+    /// Changes the settings of event `id` and its room's.
+    pub async fn update_event(
+        &self,
+        id: EventId,
+        patch: EventPatch,
+        room: RoomPatch,
+    ) -> Result<EventChange> {
         if let Some(max) = patch.max_per_user {
             self.check_max_per_user(max)?;
         }
@@ -296,8 +306,53 @@ impl BoxOffice {
                 format!("must be an integer from 1 to {max_tickets}"),
             ));
         }
-        self.change(id, move |event, _, now| event.update(patch, now))
+        self.change(id, move |event, _, now| {
+            event.update_with_room(patch, room, now)
+        })
+        .await
+    }
+
+    /// `user` joins event `id`'s waiting room (an active entry is answered
+    /// as it is).
+    pub async fn join_room(&self, id: EventId, user: UserId) -> Result<EntryView> {
+        let max = self.limits.max_bookings_per_event;
+        self.change(id, move |event, _, now| {
+            let room = event.room();
+            if room.find(user.as_str()).is_none() && room.entry_count() as u64 >= max {
+                return Err(DomainError::LimitReached {
+                    what: Limit::BookingsPerEvent,
+                    limit: max,
+                });
+            }
+            event.join_room(&user, now)
+        })
+        .await
+    }
+
+    /// `user` leaves event `id`'s waiting room.
+    pub async fn leave_room(&self, id: EventId, user: UserId) -> Result<EntryView> {
+        self.change(id, move |event, _, now| event.leave_room(&user, now))
             .await
+    }
+
+    /// `user`'s room entry at event `id`: the active one, else the latest.
+    pub async fn room_entry(&self, id: EventId, user: UserId) -> Result<EntryView> {
+        Ok(self
+            .read(id, move |event| event.room_entry(&user))
+            .await??)
+    }
+
+    /// [`Self::room_entry`] for many users in one read, with the LSN the
+    /// answers reflect (durable), for live streams.
+    pub async fn room_entries_at(
+        &self,
+        id: EventId,
+        users: Vec<UserId>,
+    ) -> Result<(Vec<std::result::Result<EntryView, DomainError>>, Lsn)> {
+        self.read_at(id, move |event| {
+            users.iter().map(|user| event.room_entry(user)).collect()
+        })
+        .await
     }
 
     /// `user`'s booking at event `id`: the active one, else the latest ended.

@@ -266,6 +266,10 @@ impl Application {
                 let registry = Arc::clone(&registry);
                 Box::new(move || registry.event_count())
             },
+            room_waiting: {
+                let registry = Arc::clone(&registry);
+                Box::new(move || registry.room_waiting())
+            },
             journal: Arc::clone(journal.stats()),
             snapshots: Arc::clone(store.stats()),
             live: Arc::clone(&live),

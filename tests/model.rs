@@ -564,8 +564,9 @@ proptest! {
             let Record::Published { items, .. } = back else { unreachable!("published") };
             for item in items {
                 match item {
-                    FeedItem::Event(status) => folded_event = status,
+                    FeedItem::Event(status) | FeedItem::EventWithRoom(status, _) => folded_event = status,
                     FeedItem::Booking(view) => { folded.insert(view.user_id.as_str().to_string(), view); }
+                    FeedItem::Entry(_) => {}
                 }
             }
         }

@@ -20,6 +20,10 @@ pub struct EventCounters {
     pub holds_expired: AtomicU64,
     /// Messages refused because an event's mailbox was full.
     pub mailbox_rejections: AtomicU64,
+    /// Waiting-room entries admitted.
+    pub room_admitted: AtomicU64,
+    /// Waiting-room admissions that lapsed unused.
+    pub room_expired: AtomicU64,
 }
 
 /// Which of [`EventCounters::booked`] a booking counts in.
@@ -45,8 +49,13 @@ impl EventCounters {
     }
 
     /// Writes the actors' families, with `events` the number of events
-    /// held right now.
-    pub fn encode(&self, encoder: &mut DescriptorEncoder, events: usize) -> std::fmt::Result {
+    /// held right now and `room_waiting` the room entries waiting.
+    pub fn encode(
+        &self,
+        encoder: &mut DescriptorEncoder,
+        events: usize,
+        room_waiting: u64,
+    ) -> std::fmt::Result {
         {
             let mut family = encoder.encode_descriptor(
                 "boxoffice_bookings",
@@ -83,6 +92,24 @@ impl EventCounters {
             "boxoffice_mailbox_rejections",
             "Changes refused with 503 because an event's mailbox was full",
             &self.mailbox_rejections,
+        )?;
+        counter(
+            encoder,
+            "boxoffice_room_admitted",
+            "Waiting-room entries admitted",
+            &self.room_admitted,
+        )?;
+        counter(
+            encoder,
+            "boxoffice_room_expired",
+            "Waiting-room admissions that lapsed unused",
+            &self.room_expired,
+        )?;
+        gauge(
+            encoder,
+            "boxoffice_room_waiting",
+            "Waiting-room entries waiting, over every event",
+            i64::try_from(room_waiting).unwrap_or(i64::MAX),
         )?;
         gauge(
             encoder,

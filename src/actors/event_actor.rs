@@ -37,6 +37,8 @@ use crate::persistence::StoredEvent;
 pub const MAILBOX_CAPACITY: usize = 16_384;
 /// Expiries one timer turn handles before letting queued messages in.
 const EXPIRY_BATCH: usize = 2_000;
+/// Room steps (draw, lapse batch, admission batch) one turn takes.
+const ROOM_STEPS: usize = 8;
 /// How soon to try again when a due expiry cannot be journalled.
 const EXPIRY_RETRY: Duration = Duration::from_millis(200);
 
@@ -51,6 +53,8 @@ pub struct LiveSignals {
     pub any: watch::Sender<u64>,
     /// Bumped by every change that may have moved an existing booking.
     pub bookings: watch::Sender<u64>,
+    /// Bumped by every change that may have moved an existing room entry.
+    pub room: watch::Sender<u64>,
     /// The status after the newest change.
     pub published: PublishedSlot,
 }
@@ -62,6 +66,8 @@ pub struct LiveReceivers {
     pub any: watch::Receiver<u64>,
     /// Wakes after every change that may have moved an existing booking.
     pub bookings: watch::Receiver<u64>,
+    /// Wakes after every change that may have moved an existing room entry.
+    pub room: watch::Receiver<u64>,
     /// The status after the newest change.
     pub published: PublishedSlot,
 }
@@ -72,16 +78,19 @@ impl LiveSignals {
     pub fn new(event: &Event, lsn: Lsn) -> (Self, LiveReceivers) {
         let (any, any_rx) = watch::channel(lsn.get());
         let (bookings, bookings_rx) = watch::channel(0);
+        let (room, room_rx) = watch::channel(0);
         let published = Published::slot(event, lsn);
         (
             Self {
                 any,
                 bookings,
+                room,
                 published: Arc::clone(&published),
             },
             LiveReceivers {
                 any: any_rx,
                 bookings: bookings_rx,
+                room: room_rx,
                 published,
             },
         )
@@ -181,13 +190,45 @@ impl EventActor {
         expired
     }
 
+    /// Does up to `limit` steps of the waiting room's work due at `now`
+    /// (the draw, lapses, admissions), journalling each; stops at the first
+    /// the journal refuses. Returns how many were done.
+    fn room_work(&mut self, now: Timestamp, limit: usize) -> usize {
+        let mut steps = 0;
+        while steps < limit && self.accepting() {
+            // Only a draw uses it; it is journalled with the draw.
+            let mut seed = [0u8; 32];
+            if let Err(e) = getrandom::fill(&mut seed) {
+                log::error!(
+                    "event {}: no randomness for the room's draw: {e}",
+                    self.event.id()
+                );
+                break;
+            }
+            let made = match self.event.room_work(now, seed) {
+                Ok(Some(made)) => made,
+                Ok(None) => break,
+                Err(e) => {
+                    log::error!("event {}: the waiting room's work: {e}", self.event.id());
+                    break;
+                }
+            };
+            if self.journal_change(made).is_err() {
+                break;
+            }
+            steps += 1;
+        }
+        steps
+    }
+
     /// Expires everything due at `now`, then arms the timer for what is
     /// next. Every handler starts here, with the `now` it then works at, so
     /// nothing it shows can be a hold whose deadline has passed.
     fn catch_up(&mut self, now: Timestamp, ctx: &mut Context<Self>) {
         self.settle();
-        if self.event.next_deadline().is_some() {
+        if self.event.next_deadline().is_some_and(|due| due <= now) {
             self.expire_due(now, usize::MAX);
+            self.room_work(now, ROOM_STEPS);
         }
         self.arm(ctx);
     }
@@ -213,7 +254,9 @@ impl EventActor {
     fn on_timer(&mut self, ctx: &mut Context<Self>) {
         self.timer = None;
         self.settle();
-        self.expire_due(self.clock.now(), EXPIRY_BATCH);
+        let now = self.clock.now();
+        self.expire_due(now, EXPIRY_BATCH);
+        self.room_work(now, ROOM_STEPS);
         let still_due = self
             .event
             .next_deadline()
@@ -261,7 +304,7 @@ impl EventActor {
                 self.event.undo(undo);
             }
             if undone {
-                self.announce(self.durable_lsn, true);
+                self.announce(self.durable_lsn, true, true);
             }
         }
     }
@@ -270,13 +313,16 @@ impl EventActor {
     /// the status (before any answer goes out; readers serve it once
     /// durable) and wakes event streams, and booking streams too when an
     /// existing booking may have moved.
-    fn announce(&self, lsn: Lsn, bookings_moved: bool) {
+    fn announce(&self, lsn: Lsn, bookings_moved: bool, room_moved: bool) {
         self.signals
             .published
             .store(Arc::new(Published::of(&self.event, lsn)));
         self.signals.any.send_replace(lsn.get());
         if bookings_moved {
             self.signals.bookings.send_modify(|epoch| *epoch += 1);
+        }
+        if room_moved {
+            self.signals.room.send_modify(|epoch| *epoch += 1);
         }
     }
 
@@ -312,6 +358,11 @@ impl EventActor {
         let cancelled = matches!(made.change, Change::Cancelled { .. });
         let expired = matches!(made.change, Change::Expired { .. });
         let promoted = made.promoted;
+        let (room_admitted, room_expired) = match made.change {
+            Change::RoomAdmitted { count, .. } => (count as usize, 0),
+            Change::RoomLapsed { .. } => (0, made.items.len()),
+            _ => (0, 0),
+        };
         move || {
             if let Some(booked) = booked {
                 counters.booked(booked);
@@ -323,6 +374,8 @@ impl EventActor {
                 EventCounters::add(&counters.holds_expired, 1);
             }
             EventCounters::add(&counters.promotions, promoted);
+            EventCounters::add(&counters.room_admitted, room_admitted);
+            EventCounters::add(&counters.room_expired, room_expired);
         }
     }
 
@@ -330,6 +383,9 @@ impl EventActor {
     fn journal_change(&mut self, made: Made) -> Result<Lsn, ActorError> {
         let counted = self.count(&made);
         let new_user = made.new_user;
+        let room_moved = made.room_moved;
+        // Room work moves no booking.
+        let bookings_moved = !new_user && !made.change.is_room_work();
         let record = Record::Published {
             first_index: 0,
             event: self.event.id(),
@@ -342,7 +398,7 @@ impl EventActor {
                 self.changes.fetch_add(1, Ordering::Relaxed);
                 counted();
                 // Readers of the change still wait until it is durable.
-                self.announce(lsn, !new_user);
+                self.announce(lsn, bookings_moved, room_moved);
                 Ok(lsn)
             }
             Err(_) => {
@@ -592,7 +648,7 @@ mod tests {
         settings.hold_secs = 1;
         settings.offer_secs = 60;
         registry
-            .create(Some(id), &settings, clock.now())
+            .create(Some(id), &settings, Default::default(), clock.now())
             .expect("create");
         let addr = registry.get(id).expect("actor");
         for name in ["a", "b"] {
@@ -681,7 +737,12 @@ mod tests {
                 let registry = Registry::new(1, Arc::clone(&journal), Clock::system());
                 let id = EventId::try_from(1).expect("id");
                 let (_, lsn) = registry
-                    .create(Some(id), &EventSettings::new(None, 3, 2), Clock::system().now())
+                    .create(
+                        Some(id),
+                        &EventSettings::new(None, 3, 2),
+                        Default::default(),
+                        Clock::system().now(),
+                    )
                     .expect("create");
                 journal.wait_durable(lsn).await.expect("created");
                 let addr = registry.get(id).expect("actor");

@@ -36,7 +36,9 @@ impl Published {
         Self {
             status: event.status(),
             lsn,
-            valid_until: event.next_deadline(),
+            // Holds only: the room's counters are what the actor has done
+            // so far, whether read here or from the actor.
+            valid_until: event.next_hold_deadline(),
         }
     }
 

@@ -19,7 +19,7 @@ use super::published::Published;
 use crate::clock::Clock;
 use crate::domain::{
     BookingIdSequence, CreateKey, CreateKeys, DomainError, Event, EventId, EventSettings,
-    EventStatus, FeedItem, Timestamp, MAX_EVENT_ID,
+    EventStatus, FeedItem, RoomSettings, Timestamp, MAX_EVENT_ID,
 };
 use crate::persistence::change_log::ChangeLog;
 use crate::persistence::journal::{Journal, Lsn, Record};
@@ -234,11 +234,12 @@ impl Registry {
         &self,
         requested: Option<EventId>,
         settings: &EventSettings,
+        room: RoomSettings,
         now: Timestamp,
     ) -> Result<(EventStatus, Lsn), CreateError> {
         let created = match requested {
             Some(id) => self
-                .insert(id, settings, now)?
+                .insert(id, settings, room, now)?
                 .ok_or(CreateError::Exists(id))?,
             None => loop {
                 let raw = self.next_event_id.fetch_add(1, Ordering::Relaxed);
@@ -253,7 +254,7 @@ impl Registry {
                         id
                     }
                 };
-                if let Some(created) = self.insert(id, settings, now)? {
+                if let Some(created) = self.insert(id, settings, room, now)? {
                     break created;
                 }
             },
@@ -269,6 +270,7 @@ impl Registry {
         &self,
         id: EventId,
         settings: &EventSettings,
+        room: RoomSettings,
         now: Timestamp,
     ) -> Result<Option<(EventStatus, Lsn)>, CreateError> {
         // Held across the whole insert, so `close` cannot fall between the
@@ -280,13 +282,13 @@ impl Registry {
         match self.actors.entry(id) {
             Entry::Occupied(_) => Ok(None),
             Entry::Vacant(slot) => {
-                let (event, change) = Event::create(id, settings.clone(), now)?;
+                let (event, change) = Event::create_with_room(id, settings.clone(), room, now)?;
                 let status = event.status();
                 let record = Record::Published {
                     first_index: 0,
                     event: id,
                     change,
-                    items: vec![FeedItem::Event(status.clone())],
+                    items: vec![FeedItem::event(status.clone())],
                 };
                 // Through the same seam as every change an actor makes.
                 let epoch = self.log.state().epoch;
@@ -360,6 +362,15 @@ impl Registry {
     /// How many events there are.
     pub fn event_count(&self) -> usize {
         self.actors.len()
+    }
+
+    /// Waiting-room entries waiting, over every event, as their actors
+    /// last published.
+    pub fn room_waiting(&self) -> u64 {
+        self.actors
+            .iter()
+            .map(|a| a.value().changed.published.load().status.room.waiting)
+            .sum()
     }
 
     /// Count of changes since start; equal counts mean nothing changed.
@@ -481,6 +492,7 @@ mod tests {
             .create(
                 Some(id),
                 &EventSettings::new(None, 5, 1),
+                Default::default(),
                 Clock::system().now(),
             )
             .expect("created");
@@ -507,6 +519,7 @@ mod tests {
             .create(
                 Some(later),
                 &EventSettings::new(None, 5, 1),
+                Default::default(),
                 Clock::system().now(),
             )
             .expect("created");
@@ -524,13 +537,23 @@ mod tests {
         let (registry, id) = empty_registry();
         let settings = EventSettings::new(None, 5, 1);
         registry
-            .create(Some(id), &settings, Clock::system().now())
+            .create(
+                Some(id),
+                &settings,
+                Default::default(),
+                Clock::system().now(),
+            )
             .expect("created");
         actor_thread(&registry, id).await.expect("answers before");
         registry.close();
         let other = EventId::try_from(2).expect("id");
         assert_eq!(
-            registry.create(Some(other), &settings, Clock::system().now()),
+            registry.create(
+                Some(other),
+                &settings,
+                Default::default(),
+                Clock::system().now(),
+            ),
             Err(CreateError::Unavailable(Unavailable))
         );
         let collected = registry.collect(true).await.expect("collected");

@@ -35,9 +35,8 @@ use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
 
 use crate::config::LiveSettings;
-use crate::domain::BookingView;
-use crate::domain::{EventId, UserId};
-use crate::http::api::dto::{BookingResponse, StatusResponse};
+use crate::domain::{BookingView, DomainError, EntryView, EventId, UserId};
+use crate::http::api::dto::{BookingResponse, EntryResponse, StatusResponse};
 use crate::http::api::error::ApiError;
 use crate::http::transport::connections::AddressShares;
 use crate::http::transport::stream::ClientGone;
@@ -76,7 +75,9 @@ pub struct Live {
 #[derive(Default)]
 struct EventStreams {
     /// Their booking reads, gathered.
-    reads: Arc<BookingReads>,
+    reads: Arc<GatheredReads<BookingView>>,
+    /// Their room-entry reads, gathered.
+    entry_reads: Arc<GatheredReads<EntryView>>,
     /// The newest status message's data and the change it shows: made by
     /// the first stream that reads that change, sent as is by the others.
     status: std::sync::Mutex<Option<(Lsn, ByteString)>>,
@@ -232,10 +233,12 @@ impl Live {
         let signals = service
             .changes(watched.event())
             .ok_or(ApiError::EventNotFound)?;
-        // A booking can only move when an existing booking moves.
+        // A booking can only move when an existing booking moves; an
+        // entry when an existing entry moves.
         let mut changes = match watched {
             Watched::Event(_) => signals.any,
             Watched::Booking(..) => signals.bookings,
+            Watched::Entry(..) => signals.room,
         };
         changes.borrow_and_update();
         let shared = Arc::clone(
@@ -301,12 +304,14 @@ pub enum Watched {
     Event(EventId),
     /// One user's booking at an event.
     Booking(EventId, UserId),
+    /// One user's waiting-room entry at an event.
+    Entry(EventId, UserId),
 }
 
 impl Watched {
     fn event(&self) -> EventId {
         match self {
-            Self::Event(id) | Self::Booking(id, _) => *id,
+            Self::Event(id) | Self::Booking(id, _) | Self::Entry(id, _) => *id,
         }
     }
 
@@ -337,11 +342,26 @@ impl Watched {
                 }
             }
             Self::Booking(id, user) => {
-                let (booking, lsn) = shared.reads.read(service, *id, user).await?;
+                let (booking, lsn) = shared
+                    .reads
+                    .read(service, *id, user, |service, id, users| async move {
+                        service.bookings_at(id, users).await
+                    })
+                    .await?;
                 let json = serde_json::to_string(&BookingResponse {
                     booking: booking.into(),
                 })
                 .map_err(encode)?;
+                Ok((ByteString::from(json), lsn))
+            }
+            Self::Entry(id, user) => {
+                let (entry, lsn) = shared
+                    .entry_reads
+                    .read(service, *id, user, |service, id, users| async move {
+                        service.room_entries_at(id, users).await
+                    })
+                    .await?;
+                let json = serde_json::to_string(&EntryResponse::from(entry)).map_err(encode)?;
                 Ok((ByteString::from(json), lsn))
             }
         }
@@ -351,6 +371,7 @@ impl Watched {
         let kind = match self {
             Self::Event(_) => "status",
             Self::Booking(..) => "booking",
+            Self::Entry(..) => "entry",
         };
         sse::Data::new(json)
             .event(kind)
@@ -359,27 +380,42 @@ impl Watched {
     }
 }
 
-/// Booking reads of one event's streams, gathered so that the streams
-/// woken by one change ask the event's actor once, not once each: at
-/// 10,000 streams that is the difference between 100,000 actor messages a
-/// second and a few hundred.
-#[derive(Default)]
-struct BookingReads {
+/// Booking (or room-entry) reads of one event's streams, gathered so that
+/// the streams woken by one change ask the event's actor once, not once
+/// each: at 10,000 streams that is the difference between 100,000 actor
+/// messages a second and a few hundred.
+struct GatheredReads<V> {
     /// Users to read, with where each answer goes.
-    pending: std::sync::Mutex<Vec<(UserId, ReadReply)>>,
+    pending: std::sync::Mutex<Vec<(UserId, ReadReply<V>)>>,
 }
 
-type ReadReply = oneshot::Sender<Result<(BookingView, Lsn), ApiError>>;
+impl<V> Default for GatheredReads<V> {
+    fn default() -> Self {
+        Self {
+            pending: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+}
 
-impl BookingReads {
-    /// `user`'s booking, read together with whatever other streams of the
-    /// event ask for in the same turn.
-    async fn read(
+type ReadReply<V> = oneshot::Sender<Result<(V, Lsn), ApiError>>;
+
+/// What one gathered read of many users answers.
+type Batch<V> = Result<(Vec<Result<V, DomainError>>, Lsn), ServiceError>;
+
+impl<V: Send + 'static> GatheredReads<V> {
+    /// `user`'s view, read by `fetch` together with whatever other streams
+    /// of the event ask for in the same turn.
+    async fn read<F, Fut>(
         self: &Arc<Self>,
         service: &Arc<BoxOffice>,
         id: EventId,
         user: &UserId,
-    ) -> Result<(BookingView, Lsn), ApiError> {
+        fetch: F,
+    ) -> Result<(V, Lsn), ApiError>
+    where
+        F: FnOnce(Arc<BoxOffice>, EventId, Vec<UserId>) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Batch<V>> + Send,
+    {
         let (reply, answer) = oneshot::channel();
         let first = {
             let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
@@ -395,7 +431,7 @@ impl BookingReads {
                 let batch =
                     std::mem::take(&mut *reads.pending.lock().unwrap_or_else(|p| p.into_inner()));
                 let (users, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
-                match service.bookings_at(id, users).await {
+                match fetch(service, id, users).await {
                     Ok((views, lsn)) => {
                         for (reply, view) in replies.into_iter().zip(views) {
                             let _ = reply.send(view.map(|b| (b, lsn)).map_err(ApiError::from));

@@ -9,6 +9,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::ids::{BookingId, Timestamp, UserId};
+use super::room::{RoomPatch, RoomSettings};
 use super::settings::{EventPatch, EventSettings};
 
 /// One change to one event. Stored by variant index: variants are only ever
@@ -71,9 +72,84 @@ pub enum Change {
         /// got to it, so a replay reaches the same state.
         at: Timestamp,
     },
+    /// The event was created with a waiting room (an event without one is
+    /// [`Change::Created`], as before rooms).
+    CreatedWithRoom {
+        /// Its settings.
+        settings: EventSettings,
+        /// Its room's.
+        room: RoomSettings,
+        /// When.
+        at: Timestamp,
+    },
+    /// The organiser changed settings, the room's among them.
+    UpdatedWithRoom {
+        /// What changed of the event's.
+        patch: EventPatch,
+        /// What changed of the room's.
+        room: RoomPatch,
+        /// When.
+        at: Timestamp,
+    },
+    /// A person joined the waiting room, at the end.
+    RoomJoined {
+        /// Who.
+        user: UserId,
+        /// When.
+        at: Timestamp,
+    },
+    /// A person left the waiting room.
+    RoomLeft {
+        /// Who.
+        user: UserId,
+        /// When.
+        at: Timestamp,
+    },
+    /// The draw: everyone waiting put in the order `seed` gives.
+    RoomDrawn {
+        /// Drawn from the operating system's randomness at the draw.
+        seed: [u8; 32],
+        /// When.
+        at: Timestamp,
+    },
+    /// The first `count` waiting entries were admitted.
+    RoomAdmitted {
+        /// How many.
+        count: u32,
+        /// Whether the schedule started again at `at` first (a late turn).
+        restart: bool,
+        /// When.
+        at: Timestamp,
+    },
+    /// Every admission whose deadline is at or before `at` lapsed.
+    RoomLapsed {
+        /// When.
+        at: Timestamp,
+    },
 }
 
 impl Change {
+    /// Whether the change is the room's alone (it moves no booking).
+    pub fn is_room_work(&self) -> bool {
+        matches!(
+            self,
+            Self::RoomJoined { .. }
+                | Self::RoomLeft { .. }
+                | Self::RoomDrawn { .. }
+                | Self::RoomAdmitted { .. }
+                | Self::RoomLapsed { .. }
+        )
+    }
+
+    /// The settings of a creation, with its room's.
+    pub fn creation(&self) -> Option<(&EventSettings, RoomSettings, Timestamp)> {
+        match self {
+            Self::Created { settings, at } => Some((settings, RoomSettings::default(), *at)),
+            Self::CreatedWithRoom { settings, room, at } => Some((settings, *room, *at)),
+            _ => None,
+        }
+    }
+
     /// When the change happened.
     pub fn at(&self) -> Timestamp {
         match self {
@@ -83,7 +159,14 @@ impl Change {
             | Self::QuantityLowered { at, .. }
             | Self::Updated { at, .. }
             | Self::Confirmed { at, .. }
-            | Self::Expired { at, .. } => *at,
+            | Self::Expired { at, .. }
+            | Self::CreatedWithRoom { at, .. }
+            | Self::UpdatedWithRoom { at, .. }
+            | Self::RoomJoined { at, .. }
+            | Self::RoomLeft { at, .. }
+            | Self::RoomDrawn { at, .. }
+            | Self::RoomAdmitted { at, .. }
+            | Self::RoomLapsed { at } => *at,
         }
     }
 }

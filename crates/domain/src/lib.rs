@@ -38,6 +38,7 @@ mod fenwick;
 mod idempotency;
 mod ids;
 mod queue;
+mod room;
 mod settings;
 
 pub use booking::{BookingRecord, BookingStatus, BookingView};
@@ -54,6 +55,11 @@ pub use ids::{
     MAX_USER_ID_CHARS,
 };
 pub use queue::{QueueEntry, WaitingQueue};
+pub use room::{
+    shuffle, EntryRecord, EntryStatus, EntryView, Pace, Room, RoomPatch, RoomSettings,
+    RoomSnapshot, RoomStatus, RoomStep, DEFAULT_ADMIT_SECS, LATE_TURN_MILLIS, MAX_ADMIT_PER_MINUTE,
+    MAX_ADMIT_SECS,
+};
 pub use settings::{EventPatch, EventSettings, Sales};
 
 /// A configured limit that refuses a change once reached.
@@ -138,6 +144,15 @@ pub enum DomainError {
         /// Its configured value.
         limit: u64,
     },
+    /// A room route at an event without a waiting room.
+    #[error("this event has no waiting room")]
+    NoRoom,
+    /// The user has no entry (for leaving: no active one) in the room.
+    #[error("no waiting-room entry for this user")]
+    EntryNotFound,
+    /// Booking at an event with a room without an admitted entry.
+    #[error("booking needs an admission from the waiting room; join it and wait for your turn")]
+    NotAdmitted,
     /// The event has used up the 2^32 booking slots it can index.
     #[error("this event cannot take more bookings")]
     EventFull,

@@ -6,6 +6,7 @@
 //!   only, and every booking was for one ticket.
 //! - Version 3: as version 4, without the idempotency keys of creates.
 //! - Version 4: as version 5, without the change feed's next index.
+//! - Version 5: as version 6, without waiting rooms.
 
 use serde::{Deserialize, Serialize};
 
@@ -86,6 +87,7 @@ impl From<ServiceSnapshotV2> for ServiceSnapshot {
                         updated_at: e.updated_at,
                         records,
                         waiting: e.waiting,
+                        room: None,
                     },
                 }
             })
@@ -102,6 +104,47 @@ impl From<ServiceSnapshotV2> for ServiceSnapshot {
     }
 }
 
+/// An event as formats 3 to 5 store it: before waiting rooms.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) struct EventSnapshotV5 {
+    id: EventId,
+    settings: EventSettings,
+    created_at: Timestamp,
+    updated_at: Timestamp,
+    records: ChunkedVec<BookingRecord>,
+    waiting: Vec<u32>,
+}
+
+/// A stored event of formats 3 to 5.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) struct StoredEventV5 {
+    applied_lsn: Lsn,
+    event: EventSnapshotV5,
+}
+
+impl From<StoredEventV5> for StoredEvent {
+    fn from(old: StoredEventV5) -> Self {
+        let e = old.event;
+        Self {
+            applied_lsn: old.applied_lsn,
+            event: EventSnapshot {
+                id: e.id,
+                settings: e.settings,
+                created_at: e.created_at,
+                updated_at: e.updated_at,
+                records: e.records,
+                waiting: e.waiting,
+                room: None,
+            },
+        }
+    }
+}
+
+/// Events of formats 3 to 5 in today's form.
+fn upgraded(events: Vec<StoredEventV5>) -> Vec<StoredEvent> {
+    events.into_iter().map(StoredEvent::from).collect()
+}
+
 /// A format 3 snapshot: format 4 before creates had idempotency keys.
 #[derive(Debug, Deserialize)]
 pub(super) struct ServiceSnapshotV3 {
@@ -109,7 +152,7 @@ pub(super) struct ServiceSnapshotV3 {
     journal_lsn: Lsn,
     next_event_id: u64,
     next_booking_id: u64,
-    events: Vec<StoredEvent>,
+    events: Vec<StoredEventV5>,
 }
 
 impl From<ServiceSnapshotV3> for ServiceSnapshot {
@@ -119,7 +162,7 @@ impl From<ServiceSnapshotV3> for ServiceSnapshot {
             journal_lsn: old.journal_lsn,
             next_event_id: old.next_event_id,
             next_booking_id: old.next_booking_id,
-            events: old.events,
+            events: upgraded(old.events),
             create_keys: Vec::new(),
             next_change_index: 1,
         }
@@ -133,7 +176,7 @@ pub(super) struct ServiceSnapshotV4 {
     journal_lsn: Lsn,
     next_event_id: u64,
     next_booking_id: u64,
-    events: Vec<StoredEvent>,
+    events: Vec<StoredEventV5>,
     create_keys: Vec<boxoffice_domain::CreateKey>,
 }
 
@@ -144,11 +187,60 @@ impl From<ServiceSnapshotV4> for ServiceSnapshot {
             journal_lsn: old.journal_lsn,
             next_event_id: old.next_event_id,
             next_booking_id: old.next_booking_id,
-            events: old.events,
+            events: upgraded(old.events),
             create_keys: old.create_keys,
             next_change_index: 1,
         }
     }
+}
+
+/// A format 5 snapshot: format 6 before waiting rooms.
+#[derive(Debug, Deserialize)]
+pub(super) struct ServiceSnapshotV5 {
+    taken_at: Timestamp,
+    journal_lsn: Lsn,
+    next_event_id: u64,
+    next_booking_id: u64,
+    events: Vec<StoredEventV5>,
+    create_keys: Vec<boxoffice_domain::CreateKey>,
+    next_change_index: u64,
+}
+
+impl From<ServiceSnapshotV5> for ServiceSnapshot {
+    fn from(old: ServiceSnapshotV5) -> Self {
+        Self {
+            taken_at: old.taken_at,
+            journal_lsn: old.journal_lsn,
+            next_event_id: old.next_event_id,
+            next_booking_id: old.next_booking_id,
+            events: upgraded(old.events),
+            create_keys: old.create_keys,
+            next_change_index: old.next_change_index,
+        }
+    }
+}
+
+/// `events` in the form formats 3 to 5 stored them (for tests that write
+/// old files).
+#[cfg(test)]
+pub(super) fn downgraded(events: &[StoredEvent]) -> Vec<StoredEventV5> {
+    events
+        .iter()
+        .map(|stored| {
+            let e = stored.event.clone();
+            StoredEventV5 {
+                applied_lsn: stored.applied_lsn,
+                event: EventSnapshotV5 {
+                    id: e.id,
+                    settings: e.settings,
+                    created_at: e.created_at,
+                    updated_at: e.updated_at,
+                    records: e.records,
+                    waiting: e.waiting,
+                },
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]

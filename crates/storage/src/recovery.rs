@@ -223,11 +223,12 @@ fn apply(
     if let Change::Booked { booking, .. } = &change {
         *next_booking_id = (*next_booking_id).max(booking.get() + 1);
     }
-    match (events.get_mut(&id), &change) {
+    match (events.get_mut(&id), change.creation()) {
         (Some((_, applied)), _) if *applied >= lsn => Ok(()),
-        (Some(_), Change::Created { .. }) => Err(format!("event {id} created twice")),
-        (None, Change::Created { settings, at }) => {
-            let created = Event::created(id, settings, *at).map_err(|e| e.to_string())?;
+        (Some(_), Some(_)) => Err(format!("event {id} created twice")),
+        (None, Some((settings, room, at))) => {
+            let created =
+                Event::created_with_room(id, settings, room, at).map_err(|e| e.to_string())?;
             events.insert(id, (created, lsn));
             *next_event_id = (*next_event_id).max(id.get() + 1);
             Ok(())

@@ -15,16 +15,18 @@ use serde::{Deserialize, Serialize};
 
 use super::codec::{self, CodecError};
 use super::journal::Lsn;
-use super::legacy::{ServiceSnapshotV2, ServiceSnapshotV3, ServiceSnapshotV4};
+use super::legacy::{ServiceSnapshotV2, ServiceSnapshotV3, ServiceSnapshotV4, ServiceSnapshotV5};
 use boxoffice_domain::{CreateKey, EventSnapshot, Timestamp};
 
 /// First bytes of every snapshot file.
 const MAGIC: [u8; 8] = *b"BOXOSNAP";
 /// Bumped whenever the header's or the payload's shape or encoding changes.
 /// 3: events carry settings and bookings a quantity; 4: idempotency keys;
-/// 5: the change feed's next index. Older versions this build still reads
-/// are in `legacy.rs`.
-pub const FORMAT_VERSION: u32 = 5;
+/// 5: the change feed's next index; 6: waiting rooms. Older versions this
+/// build still reads are in `legacy.rs`.
+pub const FORMAT_VERSION: u32 = 6;
+/// Format 5: format 6 without waiting rooms.
+const FORMAT_VERSION_V5: u32 = 5;
 /// Format 4: format 5 without the change feed's next index.
 const FORMAT_VERSION_V4: u32 = 4;
 /// Format 3: format 4 without the idempotency keys of creates.
@@ -317,6 +319,7 @@ pub fn read_file(path: &Path) -> Result<ServiceSnapshot, SnapshotError> {
         FORMAT_VERSION_V2,
         FORMAT_VERSION_V3,
         FORMAT_VERSION_V4,
+        FORMAT_VERSION_V5,
         FORMAT_VERSION,
     ]
     .contains(&version)
@@ -356,6 +359,11 @@ pub fn read_file(path: &Path) -> Result<ServiceSnapshot, SnapshotError> {
     }
     if version == FORMAT_VERSION_V4 {
         return codec::decode::<ServiceSnapshotV4>(&payload)
+            .map(ServiceSnapshot::from)
+            .map_err(|e| corrupt(e.to_string()));
+    }
+    if version == FORMAT_VERSION_V5 {
+        return codec::decode::<ServiceSnapshotV5>(&payload)
             .map(ServiceSnapshot::from)
             .map_err(|e| corrupt(e.to_string()));
     }
@@ -508,7 +516,7 @@ mod tests {
             v4.journal_lsn,
             v4.next_event_id,
             v4.next_booking_id,
-            v4.events.clone(),
+            crate::legacy::downgraded(&v4.events),
         ))
         .expect("encode");
         let mut header = header_for(&payload, v4.journal_lsn);
@@ -531,7 +539,7 @@ mod tests {
             v5.journal_lsn,
             v5.next_event_id,
             v5.next_booking_id,
-            v5.events.clone(),
+            crate::legacy::downgraded(&v5.events),
             v5.create_keys.clone(),
         ))
         .expect("encode");
@@ -543,6 +551,31 @@ mod tests {
         fs::write(&path, bytes).expect("write");
         let read = read_file(&path).expect("reads");
         assert_eq!(read, v5, "the same state; the feed starts at 1");
+    }
+
+    #[test]
+    fn a_version_5_file_is_read_with_no_rooms() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let v6 = sample(2);
+        // Format 5 is format 6 with events stored without their room.
+        let payload = codec::encode(&(
+            v6.taken_at,
+            v6.journal_lsn,
+            v6.next_event_id,
+            v6.next_booking_id,
+            crate::legacy::downgraded(&v6.events),
+            v6.create_keys.clone(),
+            v6.next_change_index,
+        ))
+        .expect("encode");
+        let mut header = header_for(&payload, v6.journal_lsn);
+        header[8..12].copy_from_slice(&FORMAT_VERSION_V5.to_le_bytes());
+        let path = dir.path().join("snapshot-00000000000000000001.bin");
+        let mut bytes = header.to_vec();
+        bytes.extend_from_slice(&payload);
+        fs::write(&path, bytes).expect("write");
+        let read = read_file(&path).expect("reads");
+        assert_eq!(read, v6, "the same state, with no rooms");
     }
 
     #[test]

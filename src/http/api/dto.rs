@@ -10,8 +10,8 @@ use utoipa::ToSchema;
 use validator::{Validate, ValidationError};
 
 use crate::domain::{
-    BookingChange, BookingStatus, BookingView, EventStatus, FeedItem, Timestamp, UserId,
-    WaitingEntry, MAX_EVENT_ID, MAX_EVENT_NAME_CHARS,
+    BookingChange, BookingStatus, BookingView, EntryView, EventStatus, FeedItem, Timestamp, UserId,
+    WaitingEntry, MAX_ADMIT_PER_MINUTE, MAX_ADMIT_SECS, MAX_EVENT_ID, MAX_EVENT_NAME_CHARS,
 };
 use crate::http::api::error::ApiError;
 use crate::persistence::journal::feed::FeedEntry;
@@ -194,6 +194,23 @@ pub struct CreateEventRequest {
     #[validate(custom(function = "valid_timestamp"))]
     #[schema(format = DateTime, required = false)]
     pub sales_end: Option<String>,
+    /// The waiting room's pace, a minute; 0 (default): no room.
+    #[validate(range(
+        max = "MAX_ADMIT_PER_MINUTE",
+        message = "must be an integer from 0 to 1000000"
+    ))]
+    #[schema(value_type = u32, required = false, maximum = 1_000_000)]
+    #[serde(default, deserialize_with = "whole")]
+    pub room_admit_per_minute: Option<u32>,
+    /// How long an admission lasts, in seconds (default 600).
+    #[validate(range(
+        min = 1,
+        max = "MAX_ADMIT_SECS",
+        message = "must be an integer from 1 to 86400"
+    ))]
+    #[schema(value_type = u32, required = false, minimum = 1, maximum = 86_400)]
+    #[serde(default, deserialize_with = "whole")]
+    pub room_admit_secs: Option<u32>,
 }
 
 /// `PATCH /api/events/{eventId}`: absent fields stay as they are.
@@ -240,6 +257,23 @@ pub struct UpdateEventRequest {
     #[validate(custom(function = "valid_timestamp"))]
     #[schema(value_type = Option<String>, format = DateTime, required = false)]
     pub sales_end: Option<Option<String>>,
+    /// New waiting-room pace, a minute; 0 turns the room off.
+    #[validate(range(
+        max = "MAX_ADMIT_PER_MINUTE",
+        message = "must be an integer from 0 to 1000000"
+    ))]
+    #[schema(value_type = u32, required = false, maximum = 1_000_000)]
+    #[serde(default, deserialize_with = "whole")]
+    pub room_admit_per_minute: Option<u32>,
+    /// New admission length in seconds, for admissions from now on.
+    #[validate(range(
+        min = 1,
+        max = "MAX_ADMIT_SECS",
+        message = "must be an integer from 1 to 86400"
+    ))]
+    #[schema(value_type = u32, required = false, minimum = 1, maximum = 86_400)]
+    #[serde(default, deserialize_with = "whole")]
+    pub room_admit_secs: Option<u32>,
 }
 
 fn valid_name(name: &str) -> Result<(), ValidationError> {
@@ -362,6 +396,14 @@ pub struct EventJson {
     #[serde(serialize_with = "rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     updated_at: Timestamp,
+    /// The waiting room's pace, a minute; 0: no room.
+    room_admit_per_minute: u32,
+    /// How long an admission lasts, in seconds.
+    room_admit_secs: u32,
+    /// Room entries waiting.
+    room_waiting: u64,
+    /// Room entries admitted now, not yet used or lapsed.
+    room_admitted: u64,
 }
 
 impl From<EventStatus> for EventJson {
@@ -383,6 +425,10 @@ impl From<EventStatus> for EventJson {
             sales_end: settings.sales_end,
             created_at: s.created_at,
             updated_at: s.updated_at,
+            room_admit_per_minute: s.room.settings.admit_per_minute,
+            room_admit_secs: s.room.settings.admit_secs,
+            room_waiting: s.room.waiting,
+            room_admitted: s.room.admitted,
         }
     }
 }
@@ -400,11 +446,15 @@ pub struct StatusResponse {
     held_tickets: u64,
     waiting_list_count: u64,
     waiting_tickets: u64,
+    room_waiting: u64,
+    room_admitted: u64,
 }
 
 impl From<EventStatus> for StatusResponse {
     fn from(s: EventStatus) -> Self {
         Self {
+            room_waiting: s.room.waiting,
+            room_admitted: s.room.admitted,
             event_id: s.id.get(),
             name: s.settings.name.clone(),
             total_tickets: s.settings.total_tickets,
@@ -479,6 +529,8 @@ pub struct CreatedResponse {
     held_tickets: u64,
     waiting_list_count: u64,
     waiting_tickets: u64,
+    room_waiting: u64,
+    room_admitted: u64,
 }
 
 impl From<EventStatus> for CreatedResponse {
@@ -495,8 +547,88 @@ impl From<EventStatus> for CreatedResponse {
             held_tickets: flat.held_tickets,
             waiting_list_count: flat.waiting_list_count,
             waiting_tickets: flat.waiting_tickets,
+            room_waiting: flat.room_waiting,
+            room_admitted: flat.room_admitted,
         }
     }
+}
+
+/// The RoomEntry object.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EntryJson {
+    event_id: u64,
+    user_id: String,
+    #[schema(value_type = EntryState)]
+    status: &'static str,
+    /// 1-based place among the waiting entries once drawn, else null.
+    #[schema(minimum = 1)]
+    position: Option<u64>,
+    /// `position - 1`, or null likewise.
+    people_ahead: Option<u64>,
+    /// While waiting with a position: when the current pace reaches it.
+    #[serde(serialize_with = "rfc3339_or_null")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    estimated_admission_at: Option<Timestamp>,
+    #[serde(serialize_with = "rfc3339_or_null")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    admitted_at: Option<Timestamp>,
+    /// While admitted: when the admission lapses.
+    #[serde(serialize_with = "rfc3339_or_null")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    admitted_until: Option<Timestamp>,
+    #[serde(serialize_with = "rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    joined_at: Timestamp,
+    #[serde(serialize_with = "rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    updated_at: Timestamp,
+}
+
+impl From<EntryView> for EntryJson {
+    fn from(e: EntryView) -> Self {
+        Self {
+            event_id: e.event_id.get(),
+            user_id: e.user_id.as_str().to_string(),
+            status: e.status.as_str(),
+            position: e.position,
+            people_ahead: e.people_ahead,
+            estimated_admission_at: e.estimated_admission_at,
+            admitted_at: e.admitted_at,
+            admitted_until: e.admitted_until,
+            joined_at: e.joined_at,
+            updated_at: e.updated_at,
+        }
+    }
+}
+
+/// The room routes' answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EntryResponse {
+    /// The entry.
+    pub entry: EntryJson,
+}
+
+impl From<EntryView> for EntryResponse {
+    fn from(e: EntryView) -> Self {
+        Self { entry: e.into() }
+    }
+}
+
+/// Where a room entry stands.
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)] // Only its schema is used: `EntryJson` writes the name.
+pub enum EntryState {
+    /// Waiting for its turn (or for the draw).
+    Waiting,
+    /// Its turn came: the person may book until `admitted_until`.
+    Admitted,
+    /// The person booked during the admission.
+    Used,
+    /// The admission lapsed unused.
+    Expired,
+    /// The person left the room.
+    Left,
 }
 
 /// Booking-status and confirm answers.
@@ -717,10 +849,8 @@ pub struct ChangeJson {
     event: Option<EventJson>,
     /// The Booking after the change, with type `booking`.
     booking: Option<BookingJson>,
-    /// The room entry after the change, with type `entry` (the waiting
-    /// room is not served yet: always null).
-    #[schema(value_type = Option<Object>)]
-    entry: Option<serde_json::Value>,
+    /// The room entry after the change, with type `entry`.
+    entry: Option<EntryJson>,
 }
 
 /// The `type` of a change feed item.
@@ -739,9 +869,14 @@ pub enum ChangeType {
 impl From<FeedEntry> for ChangeJson {
     fn from(e: FeedEntry) -> Self {
         let kind = e.item.kind();
-        let (event, booking) = match e.item {
-            FeedItem::Event(status) => (Some(EventJson::from(status)), None),
-            FeedItem::Booking(view) => (None, Some(BookingJson::from(view))),
+        let (event, booking, entry) = match e.item {
+            FeedItem::Event(status) => (Some(EventJson::from(status)), None, None),
+            FeedItem::EventWithRoom(mut status, room) => {
+                status.room = room;
+                (Some(EventJson::from(status)), None, None)
+            }
+            FeedItem::Booking(view) => (None, Some(BookingJson::from(view)), None),
+            FeedItem::Entry(view) => (None, None, Some(EntryJson::from(view))),
         };
         Self {
             index: e.index,
@@ -750,7 +885,7 @@ impl From<FeedEntry> for ChangeJson {
             event_id: e.event_id.get(),
             event,
             booking,
-            entry: None,
+            entry,
         }
     }
 }

@@ -50,6 +50,12 @@ pub enum ApiError {
     /// No (active) booking for that user at that event.
     #[error("Booking not found")]
     BookingNotFound,
+    /// No (active) waiting-room entry for that user at that event.
+    #[error("Waiting-room entry not found")]
+    EntryNotFound,
+    /// Booking at an event with a waiting room without an admission.
+    #[error("Booking at this event needs an admission from its waiting room: join it and wait for your turn")]
+    NotAdmitted,
     /// No such route.
     #[error("Route not found")]
     NotFound,
@@ -118,6 +124,8 @@ impl ApiError {
             Self::Forbidden(_) => "FORBIDDEN",
             Self::EventNotFound => "EVENT_NOT_FOUND",
             Self::BookingNotFound => "BOOKING_NOT_FOUND",
+            Self::EntryNotFound => "ENTRY_NOT_FOUND",
+            Self::NotAdmitted => "NOT_ADMITTED",
             Self::NotFound => "NOT_FOUND",
             Self::MethodNotAllowed => "METHOD_NOT_ALLOWED",
             Self::EventExists(_) => "EVENT_EXISTS",
@@ -164,8 +172,10 @@ impl ResponseError for ApiError {
         match self {
             Self::Validation(_) | Self::InvalidJson(_) => StatusCode::BAD_REQUEST,
             Self::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
-            Self::Forbidden(_) => StatusCode::FORBIDDEN,
-            Self::EventNotFound | Self::BookingNotFound | Self::NotFound => StatusCode::NOT_FOUND,
+            Self::Forbidden(_) | Self::NotAdmitted => StatusCode::FORBIDDEN,
+            Self::EventNotFound | Self::BookingNotFound | Self::EntryNotFound | Self::NotFound => {
+                StatusCode::NOT_FOUND
+            }
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::EventExists(_) | Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -306,6 +316,9 @@ impl From<DomainError> for ApiError {
             // a bug, and nothing was changed.
             DomainError::EventFull => Self::Unavailable,
             DomainError::LimitReached { .. } => Self::conflict("LIMIT_REACHED", &e),
+            DomainError::NoRoom => Self::conflict("NO_ROOM", &e),
+            DomainError::EntryNotFound => Self::EntryNotFound,
+            DomainError::NotAdmitted => Self::NotAdmitted,
             DomainError::Inconsistent(why) => Self::Internal(why),
         }
     }

@@ -6,13 +6,14 @@ use std::sync::Arc;
 use actix_web::{web, HttpRequest, HttpResponse, Responder};
 use actix_web_lab::sse::Sse;
 
-use crate::domain::{EventId, EventPatch, UserId};
+use crate::domain::{EventId, EventPatch, RoomPatch, UserId};
 use crate::http::api::auth::{Customer, Organiser};
 use crate::http::api::dto::{
     check_window, timestamp, BookedResponse, BookingChangeResponse, BookingJson, BookingRequest,
     BookingResponse, BookingTargetRequest, CancelResponse, ChangeJson, ChangesResponse,
-    CreateEventRequest, CreatedResponse, EventChangeResponse, EventJson, PageResponse,
-    QuantityChangeRequest, QuantityRequest, StatusResponse, UpdateEventRequest, WaitingItemJson,
+    CreateEventRequest, CreatedResponse, EntryResponse, EventChangeResponse, EventJson,
+    PageResponse, QuantityChangeRequest, QuantityRequest, StatusResponse, UpdateEventRequest,
+    WaitingItemJson,
 };
 use crate::http::api::error::{ApiError, JsonLine};
 use crate::http::api::extract::{
@@ -57,6 +58,10 @@ pub async fn create_event(
         sales_open: body.sales_open,
         sales_start,
         sales_end,
+        room: RoomPatch {
+            admit_per_minute: body.room_admit_per_minute,
+            admit_secs: body.room_admit_secs,
+        },
     };
     let event = state.service.create_event(new, key).await?;
     let location = format!("/api/events/{}", event.id);
@@ -101,7 +106,11 @@ pub async fn update_event(
         sales_end: parse(body.sales_end),
     };
     check_window(patch.sales_start.flatten(), patch.sales_end.flatten())?;
-    let changed = state.service.update_event(id, patch).await?;
+    let room = RoomPatch {
+        admit_per_minute: body.room_admit_per_minute,
+        admit_secs: body.room_admit_secs,
+    };
+    let changed = state.service.update_event(id, patch, room).await?;
     Ok(HttpResponse::Ok().json_line(EventChangeResponse {
         event: changed.status.into(),
         promotions: changed
@@ -218,6 +227,62 @@ pub async fn booking_status(
     Ok(HttpResponse::Ok().json_line(BookingResponse {
         booking: booking.into(),
     }))
+}
+
+/// `PUT /api/events/{eventId}/room/{userId}`: join the waiting room (an
+/// active entry is answered as it is).
+pub async fn join_room(who: Customer, state: State, path: web::Path<(String, String)>) -> Answer {
+    let (id, user) = customer_path(&who, &path)?;
+    let entry = state.service.join_room(id, user).await?;
+    Ok(HttpResponse::Ok().json_line(EntryResponse::from(entry)))
+}
+
+/// `GET /api/events/{eventId}/room/{userId}`: the active entry, else the
+/// latest ended one.
+pub async fn room_entry(who: Customer, state: State, path: web::Path<(String, String)>) -> Answer {
+    let (id, user) = customer_path(&who, &path)?;
+    let entry = state.service.room_entry(id, user).await?;
+    Ok(HttpResponse::Ok().json_line(EntryResponse::from(entry)))
+}
+
+/// `DELETE /api/events/{eventId}/room/{userId}`: leave the waiting room.
+pub async fn leave_room(who: Customer, state: State, path: web::Path<(String, String)>) -> Answer {
+    let (id, user) = customer_path(&who, &path)?;
+    let entry = state.service.leave_room(id, user).await?;
+    Ok(HttpResponse::Ok().json_line(EntryResponse::from(entry)))
+}
+
+/// `GET /api/events/{eventId}/room/{userId}/live`: one room entry as
+/// Server-Sent Events (customer).
+pub async fn room_live(
+    req: HttpRequest,
+    who: Customer,
+    state: State,
+    path: web::Path<(String, String)>,
+) -> Result<impl Responder, ApiError> {
+    let (id, user) = customer_path(&who, &path)?;
+    let stream = state
+        .live
+        .open(
+            Arc::clone(&state.service),
+            Watched::Entry(id, user),
+            client_ip_of(&req),
+            req.conn_data::<Arc<ClientGone>>().cloned(),
+        )
+        .await?;
+    Ok(Sse::from_infallible_stream(stream).with_keep_alive(state.live.keep_alive))
+}
+
+/// `HEAD /api/events/{eventId}/room/{userId}/live`: as [`event_live_head`],
+/// for a room entry (customer).
+pub async fn room_live_head(
+    who: Customer,
+    state: State,
+    path: web::Path<(String, String)>,
+) -> Answer {
+    let (id, user) = customer_path(&who, &path)?;
+    state.service.room_entry(id, user).await?;
+    Ok(stream_headers())
 }
 
 /// `GET /api/events/{eventId}/waiting-list`.

@@ -53,6 +53,7 @@ fn handler(path: &str, method: &str) -> Option<actix_web::Route> {
         (EVENT_LIVE, "HEAD") => return Some(route.to(event_live_head)),
         (BOOKING_LIVE, "HEAD") => return Some(route.to(booking_live_head)),
         (CHANGES_LIVE, "HEAD") => return Some(route.to(changes_live_head)),
+        (ROOM_LIVE, "HEAD") => return Some(route.to(room_live_head)),
         (_, "HEAD") => "GET",
         _ => method,
     };
@@ -81,6 +82,10 @@ fn handler(path: &str, method: &str) -> Option<actix_web::Route> {
         (CLUSTER, "GET") => route.to(cluster),
         (CHANGES, "GET") => route.to(changes),
         (CHANGES_LIVE, "GET") => route.to(changes_live),
+        (ROOM_ENTRY, "GET") => route.to(room_entry),
+        (ROOM_ENTRY, "PUT") => route.to(join_room),
+        (ROOM_ENTRY, "DELETE") => route.to(leave_room),
+        (ROOM_LIVE, "GET") => route.to(room_live),
         _ => return None,
     })
 }

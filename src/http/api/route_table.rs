@@ -112,6 +112,10 @@ pub mod paths {
     pub const CHANGES: &str = "/api/changes";
     /// The change feed as Server-Sent Events (organiser).
     pub const CHANGES_LIVE: &str = "/api/changes/live";
+    /// A person's waiting-room entry: join, read, leave.
+    pub const ROOM_ENTRY: &str = "/api/events/{eventId}/room/{userId}";
+    /// A waiting-room entry's live stream.
+    pub const ROOM_LIVE: &str = "/api/events/{eventId}/room/{userId}/live";
 }
 
 /// The table.
@@ -213,6 +217,19 @@ pub const ROUTES: &[Route] = &[
     Route {
         path: paths::CHANGES_LIVE,
         operations: &READ_ORGANISER,
+    },
+    Route {
+        path: paths::ROOM_ENTRY,
+        operations: &[
+            op("GET", Customer),
+            op("HEAD", Customer),
+            op("PUT", Customer),
+            op("DELETE", Customer),
+        ],
+    },
+    Route {
+        path: paths::ROOM_LIVE,
+        operations: &READ_CUSTOMER,
     },
 ];
 

@@ -7,6 +7,7 @@ use super::{check_settings, Event};
 use crate::booking::{BookingRecord, BookingStatus};
 use crate::change::Change;
 use crate::ids::{BookingId, Timestamp, UserId};
+use crate::room::RoomUndo;
 use crate::settings::{EventPatch, EventSettings};
 use crate::DomainError;
 
@@ -17,6 +18,8 @@ pub struct Applied {
     pub handle: u32,
     /// Records promoted from the queue, in queue order.
     pub promoted: Vec<u32>,
+    /// Waiting-room entries the change touched, in order.
+    pub entries: Vec<u32>,
     /// How to take the change back.
     pub undo: Undo,
 }
@@ -41,6 +44,8 @@ pub struct Undo {
     queue: Vec<QueueStep>,
     /// Hold deadlines the change added (true) or removed (false), in order.
     holds: Vec<(bool, Deadline)>,
+    /// What the change did to the waiting room, if anything.
+    room: Option<Box<RoomUndo>>,
 }
 
 /// A hold's place in the deadline index: when it lapses, and whose it is.
@@ -75,17 +80,51 @@ impl Event {
             records: Vec::new(),
             queue: Vec::new(),
             holds: Vec::new(),
+            room: None,
         };
+        let mut room_undo = RoomUndo::default();
+        let mut entries = Vec::new();
         let handle = match change {
-            Change::Created { .. } => {
+            Change::Created { .. } | Change::CreatedWithRoom { .. } => {
                 return Err(self.inconsistent(format!("event {} created twice", self.id)));
+            }
+            Change::UpdatedWithRoom { patch, room, at } => {
+                let next = room.applied_to(self.room.settings());
+                next.check()?;
+                self.apply_updated(patch, &mut undo)?;
+                self.room.set_settings(next, *at, &mut room_undo);
+                0
+            }
+            Change::RoomJoined { user, at } => {
+                entries.push(self.room.join(user, *at, &mut room_undo)?);
+                0
+            }
+            Change::RoomLeft { user, at } => {
+                entries.push(self.room.leave(user, *at, &mut room_undo)?);
+                0
+            }
+            Change::RoomDrawn { seed, at } => {
+                self.room.draw(*seed, *at, &mut room_undo)?;
+                0
+            }
+            Change::RoomAdmitted { count, restart, at } => {
+                entries = self.room.admit(*count, *restart, *at, &mut room_undo)?;
+                0
+            }
+            Change::RoomLapsed { at } => {
+                entries = self.room.lapse(*at, &mut room_undo);
+                0
             }
             Change::Booked {
                 booking,
                 user,
                 quantity,
                 at,
-            } => self.apply_booked(*booking, user, *quantity, *at, &mut undo)?,
+            } => {
+                let handle = self.apply_booked(*booking, user, *quantity, *at, &mut undo)?;
+                entries.extend(self.room.use_admission(user, *at, &mut room_undo));
+                handle
+            }
             Change::Cancelled { user, at } => self.apply_cancelled(user, *at, &mut undo)?,
             Change::QuantityLowered { user, quantity, at } => {
                 self.apply_lowered(user, *quantity, *at, &mut undo)?
@@ -103,10 +142,14 @@ impl Event {
         };
         self.updated_at = change.at();
         let promoted = self.promote(change.at(), &mut undo);
+        if !room_undo.is_empty() {
+            undo.room = Some(Box::new(room_undo));
+        }
         self.debug_check();
         Ok(Applied {
             handle,
             promoted,
+            entries,
             undo,
         })
     }
@@ -114,6 +157,9 @@ impl Event {
     /// Reverses a change made by [`Self::apply`]. Undos must come newest
     /// first; the state is then exactly as before.
     pub fn undo(&mut self, undo: Undo) {
+        if let Some(room) = undo.room {
+            self.room.undo(*room);
+        }
         for (added, deadline) in undo.holds.into_iter().rev() {
             if added {
                 self.holds.remove(&deadline);

@@ -8,6 +8,9 @@
 //! [`Undo`].
 
 mod apply;
+mod room_ops;
+#[cfg(test)]
+mod room_tests;
 mod snapshot;
 #[cfg(test)]
 mod tests;
@@ -27,6 +30,7 @@ use super::chunked::ChunkedVec;
 use super::feed::FeedItem;
 use super::ids::{BookingIdSequence, EventId, Timestamp, UserId};
 use super::queue::WaitingQueue;
+use super::room::{Room, RoomPatch, RoomSettings, RoomStatus};
 use super::settings::{EventPatch, EventSettings, Sales};
 use super::DomainError;
 
@@ -48,6 +52,9 @@ pub struct Made {
     /// What the change feed shows of it: every object it touched, as it
     /// stands after, in the order they changed.
     pub items: Vec<FeedItem>,
+    /// Whether an existing waiting-room entry may have moved (its status,
+    /// or its place: every admission moves everyone behind).
+    pub room_moved: bool,
 }
 
 /// The answer to a live operation: what the client sees, and the change it
@@ -100,6 +107,11 @@ pub struct EventStatus {
     pub created_at: Timestamp,
     /// When a booking or a setting last changed.
     pub updated_at: Timestamp,
+    /// The waiting room's settings and counters. Not stored with the
+    /// status: the feed stores it beside (`FeedItem::EventWithRoom`), so a
+    /// status without a room keeps the form it had before rooms.
+    #[serde(skip)]
+    pub room: RoomStatus,
 }
 
 /// One entry of a waiting-list page.
@@ -153,6 +165,8 @@ pub struct Event {
     hasher: DefaultHashBuilder,
     /// Waiting bookings, by handle, first come first served.
     queue: WaitingQueue,
+    /// The waiting room (off, and empty, unless the organiser turns it on).
+    room: Room,
 }
 
 impl Event {
@@ -167,13 +181,45 @@ impl Event {
         Ok((event, Change::Created { settings, at: now }))
     }
 
+    /// [`Self::create`] with a waiting room: the change is
+    /// [`Change::CreatedWithRoom`] when `room` is not the default.
+    pub fn create_with_room(
+        id: EventId,
+        settings: EventSettings,
+        room: RoomSettings,
+        now: Timestamp,
+    ) -> Result<(Self, Change), DomainError> {
+        let event = Self::created_with_room(id, &settings, room, now)?;
+        let change = if room == RoomSettings::default() {
+            Change::Created { settings, at: now }
+        } else {
+            Change::CreatedWithRoom {
+                settings,
+                room,
+                at: now,
+            }
+        };
+        Ok((event, change))
+    }
+
     /// The event a [`Change::Created`] describes.
     pub fn created(
         id: EventId,
         settings: &EventSettings,
         at: Timestamp,
     ) -> Result<Self, DomainError> {
+        Self::created_with_room(id, settings, RoomSettings::default(), at)
+    }
+
+    /// The event a creation describes, room and all.
+    pub fn created_with_room(
+        id: EventId,
+        settings: &EventSettings,
+        room: RoomSettings,
+        at: Timestamp,
+    ) -> Result<Self, DomainError> {
         check_settings(settings)?;
+        room.check()?;
         Ok(Self {
             id,
             settings: settings.clone(),
@@ -186,6 +232,7 @@ impl Event {
             by_user: HashTable::new(),
             hasher: DefaultHashBuilder::default(),
             queue: WaitingQueue::new(),
+            room: Room::new(room),
         })
     }
 
@@ -228,6 +275,9 @@ impl Event {
             Sales::Open => {}
             Sales::NotOpen => return Err(DomainError::SalesNotOpen),
             Sales::Closed => return Err(DomainError::SalesClosed),
+        }
+        if self.room.settings().is_on() && !self.room.is_admitted(user.as_str(), now) {
+            return Err(DomainError::NotAdmitted);
         }
         let max = u64::from(self.settings.max_per_user).min(self.settings.total_tickets);
         if quantity == 0 || u64::from(quantity) > max {
@@ -328,8 +378,18 @@ impl Event {
     }
 
     /// When the earliest hold lapses, if any booking is held.
-    pub fn next_deadline(&self) -> Option<Timestamp> {
+    pub fn next_hold_deadline(&self) -> Option<Timestamp> {
         self.holds.first().map(|&(deadline, _)| deadline)
+    }
+
+    /// When the earliest hold lapses or the room has something to do
+    /// (draw, admit, lapse an admission), whichever comes first.
+    pub fn next_deadline(&self) -> Option<Timestamp> {
+        let hold = self.holds.first().map(|&(deadline, _)| deadline);
+        match (hold, self.room_due()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Expires up to `limit` holds whose deadline is at or before `now`,
@@ -362,7 +422,19 @@ impl Event {
         patch: EventPatch,
         now: Timestamp,
     ) -> Result<Outcome<EventChange>, DomainError> {
-        if patch.applied_to(&self.settings) == self.settings {
+        self.update_with_room(patch, RoomPatch::default(), now)
+    }
+
+    /// [`Self::update`], with the room's settings too.
+    pub fn update_with_room(
+        &mut self,
+        patch: EventPatch,
+        room: RoomPatch,
+        now: Timestamp,
+    ) -> Result<Outcome<EventChange>, DomainError> {
+        let next_room = room.applied_to(self.room.settings());
+        next_room.check()?;
+        if patch.applied_to(&self.settings) == self.settings && next_room == self.room.settings() {
             // Nothing to change: nothing to journal, `updated_at` stays.
             return Ok(Outcome {
                 value: EventChange {
@@ -372,7 +444,15 @@ impl Event {
                 made: None,
             });
         }
-        let change = Change::Updated { patch, at: now };
+        let change = if room.is_empty() {
+            Change::Updated { patch, at: now }
+        } else {
+            Change::UpdatedWithRoom {
+                patch,
+                room,
+                at: now,
+            }
+        };
         let applied = self.apply(&change)?;
         Ok(Outcome {
             value: EventChange {
@@ -404,6 +484,7 @@ impl Event {
             waiting_tickets: self.queue.tickets(),
             created_at: self.created_at,
             updated_at: self.updated_at,
+            room: self.room.status(),
         }
     }
 
@@ -473,13 +554,29 @@ impl Event {
         let booked_as = matches!(change, Change::Booked { .. })
             .then(|| self.records.get(applied.handle as usize).map(|r| r.status))
             .flatten();
-        let mut items = Vec::with_capacity(1 + applied.promoted.len());
+        let mut items = Vec::with_capacity(1 + applied.entries.len() + applied.promoted.len());
+        let mut room_moved = !applied.entries.is_empty();
         match change {
-            Change::Created { .. } | Change::Updated { .. } => {
-                items.push(FeedItem::Event(self.status()));
+            Change::Created { .. }
+            | Change::Updated { .. }
+            | Change::CreatedWithRoom { .. }
+            | Change::UpdatedWithRoom { .. }
+            | Change::RoomDrawn { .. } => {
+                room_moved |= !matches!(change, Change::Created { .. } | Change::Updated { .. });
+                items.push(FeedItem::event(self.status()));
             }
+            Change::RoomJoined { .. }
+            | Change::RoomLeft { .. }
+            | Change::RoomAdmitted { .. }
+            | Change::RoomLapsed { .. } => {}
             _ => items.push(FeedItem::Booking(self.view(applied.handle))),
         }
+        items.extend(
+            applied
+                .entries
+                .iter()
+                .map(|&h| FeedItem::Entry(self.entry_view(h))),
+        );
         items.extend(
             applied
                 .promoted
@@ -493,6 +590,7 @@ impl Event {
             booked_as,
             new_user: false,
             items,
+            room_moved,
         }
     }
 

@@ -12,6 +12,7 @@ use crate::booking::{BookingRecord, BookingStatus};
 use crate::chunked::ChunkedVec;
 use crate::ids::{EventId, Timestamp};
 use crate::queue::WaitingQueue;
+use crate::room::{Room, RoomSettings, RoomSnapshot};
 use crate::settings::EventSettings;
 use crate::DomainError;
 
@@ -31,6 +32,8 @@ pub struct EventSnapshot {
     pub records: ChunkedVec<BookingRecord>,
     /// Indexes into `records` of the waiting bookings, front of the queue first.
     pub waiting: Vec<u32>,
+    /// The waiting room, unless it is off and nobody ever joined (format 6).
+    pub room: Option<RoomSnapshot>,
 }
 
 impl Event {
@@ -44,6 +47,8 @@ impl Event {
             updated_at: self.updated_at,
             records: self.records.clone(),
             waiting: self.queue.handles().collect(),
+            room: (self.room.settings() != RoomSettings::default() || self.room.has_entries())
+                .then(|| self.room.to_snapshot()),
         }
     }
 
@@ -57,8 +62,16 @@ impl Event {
             updated_at,
             mut records,
             waiting,
+            room,
         } = snapshot;
         let bad = |why: String| Err(DomainError::Inconsistent(format!("event {id}: {why}")));
+        let room = match room {
+            Some(room) => match Room::from_snapshot(room) {
+                Ok(room) => room,
+                Err(why) => return bad(why),
+            },
+            None => Room::default(),
+        };
         if let Err(e) = check_settings(&settings) {
             return bad(e.to_string());
         }
@@ -129,6 +142,7 @@ impl Event {
             by_user: HashTable::with_capacity(records.len()),
             hasher: DefaultHashBuilder::default(),
             queue,
+            room,
         };
         let hasher = &event.hasher;
         for (handle, record) in records.iter().enumerate() {
@@ -231,7 +245,7 @@ impl Event {
         if self.by_user.len() != self.records.len() {
             return bad("user index out of step with records".into());
         }
-        Ok(())
+        self.room.verify().or_else(bad)
     }
 }
 

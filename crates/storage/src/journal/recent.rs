@@ -118,6 +118,7 @@ mod tests {
             waiting_tickets: 0,
             created_at: at,
             updated_at: at,
+            room: Default::default(),
         };
         Record::Published {
             first_index,
