@@ -22,6 +22,7 @@ mod parties;
 mod process;
 mod rate_limit;
 mod resource_routes;
+mod room;
 mod route_table;
 mod seed_routes;
 mod snapshots;
