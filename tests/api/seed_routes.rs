@@ -54,6 +54,10 @@ async fn initialize_creates_an_event_with_location_and_exact_shape() {
             "max_per_user",
             "name",
             "offer_secs",
+            "room_admit_per_minute",
+            "room_admit_secs",
+            "room_admitted",
+            "room_waiting",
             "sales_end",
             "sales_open",
             "sales_start",
@@ -208,9 +212,12 @@ async fn status_has_both_the_event_object_and_the_flat_keys() {
                       "max_per_user": 10, "hold_secs": 0, "offer_secs": 0, "sales_open": true,
                       "sales_start": null, "sales_end": null,
                       "created_at": created["event"]["created_at"],
-                      "updated_at": body["event"]["updated_at"]},
+                      "updated_at": body["event"]["updated_at"],
+                      "room_admit_per_minute": 0, "room_admit_secs": 600,
+                      "room_waiting": 0, "room_admitted": 0},
             "eventId": event, "name": "Show", "totalTickets": 100, "availableTickets": 99,
-            "confirmedCount": 1, "heldTickets": 0, "waitingListCount": 0, "waitingTickets": 0
+            "confirmedCount": 1, "heldTickets": 0, "waitingListCount": 0, "waitingTickets": 0,
+            "roomWaiting": 0, "roomAdmitted": 0
         })
     );
     assert_ne!(

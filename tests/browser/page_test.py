@@ -15,10 +15,11 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 WAIT = 10  # seconds, for anything the page has to show
 
 
-def create_event(base, tickets):
+def create_event(base, tickets, room=0):
     req = urllib.request.Request(
         base + "/api/events",
-        data=json.dumps({"totalTickets": tickets, "name": "Browser test"}).encode(),
+        data=json.dumps({"totalTickets": tickets, "name": "Browser test",
+                         "roomAdmitPerMinute": room}).encode(),
         headers={"Content-Type": "application/json"},
         method="POST",
     )
@@ -86,7 +87,24 @@ def main():
         user.send_keys("late-comer")
         driver.find_element(By.ID, "watch-booking").click()
         wait.until(text_is("booking-view", "confirmed"))
-        print("browser: the page booked, cancelled and followed the live counts")
+
+        # An event with a waiting room: the page shows the room, the
+        # person joins, is admitted (the first turn comes at once) and is
+        # told to book.
+        room_event = create_event(base, 5, room=1)
+        driver.find_element(By.ID, "refresh-events").click()
+        wait.until(lambda d: any(o.get_attribute("value") == str(room_event)
+                                 for o in d.find_elements(By.CSS_SELECTOR, "#event-select option")))
+        Select(driver.find_element(By.ID, "event-select")).select_by_value(str(room_event))
+        wait.until(lambda d: d.find_element(By.ID, "room-section").is_displayed())
+        user.clear()
+        user.send_keys("room-user")
+        driver.find_element(By.ID, "join-room").click()
+        wait.until(text_is("room-view", "admitted"))
+        wait.until(text_is("room-stream", "live"))
+        driver.find_element(By.ID, "book").click()
+        wait.until(text_is("room-view", "booked"))
+        print("browser: the page booked, cancelled, followed the live counts and the waiting room")
     finally:
         driver.quit()
 

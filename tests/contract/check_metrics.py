@@ -50,6 +50,9 @@ def main():
         "boxoffice_resident_memory_bytes",
         "boxoffice_webhook_delivered_index",
         "boxoffice_webhook_failures_total",
+        "boxoffice_room_waiting",
+        "boxoffice_room_admitted_total",
+        "boxoffice_room_expired_total",
     ]:
         assert any(k[0] == name for k in before), f"{name} missing"
     status, _, body = fetch(base, "/api/events", "POST", {"totalTickets": 1})

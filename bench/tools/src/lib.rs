@@ -1,6 +1,8 @@
 //! What the bench tools share: their knobs from the environment and the
 //! booking load they measure throughput with.
 
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -35,6 +37,24 @@ pub async fn throughput(
     prefix: &str,
     secs: u64,
 ) -> (f64, f64) {
+    puts_per_sec(
+        client,
+        base,
+        &format!("/api/events/{event}/bookings/{prefix}"),
+        secs,
+    )
+    .await
+}
+
+/// `PUT`s per second for `secs`, 64 at a time, each to `path` followed by
+/// a fresh user id, and the p99 latency in milliseconds. Every answer must
+/// be 2xx.
+pub async fn puts_per_sec(
+    client: &reqwest::Client,
+    base: &str,
+    path: &str,
+    secs: u64,
+) -> (f64, f64) {
     let latencies = Arc::new(Mutex::new(Vec::new()));
     let until = Instant::now() + Duration::from_secs(secs);
     let started = Instant::now();
@@ -42,13 +62,13 @@ pub async fn throughput(
         .map(|w| {
             let client = client.clone();
             let base = base.to_string();
-            let prefix = prefix.to_string();
+            let path = path.to_string();
             let latencies = Arc::clone(&latencies);
             tokio::spawn(async move {
                 let mut mine = Vec::new();
                 let mut n = 0;
                 while Instant::now() < until {
-                    let url = format!("{base}/api/events/{event}/bookings/{prefix}{w}x{n}");
+                    let url = format!("{base}{path}{w}x{n}");
                     let sent = Instant::now();
                     let res = client.put(url).send().await.expect("sent");
                     assert!(res.status().is_success(), "{}", res.status());
@@ -69,4 +89,71 @@ pub async fn throughput(
     all.sort_by(|a, b| a.total_cmp(b));
     let p99 = all.get(all.len() * 99 / 100).copied().unwrap_or(0.0);
     (all.len() as f64 / elapsed, p99)
+}
+
+/// A `boxoffice` process in its own data directory.
+pub struct Service {
+    child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    dir: std::path::PathBuf,
+}
+
+impl Service {
+    /// Starts `binary` with the bench's settings plus `extra` environment
+    /// variables, in a fresh directory named after `name`; waits until it
+    /// listens.
+    pub fn start(binary: &str, name: &str, extra: &[(&str, String)]) -> Self {
+        let dir =
+            std::env::temp_dir().join(format!("boxoffice-bench-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("data dir");
+        let mut cmd = Command::new(binary);
+        cmd.env("RUST_LOG", "info")
+            .env("BOXOFFICE__SERVER__PORT", "0")
+            .env("BOXOFFICE__SNAPSHOT__DIR", &dir)
+            .env("BOXOFFICE__RATE_LIMIT__ENABLED", "false")
+            .env("BOXOFFICE__LOG__ACCESS_LOG", "false")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (key, value) in extra {
+            cmd.env(key, value);
+        }
+        let mut child = cmd.spawn().expect("boxoffice starts");
+        let stderr = child.stderr.take().expect("stderr");
+        let (found, address) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(a) = boxoffice_testkit::listening_address(&line) {
+                    let _ = found.send(a.to_string());
+                }
+            }
+        });
+        let Ok(address) = address.recv_timeout(Duration::from_secs(30)) else {
+            // Not left running behind a failed bench.
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("boxoffice did not start listening within 30 s");
+        };
+        Self {
+            child,
+            base: format!("http://{address}"),
+            dir,
+        }
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The median of `v` (0 when empty).
+pub fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
 }

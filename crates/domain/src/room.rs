@@ -596,9 +596,11 @@ impl Room {
         Ok(())
     }
 
-    /// Admits the first `count` waiting entries; `restart`: the schedule
-    /// starts again at `at` first. Each is stamped with its turn's time
-    /// (never before it joined, never after `at`). Returns their handles.
+    /// Admits up to `count` of the first waiting entries; `restart`: the
+    /// schedule starts again at `at` first. Each is stamped with its turn's
+    /// time; a turn that came before its taker joined restarts the schedule
+    /// at the join, and none later than `at` is taken. Returns their
+    /// handles (at least one when the event decided the turn was due).
     pub fn admit(
         &mut self,
         count: u32,
@@ -623,11 +625,25 @@ impl Room {
         let mut admitted = Vec::with_capacity(count as usize);
         for _ in 0..count {
             let Some(head) = self.queue.head() else { break };
-            let turn = self.pace.turn_at(0, self.settings.admit_per_minute);
+            let mut turn = self.pace.turn_at(0, self.settings.admit_per_minute);
+            let joined = self.entries[head.handle as usize].joined_at;
+            if turn < joined {
+                // The turn passed before its taker arrived (the one it was
+                // meant for left): the schedule starts again at the
+                // arrival, so turns stay a pace apart.
+                self.pace = Pace {
+                    anchor: joined,
+                    turns: 0,
+                };
+                turn = joined;
+            }
+            if turn > at {
+                break;
+            }
             self.pace.turns += 1;
             let record = &mut self.entries[head.handle as usize];
             let before = record.clone();
-            let stamp = turn.max(record.joined_at).min(at);
+            let stamp = turn;
             record.status = EntryStatus::Admitted;
             record.admitted_at = stamp;
             record.admitted_until = stamp.plus_secs(self.settings.admit_secs);

@@ -19,9 +19,9 @@ use utoipa::{Modify, OpenApi};
 use crate::config::LimitSettings;
 use crate::http::api::dto::{
     BookedResponse, BookingChangeResponse, BookingRequest, BookingResponse, BookingTargetRequest,
-    CancelResponse, ChangesResponse, CreateEventRequest, CreatedResponse, EventChangeResponse,
-    EventJson, PageResponse, QuantityChangeRequest, QuantityRequest, StatusResponse,
-    UpdateEventRequest, WaitingItemJson,
+    CancelResponse, ChangesResponse, CreateEventRequest, CreatedResponse, EntryResponse,
+    EventChangeResponse, EventJson, PageResponse, QuantityChangeRequest, QuantityRequest,
+    StatusResponse, UpdateEventRequest, WaitingItemJson,
 };
 use crate::http::api::error::ErrorBody;
 use crate::http::api::handlers::{ClusterJson, HealthJson, LeaderJson, MemberJson};
@@ -41,6 +41,7 @@ use crate::http::api::handlers::{ClusterJson, HealthJson, LeaderJson, MemberJson
         get_booking, put_booking, change_booking, delete_booking, confirm_booking,
         waiting_list, event_live, booking_live, page, leader, cluster,
         changes, changes_live,
+        join_room, get_room_entry, leave_room, room_live,
     ),
     components(schemas(ErrorBody, HealthJson, LeaderJson, ClusterJson, MemberJson)),
     modifiers(&Shared),
@@ -51,6 +52,7 @@ use crate::http::api::handlers::{ClusterJson, HealthJson, LeaderJson, MemberJson
         (name = "live", description = "Server-Sent Event streams of an event's status and a booking"),
         (name = "operations", description = "Health, readiness, metrics, this document, the demo page"),
         (name = "changes", description = "Every committed change, in order: the change feed (organiser)"),
+        (name = "room", description = "An event's waiting room: join before sales start, a fair random draw, admission at the organiser's pace (customer)"),
     )
 )]
 pub struct ApiDoc;
@@ -155,7 +157,10 @@ impl Modify for Shared {
                         "401".into(),
                         error("Missing or invalid bearer token (with `WWW-Authenticate: Bearer`)"),
                     );
-                    responses.insert("403".into(), error("The token does not allow this request"));
+                    // An operation's own 403 (NOT_ADMITTED) says more.
+                    responses
+                        .entry("403".into())
+                        .or_insert_with(|| error("The token does not allow this request"));
                 }
                 if operation.request_body.is_some() {
                     responses.insert(
@@ -268,6 +273,7 @@ fn initialize() {}
         (status = 200, description = "Booked, held or waiting", body = BookedResponse),
         (status = 400, description = "A field is missing or invalid, or the quantity is above the event's max_per_user", body = ErrorBody),
         (status = 404, description = "No such event", body = ErrorBody),
+        (status = 403, description = "`NOT_ADMITTED`: the event has a waiting room and the user is not admitted now (or `FORBIDDEN`: a token for another user)", body = ErrorBody),
         (status = 409, description = "`BOOKING_EXISTS` with another quantity, `SALES_NOT_OPEN`, `SALES_CLOSED` or `LIMIT_REACHED`", body = ErrorBody),
         (status = 503, description = "Changes cannot be made durable now; nothing changed", body = ErrorBody),
     ),
@@ -397,6 +403,7 @@ fn get_booking() {}
         (status = 200, description = "Booked, held or waiting", body = BookedResponse),
         (status = 400, description = "An id or the quantity is invalid", body = ErrorBody),
         (status = 404, description = "No such event", body = ErrorBody),
+        (status = 403, description = "`NOT_ADMITTED`: the event has a waiting room and the user is not admitted now (or `FORBIDDEN`: a token for another user)", body = ErrorBody),
         (status = 409, description = "`BOOKING_EXISTS` with another quantity, `SALES_NOT_OPEN`, `SALES_CLOSED` or `LIMIT_REACHED`", body = ErrorBody),
         (status = 503, description = "Changes cannot be made durable now; nothing changed", body = ErrorBody),
     ),
@@ -430,6 +437,65 @@ fn change_booking() {}
     ),
 )]
 fn delete_booking() {}
+
+/// Joins the event's waiting room: an active entry (`waiting` or
+/// `admitted`) is answered as it is; after an ended one, a new entry at
+/// the end.
+#[utoipa::path(put, path = "/api/events/{eventId}/room/{userId}", tag = "room",
+    security((), ("customer" = [])),
+    params(EventIdParam, UserIdParam),
+    responses(
+        (status = 200, description = "The entry", body = EntryResponse),
+        (status = 400, description = "An id is invalid", body = ErrorBody),
+        (status = 404, description = "No such event", body = ErrorBody),
+        (status = 409, description = "`NO_ROOM`: the event has no waiting room; `LIMIT_REACHED`", body = ErrorBody),
+        (status = 503, description = "Changes cannot be made durable now; nothing changed", body = ErrorBody),
+    ),
+)]
+fn join_room() {}
+
+/// The user's entry: the active one, else the latest ended one.
+#[utoipa::path(get, path = "/api/events/{eventId}/room/{userId}", tag = "room",
+    security((), ("customer" = [])),
+    params(EventIdParam, UserIdParam),
+    responses(
+        (status = 200, description = "The entry", body = EntryResponse),
+        (status = 400, description = "An id is invalid", body = ErrorBody),
+        (status = 404, description = "`EVENT_NOT_FOUND`, or `ENTRY_NOT_FOUND`: the user never joined", body = ErrorBody),
+        (status = 409, description = "`NO_ROOM`: the event has no waiting room", body = ErrorBody),
+    ),
+)]
+fn get_room_entry() {}
+
+/// Leaves the waiting room: the active entry ends as `left`.
+#[utoipa::path(delete, path = "/api/events/{eventId}/room/{userId}", tag = "room",
+    security((), ("customer" = [])),
+    params(EventIdParam, UserIdParam),
+    responses(
+        (status = 200, description = "The entry, now `left`", body = EntryResponse),
+        (status = 400, description = "An id is invalid", body = ErrorBody),
+        (status = 404, description = "`EVENT_NOT_FOUND`, or `ENTRY_NOT_FOUND`: no active entry", body = ErrorBody),
+        (status = 409, description = "`NO_ROOM`: the event has no waiting room", body = ErrorBody),
+        (status = 503, description = "Changes cannot be made durable now; nothing changed", body = ErrorBody),
+    ),
+)]
+fn leave_room() {}
+
+/// One room entry as Server-Sent Events: `event: entry` messages whose
+/// `data` is the JSON of the entry route, sent whenever its status,
+/// position or estimate changes (coalesced as the other streams).
+#[utoipa::path(get, path = "/api/events/{eventId}/room/{userId}/live", tag = "live",
+    security((), ("customer" = [])),
+    params(EventIdParam, UserIdParam),
+    responses(
+        (status = 200, description = "The stream", content_type = "text/event-stream", body = String),
+        (status = 400, description = "An id is invalid", body = ErrorBody),
+        (status = 404, description = "No such event, or the user never joined its room", body = ErrorBody),
+        (status = 409, description = "`NO_ROOM`: the event has no waiting room", body = ErrorBody),
+        (status = 503, description = "`live.max_streams` streams are open, or the service is stopping", body = ErrorBody),
+    ),
+)]
+fn room_live() {}
 
 /// Confirms the user's held booking before its `expires_at`.
 #[utoipa::path(post, path = "/api/events/{eventId}/bookings/{userId}/confirm", tag = "bookings",

@@ -10,13 +10,11 @@
 //! Prints one JSON object: the medians and their ratio, p99s, and how long
 //! after the load the receiver had every change.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use boxoffice_bench::{create_event, env, throughput};
+use boxoffice_bench::{create_event, env, median, throughput, Service};
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -101,68 +99,6 @@ fn item_indexes(body: &[u8]) -> Vec<u64> {
         at += found + KEY.len();
     }
     out
-}
-
-/// A `boxoffice` process in its own data directory.
-struct Service {
-    child: Child,
-    base: String,
-    dir: std::path::PathBuf,
-}
-
-impl Service {
-    fn start(binary: &str, name: &str, extra: &[(&str, String)]) -> Self {
-        let dir =
-            std::env::temp_dir().join(format!("boxoffice-feed-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("data dir");
-        let mut cmd = Command::new(binary);
-        cmd.env("RUST_LOG", "info")
-            .env("BOXOFFICE__SERVER__PORT", "0")
-            .env("BOXOFFICE__SNAPSHOT__DIR", &dir)
-            .env("BOXOFFICE__RATE_LIMIT__ENABLED", "false")
-            .env("BOXOFFICE__LOG__ACCESS_LOG", "false")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        for (key, value) in extra {
-            cmd.env(key, value);
-        }
-        let mut child = cmd.spawn().expect("boxoffice starts");
-        let stderr = child.stderr.take().expect("stderr");
-        let (found, address) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(a) = boxoffice_testkit::listening_address(&line) {
-                    let _ = found.send(a.to_string());
-                }
-            }
-        });
-        let Ok(address) = address.recv_timeout(Duration::from_secs(30)) else {
-            // Not left running behind a failed bench.
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("boxoffice did not start listening within 30 s");
-        };
-        Self {
-            child,
-            base: format!("http://{address}"),
-            dir,
-        }
-    }
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v.get(v.len() / 2).copied().unwrap_or(0.0)
 }
 
 #[tokio::main]
