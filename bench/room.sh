@@ -7,7 +7,7 @@
 # ROOM_STREAMS (10,000) entry streams watch (bookings on another event
 # meanwhile, against none). Rate limit and access log off, fsync "always".
 #   bench/room.sh                       # full size; bench/results/room.json
-#   ROOM_ENTRIES=100000 ROOM_STREAMS=1000 ROOM_LOAD_SECS=2 ROOM_ROUNDS=1 bench/room.sh
+#   ROOM_ENTRIES=100000 ROOM_STREAMS=1000 ROOM_LOAD_SECS=2 ROOM_ROUNDS=1 ROOM_OUT=/tmp/r.json bench/room.sh
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 ensure_bench_tools
@@ -18,4 +18,4 @@ WORK=$(mktemp -d)
 trap 'stop_boxoffice; rm -rf "$WORK"' EXIT
 start_boxoffice "$WORK" BOXOFFICE__LIVE__MAX_STREAMS_PER_IP=0 BOXOFFICE__SERVER__MAX_CONNECTIONS_PER_IP=0 \
   BOXOFFICE__LIVE__MAX_STREAMS=20000 BOXOFFICE__LIMITS__MAX_BOOKINGS_PER_EVENT=100000000
-"$ROOT/target/release/room" "http://$SERVER_ADDR" "$SERVER_PID" | tee "$ROOT/bench/results/room.json"
+"$ROOT/target/release/room" "http://$SERVER_ADDR" "$SERVER_PID" | tee "${ROOM_OUT:-$ROOT/bench/results/room.json}"

@@ -11,7 +11,9 @@
 //! 7. the change feed's read rate from a cold start (a new reader, no
 //!    positions known) over 10,000,000 changes in the journal, read in
 //!    pages of 1,000 as `GET /api/changes` reads them, alone and with each
-//!    item written as the JSON the route serves.
+//!    item written as the JSON the route serves;
+//! 8. the waiting room at 1,000,000 entries: join cost, resident memory
+//!    per entry, the draw, and reading a position after it.
 //!
 //! `cargo bench --bench scale` (`SCALE_SMOKE=1` for a small, quick pass).
 //! Prints a markdown report and writes `bench/results/scale.json`.
@@ -583,8 +585,60 @@ fn feed_read_rate(changes: u64, dir: &std::path::Path) -> serde_json::Value {
            "items_per_sec_decoded": decoded, "items_per_sec_json": served})
 }
 
+/// Section 8: one room of `entries` people, in the domain alone.
+fn room_scale(entries: u64) -> serde_json::Value {
+    use boxoffice::domain::RoomSettings;
+    println!("\n## 8. The waiting room at {entries} entries\n");
+    let users: Vec<UserId> = (0..entries).map(|i| user("r", i)).collect();
+    let mut settings = EventSettings::new(None, 1_000, 10);
+    settings.sales_start = Some(Timestamp::from_millis(1_000_000));
+    let room = RoomSettings {
+        admit_per_minute: 60_000,
+        admit_secs: 600,
+    };
+    let before = rss_bytes();
+    let (mut event, _) =
+        Event::create_with_room(event_id(1), settings, room, Timestamp::from_millis(0))
+            .expect("event");
+    let started = Instant::now();
+    for u in &users {
+        event
+            .join_room(u, Timestamp::from_millis(1))
+            .expect("joins");
+    }
+    let join_ns = per_op(started, entries);
+    let per_entry = rss_bytes().saturating_sub(before) as f64 / entries as f64;
+    let started = Instant::now();
+    let drawn = event
+        .room_work(Timestamp::from_millis(1_000_000), [42; 32])
+        .expect("draws")
+        .expect("a draw");
+    let draw = started.elapsed();
+    black_box(drawn);
+    let mut rng = XorShift::new(7);
+    let reads = 100_000u64;
+    let started = Instant::now();
+    for _ in 0..reads {
+        let u = &users[(rng.next_u64() % entries) as usize];
+        black_box(event.room_entry(u).expect("entry").position);
+    }
+    let read_ns = per_op(started, reads);
+    println!("| entries | join (ns) | resident bytes per entry | draw | read an entry with its position (ns) |");
+    println!("| ---: | ---: | ---: | ---: | ---: |");
+    println!(
+        "| {entries} | {join_ns:.0} | {per_entry:.1} | {:.0} ms | {read_ns:.0} |",
+        draw.as_secs_f64() * 1e3
+    );
+    json!({"entries": entries, "join_ns": join_ns, "bytes_per_entry": per_entry,
+           "draw_ms": draw.as_secs_f64() * 1e3, "read_ns": read_ns})
+}
+
 fn main() {
     let smoke = std::env::var_os("SCALE_SMOKE").is_some();
+    if let Ok(n) = std::env::var("SCALE_ONLY_ROOM") {
+        println!("{}", room_scale(n.parse().unwrap_or(1_000_000)));
+        return;
+    }
     if let Ok(n) = std::env::var("SCALE_ONLY_FEED") {
         let dir = tempfile::tempdir().expect("tempdir");
         let changes = n.parse().unwrap_or(10_000_000);
@@ -656,8 +710,9 @@ fn main() {
     let storm = actix_web::rt::System::new().block_on(expiry_storm(holds, dir.path()));
     let feed_dir = tempfile::tempdir().expect("tempdir");
     let feed = feed_read_rate(if smoke { 100_000 } else { 10_000_000 }, feed_dir.path());
+    let room = room_scale(if smoke { 10_000 } else { 1_000_000 });
     let report = json!({"smoke": smoke, "queue": queue, "memory": memory, "snapshot": snapshot,
-                        "actors": actors, "expiry_storm": storm, "feed": feed});
+                        "actors": actors, "expiry_storm": storm, "feed": feed, "room": room});
     if !smoke {
         let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/results/scale.json");
         std::fs::write(
