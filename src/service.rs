@@ -174,12 +174,13 @@ impl BoxOffice {
         };
         let _one_at_a_time = self.keyed_creates.lock().await;
         if let Some(first) = self.registry.create_key(&key) {
-            if !first.same_request(requested, &settings) {
+            if !first.same_request(requested, &settings, room) {
                 return Err(ServiceError::IdempotencyConflict);
             }
             // An event is made from its settings alone: this is the status
             // the first reply showed.
-            let (event, _) = Event::create(first.event, first.settings, first.at)?;
+            let (event, _) =
+                Event::create_with_room(first.event, first.settings, first.room, first.at)?;
             return Ok(event.status());
         }
         self.create(requested, &settings, room, Some(key)).await
@@ -214,6 +215,7 @@ impl BoxOffice {
                 settings: settings.clone(),
                 event: status.id,
                 at: now,
+                room,
             })
         });
         if wait_durable(&*self.log, lsn).await.is_err() {

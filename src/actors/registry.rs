@@ -169,7 +169,7 @@ impl Registry {
         let epoch = self.log.state().epoch;
         let lsn = self
             .log
-            .submit(Record::CreateKey(entry.clone()), epoch)
+            .submit(Record::KeyedCreate(entry.clone()), epoch)
             .map_err(|_| Unavailable)?;
         keys.0.insert(entry, self.clock.now());
         keys.1 = lsn;

@@ -104,7 +104,8 @@ async fn a_bad_key_is_refused_and_changes_nothing() {
 #[actix_web::test]
 async fn keys_survive_a_clean_restart() {
     let app = spawn_app().await;
-    let body = json!({"totalTickets": 2});
+    // With a waiting room: the key keeps the room's settings too.
+    let body = json!({"totalTickets": 2, "roomAdmitPerMinute": 30, "roomAdmitSecs": 120});
     let (_, first) = create(&app, "/api/events", "k", body.clone()).await;
     let dir = app.stop().await;
     let app = spawn_app_with(|s| s.snapshot.dir = dir.path().to_path_buf()).await;
@@ -112,7 +113,11 @@ async fn keys_survive_a_clean_restart() {
     assert_eq!(status, StatusCode::CREATED);
     assert_eq!(again, first);
     assert_eq!(event_count(&app).await, 1);
+    assert_eq!(again["event"]["room_admit_per_minute"], 30);
     let got = create(&app, "/api/events", "k", json!({"totalTickets": 3})).await;
+    assert_error(&got, StatusCode::CONFLICT, "IDEMPOTENCY_CONFLICT");
+    let other_room = json!({"totalTickets": 2, "roomAdmitPerMinute": 31, "roomAdmitSecs": 120});
+    let got = create(&app, "/api/events", "k", other_room).await;
     assert_error(&got, StatusCode::CONFLICT, "IDEMPOTENCY_CONFLICT");
     app.stop().await;
     drop(dir);
@@ -124,7 +129,7 @@ fn keys_survive_a_crash() {
     let dir = tempfile::tempdir().expect("dir");
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let client = reqwest::Client::new();
-    let body = json!({"totalTickets": 2});
+    let body = json!({"totalTickets": 2, "roomAdmitPerMinute": 5});
     let server = Server::start_with(command(dir.path()));
     let first = rt.block_on(create_at(
         &client,
@@ -139,6 +144,7 @@ fn keys_survive_a_crash() {
     let server = Server::start_with(command(dir.path()));
     let again = rt.block_on(create_at(&client, &server.base, "/api/events", "k", body));
     assert_eq!(again, first);
+    assert_eq!(again.1["event"]["room_admit_per_minute"], 5);
     let total = rt.block_on(async {
         client
             .get(format!("{}/api/events", server.base))

@@ -12,6 +12,7 @@ use std::collections::{HashMap, VecDeque};
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{EventId, Timestamp};
+use crate::room::RoomSettings;
 use crate::settings::EventSettings;
 
 /// How long a key is remembered: 24 hours.
@@ -33,12 +34,20 @@ pub struct CreateKey {
     pub event: EventId,
     /// When.
     pub at: Timestamp,
+    /// The waiting room it asked for, defaults applied (stored from
+    /// snapshot format 6 and journal record `KeyedCreate` on).
+    pub room: RoomSettings,
 }
 
 impl CreateKey {
     /// Whether another create asks for the same thing as this one did.
-    pub fn same_request(&self, requested: Option<EventId>, settings: &EventSettings) -> bool {
-        self.requested == requested && &self.settings == settings
+    pub fn same_request(
+        &self,
+        requested: Option<EventId>,
+        settings: &EventSettings,
+        room: RoomSettings,
+    ) -> bool {
+        self.requested == requested && &self.settings == settings && self.room == room
     }
 
     fn expired(&self, now: Timestamp) -> bool {
@@ -140,6 +149,7 @@ mod tests {
             settings: EventSettings::new(None, 5, 1),
             event: EventId::try_from(event).expect("id"),
             at: Timestamp::from_millis(at),
+            room: RoomSettings::default(),
         }
     }
 
@@ -198,8 +208,18 @@ mod tests {
     #[test]
     fn the_same_request_is_the_same_id_and_settings() {
         let e = entry("a", 1, 0);
-        assert!(e.same_request(None, &EventSettings::new(None, 5, 1)));
-        assert!(!e.same_request(None, &EventSettings::new(None, 6, 1)));
-        assert!(!e.same_request(EventId::try_from(1).ok(), &EventSettings::new(None, 5, 1)));
+        let room = RoomSettings::default();
+        assert!(e.same_request(None, &EventSettings::new(None, 5, 1), room));
+        assert!(!e.same_request(None, &EventSettings::new(None, 6, 1), room));
+        assert!(!e.same_request(
+            EventId::try_from(1).ok(),
+            &EventSettings::new(None, 5, 1),
+            room
+        ));
+        let with_room = RoomSettings {
+            admit_per_minute: 10,
+            ..room
+        };
+        assert!(!e.same_request(None, &EventSettings::new(None, 5, 1), with_room));
     }
 }

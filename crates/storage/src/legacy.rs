@@ -10,7 +10,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::journal::{Lsn, V1_MAX_PER_USER};
+use super::journal::{CreateKeyV5, Lsn, V1_MAX_PER_USER};
 use super::snapshot::{ServiceSnapshot, StoredEvent};
 use boxoffice_domain::{
     BookingId, BookingRecord, BookingStatus, ChunkedVec, EventId, EventSettings, EventSnapshot,
@@ -177,7 +177,7 @@ pub(super) struct ServiceSnapshotV4 {
     next_event_id: u64,
     next_booking_id: u64,
     events: Vec<StoredEventV5>,
-    create_keys: Vec<boxoffice_domain::CreateKey>,
+    create_keys: Vec<CreateKeyV5>,
 }
 
 impl From<ServiceSnapshotV4> for ServiceSnapshot {
@@ -188,7 +188,7 @@ impl From<ServiceSnapshotV4> for ServiceSnapshot {
             next_event_id: old.next_event_id,
             next_booking_id: old.next_booking_id,
             events: upgraded(old.events),
-            create_keys: old.create_keys,
+            create_keys: old.create_keys.into_iter().map(Into::into).collect(),
             next_change_index: 1,
         }
     }
@@ -202,7 +202,7 @@ pub(super) struct ServiceSnapshotV5 {
     next_event_id: u64,
     next_booking_id: u64,
     events: Vec<StoredEventV5>,
-    create_keys: Vec<boxoffice_domain::CreateKey>,
+    create_keys: Vec<CreateKeyV5>,
     next_change_index: u64,
 }
 
@@ -214,7 +214,7 @@ impl From<ServiceSnapshotV5> for ServiceSnapshot {
             next_event_id: old.next_event_id,
             next_booking_id: old.next_booking_id,
             events: upgraded(old.events),
-            create_keys: old.create_keys,
+            create_keys: old.create_keys.into_iter().map(Into::into).collect(),
             next_change_index: old.next_change_index,
         }
     }

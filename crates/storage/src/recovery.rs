@@ -169,9 +169,16 @@ fn replay_into(
         ..
     } = recovered;
     let end = journal::replay(journal_dir, covered, |lsn, record| {
-        if let Record::CreateKey(key) = record {
-            create_keys.push(key);
-            return Ok(());
+        match record {
+            Record::CreateKey(key) => {
+                create_keys.push(key.into());
+                return Ok(());
+            }
+            Record::KeyedCreate(key) => {
+                create_keys.push(key);
+                return Ok(());
+            }
+            _ => {}
         }
         apply(events, next_event_id, next_booking_id, lsn, record)
     })?;
@@ -254,6 +261,7 @@ mod tests {
             settings: EventSettings::new(None, 3, 1),
             event: EventId::try_from(event).expect("id"),
             at: Timestamp::from_millis(5),
+            room: Default::default(),
         }
     }
 
@@ -276,10 +284,19 @@ mod tests {
             .enable_all()
             .build()
             .expect("runtime");
+        let old = key("before-rooms", 1);
+        let old_form = journal::CreateKeyV5 {
+            key: old.key.clone(),
+            requested: old.requested,
+            settings: old.settings.clone(),
+            event: old.event,
+            at: old.at,
+        };
         for record in [
             created,
-            Record::CreateKey(key("kept", 1)),
-            Record::CreateKey(key("orphan", 2)),
+            Record::KeyedCreate(key("kept", 1)),
+            Record::CreateKey(old_form),
+            Record::KeyedCreate(key("orphan", 2)),
         ] {
             let lsn = journal.submit(record, 0).expect("accepted");
             runtime
@@ -290,6 +307,6 @@ mod tests {
         let store = SnapshotStore::open(dir.path(), 3).expect("store");
         let recovered = recover(&store, dir.path()).expect("recovers");
         assert_eq!(recovered.events.len(), 1);
-        assert_eq!(recovered.create_keys, vec![key("kept", 1)]);
+        assert_eq!(recovered.create_keys, vec![key("kept", 1), old]);
     }
 }

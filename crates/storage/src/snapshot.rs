@@ -589,6 +589,7 @@ mod tests {
             settings: boxoffice_domain::EventSettings::new(Some("Gig".into()), 5, 2),
             event: EventId::try_from(1).expect("id"),
             at: Timestamp::from_millis(7),
+            room: Default::default(),
         }];
         let written = store.write(&snapshot).expect("write");
         assert_eq!(read_file(&written.path).expect("reads"), snapshot);

@@ -46,7 +46,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 pub use frame::{FRAME_HEADER_BYTES, MAX_RECORD_BYTES};
-pub use record::{Record, V1_MAX_PER_USER};
+pub use record::{CreateKeyV5, Record, V1_MAX_PER_USER};
 pub use replay::{release, replay, segments, JournalError, ReplayEnd};
 pub use segment::{FaultInjector, IoOp};
 

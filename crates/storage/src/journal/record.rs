@@ -60,10 +60,10 @@ pub enum Record {
         /// What happened.
         change: Change,
     },
-    /// An event create made under an idempotency key: written after the
-    /// event's `Created` change, before the create is answered. (Added
-    /// after `Change`, so every older record keeps its variant index.)
-    CreateKey(CreateKey),
+    /// An event create made under an idempotency key, as journals before
+    /// waiting rooms hold it (read, no longer written: see
+    /// [`Record::KeyedCreate`]).
+    CreateKey(CreateKeyV5),
     /// A change to one event, with what the change feed shows of it: the
     /// objects it touched as they stood after, numbered from `first_index`
     /// in the order they changed. `first_index` is the first field, so the
@@ -79,6 +79,39 @@ pub enum Record {
         /// What the feed shows of it; never empty.
         items: Vec<FeedItem>,
     },
+    /// An event create made under an idempotency key, with the room it
+    /// asked for: written after the event's creation, before the create is
+    /// answered.
+    KeyedCreate(CreateKey),
+}
+
+/// An idempotency key as journals and snapshots before waiting rooms held
+/// it: [`CreateKey`] without its room.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateKeyV5 {
+    /// The client's `Idempotency-Key`.
+    pub key: String,
+    /// The event id the create asked for, if any.
+    pub requested: Option<EventId>,
+    /// The settings it asked for, defaults applied.
+    pub settings: EventSettings,
+    /// The event it made.
+    pub event: EventId,
+    /// When.
+    pub at: Timestamp,
+}
+
+impl From<CreateKeyV5> for CreateKey {
+    fn from(old: CreateKeyV5) -> Self {
+        Self {
+            key: old.key,
+            requested: old.requested,
+            settings: old.settings,
+            event: old.event,
+            at: old.at,
+            room: Default::default(),
+        }
+    }
 }
 
 /// Variant index of [`Record::Published`] in the encoding.
@@ -120,7 +153,7 @@ impl Record {
                 },
             )),
             Self::Cancelled { event, user, at } => Some((event, Change::Cancelled { user, at })),
-            Self::Skipped { .. } | Self::CreateKey(_) => None,
+            Self::Skipped { .. } | Self::CreateKey(_) | Self::KeyedCreate(_) => None,
             Self::Change { event, change } | Self::Published { event, change, .. } => {
                 Some((event, change))
             }
