@@ -255,14 +255,16 @@ impl EventActor {
         self.timer = None;
         self.settle();
         let now = self.clock.now();
-        self.expire_due(now, EXPIRY_BATCH);
-        self.room_work(now, ROOM_STEPS);
+        let done = self.expire_due(now, EXPIRY_BATCH) + self.room_work(now, ROOM_STEPS);
         let still_due = self
             .event
             .next_deadline()
             .is_some_and(|d| d <= self.clock.now());
         if still_due {
-            let delay = if self.faulted() {
+            // Nothing done although something is due (the journal refuses,
+            // or the domain refused the step, logged): try again later
+            // rather than spin.
+            let delay = if self.faulted() || done == 0 {
                 EXPIRY_RETRY
             } else {
                 Duration::ZERO

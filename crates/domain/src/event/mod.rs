@@ -562,7 +562,10 @@ impl Event {
             | Change::CreatedWithRoom { .. }
             | Change::UpdatedWithRoom { .. }
             | Change::RoomDrawn { .. } => {
-                room_moved |= !matches!(change, Change::Created { .. } | Change::Updated { .. });
+                // A room's estimates move with any settings change (sales
+                // switched off or on, the pace).
+                room_moved |= !matches!(change, Change::Created { .. })
+                    && (self.room.settings().is_on() || self.room.has_entries());
                 items.push(FeedItem::event(self.status()));
             }
             Change::RoomJoined { .. }

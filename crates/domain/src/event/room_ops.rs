@@ -93,9 +93,14 @@ impl Event {
                 .sales_start
                 .unwrap_or(Timestamp::from_millis(0))
         });
-        let turn = room.next_turn().filter(|&turn| {
-            self.settings.sales_open && self.settings.sales_end.is_none_or(|end| turn < end)
-        });
+        // A turn is taken only while sales are open: from `sales_start`
+        // (which a PATCH may have moved past the draw), before `sales_end`.
+        let turn = room
+            .next_turn()
+            .map(|turn| turn.max(self.settings.sales_start.unwrap_or(turn)))
+            .filter(|&turn| {
+                self.settings.sales_open && self.settings.sales_end.is_none_or(|end| turn < end)
+            });
         [draw, room.next_lapse(), turn].into_iter().flatten().min()
     }
 

@@ -365,3 +365,27 @@ fn every_room_change_is_undone_exactly_and_a_snapshot_restores_the_room() {
     }
     assert_eq!(e.to_snapshot(), before);
 }
+
+#[test]
+fn a_sales_start_moved_past_the_draw_holds_admissions_until_then() {
+    let mut e = room_event(5, 600, 600, 0);
+    for n in 0..5 {
+        join(&mut e, n, 0);
+    }
+    work(&mut e, 0, 1);
+    assert_eq!(e.status().room.admitted, 1);
+    let later = EventPatch {
+        sales_start: Some(Some(at(10_000))),
+        ..EventPatch::default()
+    };
+    e.update(later, at(50)).expect("moved");
+    // Due when sales open again, not before: nothing to spin on meanwhile.
+    assert_eq!(e.next_deadline(), Some(at(10_000)));
+    assert!(work(&mut e, 5_000, 1).is_empty());
+    assert_eq!(e.status().room.admitted, 1);
+    // Late by more than a second: the pace starts again, one at a time.
+    work(&mut e, 10_000, 1);
+    assert_eq!(e.status().room.admitted, 2);
+    work(&mut e, 10_100, 1);
+    assert_eq!(e.status().room.admitted, 3);
+}
