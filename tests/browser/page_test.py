@@ -35,6 +35,15 @@ def book_elsewhere(base, event, user):
         assert res.status == 200
 
 
+def has_option(event):
+    """Whether the event list offers `event`, checked in one script: the
+    page rebuilds the list, so elements found first may be gone by the
+    time they are read."""
+    script = ("return Array.from(document.querySelectorAll('#event-select option'))"
+              ".some((o) => o.value === arguments[0]);")
+    return lambda d: d.execute_script(script, str(event))
+
+
 def text_is(element_id, expected):
     return ec.text_to_be_present_in_element((By.ID, element_id), expected)
 
@@ -52,8 +61,7 @@ def main():
         driver.set_window_size(1000, 1000)
         driver.get(base + "/")
         assert "boxoffice" in driver.title
-        wait.until(lambda d: any(o.get_attribute("value") == str(event)
-                                 for o in d.find_elements(By.CSS_SELECTOR, "#event-select option")))
+        wait.until(has_option(event))
         Select(driver.find_element(By.ID, "event-select")).select_by_value(str(event))
         wait.until(text_is("event-stream", "live"))
         wait.until(text_is("count-available", "2"))
@@ -93,8 +101,7 @@ def main():
         # told to book.
         room_event = create_event(base, 5, room=1)
         driver.find_element(By.ID, "refresh-events").click()
-        wait.until(lambda d: any(o.get_attribute("value") == str(room_event)
-                                 for o in d.find_elements(By.CSS_SELECTOR, "#event-select option")))
+        wait.until(has_option(room_event))
         Select(driver.find_element(By.ID, "event-select")).select_by_value(str(room_event))
         wait.until(lambda d: d.find_element(By.ID, "room-section").is_displayed())
         user.clear()
