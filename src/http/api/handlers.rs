@@ -261,16 +261,7 @@ pub async fn room_live(
     path: web::Path<(String, String)>,
 ) -> Result<impl Responder, ApiError> {
     let (id, user) = customer_path(&who, &path)?;
-    let stream = state
-        .live
-        .open(
-            Arc::clone(&state.service),
-            Watched::Entry(id, user),
-            client_ip_of(&req),
-            req.conn_data::<Arc<ClientGone>>().cloned(),
-        )
-        .await?;
-    Ok(Sse::from_infallible_stream(stream).with_keep_alive(state.live.keep_alive))
+    live_stream(&req, &state, Watched::Entry(id, user)).await
 }
 
 /// `HEAD /api/events/{eventId}/room/{userId}/live`: as [`event_live_head`],
@@ -423,12 +414,21 @@ pub async fn event_live(
     path: web::Path<String>,
 ) -> Result<impl Responder, ApiError> {
     let id = event_id(&path)?;
+    live_stream(&req, &state, Watched::Event(id)).await
+}
+
+/// A live stream of `watched` for `req`'s client, with keep-alives.
+async fn live_stream(
+    req: &HttpRequest,
+    state: &State,
+    watched: Watched,
+) -> Result<impl Responder + use<>, ApiError> {
     let stream = state
         .live
         .open(
             Arc::clone(&state.service),
-            Watched::Event(id),
-            client_ip_of(&req),
+            watched,
+            client_ip_of(req),
             req.conn_data::<Arc<ClientGone>>().cloned(),
         )
         .await?;
@@ -444,16 +444,7 @@ pub async fn booking_live(
     path: web::Path<(String, String)>,
 ) -> Result<impl Responder, ApiError> {
     let (id, user) = customer_path(&who, &path)?;
-    let stream = state
-        .live
-        .open(
-            Arc::clone(&state.service),
-            Watched::Booking(id, user),
-            client_ip_of(&req),
-            req.conn_data::<Arc<ClientGone>>().cloned(),
-        )
-        .await?;
-    Ok(Sse::from_infallible_stream(stream).with_keep_alive(state.live.keep_alive))
+    live_stream(&req, &state, Watched::Booking(id, user)).await
 }
 
 /// `GET /api/changes`: a page of the change feed (organiser).
