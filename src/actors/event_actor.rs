@@ -221,9 +221,11 @@ impl EventActor {
         steps
     }
 
-    /// Expires everything due at `now`, then arms the timer for what is
+    /// Expires everything due at `now` and does the room's due work (a
+    /// few steps; the timer does the rest), then arms the timer for what is
     /// next. Every handler starts here, with the `now` it then works at, so
-    /// nothing it shows can be a hold whose deadline has passed.
+    /// nothing it shows can be a hold whose deadline has passed (and a
+    /// lapsed admission never books: the domain checks its deadline too).
     fn catch_up(&mut self, now: Timestamp, ctx: &mut Context<Self>) {
         self.settle();
         if self.event.next_deadline().is_some_and(|due| due <= now) {

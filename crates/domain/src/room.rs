@@ -280,7 +280,7 @@ pub struct RoomUndo {
     before_draw: Option<Vec<u32>>,
     /// Records as they were before, or `None` for an added one, in order.
     records: Vec<(u32, Option<EntryRecord>)>,
-    /// Queue steps: `Some(seq)` pushed, `None`... see [`QueueStep`].
+    /// What the change did to the queue, in order.
     queue: Vec<QueueStep>,
     /// Admission deadlines added (true) or removed (false), in order.
     admissions: Vec<(bool, (Timestamp, u32))>,
