@@ -10,6 +10,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
+pub use crate::cluster::settings::{ClusterSettings, NodeAddress};
 pub use crate::persistence::journal::{FsyncMode, JournalSettings};
 
 /// What `boxoffice --help` prints: the options, every configuration key
@@ -49,6 +50,8 @@ e.g. BOXOFFICE__SERVER__PORT=9000, which wins over the file):
   auth.jwt_leeway_secs (secrets: prefer BOXOFFICE__AUTH__* variables)
   changes.retain_bytes
   webhooks.url, webhooks.secret, webhooks.batch_max, webhooks.timeout_ms
+  cluster.node_id (0: no cluster), cluster.nodes, cluster.secret,
+  cluster.join, cluster.heartbeat_ms, cluster.election_timeout_ms
 
 exit codes: 0 clean stop; 1 could not start (address in use, data
 directory locked by another process) or stop cleanly; 2 bad command line
@@ -83,6 +86,8 @@ pub struct Settings {
     pub changes: ChangesSettings,
     /// Deliveries of the change feed to a receiver.
     pub webhooks: WebhookSettings,
+    /// Several nodes holding the same state (off by default).
+    pub cluster: ClusterSettings,
 }
 
 /// `[changes]`
@@ -364,6 +369,7 @@ impl Default for Settings {
                 batch_max: 100,
                 timeout_ms: 5_000,
             },
+            cluster: ClusterSettings::default(),
         }
     }
 }
@@ -533,6 +539,9 @@ impl Settings {
         }
         if !(1..=3_600).contains(&self.live.keep_alive_secs) {
             return invalid("live.keep_alive_secs", "must be 1 to 3600");
+        }
+        if let Err((key, why)) = self.cluster.validate() {
+            return invalid(key, why.as_str());
         }
         if self.log.level.parse::<log::LevelFilter>().is_err() {
             return invalid(

@@ -31,6 +31,7 @@
 pub mod actors;
 pub mod changes;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod exporter;
 pub mod http;

@@ -134,6 +134,18 @@ impl BoxOffice {
         (durable.get(), applied.get())
     }
 
+    /// Waits until the journal position `min` is durable, up to `wait`
+    /// (a position never handed out is never waited for); whether it is.
+    pub async fn wait_for_position(&self, min: u64, wait: std::time::Duration) -> bool {
+        if min > self.log.next_lsn().prev().get() {
+            return false;
+        }
+        let lsn = crate::persistence::journal::Lsn::new(min);
+        tokio::time::timeout(wait, wait_durable(&*self.log, lsn))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+
     /// The configured limits.
     pub fn limits(&self) -> &LimitSettings {
         &self.limits
@@ -222,7 +234,7 @@ impl BoxOffice {
             // Never announced, and its record is not on disk: it must not
             // exist (a fault abandons everything queued after it, the key
             // record too).
-            self.registry.remove(status.id);
+            self.registry.remove_created_at(status.id, lsn);
             if let Some(key) = &key {
                 self.registry.forget_create_key(key);
             }

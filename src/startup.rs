@@ -16,11 +16,14 @@ use crate::actors::{
 };
 use crate::changes::ChangeFeed;
 use crate::clock::Clock;
+use crate::cluster::log::Applier;
+use crate::cluster::{ClusterLog, ClusterNode};
 use crate::config::{cores, Settings};
 use crate::exporter::Sources;
 use crate::http::api::auth::{Gate, KeyFileError};
 use crate::http::api::{self, routes};
 use crate::http::live::Live;
+use crate::http::middleware::cluster as cluster_headers;
 use crate::http::middleware::identity::{self, Identify};
 use crate::http::middleware::metrics::{self as http_metrics, HttpStats};
 use crate::http::middleware::rate_limit::{self, IpRateLimiter};
@@ -31,6 +34,7 @@ use crate::http::AppState;
 use crate::persistence::change_log::ChangeLog;
 use crate::persistence::data_dir::{DataDir, DataDirError};
 use crate::persistence::journal::JournalError;
+use crate::persistence::raft::LogStoreOptions;
 use crate::persistence::recovery::RecoveryError;
 use crate::persistence::{SnapshotError, SnapshotStore};
 use crate::service::BoxOffice;
@@ -61,6 +65,9 @@ pub enum StartupError {
     /// The webhook client could not be built (TLS set-up).
     #[error("webhooks: {0}")]
     Webhooks(#[from] reqwest::Error),
+    /// The cluster node could not start.
+    #[error("cluster: {0}")]
+    Cluster(String),
     /// The address could not be bound.
     #[error("binding {address}: {source}")]
     Bind {
@@ -150,8 +157,10 @@ pub struct Application {
     registry: Arc<Registry>,
     /// The snapshot directory.
     store: Arc<SnapshotStore>,
-    /// The periodic snapshot task.
-    snapshotter: Addr<Snapshotter>,
+    /// The periodic snapshot task; none on a cluster node.
+    snapshotter: Option<Addr<Snapshotter>>,
+    /// This node of a cluster.
+    cluster: Option<Arc<ClusterNode>>,
     /// Held until the process is done with the directory.
     data_dir: DataDir,
     /// Drops idle rate-limit cells; stopped at shutdown.
@@ -194,9 +203,22 @@ impl Application {
                 "journal disabled: changes since the last snapshot are lost if the process dies"
             );
         }
-        let journal = data_dir
-            .start_journal(&settings.journal, recovered.next_lsn)
-            .map_err(StartupError::Journal)?;
+        let clustered = settings.cluster.enabled();
+        if clustered && (!recovered.events.is_empty() || recovered.replayed > 0) {
+            return Err(StartupError::Cluster(format!(
+                "{} holds a single node's data; a cluster node starts from an empty data directory (docs/operations.md, \"A cluster\")",
+                data_dir.path().display()
+            )));
+        }
+        // A cluster node's changes are kept in its Raft log; the journal
+        // stays off (its feed and statistics are then empty).
+        let journal = if clustered {
+            crate::persistence::journal::Journal::disabled(recovered.next_lsn)
+        } else {
+            data_dir
+                .start_journal(&settings.journal, recovered.next_lsn)
+                .map_err(StartupError::Journal)?
+        };
         journal.resume_changes_at(recovered.next_change_index);
         store.retain_journal_bytes(settings.changes.retain_bytes);
         let changes = Arc::new(ChangeFeed::new(data_dir.path(), Arc::clone(&journal)));
@@ -208,15 +230,48 @@ impl Application {
                 .map(|meta| meta.len()),
             replayed_bytes: recovered.replayed_bytes,
         };
-        let registry = Arc::new(Registry::new(
+        let cluster_log =
+            clustered.then(|| ClusterLog::new(settings.cluster.node_id, recovered.next_lsn));
+        let log: Arc<dyn ChangeLog> = match &cluster_log {
+            Some((log, _)) => Arc::clone(log) as Arc<dyn ChangeLog>,
+            None => Arc::clone(&journal) as Arc<dyn ChangeLog>,
+        };
+        let registry = Arc::new(Registry::with_log(
             cores(),
             Arc::clone(&journal),
+            Arc::clone(&log),
             Clock::system(),
         ));
         // Each actor starts on its HTTP worker's thread when that worker
         // comes up (addresses work at once: messages queue until then).
         registry.place_on_workers(settings.worker_count());
         registry.install(recovered);
+        let cluster = match cluster_log {
+            Some((cluster_log, queue)) => {
+                cluster_log.set_applier(Arc::clone(&registry) as Arc<dyn Applier>);
+                let options = LogStoreOptions {
+                    dir: data_dir.path().join("raft"),
+                    sync_every_batch: settings.journal.fsync == crate::config::FsyncMode::Always,
+                    sync_interval: Duration::from_millis(settings.journal.fsync_interval_ms),
+                };
+                let node = crate::cluster::node::start(
+                    &settings.cluster,
+                    options,
+                    cluster_log,
+                    queue,
+                    Arc::clone(&registry) as Arc<dyn crate::cluster::node::Service>,
+                )
+                .map_err(|e| StartupError::Cluster(e.to_string()))?;
+                log::info!(
+                    "cluster node {} of {}: Raft log in {}",
+                    settings.cluster.node_id,
+                    settings.cluster.nodes.len(),
+                    data_dir.path().join("raft").display()
+                );
+                Some(node)
+            }
+            None => None,
+        };
 
         let address = format!("{}:{}", settings.server.host, settings.server.port);
         let bind_error = |source| StartupError::Bind {
@@ -289,9 +344,10 @@ impl Application {
             body_timeout,
             service: Arc::new(BoxOffice::new(
                 Arc::clone(&registry),
-                Arc::clone(&journal) as Arc<dyn ChangeLog>,
+                Arc::clone(&log),
                 settings.limits.clone(),
             )),
+            cluster: cluster.clone(),
         });
         let access_log = settings.log.access_log;
         let shared = state.clone();
@@ -307,17 +363,18 @@ impl Application {
                 app = app.app_data(web::Data::new(Arc::clone(limiter)));
             }
             // Off (load tests) means out of the request path entirely.
-            app.wrap(Condition::new(
-                limiter.is_some(),
-                from_fn(rate_limit::enforce),
-            ))
-            .wrap(Condition::new(access_log, access_logger()))
-            .wrap(from_fn(http_metrics::record))
-            .wrap(from_fn(identity::identify))
-            // Outermost: a connection over its unsent bound does no work.
-            .wrap(from_fn(stream::wait_for_room))
-            .configure(routes)
-            .default_service(web::to(api::not_found))
+            app.wrap(from_fn(cluster_headers::route))
+                .wrap(Condition::new(
+                    limiter.is_some(),
+                    from_fn(rate_limit::enforce),
+                ))
+                .wrap(Condition::new(access_log, access_logger()))
+                .wrap(from_fn(http_metrics::record))
+                .wrap(from_fn(identity::identify))
+                // Outermost: a connection over its unsent bound does no work.
+                .wrap(from_fn(stream::wait_for_room))
+                .configure(routes)
+                .default_service(web::to(api::not_found))
         };
         let options = ServeOptions {
             workers: settings.worker_count(),
@@ -334,20 +391,24 @@ impl Application {
             journal_percent: settings.snapshot.journal_percent,
             journal_on: settings.journal.enabled,
         };
-        let snapshotter = Snapshotter::new(
-            Arc::clone(&registry),
-            Arc::clone(&store),
-            interval,
-            policy,
-            restored_from,
-        )
-        .start();
+        // A cluster node rebuilds its state from its Raft log: no snapshots.
+        let snapshotter = cluster.is_none().then(|| {
+            Snapshotter::new(
+                Arc::clone(&registry),
+                Arc::clone(&store),
+                interval,
+                policy,
+                restored_from,
+            )
+            .start()
+        });
         Ok(Self {
             address: bound,
             server,
             registry,
             store,
             snapshotter,
+            cluster,
             data_dir,
             sweeper,
             state,
@@ -382,6 +443,7 @@ impl Application {
             registry,
             store,
             snapshotter,
+            cluster,
             data_dir,
             sweeper,
             state,
@@ -402,6 +464,18 @@ impl Application {
         }
         // No periodic snapshot may overlap the final one: stop the ticks and
         // wait out one in flight.
+        let Some(snapshotter) = snapshotter else {
+            // A cluster node: what it holds is in its Raft log already.
+            registry.close();
+            if let Some(node) = cluster {
+                node.shutdown();
+            }
+            handle.stop(true).await;
+            let _ = serving.await;
+            registry.stop();
+            drop(data_dir);
+            return Ok(());
+        };
         let (done, stopped) = tokio::sync::oneshot::channel();
         if snapshotter.send(StopSnapshots { done }).await.is_ok() {
             let _ = stopped.await;

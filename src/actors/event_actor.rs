@@ -21,7 +21,9 @@ use actix::{Actor, ActorContext, AsyncContext, Context, Handler, SpawnHandle};
 use tokio::sync::watch;
 
 use super::counters::{BookedAs, EventCounters};
-use super::messages::{ActorError, Durable, MakeChange, Read, TakeSnapshot, Unavailable};
+use super::messages::{
+    ActorError, ApplyCommitted, Durable, MakeChange, Read, TakeSnapshot, Unavailable,
+};
 use super::published::{Published, PublishedSlot};
 use crate::clock::Clock;
 use crate::domain::{
@@ -464,6 +466,27 @@ impl<T: Send + 'static> Handler<Read<T>> for EventActor {
             value: (msg.op)(&self.event),
             lsn: self.applied_lsn(),
         });
+    }
+}
+
+impl Handler<ApplyCommitted> for EventActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: ApplyCommitted, ctx: &mut Self::Context) {
+        // Undoes first what this node made and lost with its leadership.
+        self.settle();
+        if let Err(e) = self.event.apply(&msg.change) {
+            // The leader applied it to the same state: a divergence here is
+            // a bug, and this node's copy can no longer be trusted.
+            log::error!(
+                "event {}: committed change {} cannot be applied: {e}",
+                self.event.id(),
+                msg.lsn
+            );
+        }
+        self.durable_lsn = msg.lsn;
+        self.announce(msg.lsn, true, true);
+        self.arm(ctx);
     }
 }
 

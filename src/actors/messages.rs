@@ -14,7 +14,7 @@
 use actix::Message;
 use tokio::sync::oneshot;
 
-use crate::domain::{BookingIdSequence, DomainError, Event, Outcome, Timestamp};
+use crate::domain::{BookingIdSequence, Change, DomainError, Event, Outcome, Timestamp};
 use crate::persistence::journal::Lsn;
 use crate::persistence::StoredEvent;
 
@@ -87,4 +87,15 @@ pub struct TakeSnapshot {
     /// it has handed over, so no change can follow it (later messages are
     /// answered 503) and the snapshot is complete even without a journal.
     pub last: bool,
+}
+
+/// Apply a change that the cluster committed and this node did not decide
+/// (it is durable already: nothing to journal, nothing to undo).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ApplyCommitted {
+    /// The LSN this node numbers it with.
+    pub lsn: Lsn,
+    /// The change, as its leader's domain made it.
+    pub change: Change,
 }

@@ -13,7 +13,7 @@ use tokio::sync::oneshot;
 
 use super::counters::EventCounters;
 use super::event_actor::{ActorShared, EventActor, LiveReceivers, LiveSignals};
-use super::messages::{Reply, TakeSnapshot, Unavailable};
+use super::messages::{ApplyCommitted, Reply, TakeSnapshot, Unavailable};
 use super::placement::Placement;
 use super::published::Published;
 use crate::clock::Clock;
@@ -53,6 +53,8 @@ pub enum CreateError {
 struct EventHandle {
     /// Its actor.
     addr: Addr<EventActor>,
+    /// The LSN its state started from (its creation's, for a new event).
+    started_at: Lsn,
     /// Bumped by the actor after each change it makes (to the change's
     /// LSN), so live streams know when to read again.
     changed: LiveReceivers,
@@ -98,8 +100,20 @@ impl Registry {
     /// own, until [`Self::place_on_workers`]. Must be called inside a
     /// running actix system.
     pub fn new(thread_count: usize, journal: Arc<Journal>, clock: Clock) -> Self {
+        let log = Arc::clone(&journal) as Arc<dyn ChangeLog>;
+        Self::with_log(thread_count, journal, log, clock)
+    }
+
+    /// As [`Self::new`], with changes made durable by `log` rather than the
+    /// journal (a cluster's replicated log).
+    pub fn with_log(
+        thread_count: usize,
+        journal: Arc<Journal>,
+        log: Arc<dyn ChangeLog>,
+        clock: Clock,
+    ) -> Self {
         Self {
-            log: Arc::clone(&journal) as Arc<dyn ChangeLog>,
+            log,
             create_keys: Mutex::new((CreateKeys::new(DEFAULT_CREATE_KEYS), Lsn::ZERO)),
             clock,
             actors: DashMap::new(),
@@ -319,13 +333,96 @@ impl Registry {
         self.closed.store(true, Ordering::Relaxed);
     }
 
-    /// Forgets an event whose creation never became durable.
-    pub fn remove(&self, id: EventId) {
-        self.actors.remove(&id);
+    /// Forgets event `id`, whose creation at `created` never became
+    /// durable, unless it has been replaced since (a cluster node that lost
+    /// its leadership applies the creation again if another leader
+    /// committed it).
+    pub fn remove_created_at(&self, id: EventId, created: Lsn) {
+        if self
+            .actors
+            .remove_if(&id, |_, handle| handle.started_at == created)
+            .is_none()
+        {
+            return;
+        }
         self.ordered
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&id);
+    }
+
+    /// Applies a change that a cluster committed and this node did not
+    /// make itself (a follower's, or a former leader's after its undo), at
+    /// `lsn`, in commit order: through the event's actor, or as a new event
+    /// or idempotency key.
+    pub fn apply_committed(&self, lsn: Lsn, record: Record) {
+        match record {
+            Record::KeyedCreate(key) => {
+                let mut keys = self.keys();
+                keys.0.insert(key, self.clock.now());
+                keys.1 = lsn;
+                return;
+            }
+            Record::CreateKey(key) => {
+                let mut keys = self.keys();
+                keys.0.insert(key.into(), self.clock.now());
+                keys.1 = lsn;
+                return;
+            }
+            _ => {}
+        }
+        let Some((id, change)) = record.into_change() else {
+            return;
+        };
+        if let crate::domain::Change::Booked { booking, .. } = &change {
+            self.ids.skip_past(*booking);
+        }
+        self.changes.fetch_add(1, Ordering::Relaxed);
+        if let Some((settings, room, at)) = change.creation() {
+            let event = match Event::created_with_room(id, settings, room, at) {
+                Ok(event) => event,
+                Err(e) => {
+                    log::error!("committed creation of event {id} cannot be applied: {e}");
+                    return;
+                }
+            };
+            let mut ordered = self.ordered.write().unwrap_or_else(|p| p.into_inner());
+            // An actor already there is this node's own creation, undone.
+            self.actors.insert(id, self.start(event, lsn));
+            self.note_id(&mut ordered, id);
+            return;
+        }
+        match self.actors.get(&id) {
+            // Queued behind whatever the actor has; never refused for a
+            // full mailbox: a committed change must be applied.
+            Some(handle) => handle.addr.do_send(ApplyCommitted { lsn, change }),
+            None => log::error!("committed change to event {id}, which does not exist here"),
+        }
+    }
+
+    /// Waits until every actor has handled every message sent to it
+    /// before this call (committed changes among them).
+    pub async fn barrier(&self) {
+        use futures_util::stream::{self, StreamExt};
+        let (ids, _) = self.page(0, usize::MAX);
+        stream::iter(ids)
+            .filter_map(|id| std::future::ready(self.get(id)))
+            .map(|addr| async move {
+                let (reply, answer) = oneshot::channel();
+                if addr
+                    .send(super::messages::Read {
+                        op: Box::new(|_| ()),
+                        reply,
+                    })
+                    .await
+                    .is_ok()
+                {
+                    let _ = answer.await;
+                }
+            })
+            .buffer_unordered(COLLECT_IN_FLIGHT)
+            .collect::<()>()
+            .await;
     }
 
     /// Records `id` in the listing and keeps auto-numbering past it.
@@ -346,7 +443,11 @@ impl Registry {
         };
         let actor = EventActor::new(event, applied_lsn, shared, notify);
         let addr = self.placement.start(actor);
-        EventHandle { addr, changed }
+        EventHandle {
+            addr,
+            started_at: applied_lsn,
+            changed,
+        }
     }
 
     /// Up to `limit` event ids from 0-based `offset`, in id order, and how many
@@ -420,6 +521,18 @@ impl Registry {
     /// snapshot (actors on the HTTP workers stop with them).
     pub fn stop(&self) {
         self.placement.stop();
+    }
+}
+
+impl crate::cluster::log::Applier for Registry {
+    fn apply(&self, lsn: Lsn, record: Record) {
+        self.apply_committed(lsn, record);
+    }
+}
+
+impl crate::cluster::node::Service for Registry {
+    fn barrier(self: Arc<Self>) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+        Box::pin(async move { Registry::barrier(&self).await })
     }
 }
 

@@ -47,4 +47,35 @@ pub struct AppState {
     /// A request body must arrive whole within this (actix's own timeout
     /// covers only the head).
     pub body_timeout: std::time::Duration,
+    /// This node of a cluster; `None` for a single node.
+    pub cluster: Option<Arc<crate::cluster::ClusterNode>>,
+}
+
+impl AppState {
+    /// The index of the newest change this node's answers reflect: the
+    /// Raft index applied, or a single node's newest durable journal
+    /// position.
+    pub fn change_index(&self) -> u64 {
+        match &self.cluster {
+            Some(node) => node.log.applied_index(),
+            None => self.service.log_position().0,
+        }
+    }
+
+    /// Waits until [`Self::change_index`] reaches `min`, up to `wait`;
+    /// whether it did.
+    pub async fn wait_for_index(&self, min: u64, wait: std::time::Duration) -> bool {
+        if self.change_index() >= min {
+            return true;
+        }
+        match &self.cluster {
+            Some(node) => {
+                let mut applied = node.log.watch_applied();
+                tokio::time::timeout(wait, applied.wait_for(|i| *i >= min))
+                    .await
+                    .is_ok_and(|r| r.is_ok())
+            }
+            None => self.service.wait_for_position(min, wait).await,
+        }
+    }
 }

@@ -5,6 +5,7 @@
 mod auth;
 mod binary;
 mod changes;
+mod cluster;
 mod concurrency;
 mod connections;
 mod corruption;

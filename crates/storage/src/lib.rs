@@ -11,6 +11,7 @@ pub mod codec;
 pub mod data_dir;
 pub mod journal;
 mod legacy;
+pub mod raft;
 pub mod recovery;
 pub mod snapshot;
 pub mod stats;

@@ -98,6 +98,10 @@ pub enum ApiError {
     /// The change cannot be taken right now; nothing was changed.
     #[error("Service unavailable, nothing was changed; retry shortly")]
     Unavailable,
+    /// A change sent to a cluster node that is not the leader; nothing was
+    /// changed. The leader's URL, when one is known.
+    #[error("This node is not the cluster's leader; send changes to the leader")]
+    NotLeader(Option<String>),
     /// `live.max_streams` streams are open already.
     #[error("{0} live streams are open, the most allowed; retry later")]
     StreamsFull(usize),
@@ -137,6 +141,7 @@ impl ApiError {
             Self::MalformedRequest => "BAD_REQUEST",
             Self::HeadersTooLarge => "HEADERS_TOO_LARGE",
             Self::Unavailable | Self::StreamsFull(_) => "UNAVAILABLE",
+            Self::NotLeader(_) => "NOT_LEADER",
             Self::Gone { .. } => "GONE",
             Self::Internal(_) => "INTERNAL",
         }
@@ -165,6 +170,10 @@ pub struct ErrorBody<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(required = false)]
     earliest: Option<u64>,
+    /// The leader's URL (null while none is known), with `NOT_LEADER` only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, required = false)]
+    leader_url: Option<Option<&'a str>>,
 }
 
 impl ResponseError for ApiError {
@@ -184,7 +193,9 @@ impl ResponseError for ApiError {
             Self::RateLimited(_) | Self::TooManyConnections(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::MalformedRequest => StatusCode::BAD_REQUEST,
             Self::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            Self::Unavailable | Self::StreamsFull(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable | Self::StreamsFull(_) | Self::NotLeader(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::Gone { .. } => StatusCode::GONE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -196,7 +207,7 @@ impl ResponseError for ApiError {
             Self::RateLimited(secs) => {
                 response.insert_header((header::RETRY_AFTER, HeaderValue::from(*secs)));
             }
-            Self::TooManyConnections(_) => {
+            Self::TooManyConnections(_) | Self::NotLeader(_) => {
                 response.insert_header((header::RETRY_AFTER, HeaderValue::from(1)));
             }
             Self::Unauthenticated(_) => {
@@ -229,11 +240,16 @@ impl ApiError {
             Self::Gone { earliest, .. } => Some(*earliest),
             _ => None,
         };
+        let leader_url = match self {
+            Self::NotLeader(url) => Some(url.as_deref()),
+            _ => None,
+        };
         ErrorBody {
             error,
             code: self.code(),
             details,
             earliest,
+            leader_url,
         }
     }
 

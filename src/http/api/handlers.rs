@@ -351,6 +351,10 @@ pub async fn ready(state: State) -> HttpResponse {
 pub struct LeaderJson {
     /// Whether this node takes changes: always, for a single node.
     leader: bool,
+    /// The leader's URL (null while none is known), when this node is not it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, required = false)]
+    leader_url: Option<Option<String>>,
 }
 
 /// A cluster member, as `/api/cluster` lists it (none for a single node).
@@ -376,9 +380,10 @@ pub struct ClusterJson {
     /// The leader's client URL; null for a single node.
     #[schema(value_type = Option<String>)]
     leader_url: Option<String>,
-    /// The newest change held durably (a journal position).
+    /// The newest change committed (a Raft index; a single node's journal
+    /// position).
     commit_index: u64,
-    /// The newest change applied (a journal position).
+    /// The newest change applied here (as `commit_index`).
     applied_index: u64,
     /// Every member; empty for a single node.
     members: Vec<MemberJson>,
@@ -386,23 +391,64 @@ pub struct ClusterJson {
 
 /// `GET /leader`: whether this node takes changes, for a proxy's health
 /// check. A single node always does (public, never rate limited).
-pub async fn leader() -> HttpResponse {
-    HttpResponse::Ok().json_line(LeaderJson { leader: true })
+pub async fn leader(state: State) -> HttpResponse {
+    match &state.cluster {
+        Some(node) if !node.is_serving_leader() => {
+            HttpResponse::ServiceUnavailable().json_line(LeaderJson {
+                leader: false,
+                leader_url: Some(node.leader_url()),
+            })
+        }
+        _ => HttpResponse::Ok().json_line(LeaderJson {
+            leader: true,
+            leader_url: None,
+        }),
+    }
 }
 
 /// `GET /api/cluster`: this node's place in the cluster (organiser). A
 /// single node is its own leader with no members.
 pub async fn cluster(_: Organiser, state: State) -> HttpResponse {
-    let (commit_index, applied_index) = state.service.log_position();
+    let Some(node) = &state.cluster else {
+        let (commit_index, applied_index) = state.service.log_position();
+        return HttpResponse::Ok().json_line(ClusterJson {
+            node_id: 0,
+            role: "leader",
+            term: 0,
+            leader_id: 0,
+            leader_url: None,
+            commit_index,
+            applied_index,
+            members: Vec::new(),
+        });
+    };
+    let metrics = node.raft.metrics().borrow().clone();
+    let members = node.members();
+    let me = node.log.node_id();
+    let voter = members.iter().any(|(id, _, voter)| *id == me && *voter);
+    let role = match metrics.state {
+        openraft::ServerState::Leader => "leader",
+        openraft::ServerState::Candidate => "candidate",
+        _ if !voter => "learner",
+        _ => "follower",
+    };
     HttpResponse::Ok().json_line(ClusterJson {
-        node_id: 0,
-        role: "leader",
-        term: 0,
-        leader_id: 0,
-        leader_url: None,
-        commit_index,
-        applied_index,
-        members: Vec::new(),
+        node_id: me,
+        role,
+        term: metrics.current_term,
+        leader_id: metrics.current_leader.unwrap_or(0),
+        leader_url: node.leader_url(),
+        commit_index: node.store.committed().map_or(0, |c| c.index),
+        applied_index: node.log.applied_index(),
+        members: members
+            .into_iter()
+            .map(|(id, member, voter)| MemberJson {
+                id,
+                peer: member.peer,
+                http: member.http,
+                voter,
+            })
+            .collect(),
     })
 }
 

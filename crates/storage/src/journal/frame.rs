@@ -22,13 +22,19 @@ pub(super) fn encode_frame(out: &mut Vec<u8>, lsn: Lsn, record: &Record) {
             std::process::abort();
         }
     };
+    frame_payload(out, lsn, &payload);
+}
+
+/// Appends the frame of an already encoded payload (the Raft log's frames
+/// are the journal's, around its own records).
+pub(crate) fn frame_payload(out: &mut Vec<u8>, lsn: Lsn, payload: &[u8]) {
     let mut crc = crc32fast::Hasher::new();
     crc.update(&lsn.get().to_le_bytes());
-    crc.update(&payload);
+    crc.update(payload);
     out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
     out.extend_from_slice(&crc.finalize().to_le_bytes());
     out.extend_from_slice(&lsn.get().to_le_bytes());
-    out.extend_from_slice(&payload);
+    out.extend_from_slice(payload);
 }
 
 /// A frame read back: its LSN, record and total size.

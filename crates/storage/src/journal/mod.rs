@@ -23,7 +23,7 @@
 //! the side the service sees: submitting, waiting until durable, shutdown.
 
 pub mod feed;
-mod frame;
+pub(crate) mod frame;
 pub mod recent;
 pub mod record;
 pub mod replay;

@@ -1,0 +1,273 @@
+//! The change log of a cluster node: "durable" means committed by a
+//! majority.
+//!
+//! On the leader the event actors decide and apply changes as on a single
+//! node and hand them here; a proposer task batches what was handed over
+//! into one Raft entry (a [`Proposal`]) and passes it to openraft in order,
+//! without waiting for the previous one to commit (openraft pipelines and
+//! batches the replication). When the state machine applies an entry this
+//! node proposed during its current leadership, the changes are already in
+//! the actors' state: only the durable mark moves, and their clients are
+//! answered. Every other committed entry (on a follower, or a former
+//! leader's own entries committed by its successor) is applied through the
+//! actors like replay, each record numbered with this node's next LSN.
+//!
+//! LSNs are this node's own and never reused: when leadership is lost the
+//! epoch moves on and every LSN handed out and not committed is marked
+//! failed, so its client gets 503 and its actor undoes it (newest first)
+//! before anything else; if a successor commits it after all, it comes
+//! back as a committed entry and is applied again.
+//!
+//! A proposal counts only in the term it was decided in: a Raft entry
+//! whose term differs from its proposal's leadership (a proposal that
+//! reached openraft after its leadership ended and the node was elected
+//! again) is skipped by every node alike, since it may rest on changes
+//! that were lost.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+
+use tokio::sync::{mpsc, watch};
+
+use crate::persistence::change_log::ChangeLog;
+use crate::persistence::journal::{JournalState, Lsn, Record, Refused};
+use crate::persistence::raft::{NodeId, Proposal};
+
+/// Failed LSN ranges remembered for waiters; only the newest are kept.
+const MAX_FAILED_RANGES: usize = 1_024;
+/// What `fault` says on a node that is not the leader.
+pub const NOT_LEADER: &str = "this node is not the cluster's leader";
+
+/// One record on its way to openraft, with the leadership (term) that
+/// decided it.
+pub type Queued = (u64, Lsn, Record);
+
+/// Where committed changes that this node did not make go.
+pub trait Applier: Send + Sync {
+    /// Applies `record`, numbered `lsn` on this node.
+    fn apply(&self, lsn: Lsn, record: Record);
+}
+
+struct Inner {
+    /// The LSN the next record gets, made here or applied.
+    next_lsn: Lsn,
+    /// The change feed index the next published item gets.
+    next_change: u64,
+    /// The term of this node's leadership while it takes changes.
+    leading: Option<u64>,
+}
+
+/// The replicated change log of one node.
+pub struct ClusterLog {
+    me: NodeId,
+    inner: Mutex<Inner>,
+    state: watch::Sender<JournalState>,
+    proposals: mpsc::UnboundedSender<Queued>,
+    /// The Raft index of the newest entry applied here.
+    applied_index: watch::Sender<u64>,
+    /// Changes applied that this node did not make go there; set once,
+    /// after the registry that uses this log exists.
+    applier: OnceLock<Arc<dyn Applier>>,
+    /// Raft entries skipped as stale (see the module doc).
+    skipped: AtomicU64,
+}
+
+impl ClusterLog {
+    /// The log of node `me`, whose state so far reflects LSNs before
+    /// `next_lsn`; the receiver is the proposer's.
+    pub fn new(me: NodeId, next_lsn: Lsn) -> (Arc<Self>, mpsc::UnboundedReceiver<Queued>) {
+        let (proposals, queue) = mpsc::unbounded_channel();
+        let state = JournalState {
+            durable: next_lsn.prev(),
+            fault: Some(NOT_LEADER.into()),
+            ..JournalState::default()
+        };
+        let log = Arc::new(Self {
+            me,
+            inner: Mutex::new(Inner {
+                next_lsn,
+                next_change: 1,
+                leading: None,
+            }),
+            state: watch::Sender::new(state),
+            proposals,
+            applied_index: watch::Sender::new(0),
+            applier: OnceLock::new(),
+            skipped: AtomicU64::new(0),
+        });
+        (log, queue)
+    }
+
+    fn inner(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Where committed changes this node did not make are applied; before
+    /// the node starts.
+    pub fn set_applier(&self, applier: Arc<dyn Applier>) {
+        if self.applier.set(applier).is_err() {
+            log::error!("cluster log: the applier was set twice; the first stays");
+        }
+    }
+
+    /// This node's id.
+    pub fn node_id(&self) -> NodeId {
+        self.me
+    }
+
+    /// Whether this node takes changes now (it leads, and has applied
+    /// everything committed before its leadership).
+    pub fn leading(&self) -> Option<u64> {
+        self.inner().leading
+    }
+
+    /// The Raft index of the newest entry applied here.
+    pub fn applied_index(&self) -> u64 {
+        *self.applied_index.borrow()
+    }
+
+    /// Every change of [`Self::applied_index`] from now on.
+    pub fn watch_applied(&self) -> watch::Receiver<u64> {
+        self.applied_index.subscribe()
+    }
+
+    /// Raft entries skipped as stale so far.
+    pub fn skipped(&self) -> u64 {
+        self.skipped.load(Ordering::Relaxed)
+    }
+
+    /// This node now takes changes, as the leader of `term`. Call only
+    /// once everything committed before is applied by every actor.
+    pub fn start_leading(&self, term: u64) {
+        let mut inner = self.inner();
+        inner.leading = Some(term);
+        self.state.send_modify(|state| state.fault = None);
+        log::info!("node {}: leading in term {term}; taking changes", self.me);
+    }
+
+    /// This node no longer leads: what it handed out and was not committed
+    /// fails, and its actors undo it.
+    pub fn stop_leading(&self) {
+        let mut inner = self.inner();
+        let Some(term) = inner.leading.take() else {
+            return;
+        };
+        let next = inner.next_lsn;
+        self.state.send_modify(|state| {
+            state.epoch += 1;
+            state.fault = Some(NOT_LEADER.into());
+            let first = state.durable.next();
+            if first < next {
+                state.failed.push(first..=next.prev());
+                if state.failed.len() > MAX_FAILED_RANGES {
+                    state.failed.remove(0);
+                }
+            }
+        });
+        log::info!("node {}: no longer leading (term {term})", self.me);
+    }
+
+    /// Applies the proposal of the Raft entry at `index`, appended in
+    /// `entry_term`.
+    pub fn apply_proposal(&self, index: u64, entry_term: u64, proposal: Proposal) {
+        let mut inner = self.inner();
+        if proposal.leadership != entry_term {
+            self.skipped.fetch_add(1, Ordering::Relaxed);
+        } else if proposal.origin == self.me && inner.leading == Some(proposal.leadership) {
+            // Made here, in this leadership: already in the actors' state.
+            let (through, changes) = last_positions(&proposal);
+            self.state.send_modify(|state| {
+                state.durable = state.durable.max(through);
+                state.changes_durable = state.changes_durable.max(changes);
+            });
+        } else {
+            for (_, record) in proposal.records {
+                let lsn = inner.next_lsn;
+                inner.next_lsn = lsn.next();
+                if let Record::Published {
+                    first_index, items, ..
+                } = &record
+                {
+                    inner.next_change = first_index + items.len() as u64;
+                }
+                match self.applier.get() {
+                    Some(applier) => applier.apply(lsn, record),
+                    None => log::error!("cluster log: a committed change before the service"),
+                }
+                let changes = inner.next_change - 1;
+                self.state.send_modify(|state| {
+                    state.durable = lsn;
+                    state.changes_durable = state.changes_durable.max(changes);
+                });
+            }
+        }
+        drop(inner);
+        self.applied(index);
+    }
+
+    /// Notes that the Raft entry at `index` is applied.
+    pub fn applied(&self, index: u64) {
+        self.applied_index.send_if_modified(|applied| {
+            let moved = index > *applied;
+            *applied = (*applied).max(index);
+            moved
+        });
+    }
+}
+
+/// The last LSN and change feed index a proposal holds.
+fn last_positions(proposal: &Proposal) -> (Lsn, u64) {
+    let through = proposal.records.last().map_or(Lsn::ZERO, |(lsn, _)| *lsn);
+    let changes = proposal
+        .records
+        .iter()
+        .rev()
+        .find_map(|(_, record)| match record {
+            Record::Published {
+                first_index, items, ..
+            } => Some(first_index + items.len() as u64 - 1),
+            _ => None,
+        })
+        .unwrap_or(0);
+    (through, changes)
+}
+
+impl ChangeLog for ClusterLog {
+    fn submit(&self, mut record: Record, epoch: u64) -> Result<Lsn, Refused> {
+        let mut inner = self.inner();
+        let Some(term) = inner.leading else {
+            return Err(Refused);
+        };
+        if self.state.borrow().epoch != epoch {
+            return Err(Refused);
+        }
+        let lsn = inner.next_lsn;
+        let next_change = match &mut record {
+            Record::Published {
+                first_index, items, ..
+            } => {
+                *first_index = inner.next_change;
+                inner.next_change + items.len() as u64
+            }
+            _ => inner.next_change,
+        };
+        self.proposals
+            .send((term, lsn, record))
+            .map_err(|_| Refused)?;
+        inner.next_lsn = lsn.next();
+        inner.next_change = next_change;
+        Ok(lsn)
+    }
+
+    fn next_lsn(&self) -> Lsn {
+        self.inner().next_lsn
+    }
+
+    fn state(&self) -> watch::Ref<'_, JournalState> {
+        self.state.borrow()
+    }
+
+    fn watch(&self) -> watch::Receiver<JournalState> {
+        self.state.subscribe()
+    }
+}

@@ -1,0 +1,24 @@
+//! A cluster of 3 or 5 nodes holding the same state: the change log
+//! replicated by Raft (openraft), one leader taking every change.
+//!
+//! - [`settings`]: the `cluster` section of the settings.
+//! - [`log`]: the change log the actors write to, where "durable" means
+//!   committed by a majority, and how committed entries reach the actors.
+//! - [`state_machine`]: openraft's state machine over that log.
+//! - [`network`]: peer messages over TCP, each carrying the secret.
+//! - [`node`]: starting the node and the tasks that start and end its
+//!   leaderships.
+//!
+//! The Raft log itself is kept by `boxoffice-storage` (`raft`), in the
+//! journal's frames.
+
+pub mod log;
+pub mod network;
+pub mod node;
+pub mod settings;
+pub mod state_machine;
+#[cfg(test)]
+mod tests;
+
+pub use log::ClusterLog;
+pub use node::ClusterNode;

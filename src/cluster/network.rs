@@ -1,0 +1,294 @@
+//! Peer traffic: openraft's three calls as framed messages over TCP, on
+//! each node's own peer listener (`cluster.nodes[].peer`).
+//!
+//! A request is `[length u32][SHA-256 of cluster.secret, 32 bytes][bincode
+//! request]` and its answer `[length u32][bincode answer]`, one at a time
+//! on a connection. The server compares the digest in constant time and
+//! closes the connection, answering nothing and changing nothing, when it
+//! differs: a node with the wrong secret can neither vote, nor append, nor
+//! be sent a change.
+
+use std::io;
+use std::time::Duration;
+
+use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, Unreachable};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use openraft::Raft;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::persistence::codec;
+use crate::persistence::raft::{Member, NodeId, TypeConfig};
+
+/// The largest message accepted (a batch of entries).
+const MAX_MESSAGE_BYTES: usize = 512 << 20;
+/// How long a connection attempt may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// What one peer asks another.
+#[derive(Debug, Serialize, Deserialize)]
+enum PeerRequest {
+    Append(AppendEntriesRequest<TypeConfig>),
+    Vote(VoteRequest<NodeId>),
+    Snapshot(InstallSnapshotRequest<TypeConfig>),
+}
+
+/// Its answer; an error as text (the caller only needs to know it failed).
+#[derive(Debug, Serialize, Deserialize)]
+enum PeerResponse {
+    Append(Result<AppendEntriesResponse<NodeId>, String>),
+    Vote(Result<VoteResponse<NodeId>, String>),
+    Snapshot(Result<InstallSnapshotResponse<NodeId>, String>),
+}
+
+/// The digest every request carries.
+pub type SecretDigest = [u8; 32];
+
+/// The digest of `secret`.
+pub fn digest(secret: &str) -> SecretDigest {
+    Sha256::digest(secret.as_bytes()).into()
+}
+
+async fn read_message(
+    stream: &mut TcpStream,
+    digest: Option<&mut SecretDigest>,
+) -> io::Result<Vec<u8>> {
+    let len = stream.read_u32_le().await? as usize;
+    if len > MAX_MESSAGE_BYTES {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "peer message too large",
+        ));
+    }
+    if let Some(digest) = digest {
+        stream.read_exact(digest).await?;
+    }
+    let mut bytes = vec![0; len];
+    stream.read_exact(&mut bytes).await?;
+    Ok(bytes)
+}
+
+async fn write_message(
+    stream: &mut TcpStream,
+    digest: Option<&SecretDigest>,
+    bytes: &[u8],
+) -> io::Result<()> {
+    let len = u32::try_from(bytes.len())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "peer message too large"))?;
+    let mut out = Vec::with_capacity(4 + 32 + bytes.len());
+    out.extend_from_slice(&len.to_le_bytes());
+    if let Some(digest) = digest {
+        out.extend_from_slice(digest);
+    }
+    out.extend_from_slice(bytes);
+    stream.write_all(&out).await
+}
+
+/// Serves peers on `listener` until the process ends.
+pub async fn serve(listener: TcpListener, raft: Raft<TypeConfig>, secret: SecretDigest) {
+    loop {
+        let (stream, from) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                log::warn!("peer listener: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let raft = raft.clone();
+        tokio::spawn(async move {
+            if let Err(e) = serve_connection(stream, raft, secret).await {
+                if e.kind() == io::ErrorKind::PermissionDenied {
+                    log::warn!("peer {from}: refused: {e}");
+                } else if e.kind() != io::ErrorKind::UnexpectedEof {
+                    log::debug!("peer {from}: {e}");
+                }
+            }
+        });
+    }
+}
+
+async fn serve_connection(
+    mut stream: TcpStream,
+    raft: Raft<TypeConfig>,
+    secret: SecretDigest,
+) -> io::Result<()> {
+    loop {
+        let mut carried = [0u8; 32];
+        let bytes = read_message(&mut stream, Some(&mut carried)).await?;
+        if !bool::from(carried.ct_eq(&secret)) {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                "a message without the cluster's secret",
+            ));
+        }
+        let request: PeerRequest =
+            codec::decode(&bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        let response = match request {
+            PeerRequest::Append(rpc) => {
+                PeerResponse::Append(raft.append_entries(rpc).await.map_err(|e| e.to_string()))
+            }
+            PeerRequest::Vote(rpc) => {
+                PeerResponse::Vote(raft.vote(rpc).await.map_err(|e| e.to_string()))
+            }
+            PeerRequest::Snapshot(rpc) => {
+                PeerResponse::Snapshot(raft.install_snapshot(rpc).await.map_err(|e| e.to_string()))
+            }
+        };
+        let bytes = codec::encode(&response).map_err(io::Error::other)?;
+        write_message(&mut stream, None, &bytes).await?;
+    }
+}
+
+/// Makes a client per peer.
+pub struct Network {
+    /// Carried by every request.
+    pub secret: SecretDigest,
+}
+
+impl RaftNetworkFactory<TypeConfig> for Network {
+    type Network = PeerClient;
+
+    async fn new_client(&mut self, target: NodeId, node: &Member) -> PeerClient {
+        PeerClient {
+            target,
+            address: node.peer.clone(),
+            secret: self.secret,
+            stream: None,
+        }
+    }
+}
+
+/// One connection to one peer, opened when first needed and again after
+/// any failure.
+pub struct PeerClient {
+    target: NodeId,
+    address: String,
+    secret: SecretDigest,
+    stream: Option<TcpStream>,
+}
+
+/// Why a call failed, before openraft's error types.
+enum CallError {
+    /// Could not connect: the peer is down.
+    Unreachable(io::Error),
+    /// Connected, but the exchange failed.
+    Network(io::Error),
+    /// The peer answered with an error.
+    Remote(String),
+}
+
+impl CallError {
+    fn into_rpc<E: std::error::Error>(self) -> RPCError<NodeId, Member, E> {
+        match self {
+            Self::Unreachable(e) => RPCError::Unreachable(Unreachable::new(&e)),
+            Self::Network(e) => RPCError::Network(NetworkError::new(&e)),
+            Self::Remote(why) => RPCError::Network(NetworkError::new(&io::Error::other(why))),
+        }
+    }
+}
+
+impl PeerClient {
+    async fn call(
+        &mut self,
+        request: &PeerRequest,
+        ttl: Duration,
+    ) -> Result<PeerResponse, CallError> {
+        let bytes = codec::encode(request).map_err(|e| CallError::Network(io::Error::other(e)))?;
+        if self.stream.is_none() {
+            let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&self.address))
+                .await
+                .map_err(|_| CallError::Unreachable(io::ErrorKind::TimedOut.into()))?
+                .map_err(CallError::Unreachable)?;
+            let _ = stream.set_nodelay(true);
+            self.stream = Some(stream);
+        }
+        let Some(stream) = self.stream.as_mut() else {
+            return Err(CallError::Unreachable(io::ErrorKind::NotConnected.into()));
+        };
+        let exchange = async {
+            write_message(stream, Some(&self.secret), &bytes).await?;
+            read_message(stream, None).await
+        };
+        let answer = match tokio::time::timeout(ttl, exchange).await {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(e)) => {
+                self.stream = None;
+                return Err(CallError::Network(e));
+            }
+            Err(_) => {
+                self.stream = None;
+                return Err(CallError::Network(io::ErrorKind::TimedOut.into()));
+            }
+        };
+        codec::decode(&answer).map_err(|e| {
+            self.stream = None;
+            CallError::Network(io::Error::new(io::ErrorKind::InvalidData, e))
+        })
+    }
+
+    fn unexpected(&self) -> CallError {
+        CallError::Network(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("node {} answered another call", self.target),
+        ))
+    }
+}
+
+impl RaftNetwork<TypeConfig> for PeerClient {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, Member, RaftError<NodeId>>> {
+        match self
+            .call(&PeerRequest::Append(rpc), option.hard_ttl())
+            .await
+        {
+            Ok(PeerResponse::Append(Ok(answer))) => Ok(answer),
+            Ok(PeerResponse::Append(Err(why))) => Err(CallError::Remote(why).into_rpc()),
+            Ok(_) => Err(self.unexpected().into_rpc()),
+            Err(e) => Err(e.into_rpc()),
+        }
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<
+        InstallSnapshotResponse<NodeId>,
+        RPCError<NodeId, Member, RaftError<NodeId, InstallSnapshotError>>,
+    > {
+        match self
+            .call(&PeerRequest::Snapshot(rpc), option.hard_ttl())
+            .await
+        {
+            Ok(PeerResponse::Snapshot(Ok(answer))) => Ok(answer),
+            Ok(PeerResponse::Snapshot(Err(why))) => Err(CallError::Remote(why).into_rpc()),
+            Ok(_) => Err(self.unexpected().into_rpc()),
+            Err(e) => Err(e.into_rpc()),
+        }
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<NodeId>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, Member, RaftError<NodeId>>> {
+        match self.call(&PeerRequest::Vote(rpc), option.hard_ttl()).await {
+            Ok(PeerResponse::Vote(Ok(answer))) => Ok(answer),
+            Ok(PeerResponse::Vote(Err(why))) => Err(CallError::Remote(why).into_rpc()),
+            Ok(_) => Err(self.unexpected().into_rpc()),
+            Err(e) => Err(e.into_rpc()),
+        }
+    }
+}

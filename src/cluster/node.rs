@@ -1,0 +1,344 @@
+//! Starts this process's Raft node: the log store, the state machine, the
+//! peer listener, and the two tasks that connect openraft to the change
+//! log (the proposer, and the watcher that starts and ends leaderships).
+//!
+//! openraft runs on a tokio runtime of its own, on its own thread, so the
+//! HTTP workers (where the event actors run) never run consensus work.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::{Config, Raft, ServerState, SnapshotPolicy};
+use tokio::sync::mpsc;
+
+use super::log::{ClusterLog, Queued};
+use super::network::{self, Network};
+use super::settings::ClusterSettings;
+use super::state_machine::StateMachine;
+use crate::persistence::raft::{
+    LogStoreOptions, Member, NodeId, Proposal, RaftLogStore, TypeConfig,
+};
+
+/// Records one Raft entry carries at most.
+const MAX_PROPOSAL_RECORDS: usize = 4_096;
+/// How long a new leader waits to have applied what was committed before
+/// it, before trying again.
+const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What the node needs of the service: applying committed changes and
+/// waiting until every actor has.
+pub trait Service: super::log::Applier {
+    /// Resolves once every actor has handled every message sent to it
+    /// before the call.
+    fn barrier(self: Arc<Self>) -> Pin<Box<dyn Future<Output = ()> + Send>>;
+}
+
+/// A running cluster node.
+pub struct ClusterNode {
+    /// openraft's handle.
+    pub raft: Raft<TypeConfig>,
+    /// The change log the actors write to.
+    pub log: Arc<ClusterLog>,
+    /// The Raft log on disk.
+    pub store: RaftLogStore,
+    /// `[cluster]` as started.
+    pub settings: ClusterSettings,
+    /// Leaderships seen to change, for `/metrics`.
+    pub leader_changes: AtomicU64,
+    runtime: tokio::runtime::Handle,
+}
+
+impl ClusterNode {
+    /// The members as the cluster's configuration says, or as the
+    /// settings list them before it is known.
+    pub fn members(&self) -> Vec<(NodeId, Member, bool)> {
+        let metrics = self.raft.metrics().borrow().clone();
+        let membership = metrics.membership_config.membership();
+        let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
+        membership
+            .nodes()
+            .map(|(id, node)| (*id, node.clone(), voters.contains(id)))
+            .collect()
+    }
+
+    /// The client URL of node `id`, if it is a member.
+    pub fn http_of(&self, id: NodeId) -> Option<String> {
+        let metrics = self.raft.metrics().borrow().clone();
+        metrics
+            .membership_config
+            .membership()
+            .get_node(&id)
+            .map(|m| m.http.clone())
+            .or_else(|| {
+                self.settings
+                    .nodes
+                    .iter()
+                    .find(|n| n.id == id)
+                    .map(|n| n.http.clone())
+            })
+    }
+
+    /// The leader's client URL, if a leader is known.
+    pub fn leader_url(&self) -> Option<String> {
+        let leader = self.raft.metrics().borrow().current_leader?;
+        self.http_of(leader)
+    }
+
+    /// Whether this node takes changes and a majority acknowledged it
+    /// within the election timeout (a proxy's health check).
+    pub fn is_serving_leader(&self) -> bool {
+        if self.log.leading().is_none() {
+            return false;
+        }
+        let metrics = self.raft.metrics().borrow().clone();
+        metrics.state == ServerState::Leader
+            && metrics
+                .millis_since_quorum_ack
+                .is_some_and(|ms| ms <= self.settings.election_timeout_ms)
+    }
+
+    /// Stops openraft and the log's writer.
+    pub fn shutdown(&self) {
+        let raft = self.raft.clone();
+        let (done, finished) = std::sync::mpsc::channel();
+        self.runtime.spawn(async move {
+            let _ = raft.shutdown().await;
+            let _ = done.send(());
+        });
+        let _ = finished.recv_timeout(Duration::from_secs(5));
+        self.store.close();
+    }
+}
+
+/// Starts the node of `settings` with its Raft log in `dir`.
+pub fn start(
+    settings: &ClusterSettings,
+    options: LogStoreOptions,
+    log: Arc<ClusterLog>,
+    queue: mpsc::UnboundedReceiver<Queued>,
+    service: Arc<dyn Service>,
+) -> io::Result<Arc<ClusterNode>> {
+    let me = settings
+        .me()
+        .ok_or_else(|| io::Error::other("cluster.node_id is not among cluster.nodes"))?
+        .clone();
+    // Bound here, so a taken address fails the start, not a task later.
+    let listener = std::net::TcpListener::bind(&me.peer)
+        .map_err(|e| io::Error::new(e.kind(), format!("binding peer address {}: {e}", me.peer)))?;
+    listener.set_nonblocking(true)?;
+    let store = RaftLogStore::open(&options)?;
+    let settings = settings.clone();
+    let (started, result) = std::sync::mpsc::channel();
+    // The runtime is built and run on its own thread: the caller may be
+    // inside another runtime (actix's), where blocking on one is refused.
+    std::thread::Builder::new()
+        .name("raft-runtime".into())
+        .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .thread_name("raft")
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime,
+                Err(e) => {
+                    let _ = started.send(Err(e));
+                    return;
+                }
+            };
+            let handle = runtime.handle().clone();
+            let node = runtime.block_on(run_node(
+                settings, me, listener, store, log, queue, service, handle,
+            ));
+            let ok = node.is_ok();
+            let _ = started.send(node);
+            if ok {
+                runtime.block_on(std::future::pending::<()>());
+            }
+        })?;
+    result
+        .recv()
+        .map_err(|_| io::Error::other("the Raft node's thread ended while starting"))?
+}
+
+/// Builds openraft's node and starts its tasks, on the node's runtime.
+#[allow(clippy::too_many_arguments)]
+async fn run_node(
+    settings: ClusterSettings,
+    me: crate::cluster::settings::NodeAddress,
+    listener: std::net::TcpListener,
+    store: RaftLogStore,
+    log: Arc<ClusterLog>,
+    queue: mpsc::UnboundedReceiver<Queued>,
+    service: Arc<dyn Service>,
+    runtime: tokio::runtime::Handle,
+) -> io::Result<Arc<ClusterNode>> {
+    let config = Config {
+        cluster_name: "boxoffice".into(),
+        heartbeat_interval: settings.heartbeat_ms,
+        election_timeout_min: settings.election_timeout_ms,
+        election_timeout_max: settings.election_timeout_ms * 2,
+        // The log is kept whole (see state_machine).
+        snapshot_policy: SnapshotPolicy::Never,
+        max_in_snapshot_log_to_keep: u64::MAX,
+        ..Config::default()
+    }
+    .validate()
+    .map_err(io::Error::other)?;
+    let secret = network::digest(&settings.secret);
+    let state_machine = StateMachine::new(Arc::clone(&log));
+    let raft = Raft::new(
+        me.id,
+        Arc::new(config),
+        Network { secret },
+        store.clone(),
+        state_machine,
+    )
+    .await
+    .map_err(io::Error::other)?;
+    let listener = tokio::net::TcpListener::from_std(listener)?;
+    tokio::spawn(network::serve(listener, raft.clone(), secret));
+    if !settings.join {
+        let members: BTreeMap<NodeId, Member> = settings
+            .nodes
+            .iter()
+            .map(|n| {
+                (
+                    n.id,
+                    Member {
+                        peer: n.peer.clone(),
+                        http: n.http.clone(),
+                    },
+                )
+            })
+            .collect();
+        // Every listed node initialises with the same membership, so they
+        // agree whatever order they start in; a node that already holds a
+        // log (a restart) is initialised and skips this.
+        if let Ok(false) = raft.is_initialized().await {
+            if let Err(e) = raft.initialize(members).await {
+                log::info!("cluster: initialise: {e}");
+            }
+        }
+    }
+    let node = Arc::new(ClusterNode {
+        raft: raft.clone(),
+        log: Arc::clone(&log),
+        store,
+        settings,
+        leader_changes: AtomicU64::new(0),
+        runtime,
+    });
+    tokio::spawn(propose(raft, Arc::clone(&log), queue));
+    tokio::spawn(watch_leadership(Arc::clone(&node), service));
+    Ok(node)
+}
+
+/// Hands queued records to openraft in order, as few entries as possible,
+/// without waiting for commits.
+async fn propose(
+    raft: Raft<TypeConfig>,
+    log: Arc<ClusterLog>,
+    mut queue: mpsc::UnboundedReceiver<Queued>,
+) {
+    let me = log.node_id();
+    let mut next: Option<Queued> = None;
+    loop {
+        let first = match next.take() {
+            Some(queued) => queued,
+            None => match queue.recv().await {
+                Some(queued) => queued,
+                None => return,
+            },
+        };
+        let term = first.0;
+        let mut records = vec![(first.1, first.2)];
+        while records.len() < MAX_PROPOSAL_RECORDS {
+            match queue.try_recv() {
+                Ok(queued) if queued.0 == term => records.push((queued.1, queued.2)),
+                Ok(queued) => {
+                    next = Some(queued);
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        // Records of a leadership that has ended fail with it (their LSNs
+        // are marked failed); proposing them could only be skipped later.
+        if log.leading() != Some(term) {
+            continue;
+        }
+        let proposal = Proposal {
+            origin: me,
+            leadership: term,
+            records,
+        };
+        match raft.client_write_ff(proposal).await {
+            Ok(answer) => {
+                let log = Arc::clone(&log);
+                tokio::spawn(async move {
+                    // Committed proposals are seen by the state machine;
+                    // a refusal means the leadership is gone.
+                    if let Ok(Err(e)) = answer.await {
+                        log::info!("proposal refused: {e}");
+                        log.stop_leading();
+                    }
+                });
+            }
+            Err(e) => {
+                log::error!("openraft stopped: {e}");
+                log.stop_leading();
+                return;
+            }
+        }
+    }
+}
+
+/// Starts this node's leadership once it leads and has applied everything
+/// committed before (so its actors decide on the whole state), and ends it
+/// as soon as openraft says it no longer leads.
+async fn watch_leadership(node: Arc<ClusterNode>, service: Arc<dyn Service>) {
+    let me = node.log.node_id();
+    let mut metrics = node.raft.metrics();
+    let mut last_leader = None;
+    loop {
+        let (state, term, leader) = {
+            let m = metrics.borrow_and_update();
+            (m.state, m.current_term, m.current_leader)
+        };
+        if leader != last_leader {
+            last_leader = leader;
+            node.leader_changes.fetch_add(1, Ordering::Relaxed);
+        }
+        let leads = state == ServerState::Leader && leader == Some(me);
+        match (leads, node.log.leading()) {
+            (true, Some(t)) if t == term => {}
+            (true, current) => {
+                if current.is_some() {
+                    node.log.stop_leading();
+                }
+                let caught_up =
+                    tokio::time::timeout(CATCH_UP_TIMEOUT, node.raft.ensure_linearizable()).await;
+                if matches!(caught_up, Ok(Ok(_))) {
+                    Arc::clone(&service).barrier().await;
+                    let now = node.raft.metrics().borrow().clone();
+                    if now.state == ServerState::Leader && now.current_term == term {
+                        node.log.start_leading(term);
+                    }
+                }
+                continue;
+            }
+            (false, Some(_)) => node.log.stop_leading(),
+            (false, None) => {}
+        }
+        if metrics.changed().await.is_err() {
+            node.log.stop_leading();
+            return;
+        }
+    }
+}

@@ -1,0 +1,234 @@
+//! `[cluster]`: which nodes hold the state together, and how they find and
+//! trust each other. Without the section (`node_id = 0`) the service is one
+//! node, as it always was.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+/// Shortest `cluster.secret`: a guessable secret would let anyone on the
+/// peer network vote or append.
+pub const MIN_SECRET_BYTES: usize = 32;
+
+/// `[cluster]`. `Debug` leaves the secret out.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterSettings {
+    /// This node's id (1 or more); 0: no cluster.
+    pub node_id: u64,
+    /// Every member, the same list on every node.
+    pub nodes: Vec<NodeAddress>,
+    /// What every peer message must carry.
+    pub secret: String,
+    /// `false`: the listed nodes form a new cluster by themselves; `true`:
+    /// this node waits to be added to a running one.
+    pub join: bool,
+    /// How often the leader tells followers it is there.
+    pub heartbeat_ms: u64,
+    /// A follower that hears no leader for this long (randomised up to
+    /// twice that) starts an election.
+    pub election_timeout_ms: u64,
+}
+
+/// One member: where peers reach it and where clients do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeAddress {
+    /// Its id.
+    pub id: u64,
+    /// host:port of its peer listener.
+    pub peer: String,
+    /// The URL clients use to reach it.
+    pub http: String,
+}
+
+impl Default for ClusterSettings {
+    fn default() -> Self {
+        Self {
+            node_id: 0,
+            nodes: Vec::new(),
+            secret: String::new(),
+            join: false,
+            heartbeat_ms: 100,
+            election_timeout_ms: 1_000,
+        }
+    }
+}
+
+impl std::fmt::Debug for ClusterSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let secret = if self.secret.is_empty() {
+            "(empty)"
+        } else {
+            "(set)"
+        };
+        f.debug_struct("ClusterSettings")
+            .field("node_id", &self.node_id)
+            .field("nodes", &self.nodes)
+            .field("secret", &secret)
+            .field("join", &self.join)
+            .field("heartbeat_ms", &self.heartbeat_ms)
+            .field("election_timeout_ms", &self.election_timeout_ms)
+            .finish()
+    }
+}
+
+impl ClusterSettings {
+    /// Whether this process is a member of a cluster.
+    pub fn enabled(&self) -> bool {
+        self.node_id != 0
+    }
+
+    /// This node's own entry in `nodes`.
+    pub fn me(&self) -> Option<&NodeAddress> {
+        self.nodes.iter().find(|n| n.id == self.node_id)
+    }
+
+    /// The checks serde cannot express: the key at fault and why.
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        if !(10..=60_000).contains(&self.heartbeat_ms) {
+            return Err(("cluster.heartbeat_ms", "must be 10 to 60000".into()));
+        }
+        if !(50..=600_000).contains(&self.election_timeout_ms) {
+            return Err(("cluster.election_timeout_ms", "must be 50 to 600000".into()));
+        }
+        if self.election_timeout_ms <= self.heartbeat_ms * 2 {
+            return Err((
+                "cluster.election_timeout_ms",
+                "must be more than twice cluster.heartbeat_ms (else followers elect while the leader is well)".into(),
+            ));
+        }
+        if !self.enabled() {
+            return Ok(());
+        }
+        if self.secret.len() < MIN_SECRET_BYTES {
+            return Err((
+                "cluster.secret",
+                format!("must be at least {MIN_SECRET_BYTES} bytes with a cluster"),
+            ));
+        }
+        let mut ids = BTreeSet::new();
+        for node in &self.nodes {
+            if node.id == 0 {
+                return Err(("cluster.nodes", "ids start at 1".into()));
+            }
+            if !ids.insert(node.id) {
+                return Err(("cluster.nodes", format!("id {} is listed twice", node.id)));
+            }
+            if node.peer.trim().is_empty() || !node.peer.contains(':') {
+                return Err((
+                    "cluster.nodes",
+                    format!("node {}: peer must be host:port", node.id),
+                ));
+            }
+            if !(node.http.starts_with("http://") || node.http.starts_with("https://")) {
+                return Err((
+                    "cluster.nodes",
+                    format!("node {}: http must be an http:// or https:// URL", node.id),
+                ));
+            }
+        }
+        if self.me().is_none() {
+            return Err((
+                "cluster.node_id",
+                format!("{} is not among cluster.nodes", self.node_id),
+            ));
+        }
+        if !self.join && !matches!(self.nodes.len(), 1 | 3 | 5 | 7) {
+            return Err((
+                "cluster.nodes",
+                "a new cluster has 1, 3, 5 or 7 members (an even count tolerates no more failures than one fewer)".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn three() -> ClusterSettings {
+        ClusterSettings {
+            node_id: 2,
+            nodes: (1..=3)
+                .map(|id| NodeAddress {
+                    id,
+                    peer: format!("127.0.0.1:{}", 7100 + id),
+                    http: format!("http://127.0.0.1:{}", 8100 + id),
+                })
+                .collect(),
+            secret: "s".repeat(32),
+            ..ClusterSettings::default()
+        }
+    }
+
+    #[test]
+    fn no_cluster_is_valid_and_off() {
+        let settings = ClusterSettings::default();
+        assert!(!settings.enabled());
+        assert_eq!(settings.validate(), Ok(()));
+    }
+
+    #[test]
+    fn a_three_node_cluster_is_valid_and_finds_itself() {
+        let settings = three();
+        assert_eq!(settings.validate(), Ok(()));
+        assert_eq!(settings.me().map(|n| n.id), Some(2));
+    }
+
+    #[test]
+    fn each_mistake_names_its_key() {
+        type Spoil = Box<dyn Fn(&mut ClusterSettings)>;
+        let cases: Vec<(Spoil, &str)> = vec![
+            (Box::new(|s| s.secret = "short".into()), "cluster.secret"),
+            (Box::new(|s| s.node_id = 9), "cluster.node_id"),
+            (Box::new(|s| s.nodes[1].id = 1), "cluster.nodes"),
+            (Box::new(|s| s.nodes[0].id = 0), "cluster.nodes"),
+            (
+                Box::new(|s| s.nodes[0].peer = "nowhere".into()),
+                "cluster.nodes",
+            ),
+            (
+                Box::new(|s| s.nodes[0].http = "ftp://x".into()),
+                "cluster.nodes",
+            ),
+            (
+                Box::new(|s| {
+                    s.nodes.pop();
+                }),
+                "cluster.nodes",
+            ),
+            (Box::new(|s| s.heartbeat_ms = 1), "cluster.heartbeat_ms"),
+            (
+                Box::new(|s| s.election_timeout_ms = 150),
+                "cluster.election_timeout_ms",
+            ),
+        ];
+        for (spoil, key) in cases {
+            let mut settings = three();
+            spoil(&mut settings);
+            assert_eq!(
+                settings.validate().map_err(|(k, _)| k),
+                Err(key),
+                "{settings:?}"
+            );
+        }
+        let mut joining = three();
+        joining.join = true;
+        joining.nodes.pop();
+        joining.node_id = 1;
+        assert_eq!(
+            joining.validate(),
+            Ok(()),
+            "a joining node may list any count"
+        );
+    }
+
+    #[test]
+    fn debug_hides_the_secret() {
+        let shown = format!("{:?}", three());
+        assert!(!shown.contains(&"s".repeat(32)));
+        assert!(shown.contains("(set)"));
+    }
+}

@@ -1,0 +1,186 @@
+//! The Raft log store and state machine against openraft's own storage
+//! suite (every case but the snapshot ones: this node builds none), and
+//! the log store's durability across a reopen.
+
+use openraft::storage::{RaftLogStorage, RaftLogStorageExt};
+use openraft::testing::{blank_ent, log_id, Suite};
+use openraft::{Entry, EntryPayload, RaftLogReader, StorageError, Vote};
+
+use super::log::ClusterLog;
+use super::state_machine::StateMachine;
+use crate::persistence::journal::{Lsn, Record};
+use crate::persistence::raft::{LogStoreOptions, NodeId, Proposal, RaftLogStore, TypeConfig};
+
+type Store = RaftLogStore;
+type Case = fn(
+    Store,
+    StateMachine,
+) -> std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<(), StorageError<NodeId>>>>,
+>;
+
+fn options(dir: &std::path::Path) -> LogStoreOptions {
+    LogStoreOptions {
+        dir: dir.to_path_buf(),
+        sync_every_batch: true,
+        sync_interval: std::time::Duration::from_millis(10),
+    }
+}
+
+/// Runs one suite case on a fresh store and state machine.
+fn run(name: &str, case: Case) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = RaftLogStore::open(&options(dir.path())).expect("log opens");
+    let (log, _queue) = ClusterLog::new(1, Lsn::FIRST);
+    let machine = StateMachine::new(log);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let result = runtime.block_on(case(store.clone(), machine));
+    store.close();
+    if let Err(e) = result {
+        panic!("{name}: {e}");
+    }
+}
+
+macro_rules! cases {
+    ($($name:ident),* $(,)?) => {
+        vec![$((stringify!($name), (|s, m| Box::pin(Suite::<TypeConfig, Store, StateMachine, Builder, ()>::$name(s, m))) as Case)),*]
+    };
+}
+
+/// Never called: the suite's type wants a builder; cases get their stores
+/// from [`run`].
+struct Builder;
+
+impl openraft::testing::StoreBuilder<TypeConfig, Store, StateMachine, ()> for Builder {
+    async fn build(&self) -> Result<((), Store, StateMachine), StorageError<NodeId>> {
+        unreachable!("cases are run with stores of their own")
+    }
+}
+
+#[test]
+fn the_log_store_and_state_machine_pass_openraft_s_storage_suite() {
+    // Left out, with `snapshot_meta` and `transfer_snapshot`: the cases
+    // that install a snapshot into the state machine, which refuses them
+    // (get_initial_state_membership_from_log_and_sm,
+    // get_initial_state_last_log_lt_sm, get_initial_state_log_ids,
+    // get_initial_state_re_apply_committed).
+    let cases: Vec<(&str, Case)> = cases![
+        last_membership_in_log_initial,
+        last_membership_in_log,
+        last_membership_in_log_multi_step,
+        get_membership_initial,
+        get_membership_from_log_and_empty_sm,
+        get_membership_from_empty_log_and_sm,
+        get_membership_from_log_le_sm_last_applied,
+        get_membership_from_log_gt_sm_last_applied_1,
+        get_membership_from_log_gt_sm_last_applied_2,
+        get_initial_state_without_init,
+        get_initial_state_with_state,
+        get_initial_state_last_log_gt_sm,
+        save_vote,
+        get_log_entries,
+        limited_get_log_entries,
+        try_get_log_entry,
+        initial_logs,
+        get_log_state,
+        get_log_id,
+        last_id_in_log,
+        last_applied_state,
+        purge_logs_upto_0,
+        purge_logs_upto_5,
+        purge_logs_upto_20,
+        delete_logs_since_11,
+        delete_logs_since_0,
+        append_to_log,
+        apply_single,
+        apply_multiple,
+    ];
+    for (name, case) in cases {
+        run(name, case);
+    }
+}
+
+fn proposal_entry(term: u64, index: u64, user: &str) -> Entry<TypeConfig> {
+    let record = Record::Cancelled {
+        event: crate::domain::EventId::try_from(1).expect("id"),
+        user: crate::domain::UserId::try_from(user).expect("user"),
+        at: crate::domain::Timestamp::from_millis(0),
+    };
+    Entry {
+        log_id: log_id(term, 1, index),
+        payload: EntryPayload::Normal(Proposal {
+            origin: 1,
+            leadership: term,
+            records: vec![(Lsn::new(index), record)],
+        }),
+    }
+}
+
+#[tokio::test]
+async fn what_was_appended_truncated_purged_and_voted_is_there_after_a_reopen() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut store = RaftLogStore::open(&options(dir.path())).expect("opens");
+    let entries: Vec<_> = (1..=6).map(|i| proposal_entry(1, i, "u")).collect();
+    store.blocking_append(entries).await.expect("appended");
+    store.truncate(log_id(1, 1, 5)).await.expect("truncated");
+    store.purge(log_id(1, 1, 1)).await.expect("purged");
+    store
+        .blocking_append(vec![blank_ent::<TypeConfig>(2, 1, 5)])
+        .await
+        .expect("appended after the truncation");
+    let vote = Vote::new_committed(2, 1);
+    store.save_vote(&vote).await.expect("vote saved");
+    store.close();
+
+    let mut reopened = RaftLogStore::open(&options(dir.path())).expect("reopens");
+    let kept = reopened.try_get_log_entries(0..100).await.expect("read");
+    let indexes: Vec<u64> = kept.iter().map(|e| e.log_id.index).collect();
+    assert_eq!(indexes, vec![2, 3, 4, 5]);
+    assert_eq!(kept[3].log_id, log_id(2, 1, 5));
+    assert_eq!(kept[0], proposal_entry(1, 2, "u"));
+    assert_eq!(reopened.read_vote().await.expect("vote"), Some(vote));
+    let state = reopened.get_log_state().await.expect("state");
+    assert_eq!(state.last_purged_log_id, Some(log_id(1, 1, 1)));
+    assert_eq!(state.last_log_id, Some(log_id(2, 1, 5)));
+    reopened.close();
+}
+
+#[tokio::test]
+async fn a_write_cut_short_at_the_end_is_cut_off_and_damage_before_it_stops_the_open() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut store = RaftLogStore::open(&options(dir.path())).expect("opens");
+    let entries: Vec<_> = (1..=3).map(|i| proposal_entry(1, i, "u")).collect();
+    store.blocking_append(entries).await.expect("appended");
+    store.close();
+    let path = dir.path().join(crate::persistence::raft::LOG_FILE);
+    let whole = std::fs::read(&path).expect("read");
+
+    // Half of a fourth frame: cut, the three before kept.
+    let mut torn = whole.clone();
+    torn.extend_from_slice(&whole[..whole.len() / 3 / 2]);
+    std::fs::write(&path, &torn).expect("write");
+    let mut reopened = RaftLogStore::open(&options(dir.path())).expect("a torn end is cut");
+    assert_eq!(
+        reopened
+            .try_get_log_entries(0..10)
+            .await
+            .expect("read")
+            .len(),
+        3
+    );
+    reopened.close();
+    assert_eq!(std::fs::read(&path).expect("read"), whole);
+
+    // A flipped byte in the first frame, with frames after it: refused.
+    let mut damaged = whole.clone();
+    damaged[20] ^= 0xff;
+    std::fs::write(&path, &damaged).expect("write");
+    let error = RaftLogStore::open(&options(dir.path())).expect_err("damage is not a torn end");
+    assert!(
+        error.to_string().contains("damaged frame at byte 0"),
+        "{error}"
+    );
+}

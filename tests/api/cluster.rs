@@ -1,0 +1,328 @@
+//! Three nodes of the real binary on loopback, replicated by Raft: changes
+//! only on the leader, reads anywhere (and read-your-writes with
+//! `X-Boxoffice-Min-Index`), and no answered change lost when the leader
+//! is SIGKILLed, when every node is, or when a node restarts.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+use super::process::{command, event_state, request, Server};
+
+const SECRET: &str = "cluster-test-secret-of-32-bytes-or-more";
+/// How long the cluster may take to elect a leader before the test fails.
+const ELECTION_DEADLINE: Duration = Duration::from_secs(20);
+
+/// A port free now (bound and released).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+struct Node {
+    dir: PathBuf,
+    port: u16,
+    server: Option<Server>,
+}
+
+impl Node {
+    fn base(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+struct Cluster {
+    nodes: Vec<Node>,
+    _root: tempfile::TempDir,
+}
+
+impl Cluster {
+    fn start(size: usize) -> Cluster {
+        let root = tempfile::tempdir().expect("temp dir");
+        let ports: Vec<(u16, u16)> = (0..size).map(|_| (free_port(), free_port())).collect();
+        let members: Vec<String> = ports
+            .iter()
+            .enumerate()
+            .map(|(i, (http, peer))| {
+                format!(
+                    "{{ id = {}, peer = \"127.0.0.1:{peer}\", http = \"http://127.0.0.1:{http}\" }}",
+                    i + 1
+                )
+            })
+            .collect();
+        let mut nodes = Vec::new();
+        for (i, (http, _)) in ports.iter().enumerate() {
+            let dir = root.path().join(format!("node{}", i + 1));
+            std::fs::create_dir_all(&dir).expect("node dir");
+            let config = format!(
+                "[cluster]\nnode_id = {}\nsecret = \"{SECRET}\"\nnodes = [{}]\n",
+                i + 1,
+                members.join(", ")
+            );
+            std::fs::write(dir.join("config.toml"), config).expect("config written");
+            nodes.push(Node {
+                dir,
+                port: *http,
+                server: None,
+            });
+        }
+        let mut cluster = Cluster { nodes, _root: root };
+        for i in 0..size {
+            cluster.boot(i);
+        }
+        cluster
+    }
+
+    fn boot(&mut self, i: usize) {
+        let node = &mut self.nodes[i];
+        let mut cmd = command(&node.dir);
+        cmd.env("BOXOFFICE__SERVER__PORT", node.port.to_string());
+        node.server = Some(Server::start_with(cmd));
+    }
+
+    fn kill(&mut self, i: usize) {
+        if let Some(server) = self.nodes[i].server.take() {
+            server.stop_with(Signal::SIGKILL);
+        }
+    }
+
+    /// The node that answers `/leader` with 200, waiting for one.
+    async fn leader(&self) -> usize {
+        let http = reqwest::Client::new();
+        let deadline = Instant::now() + ELECTION_DEADLINE;
+        loop {
+            for (i, node) in self.nodes.iter().enumerate() {
+                if node.server.is_none() {
+                    continue;
+                }
+                let answer = http.get(format!("{}/leader", node.base())).send().await;
+                if answer.is_ok_and(|r| r.status() == StatusCode::OK) {
+                    return i;
+                }
+            }
+            assert!(Instant::now() < deadline, "no leader elected");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits until every running node shows the same state of `event`.
+    async fn converged(&self, event: u64) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let mut states = Vec::new();
+            for node in self.nodes.iter().filter(|n| n.server.is_some()) {
+                states.push(event_state(&node.base(), event).await);
+            }
+            if states.windows(2).all(|w| w[0] == w[1]) {
+                return states.swap_remove(0);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "nodes did not converge: {states:#?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// A change through the leader, retried on another leader while the
+/// cluster elects one; the answer and the node that gave it.
+async fn change(cluster: &Cluster, method: Method, path: &str, body: Value) -> (StatusCode, Value) {
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + ELECTION_DEADLINE;
+    loop {
+        let leader = cluster.leader().await;
+        let url = format!("{}{path}", cluster.nodes[leader].base());
+        let (status, answer) = request(&http, method.clone(), url, Some(body.clone())).await;
+        if status != StatusCode::SERVICE_UNAVAILABLE {
+            return (status, answer);
+        }
+        assert!(Instant::now() < deadline, "no leader took {path}: {answer}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// No more tickets confirmed than the event has.
+fn assert_not_oversold(state: &Value) {
+    let status = &state[0];
+    let confirmed = status["confirmedCount"].as_u64().expect("confirmedCount");
+    let total = status["totalTickets"].as_u64().expect("totalTickets");
+    assert!(confirmed <= total, "oversold: {status}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_keep_every_answered_change_through_leader_and_whole_cluster_kills() {
+    let mut cluster = Cluster::start(3);
+    let http = reqwest::Client::new();
+    let started = Instant::now();
+    let leader = cluster.leader().await;
+    println!(
+        "first leader: node {} after {:?}",
+        leader + 1,
+        started.elapsed()
+    );
+
+    let (status, created) = change(
+        &cluster,
+        Method::POST,
+        "/api/events",
+        json!({"name": "on-sale", "totalTickets": 5}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let event = created["eventId"].as_u64().expect("event id");
+
+    // A change sent to a follower: NOT_LEADER, naming the leader, nothing changed.
+    let follower = (leader + 1) % 3;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let refused = loop {
+        let (status, refused) = request(
+            &http,
+            Method::PUT,
+            format!(
+                "{}/api/events/{event}/bookings/nobody",
+                cluster.nodes[follower].base()
+            ),
+            Some(json!({})),
+        )
+        .await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{refused}");
+        assert_eq!(refused["code"], "NOT_LEADER");
+        // null until the follower has heard from the new leader.
+        if !refused["leader_url"].is_null() || Instant::now() > deadline {
+            break refused;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(refused["leader_url"], json!(cluster.nodes[leader].base()));
+
+    let mut answered: Vec<(String, u64)> = Vec::new();
+    let mut last_index = 0;
+    for n in 0..8 {
+        let user = format!("u{n}");
+        let res = http
+            .put(format!(
+                "{}/api/events/{event}/bookings/{user}",
+                cluster.nodes[leader].base()
+            ))
+            .json(&json!({}))
+            .send()
+            .await
+            .expect("booking sent");
+        assert!(res.status().is_success(), "{}", res.status());
+        last_index = res
+            .headers()
+            .get("x-boxoffice-index")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            .expect("X-Boxoffice-Index on a change");
+        let body: Value = res.json().await.expect("JSON");
+        answered.push((user, body["booking"]["id"].as_u64().expect("id")));
+    }
+    // Read-your-writes on a follower.
+    let res = http
+        .get(format!(
+            "{}/api/events/{event}/bookings/u7",
+            cluster.nodes[follower].base()
+        ))
+        .header("X-Boxoffice-Min-Index", last_index.to_string())
+        .send()
+        .await
+        .expect("read sent");
+    assert_eq!(res.status(), StatusCode::OK);
+    let index: u64 = res
+        .headers()
+        .get("x-boxoffice-index")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("X-Boxoffice-Index on a read");
+    assert!(index >= last_index);
+    let res = http
+        .get(format!(
+            "{}/api/events/{event}",
+            cluster.nodes[follower].base()
+        ))
+        .header("X-Boxoffice-Min-Index", "x")
+        .send()
+        .await
+        .expect("read sent");
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+
+    // SIGKILL the leader; the others elect a new one and go on.
+    let killed_at = Instant::now();
+    cluster.kill(leader);
+    let (status, cancelled) = change(
+        &cluster,
+        Method::DELETE,
+        &format!("/api/events/{event}/bookings/u0"),
+        json!({}),
+    )
+    .await;
+    println!("leader SIGKILL: next 2xx after {:?}", killed_at.elapsed());
+    assert_eq!(status, StatusCode::OK, "{cancelled}");
+    assert_eq!(
+        cancelled["promoted"]["user_id"], "u5",
+        "the first waiting is promoted"
+    );
+    for n in 8..10 {
+        let user = format!("u{n}");
+        let (status, booked) = change(
+            &cluster,
+            Method::PUT,
+            &format!("/api/events/{event}/bookings/{user}"),
+            json!({}),
+        )
+        .await;
+        assert!(status.is_success(), "{booked}");
+        answered.push((user, booked["booking"]["id"].as_u64().expect("id")));
+    }
+    // The killed node comes back with its disk and catches up.
+    cluster.boot(leader);
+    let state = cluster.converged(event).await;
+    assert_not_oversold(&state);
+    for node in &cluster.nodes {
+        for (user, id) in &answered[1..] {
+            let (status, booking) = request(
+                &http,
+                Method::GET,
+                format!("{}/api/events/{event}/bookings/{user}", node.base()),
+                None,
+            )
+            .await;
+            assert_eq!(status, StatusCode::OK, "{booking}");
+            assert_eq!(booking["booking"]["id"].as_u64(), Some(*id), "{booking}");
+        }
+    }
+
+    // Every node SIGKILLed at once, then started again: the same state.
+    for i in 0..3 {
+        cluster.kill(i);
+    }
+    for i in 0..3 {
+        cluster.boot(i);
+    }
+    let restarted_at = Instant::now();
+    cluster.leader().await;
+    println!(
+        "whole cluster restart: leader after {:?}",
+        restarted_at.elapsed()
+    );
+    let again = cluster.converged(event).await;
+    assert_eq!(again, state, "the state after every node was killed");
+    let (status, booked) = change(
+        &cluster,
+        Method::PUT,
+        &format!("/api/events/{event}/bookings/late"),
+        json!({}),
+    )
+    .await;
+    assert!(status.is_success(), "{booked}");
+    let ids: Vec<u64> = answered.iter().map(|(_, id)| *id).collect();
+    let id = booked["booking"]["id"].as_u64().expect("id");
+    assert!(!ids.contains(&id), "booking id {id} given twice");
+}
