@@ -242,15 +242,7 @@ impl ChangeLog for ClusterLog {
             return Err(Refused);
         }
         let lsn = inner.next_lsn;
-        let next_change = match &mut record {
-            Record::Published {
-                first_index, items, ..
-            } => {
-                *first_index = inner.next_change;
-                inner.next_change + items.len() as u64
-            }
-            _ => inner.next_change,
-        };
+        let next_change = record.number_feed_items(inner.next_change);
         self.proposals
             .send((term, lsn, record))
             .map_err(|_| Refused)?;

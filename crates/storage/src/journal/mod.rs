@@ -319,15 +319,7 @@ impl Journal {
             return Err(Refused);
         }
         let lsn = s.next_lsn;
-        let next_change = match &mut record {
-            Record::Published {
-                first_index, items, ..
-            } => {
-                *first_index = s.next_change;
-                s.next_change + items.len() as u64
-            }
-            _ => s.next_change,
-        };
+        let next_change = record.number_feed_items(s.next_change);
         if let Some(queue) = &s.queue {
             // Full (the disk is behind) or closed: refused, never blocked.
             queue.try_send((lsn, record)).map_err(|_| Refused)?;

@@ -122,6 +122,20 @@ pub(crate) const PUBLISHED_VARIANT: u32 = 6;
 pub const V1_MAX_PER_USER: u32 = 10;
 
 impl Record {
+    /// Numbers a [`Record::Published`]'s feed items from `next`; returns
+    /// the index after them (`next` for any other record).
+    pub fn number_feed_items(&mut self, next: u64) -> u64 {
+        match self {
+            Record::Published {
+                first_index, items, ..
+            } => {
+                *first_index = next;
+                next + items.len() as u64
+            }
+            _ => next,
+        }
+    }
+
     /// The event change this record holds, reading v1 forms as the change
     /// they stood for; `None` for a skip or an idempotency key.
     pub fn into_change(self) -> Option<(EventId, Change)> {
