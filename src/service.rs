@@ -438,7 +438,13 @@ impl BoxOffice {
 
     /// Why changes cannot be made durable right now, if they cannot.
     pub fn fault(&self) -> Option<String> {
-        self.log.state().fault.clone()
+        // A cluster follower refuses changes by design; it is healthy, and
+        // serves reads and live streams.
+        self.log
+            .state()
+            .fault
+            .clone()
+            .filter(|why| why != crate::cluster::log::NOT_LEADER)
     }
 
     /// Sends a change to event `id`'s actor and waits until it is durable.

@@ -200,6 +200,26 @@ async fn three_nodes_keep_every_answered_change_through_leader_and_whole_cluster
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert_eq!(refused["leader_url"], json!(cluster.nodes[leader].base()));
+    // A follower is healthy (it serves reads and streams), only not the leader.
+    for path in ["/health", "/ready"] {
+        let (status, body) = request(
+            &http,
+            Method::GET,
+            format!("{}{path}", cluster.nodes[follower].base()),
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{path} on a follower: {body}");
+    }
+    let (status, body) = request(
+        &http,
+        Method::GET,
+        format!("{}/leader", cluster.nodes[follower].base()),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["leader"], false);
 
     let mut answered: Vec<(String, u64)> = Vec::new();
     let mut last_index = 0;
