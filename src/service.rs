@@ -134,6 +134,17 @@ impl BoxOffice {
         (durable.get(), applied.get())
     }
 
+    /// The first of [`Self::log_position`], read without the submitters'
+    /// lock while the journal is on (its durable mark never passes the last
+    /// LSN handed out): every reply carries it, so it is on the hot path.
+    pub fn durable_position(&self) -> u64 {
+        let durable = self.log.state().durable;
+        if durable == crate::persistence::journal::Lsn::MAX {
+            return self.log_position().0;
+        }
+        durable.get()
+    }
+
     /// Waits until the journal position `min` is durable, up to `wait`
     /// (a position never handed out is never waited for); whether it is.
     pub async fn wait_for_position(&self, min: u64, wait: std::time::Duration) -> bool {

@@ -185,9 +185,14 @@ impl Registry {
             .log
             .submit(Record::KeyedCreate(entry.clone()), epoch)
             .map_err(|_| Unavailable)?;
+        self.note_create_key(&mut keys, entry, lsn);
+        Ok(lsn)
+    }
+
+    /// Remembers `entry`, whose record is at `lsn`, under the keys' lock.
+    fn note_create_key(&self, keys: &mut (CreateKeys, Lsn), entry: CreateKey, lsn: Lsn) {
         keys.0.insert(entry, self.clock.now());
         keys.1 = lsn;
-        Ok(lsn)
     }
 
     /// Forgets `key`, whose create could not be made durable.
@@ -356,21 +361,13 @@ impl Registry {
     /// `lsn`, in commit order: through the event's actor, or as a new event
     /// or idempotency key.
     pub fn apply_committed(&self, lsn: Lsn, record: Record) {
-        match record {
-            Record::KeyedCreate(key) => {
-                let mut keys = self.keys();
-                keys.0.insert(key, self.clock.now());
-                keys.1 = lsn;
-                return;
-            }
+        let record = match record {
+            Record::KeyedCreate(key) => return self.note_create_key(&mut self.keys(), key, lsn),
             Record::CreateKey(key) => {
-                let mut keys = self.keys();
-                keys.0.insert(key.into(), self.clock.now());
-                keys.1 = lsn;
-                return;
+                return self.note_create_key(&mut self.keys(), key.into(), lsn)
             }
-            _ => {}
-        }
+            other => other,
+        };
         let Some((id, change)) = record.into_change() else {
             return;
         };

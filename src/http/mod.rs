@@ -58,7 +58,7 @@ impl AppState {
     pub fn change_index(&self) -> u64 {
         match &self.cluster {
             Some(node) => node.log.applied_index(),
-            None => self.service.log_position().0,
+            None => self.service.durable_position(),
         }
     }
 
