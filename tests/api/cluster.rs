@@ -12,37 +12,37 @@ use serde_json::{json, Value};
 
 use super::process::{command, event_state, request, Server};
 
-const SECRET: &str = "cluster-test-secret-of-32-bytes-or-more";
+pub const SECRET: &str = "cluster-test-secret-of-32-bytes-or-more";
 /// How long the cluster may take to elect a leader before the test fails.
-const ELECTION_DEADLINE: Duration = Duration::from_secs(20);
+pub const ELECTION_DEADLINE: Duration = Duration::from_secs(20);
 
 /// A port free now (bound and released).
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("a free port")
 }
 
-struct Node {
-    dir: PathBuf,
-    port: u16,
-    server: Option<Server>,
+pub struct Node {
+    pub dir: PathBuf,
+    pub port: u16,
+    pub server: Option<Server>,
 }
 
 impl Node {
-    fn base(&self) -> String {
+    pub fn base(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
 }
 
-struct Cluster {
-    nodes: Vec<Node>,
+pub struct Cluster {
+    pub nodes: Vec<Node>,
     _root: tempfile::TempDir,
 }
 
 impl Cluster {
-    fn start(size: usize) -> Cluster {
+    pub fn start(size: usize) -> Cluster {
         let root = tempfile::tempdir().expect("temp dir");
         let ports: Vec<(u16, u16)> = (0..size).map(|_| (free_port(), free_port())).collect();
         let members: Vec<String> = ports
@@ -78,21 +78,21 @@ impl Cluster {
         cluster
     }
 
-    fn boot(&mut self, i: usize) {
+    pub fn boot(&mut self, i: usize) {
         let node = &mut self.nodes[i];
         let mut cmd = command(&node.dir);
         cmd.env("BOXOFFICE__SERVER__PORT", node.port.to_string());
         node.server = Some(Server::start_with(cmd));
     }
 
-    fn kill(&mut self, i: usize) {
+    pub fn kill(&mut self, i: usize) {
         if let Some(server) = self.nodes[i].server.take() {
             server.stop_with(Signal::SIGKILL);
         }
     }
 
     /// The node that answers `/leader` with 200, waiting for one.
-    async fn leader(&self) -> usize {
+    pub async fn leader(&self) -> usize {
         let http = reqwest::Client::new();
         let deadline = Instant::now() + ELECTION_DEADLINE;
         loop {
@@ -110,15 +110,29 @@ impl Cluster {
         }
     }
 
-    /// Waits until every running node shows the same state of `event`.
-    async fn converged(&self, event: u64) -> Value {
+    /// Waits until every running node shows the same state of `event`
+    /// (a node that has not applied its creation yet answers 404).
+    pub async fn converged(&self, event: u64) -> Value {
+        let http = reqwest::Client::new();
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
             let mut states = Vec::new();
             for node in self.nodes.iter().filter(|n| n.server.is_some()) {
-                states.push(event_state(&node.base(), event).await);
+                let base = node.base();
+                let (status, queue) = request(
+                    &http,
+                    Method::GET,
+                    format!("{base}/api/events/{event}/waiting-list?limit=1000"),
+                    None,
+                )
+                .await;
+                if status == StatusCode::OK {
+                    states.push(event_state(&base, event).await);
+                } else {
+                    states.push(json!({"not yet": status.as_u16(), "answer": queue}));
+                }
             }
-            if states.windows(2).all(|w| w[0] == w[1]) {
+            if states.windows(2).all(|w| w[0] == w[1]) && states[0].get("not yet").is_none() {
                 return states.swap_remove(0);
             }
             assert!(
@@ -132,7 +146,12 @@ impl Cluster {
 
 /// A change through the leader, retried on another leader while the
 /// cluster elects one; the answer and the node that gave it.
-async fn change(cluster: &Cluster, method: Method, path: &str, body: Value) -> (StatusCode, Value) {
+pub async fn change(
+    cluster: &Cluster,
+    method: Method,
+    path: &str,
+    body: Value,
+) -> (StatusCode, Value) {
     let http = reqwest::Client::new();
     let deadline = Instant::now() + ELECTION_DEADLINE;
     loop {
@@ -148,7 +167,7 @@ async fn change(cluster: &Cluster, method: Method, path: &str, body: Value) -> (
 }
 
 /// No more tickets confirmed than the event has.
-fn assert_not_oversold(state: &Value) {
+pub fn assert_not_oversold(state: &Value) {
     let status = &state[0];
     let confirmed = status["confirmedCount"].as_u64().expect("confirmedCount");
     let total = status["totalTickets"].as_u64().expect("totalTickets");

@@ -6,6 +6,7 @@ mod auth;
 mod binary;
 mod changes;
 mod cluster;
+mod cluster_proxy;
 mod concurrency;
 mod connections;
 mod corruption;
