@@ -8,6 +8,8 @@
 //! - [`network`]: peer messages over TCP, each carrying the secret.
 //! - [`node`]: starting the node and the tasks that start and end its
 //!   leaderships.
+//! - `simulation` (tests): several nodes in one process over a network
+//!   the test controls, under seeded faults.
 //!
 //! The Raft log itself is kept by `boxoffice-storage` (`raft`), in the
 //! journal's frames.
@@ -16,6 +18,8 @@ pub mod log;
 pub mod network;
 pub mod node;
 pub mod settings;
+#[cfg(test)]
+mod simulation;
 pub mod state_machine;
 #[cfg(test)]
 mod tests;

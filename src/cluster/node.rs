@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use openraft::network::RaftNetworkFactory;
 use openraft::{Config, Raft, ServerState, SnapshotPolicy};
 use tokio::sync::mpsc;
 
@@ -166,12 +167,43 @@ pub fn start(
         .map_err(|_| io::Error::other("the Raft node's thread ended while starting"))?
 }
 
-/// Builds openraft's node and starts its tasks, on the node's runtime.
+/// Builds openraft's node over TCP and starts its tasks and its peer
+/// listener, on the node's runtime.
 #[allow(clippy::too_many_arguments)]
 async fn run_node(
     settings: ClusterSettings,
     me: crate::cluster::settings::NodeAddress,
     listener: std::net::TcpListener,
+    store: RaftLogStore,
+    log: Arc<ClusterLog>,
+    queue: mpsc::UnboundedReceiver<Queued>,
+    service: Arc<dyn Service>,
+    runtime: tokio::runtime::Handle,
+) -> io::Result<Arc<ClusterNode>> {
+    let secret = network::digest(&settings.secret);
+    let node = assemble(
+        settings,
+        Network { secret },
+        store,
+        log,
+        queue,
+        service,
+        runtime,
+    )
+    .await?;
+    let listener = tokio::net::TcpListener::from_std(listener)?;
+    tokio::spawn(network::serve(listener, node.raft.clone(), secret));
+    debug_assert_eq!(node.log.node_id(), me.id);
+    Ok(node)
+}
+
+/// Builds openraft's node of `settings.node_id` over `network`, forms the
+/// cluster if this is a new member of a new one, and starts the proposer
+/// and the leadership watcher; on the current runtime. The process's node
+/// and the simulation's (over a network it controls) are both built here.
+pub(crate) async fn assemble<N: RaftNetworkFactory<TypeConfig>>(
+    settings: ClusterSettings,
+    network: N,
     store: RaftLogStore,
     log: Arc<ClusterLog>,
     queue: mpsc::UnboundedReceiver<Queued>,
@@ -197,19 +229,16 @@ async fn run_node(
     }
     .validate()
     .map_err(io::Error::other)?;
-    let secret = network::digest(&settings.secret);
     let state_machine = StateMachine::new(Arc::clone(&log));
     let raft = Raft::new(
-        me.id,
+        settings.node_id,
         Arc::new(config),
-        Network { secret },
+        network,
         store.clone(),
         state_machine,
     )
     .await
     .map_err(io::Error::other)?;
-    let listener = tokio::net::TcpListener::from_std(listener)?;
-    tokio::spawn(network::serve(listener, raft.clone(), secret));
     if !settings.join {
         let members: BTreeMap<NodeId, Member> = settings
             .nodes
