@@ -6,9 +6,10 @@ use std::sync::Arc;
 
 use boxoffice_metrics::prometheus_client::collector::Collector;
 use boxoffice_metrics::prometheus_client::encoding::DescriptorEncoder;
-use boxoffice_metrics::{gauge, resident_bytes, Exporter};
+use boxoffice_metrics::{counter, gauge, resident_bytes, Exporter};
 
 use crate::actors::EventCounters;
+use crate::cluster::node::ClusterGauges;
 use crate::http::live::Live;
 use crate::http::middleware::metrics::HttpStats;
 use crate::http::transport::connections::Connections;
@@ -35,6 +36,8 @@ pub struct Sources {
     pub connections: Arc<Connections>,
     /// Webhook deliveries.
     pub webhooks: Arc<WebhookStats>,
+    /// This node's place in the cluster (a single node's too).
+    pub cluster: Box<dyn Fn() -> ClusterGauges + Send + Sync>,
 }
 
 impl std::fmt::Debug for Sources {
@@ -60,6 +63,7 @@ impl Collector for Sources {
         self.live.encode(&mut encoder)?;
         self.connections.encode(&mut encoder)?;
         self.webhooks.encode(&mut encoder)?;
+        encode_cluster(&mut encoder, (self.cluster)())?;
         if let Some(bytes) = resident_bytes() {
             gauge(
                 &mut encoder,
@@ -70,4 +74,39 @@ impl Collector for Sources {
         }
         Ok(())
     }
+}
+
+fn encode_cluster(encoder: &mut DescriptorEncoder, now: ClusterGauges) -> std::fmt::Result {
+    let as_gauge = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    gauge(
+        encoder,
+        "boxoffice_cluster_is_leader",
+        "1 while this node takes changes (a single node always does)",
+        i64::from(now.is_leader),
+    )?;
+    gauge(
+        encoder,
+        "boxoffice_cluster_term",
+        "The Raft term this node is in (0 on a single node)",
+        as_gauge(now.term),
+    )?;
+    gauge(
+        encoder,
+        "boxoffice_cluster_commit_index",
+        "The newest change index this node knows committed (a single node: durable in its journal)",
+        as_gauge(now.commit_index),
+    )?;
+    gauge(
+        encoder,
+        "boxoffice_cluster_applied_index",
+        "The newest change index this node has applied",
+        as_gauge(now.applied_index),
+    )?;
+    let changes = std::sync::atomic::AtomicU64::new(now.leader_changes);
+    counter(
+        encoder,
+        "boxoffice_cluster_leader_changes",
+        "Times this node saw the leader change since it started",
+        &changes,
+    )
 }

@@ -17,6 +17,7 @@ use crate::actors::{
 use crate::changes::ChangeFeed;
 use crate::clock::Clock;
 use crate::cluster::log::Applier;
+use crate::cluster::node::ClusterGauges;
 use crate::cluster::{ClusterLog, ClusterNode};
 use crate::config::{cores, Settings};
 use crate::exporter::Sources;
@@ -314,6 +315,11 @@ impl Application {
             // what it acknowledged is on disk after each delivery.
             actix_web::rt::spawn(webhooks.run(live.stopping()));
         }
+        let service = Arc::new(BoxOffice::new(
+            Arc::clone(&registry),
+            Arc::clone(&log),
+            settings.limits.clone(),
+        ));
         let exporter = Sources {
             http: Arc::clone(&http_stats),
             events: Arc::clone(registry.counters()),
@@ -330,6 +336,22 @@ impl Application {
             live: Arc::clone(&live),
             webhooks: webhook_stats,
             connections: Arc::clone(&connections),
+            cluster: {
+                let (cluster, service) = (cluster.clone(), Arc::clone(&service));
+                Box::new(move || match &cluster {
+                    Some(node) => node.gauges(),
+                    None => {
+                        let (durable, applied) = service.log_position();
+                        ClusterGauges {
+                            is_leader: true,
+                            term: 0,
+                            commit_index: durable,
+                            applied_index: applied,
+                            leader_changes: 0,
+                        }
+                    }
+                })
+            },
         }
         .into_exporter();
         let state = web::Data::new(AppState {
@@ -342,11 +364,7 @@ impl Application {
             changes,
             openapi: openapi_bytes(&settings.limits),
             body_timeout,
-            service: Arc::new(BoxOffice::new(
-                Arc::clone(&registry),
-                Arc::clone(&log),
-                settings.limits.clone(),
-            )),
+            service,
             cluster: cluster.clone(),
         });
         let access_log = settings.log.access_log;

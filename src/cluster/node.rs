@@ -27,6 +27,13 @@ use crate::persistence::raft::{
 
 /// Records one Raft entry carries at most.
 const MAX_PROPOSAL_RECORDS: usize = 4_096;
+/// Proposals handed to openraft and not yet committed, at most. openraft
+/// appends and flushes each entry in turn, so handing it every record as
+/// it comes made an entry (and a log flush) per booking: 2,559 bookings/s
+/// on a one-node cluster against 26,168/s with the flush off. Holding
+/// records while this many are in flight lets the queue fill, so one entry
+/// carries what arrived during a commit.
+const PROPOSALS_IN_FLIGHT: usize = 2;
 /// How long a new leader waits to have applied what was committed before
 /// it, before trying again.
 const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -37,6 +44,22 @@ pub trait Service: super::log::Applier {
     /// Resolves once every actor has handled every message sent to it
     /// before the call.
     fn barrier(self: Arc<Self>) -> Pin<Box<dyn Future<Output = ()> + Send>>;
+}
+
+/// The cluster families of `/metrics`; a single node is its own leader in
+/// term 0, its positions those of its journal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClusterGauges {
+    /// Whether this node takes changes now.
+    pub is_leader: bool,
+    /// The Raft term it is in.
+    pub term: u64,
+    /// The newest index it knows committed.
+    pub commit_index: u64,
+    /// The newest index it applied.
+    pub applied_index: u64,
+    /// Leaders it has seen change since it started.
+    pub leader_changes: u64,
 }
 
 /// A running cluster node.
@@ -101,6 +124,17 @@ impl ClusterNode {
             && metrics
                 .millis_since_quorum_ack
                 .is_some_and(|ms| ms <= self.settings.election_timeout_ms)
+    }
+
+    /// What `/metrics` shows of this node's place in the cluster.
+    pub fn gauges(&self) -> ClusterGauges {
+        ClusterGauges {
+            is_leader: self.log.leading().is_some(),
+            term: self.raft.metrics().borrow().current_term,
+            commit_index: self.store.committed().map_or(0, |c| c.index),
+            applied_index: self.log.applied_index(),
+            leader_changes: self.leader_changes.load(Ordering::Relaxed),
+        }
     }
 
     /// Stops openraft and the log's writer.
@@ -283,6 +317,7 @@ async fn propose(
     mut queue: mpsc::UnboundedReceiver<Queued>,
 ) {
     let me = log.node_id();
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(PROPOSALS_IN_FLIGHT));
     let mut next: Option<Queued> = None;
     loop {
         let first = match next.take() {
@@ -291,6 +326,11 @@ async fn propose(
                 Some(queued) => queued,
                 None => return,
             },
+        };
+        // Waiting here (not before taking the first record) lets the
+        // records behind it gather into the same entry.
+        let Ok(permit) = Arc::clone(&in_flight).acquire_owned().await else {
+            return;
         };
         let term = first.0;
         let mut records = vec![(first.1, first.2)];
@@ -318,6 +358,7 @@ async fn propose(
             Ok(answer) => {
                 let log = Arc::clone(&log);
                 tokio::spawn(async move {
+                    let _permit = permit;
                     // Committed proposals are seen by the state machine;
                     // a refusal means the leadership is gone.
                     if let Ok(Err(e)) = answer.await {

@@ -166,6 +166,13 @@ pub async fn change(
     }
 }
 
+/// The value of the label-less sample `name` in a Prometheus text page.
+fn metric(page: &str, name: &str) -> f64 {
+    page.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("{name} in {page}"))
+}
+
 /// No more tickets confirmed than the event has.
 pub fn assert_not_oversold(state: &Value) {
     let status = &state[0];
@@ -239,6 +246,26 @@ async fn three_nodes_keep_every_answered_change_through_leader_and_whole_cluster
     .await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert_eq!(body["leader"], false);
+
+    // The cluster families of /metrics: the leader leads, the follower not.
+    for (node, leads) in [(leader, 1), (follower, 0)] {
+        let metrics = http
+            .get(format!("{}/metrics", cluster.nodes[node].base()))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("metrics text");
+        assert!(
+            metrics.contains(&format!("\nboxoffice_cluster_is_leader {leads}\n")),
+            "{metrics}"
+        );
+        let term = metric(&metrics, "boxoffice_cluster_term");
+        assert!(term >= 1.0, "term {term}");
+        assert!(metric(&metrics, "boxoffice_cluster_leader_changes_total") >= 1.0);
+        assert!(metric(&metrics, "boxoffice_cluster_applied_index") >= 1.0);
+    }
 
     let mut answered: Vec<(String, u64)> = Vec::new();
     let mut last_index = 0;

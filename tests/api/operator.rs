@@ -96,6 +96,16 @@ async fn metrics_count_requests_by_route_pattern_and_what_bookings_got() {
     assert_eq!(m.get("boxoffice_cancellations_total"), Some(&1.0));
     assert_eq!(m.get("boxoffice_promotions_total"), Some(&1.0));
     assert_eq!(m.get("boxoffice_events"), Some(&1.0));
+    // A single node is its own leader in term 0, its journal's positions.
+    assert_eq!(m.get("boxoffice_cluster_is_leader"), Some(&1.0));
+    assert_eq!(m.get("boxoffice_cluster_term"), Some(&0.0));
+    assert_eq!(m.get("boxoffice_cluster_leader_changes_total"), Some(&0.0));
+    let applied = m.get("boxoffice_cluster_applied_index").copied();
+    assert!(
+        applied >= Some(3.0),
+        "create, two bookings, a cancel: {m:#?}"
+    );
+    assert!(m.get("boxoffice_cluster_commit_index").copied() <= applied);
     let resident = m
         .get("boxoffice_resident_memory_bytes")
         .copied()

@@ -53,6 +53,11 @@ def main():
         "boxoffice_room_waiting",
         "boxoffice_room_admitted_total",
         "boxoffice_room_expired_total",
+        "boxoffice_cluster_is_leader",
+        "boxoffice_cluster_term",
+        "boxoffice_cluster_commit_index",
+        "boxoffice_cluster_applied_index",
+        "boxoffice_cluster_leader_changes_total",
     ]:
         assert any(k[0] == name for k in before), f"{name} missing"
     status, _, body = fetch(base, "/api/events", "POST", {"totalTickets": 1})
