@@ -13,8 +13,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use openraft::error::{ClientWriteError, RaftError};
 use openraft::network::RaftNetworkFactory;
-use openraft::{Config, Raft, ServerState, SnapshotPolicy};
+use openraft::{ChangeMembers, Config, Raft, ServerState, SnapshotPolicy};
 use tokio::sync::mpsc;
 
 use super::log::{ClusterLog, Queued};
@@ -37,6 +38,25 @@ const PROPOSALS_IN_FLIGHT: usize = 2;
 /// How long a new leader waits to have applied what was committed before
 /// it, before trying again.
 const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(10);
+/// A learner this close to the leader's last entry becomes a voter.
+const CAUGHT_UP_ENTRIES: u64 = 64;
+/// How long a learner may take to catch up before the leader stops waiting
+/// to make it a voter (`PUT` the member again to wait again).
+const PROMOTE_DEADLINE: Duration = Duration::from_secs(3_600);
+
+/// Why a membership change was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MembershipRefused {
+    /// This node does not lead; the leader's client URL if known.
+    NotLeader(Option<String>),
+    /// It conflicts with the membership as it is (or with a change still
+    /// in progress).
+    Conflict(String),
+    /// No such member.
+    NotMember,
+    /// The cluster cannot commit it now.
+    Unavailable(String),
+}
 
 /// What the node needs of the service: applying committed changes and
 /// waiting until every actor has.
@@ -134,6 +154,131 @@ impl ClusterNode {
             commit_index: self.store.committed().map_or(0, |c| c.index),
             applied_index: self.log.applied_index(),
             leader_changes: self.leader_changes.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Adds node `id` at `member` as a learner (once its membership is
+    /// committed) and makes it a voter when it has caught up, in the
+    /// background; whether it votes already. Adding a member again with
+    /// the same addresses only waits for it again.
+    pub async fn add_member(
+        self: &Arc<Self>,
+        id: NodeId,
+        member: Member,
+    ) -> Result<bool, MembershipRefused> {
+        let (known, voter) = {
+            let metrics = self.raft.metrics().borrow().clone();
+            let membership = metrics.membership_config.membership();
+            let voter = membership.voter_ids().any(|v| v == id);
+            (membership.get_node(&id).cloned(), voter)
+        };
+        match known {
+            Some(existing) if existing != member => {
+                return Err(MembershipRefused::Conflict(format!(
+                    "node {id} is a member at {} / {}; remove it first",
+                    existing.peer, existing.http
+                )))
+            }
+            Some(_) if voter => return Ok(true),
+            Some(_) => {}
+            None => {
+                self.raft
+                    .add_learner(id, member, false)
+                    .await
+                    .map_err(|e| self.refusal(e))?;
+                log::info!("cluster: node {id} added as a learner");
+            }
+        }
+        self.promote_when_caught_up(id);
+        Ok(false)
+    }
+
+    /// Makes learner `id` a voter once its log is within
+    /// [`CAUGHT_UP_ENTRIES`] of this leader's.
+    fn promote_when_caught_up(self: &Arc<Self>, id: NodeId) {
+        let node = Arc::clone(self);
+        self.runtime.spawn(async move {
+            let deadline = tokio::time::Instant::now() + PROMOTE_DEADLINE;
+            let mut metrics = node.raft.metrics();
+            loop {
+                let (leads, caught_up) = {
+                    let m = metrics.borrow_and_update();
+                    let last = m.last_log_index.unwrap_or(0);
+                    let matched = m
+                        .replication
+                        .as_ref()
+                        .and_then(|r| r.get(&id).copied().flatten())
+                        .map_or(0, |log_id| log_id.index);
+                    (
+                        m.state == ServerState::Leader,
+                        matched + CAUGHT_UP_ENTRIES >= last,
+                    )
+                };
+                if !leads || tokio::time::Instant::now() > deadline {
+                    log::warn!("cluster: node {id} was not made a voter (leadership ended or it did not catch up); PUT it again");
+                    return;
+                }
+                if caught_up {
+                    break;
+                }
+                let _ = tokio::time::timeout(Duration::from_secs(1), metrics.changed()).await;
+            }
+            let voters: BTreeSet<NodeId> = [id].into();
+            match node
+                .raft
+                .change_membership(ChangeMembers::AddVoterIds(voters), false)
+                .await
+            {
+                Ok(_) => log::info!("cluster: node {id} caught up and votes"),
+                Err(e) => log::warn!("cluster: node {id} was not made a voter: {e}"),
+            }
+        });
+    }
+
+    /// Removes member `id` (voter or learner); returns once the new
+    /// membership is committed.
+    pub async fn remove_member(&self, id: NodeId) -> Result<(), MembershipRefused> {
+        let (known, voters) = {
+            let metrics = self.raft.metrics().borrow().clone();
+            let membership = metrics.membership_config.membership();
+            let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
+            (membership.get_node(&id).is_some(), voters)
+        };
+        if !known {
+            return Err(MembershipRefused::NotMember);
+        }
+        let change = if voters.contains(&id) {
+            if voters.len() == 1 {
+                return Err(MembershipRefused::Conflict(
+                    "the last voter cannot be removed".into(),
+                ));
+            }
+            ChangeMembers::RemoveVoters([id].into())
+        } else {
+            ChangeMembers::RemoveNodes([id].into())
+        };
+        self.raft
+            .change_membership(change, false)
+            .await
+            .map_err(|e| self.refusal(e))?;
+        log::info!("cluster: node {id} removed");
+        Ok(())
+    }
+
+    fn refusal(&self, e: RaftError<NodeId, ClientWriteError<NodeId, Member>>) -> MembershipRefused {
+        match e {
+            RaftError::APIError(ClientWriteError::ForwardToLeader(forward)) => {
+                MembershipRefused::NotLeader(
+                    forward
+                        .leader_node
+                        .map(|m| m.http)
+                        .or_else(|| forward.leader_id.and_then(|l| self.http_of(l))),
+                )
+            }
+            RaftError::APIError(ClientWriteError::ChangeMembershipError(e)) => {
+                MembershipRefused::Conflict(e.to_string())
+            }
+            RaftError::Fatal(e) => MembershipRefused::Unavailable(e.to_string()),
         }
     }
 

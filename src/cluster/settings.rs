@@ -42,6 +42,31 @@ pub struct NodeAddress {
     pub http: String,
 }
 
+impl NodeAddress {
+    /// Whether `peer` and `http` are usable addresses; why not.
+    pub fn check(&self) -> Result<(), &'static str> {
+        check_addresses(&self.peer, &self.http)
+    }
+}
+
+/// Whether `peer` is host:port and `http` an http(s) URL, neither with
+/// spaces or control characters; why not.
+pub fn check_addresses(peer: &str, http: &str) -> Result<(), &'static str> {
+    let clean = |s: &str| {
+        !s.is_empty() && s.len() <= 255 && !s.chars().any(|c| c.is_whitespace() || c.is_control())
+    };
+    let port = peer
+        .rsplit_once(':')
+        .map(|(host, port)| (host, port.parse::<u16>()));
+    if !clean(peer) || !matches!(port, Some((host, Ok(p))) if !host.is_empty() && p > 0) {
+        return Err("peer must be host:port");
+    }
+    if !clean(http) || !(http.starts_with("http://") || http.starts_with("https://")) {
+        return Err("http must be an http:// or https:// URL");
+    }
+    Ok(())
+}
+
 impl Default for ClusterSettings {
     fn default() -> Self {
         Self {
@@ -115,18 +140,8 @@ impl ClusterSettings {
             if !ids.insert(node.id) {
                 return Err(("cluster.nodes", format!("id {} is listed twice", node.id)));
             }
-            if node.peer.trim().is_empty() || !node.peer.contains(':') {
-                return Err((
-                    "cluster.nodes",
-                    format!("node {}: peer must be host:port", node.id),
-                ));
-            }
-            if !(node.http.starts_with("http://") || node.http.starts_with("https://")) {
-                return Err((
-                    "cluster.nodes",
-                    format!("node {}: http must be an http:// or https:// URL", node.id),
-                ));
-            }
+            node.check()
+                .map_err(|why| ("cluster.nodes", format!("node {}: {why}", node.id)))?;
         }
         if self.me().is_none() {
             return Err((

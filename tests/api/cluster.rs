@@ -78,6 +78,26 @@ impl Cluster {
         cluster
     }
 
+    /// A new node that joins (`cluster.join = true`) with id `id`, a fresh
+    /// directory and fresh ports, started; its index.
+    pub fn add_joining(&mut self, root: &std::path::Path, id: u64) -> (usize, String) {
+        let (http, peer) = (free_port(), free_port());
+        let dir = root.join(format!("node{id}"));
+        std::fs::create_dir_all(&dir).expect("node dir");
+        let config = format!(
+            "[cluster]\nnode_id = {id}\nsecret = \"{SECRET}\"\njoin = true\nnodes = [{{ id = {id}, peer = \"127.0.0.1:{peer}\", http = \"http://127.0.0.1:{http}\" }}]\n"
+        );
+        std::fs::write(dir.join("config.toml"), config).expect("config written");
+        self.nodes.push(Node {
+            dir,
+            port: http,
+            server: None,
+        });
+        let i = self.nodes.len() - 1;
+        self.boot(i);
+        (i, format!("127.0.0.1:{peer}"))
+    }
+
     pub fn boot(&mut self, i: usize) {
         let node = &mut self.nodes[i];
         let mut cmd = command(&node.dir);
@@ -391,4 +411,161 @@ async fn three_nodes_keep_every_answered_change_through_leader_and_whole_cluster
     let ids: Vec<u64> = answered.iter().map(|(_, id)| *id).collect();
     let id = booked["booking"]["id"].as_u64().expect("id");
     assert!(!ids.contains(&id), "booking id {id} given twice");
+}
+
+/// `GET /api/cluster` on node `i`.
+async fn cluster_view(cluster: &Cluster, i: usize) -> Value {
+    let http = reqwest::Client::new();
+    let (status, body) = request(
+        &http,
+        Method::GET,
+        format!("{}/api/cluster", cluster.nodes[i].base()),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wiped_node_is_replaced_by_a_new_member_that_catches_up_and_votes() {
+    let mut cluster = Cluster::start(3);
+    let http = reqwest::Client::new();
+    let (status, created) = change(
+        &cluster,
+        Method::POST,
+        "/api/events",
+        json!({"name": "replaced", "totalTickets": 4}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let event = created["eventId"].as_u64().expect("event id");
+    let mut answered = Vec::new();
+    for n in 0..6 {
+        let user = format!("r{n}");
+        let (status, booked) = change(
+            &cluster,
+            Method::PUT,
+            &format!("/api/events/{event}/bookings/{user}"),
+            json!({}),
+        )
+        .await;
+        assert!(status.is_success(), "{booked}");
+        answered.push((user, booked["booking"]["id"].as_u64().expect("id")));
+    }
+
+    // A follower's disk is lost: it is stopped, wiped and removed.
+    let leader = cluster.leader().await;
+    let lost = (leader + 1) % 3;
+    cluster.kill(lost);
+    std::fs::remove_dir_all(cluster.nodes[lost].dir.join("snapshots")).expect("wiped");
+    let base = cluster.nodes[leader].base();
+    let (status, removed) = request(
+        &http,
+        Method::DELETE,
+        format!("{base}/api/cluster/members/{}", lost + 1),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{removed}");
+    assert_eq!(
+        removed["members"].as_array().map(Vec::len),
+        Some(2),
+        "{removed}"
+    );
+    let (status, again) = request(
+        &http,
+        Method::DELETE,
+        format!("{base}/api/cluster/members/{}", lost + 1),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{again}");
+
+    // A new node, started to join, is added on the leader.
+    let root = tempfile::tempdir().expect("temp dir");
+    let (added, peer) = cluster.add_joining(root.path(), 4);
+    let member = json!({"peer": peer, "http": cluster.nodes[added].base()});
+    let (status, bad) = request(
+        &http,
+        Method::PUT,
+        format!("{base}/api/cluster/members/4"),
+        Some(json!({"peer": "no port", "http": cluster.nodes[added].base()})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
+    let other = (leader + 2) % 3;
+    let (status, refused) = request(
+        &http,
+        Method::PUT,
+        format!("{}/api/cluster/members/4", cluster.nodes[other].base()),
+        Some(member.clone()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{refused}");
+    assert_eq!(refused["code"], "NOT_LEADER");
+    let (status, accepted) = request(
+        &http,
+        Method::PUT,
+        format!("{base}/api/cluster/members/4"),
+        Some(member.clone()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
+    assert_eq!(accepted["member"]["id"], 4);
+    let (status, clash) = request(
+        &http,
+        Method::PUT,
+        format!("{base}/api/cluster/members/4"),
+        Some(json!({"peer": "127.0.0.1:1", "http": "http://127.0.0.1:1"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{clash}");
+    assert_eq!(clash["code"], "MEMBERSHIP_CONFLICT");
+
+    // It catches up as a learner and then votes.
+    let deadline = Instant::now() + ELECTION_DEADLINE;
+    loop {
+        let view = cluster_view(&cluster, leader).await;
+        let votes = view["members"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|m| m["id"] == 4 && m["voter"] == true);
+        if votes {
+            break;
+        }
+        assert!(Instant::now() < deadline, "node 4 never voted: {view}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let state = cluster.converged(event).await;
+    assert_not_oversold(&state);
+    for (user, id) in &answered {
+        let (status, booking) = request(
+            &http,
+            Method::GET,
+            format!(
+                "{}/api/events/{event}/bookings/{user}",
+                cluster.nodes[added].base()
+            ),
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{booking}");
+        assert_eq!(booking["booking"]["id"].as_u64(), Some(*id));
+    }
+    let view = cluster_view(&cluster, added).await;
+    assert_eq!(view["role"], "follower", "{view}");
+
+    // With the third original node gone too, the leader and node 4 are a
+    // majority of three: changes still commit.
+    cluster.kill(other);
+    let (status, booked) = change(
+        &cluster,
+        Method::PUT,
+        &format!("/api/events/{event}/bookings/after"),
+        json!({}),
+    )
+    .await;
+    assert!(status.is_success(), "{booked}");
 }

@@ -2,8 +2,9 @@
 //! `deploy/cluster/haproxy.cfg` (its ports rewritten), under a steady load
 //! of bookings and cancellations through the proxy, through each fault of
 //! issue 21: SIGKILL of the leader (3 rounds), SIGSTOP of the leader for
-//! 4 s, SIGKILL of a follower, SIGKILL of every node at once, and an
-//! impostor with the wrong secret on a dead node's addresses. After each:
+//! 4 s, SIGKILL of a follower, an impostor with the wrong secret on a
+//! dead node's addresses, SIGKILL of every node at once, and a node whose
+//! disk is lost removed and replaced by a new member. After each:
 //! every 2xx the proxy gave is in every node's state with the id it was
 //! answered with, nothing is oversold, every node shows the same state,
 //! and the time from the fault to the next 2xx through the proxy is
@@ -478,7 +479,67 @@ async fn cluster_proxy_keeps_every_answer_through_every_fault() {
     }
     let window = load.next_success_after(at).await;
     println!("every node SIGKILLed and restarted: next 2xx through the proxy after {window:?}");
-    check(&cluster, event, &load, checked, "every node SIGKILL").await;
+    checked = check(&cluster, event, &load, checked, "every node SIGKILL").await;
+
+    // A follower's disk is lost: removed through the proxy, and a new node
+    // (not behind the proxy) joins, catches up and votes.
+    let leader = cluster.leader().await;
+    let lost = (leader + 1) % 3;
+    cluster.kill(lost);
+    std::fs::remove_dir_all(cluster.nodes[lost].dir.join("snapshots")).expect("wiped");
+    let at = Instant::now();
+    let (status, removed) = request(
+        &http,
+        Method::DELETE,
+        format!("{}/api/cluster/members/{}", proxy.base, lost + 1),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{removed}");
+    let new_dir = tempfile::tempdir().expect("temp dir");
+    let (added, peer) = cluster.add_joining(new_dir.path(), 4);
+    let member = json!({"peer": peer, "http": cluster.nodes[added].base()});
+    let (status, accepted) = request(
+        &http,
+        Method::PUT,
+        format!("{}/api/cluster/members/4", proxy.base),
+        Some(member),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
+    let deadline = Instant::now() + RECOVERY_DEADLINE;
+    loop {
+        let (_, view) = request(
+            &http,
+            Method::GET,
+            format!("{}/api/cluster", proxy.base),
+            None,
+        )
+        .await;
+        let votes = view["members"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|m| m["id"] == 4 && m["voter"] == true);
+        if votes {
+            break;
+        }
+        assert!(Instant::now() < deadline, "node 4 never voted: {view}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    println!(
+        "node {} wiped, removed and replaced by node 4: node 4 votes {:?} after the removal began",
+        lost + 1,
+        at.elapsed()
+    );
+    check(
+        &cluster,
+        event,
+        &load,
+        checked,
+        "a wiped node replaced by a new member",
+    )
+    .await;
 
     let answers = load.finish().await;
     // Every answer again, on every node, after all the faults.

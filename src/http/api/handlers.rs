@@ -366,6 +366,18 @@ pub struct MemberJson {
     voter: bool,
 }
 
+impl MemberJson {
+    /// Member `id` at `member`.
+    pub fn new(id: u64, member: crate::persistence::raft::Member, voter: bool) -> Self {
+        Self {
+            id,
+            peer: member.peer,
+            http: member.http,
+            voter,
+        }
+    }
+}
+
 /// The answer of `/api/cluster`.
 #[derive(serde::Serialize, utoipa::ToSchema)]
 pub struct ClusterJson {
@@ -442,12 +454,7 @@ pub async fn cluster(_: Organiser, state: State) -> HttpResponse {
         applied_index: node.log.applied_index(),
         members: members
             .into_iter()
-            .map(|(id, member, voter)| MemberJson {
-                id,
-                peer: member.peer,
-                http: member.http,
-                voter,
-            })
+            .map(|(id, member, voter)| MemberJson::new(id, member, voter))
             .collect(),
     })
 }

@@ -8,6 +8,7 @@ pub mod dto;
 pub mod error;
 pub mod extract;
 pub(crate) mod handlers;
+pub(crate) mod members;
 pub mod openapi;
 pub mod route_table;
 
@@ -80,6 +81,8 @@ fn handler(path: &str, method: &str) -> Option<actix_web::Route> {
         (WAITING_LIST, "GET") => route.to(waiting_list),
         (LEADER, "GET") => route.to(leader),
         (CLUSTER, "GET") => route.to(cluster),
+        (MEMBER, "PUT") => route.to(members::put_member),
+        (MEMBER, "DELETE") => route.to(members::delete_member),
         (CHANGES, "GET") => route.to(changes),
         (CHANGES_LIVE, "GET") => route.to(changes_live),
         (ROOM_ENTRY, "GET") => route.to(room_entry),

@@ -25,6 +25,7 @@ use crate::http::api::dto::{
 };
 use crate::http::api::error::ErrorBody;
 use crate::http::api::handlers::{ClusterJson, HealthJson, LeaderJson, MemberJson};
+use crate::http::api::members::{MemberAdded, MemberRemoved, MemberRequest};
 
 /// The whole document; see [`document`] for the copy the service serves.
 #[derive(OpenApi)]
@@ -40,10 +41,14 @@ use crate::http::api::handlers::{ClusterJson, HealthJson, LeaderJson, MemberJson
         list_events, create_event, get_event, update_event,
         get_booking, put_booking, change_booking, delete_booking, confirm_booking,
         waiting_list, event_live, booking_live, page, leader, cluster,
+        put_member, delete_member,
         changes, changes_live,
         join_room, get_room_entry, leave_room, room_live,
     ),
-    components(schemas(ErrorBody, HealthJson, LeaderJson, ClusterJson, MemberJson)),
+    components(schemas(
+        ErrorBody, HealthJson, LeaderJson, ClusterJson, MemberJson, MemberRequest, MemberAdded,
+        MemberRemoved
+    )),
     modifiers(&Shared),
     tags(
         (name = "seed", description = "The two original services' routes, kept for their clients"),
@@ -249,6 +254,37 @@ fn leader() {}
     responses((status = 200, description = "This node, its role and the members", body = ClusterJson)),
 )]
 fn cluster() {}
+
+/// Adds a node, started with `cluster.join = true`, to the cluster
+/// (organiser, on the leader): a learner at once, a voter once it has
+/// caught up (`GET /api/cluster` shows when).
+#[utoipa::path(put, path = "/api/cluster/members/{nodeId}", tag = "operations",
+    security((), ("organiser" = [])),
+    params(("nodeId" = u64, Path, description = "The new node's `cluster.node_id`", minimum = 1)),
+    request_body = MemberRequest,
+    responses(
+        (status = 202, description = "A learner now; it votes once caught up", body = MemberAdded),
+        (status = 400, description = "A field or the id is invalid", body = ErrorBody),
+        (status = 409, description = "`MEMBERSHIP_CONFLICT`: the id is a member at other addresses, or another membership change is in progress; `NOT_A_CLUSTER` on a single node", body = ErrorBody),
+        (status = 503, description = "`NOT_LEADER` (with `leader_url`) or `UNAVAILABLE`; nothing changed", body = ErrorBody),
+    ),
+)]
+fn put_member() {}
+
+/// Removes a member (organiser, on the leader); answered once the new
+/// membership is committed.
+#[utoipa::path(delete, path = "/api/cluster/members/{nodeId}", tag = "operations",
+    security((), ("organiser" = [])),
+    params(("nodeId" = u64, Path, description = "The member's id", minimum = 1)),
+    responses(
+        (status = 200, description = "Removed; the members now", body = MemberRemoved),
+        (status = 400, description = "The id is invalid", body = ErrorBody),
+        (status = 404, description = "No such member", body = ErrorBody),
+        (status = 409, description = "`MEMBERSHIP_CONFLICT` (the last voter, or a change in progress); `NOT_A_CLUSTER` on a single node", body = ErrorBody),
+        (status = 503, description = "`NOT_LEADER` (with `leader_url`) or `UNAVAILABLE`", body = ErrorBody),
+    ),
+)]
+fn delete_member() {}
 
 /// Creates an event (seed route; same as `POST /api/events`).
 #[utoipa::path(post, path = "/api/initialize", tag = "seed",

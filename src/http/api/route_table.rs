@@ -108,6 +108,8 @@ pub mod paths {
     pub const LEADER: &str = "/leader";
     /// This node's place in the cluster (organiser).
     pub const CLUSTER: &str = "/api/cluster";
+    /// Adding and removing a cluster member (organiser, on the leader).
+    pub const MEMBER: &str = "/api/cluster/members/{nodeId}";
     /// The change feed, a page at a time (organiser).
     pub const CHANGES: &str = "/api/changes";
     /// The change feed as Server-Sent Events (organiser).
@@ -209,6 +211,10 @@ pub const ROUTES: &[Route] = &[
     Route {
         path: paths::CLUSTER,
         operations: &READ_ORGANISER,
+    },
+    Route {
+        path: paths::MEMBER,
+        operations: &[op("PUT", Organiser), op("DELETE", Organiser)],
     },
     Route {
         path: paths::CHANGES,
