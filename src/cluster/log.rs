@@ -148,7 +148,20 @@ impl ClusterLog {
     /// This node no longer leads: what it handed out and was not committed
     /// fails, and its actors undo it.
     pub fn stop_leading(&self) {
+        self.stop(None);
+    }
+
+    /// [`Self::stop_leading`], if this node still leads in `term` (a late
+    /// answer about an earlier leadership must not end a later one).
+    pub fn stop_leading_term(&self, term: u64) {
+        self.stop(Some(term));
+    }
+
+    fn stop(&self, only: Option<u64>) {
         let mut inner = self.inner();
+        if only.is_some() && inner.leading != only {
+            return;
+        }
         let Some(term) = inner.leading.take() else {
             return;
         };

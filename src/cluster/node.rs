@@ -22,6 +22,8 @@ use super::log::{ClusterLog, Queued};
 use super::network::{self, Network};
 use super::settings::ClusterSettings;
 use super::state_machine::StateMachine;
+use crate::persistence::change_log::ChangeLog;
+use crate::persistence::journal::Lsn;
 use crate::persistence::raft::{
     LogStoreOptions, Member, NodeId, Proposal, RaftLogStore, TypeConfig,
 };
@@ -204,14 +206,15 @@ impl ClusterNode {
                 let (leads, caught_up) = {
                     let m = metrics.borrow_and_update();
                     let last = m.last_log_index.unwrap_or(0);
+                    // None until the learner has acknowledged anything.
                     let matched = m
                         .replication
                         .as_ref()
                         .and_then(|r| r.get(&id).copied().flatten())
-                        .map_or(0, |log_id| log_id.index);
+                        .map(|log_id| log_id.index);
                     (
                         m.state == ServerState::Leader,
-                        matched + CAUGHT_UP_ENTRIES >= last,
+                        matched.is_some_and(|index| index + CAUGHT_UP_ENTRIES >= last),
                     )
                 };
                 if !leads || tokio::time::Instant::now() > deadline {
@@ -462,7 +465,11 @@ async fn propose(
     mut queue: mpsc::UnboundedReceiver<Queued>,
 ) {
     let me = log.node_id();
-    let in_flight = Arc::new(tokio::sync::Semaphore::new(PROPOSALS_IN_FLIGHT));
+    let mut progress = log.watch();
+    // Proposals handed over and not yet durable: (epoch, last LSN). Counted
+    // from the change log's own marks, not from openraft's answers, which
+    // may never come for an entry a later leader overwrote.
+    let mut in_flight: std::collections::VecDeque<(u64, Lsn)> = Default::default();
     let mut next: Option<Queued> = None;
     loop {
         let first = match next.take() {
@@ -474,9 +481,20 @@ async fn propose(
         };
         // Waiting here (not before taking the first record) lets the
         // records behind it gather into the same entry.
-        let Ok(permit) = Arc::clone(&in_flight).acquire_owned().await else {
-            return;
-        };
+        loop {
+            {
+                let state = progress.borrow_and_update();
+                in_flight.retain(|(epoch, through)| {
+                    *epoch == state.epoch && *through > state.durable && !state.has_failed(*through)
+                });
+            }
+            if in_flight.len() < PROPOSALS_IN_FLIGHT {
+                break;
+            }
+            if progress.changed().await.is_err() {
+                return;
+            }
+        }
         let term = first.0;
         let mut records = vec![(first.1, first.2)];
         while records.len() < MAX_PROPOSAL_RECORDS {
@@ -494,6 +512,8 @@ async fn propose(
         if log.leading() != Some(term) {
             continue;
         }
+        let epoch = log.state().epoch;
+        let through = records.last().map_or(Lsn::ZERO, |(lsn, _)| *lsn);
         let proposal = Proposal {
             origin: me,
             leadership: term,
@@ -501,14 +521,14 @@ async fn propose(
         };
         match raft.client_write_ff(proposal).await {
             Ok(answer) => {
+                in_flight.push_back((epoch, through));
                 let log = Arc::clone(&log);
                 tokio::spawn(async move {
-                    let _permit = permit;
                     // Committed proposals are seen by the state machine;
-                    // a refusal means the leadership is gone.
+                    // a refusal means that leadership is gone.
                     if let Ok(Err(e)) = answer.await {
                         log::info!("proposal refused: {e}");
-                        log.stop_leading();
+                        log.stop_leading_term(term);
                     }
                 });
             }
@@ -519,6 +539,22 @@ async fn propose(
             }
         }
     }
+}
+
+/// Whether this leader has applied every entry its log holds: what was
+/// committed before it, and what it appended itself in this term before a
+/// restart (openraft restores a leader whose vote it had committed without
+/// a new election, so entries a previous run proposed in this very term
+/// can still be committed now; its actors must have them before they
+/// decide anything, or they would decide on a state that lacks them).
+async fn applied_whole_log(node: &ClusterNode) -> bool {
+    if node.raft.ensure_linearizable().await.is_err() {
+        return false;
+    }
+    let last = node.raft.metrics().borrow().last_log_index.unwrap_or(0);
+    let mut applied = node.log.watch_applied();
+    let reached = applied.wait_for(|index| *index >= last).await.is_ok();
+    reached
 }
 
 /// Starts this node's leadership once it leads and has applied everything
@@ -545,8 +581,8 @@ async fn watch_leadership(node: Arc<ClusterNode>, service: Arc<dyn Service>) {
                     node.log.stop_leading();
                 }
                 let caught_up =
-                    tokio::time::timeout(CATCH_UP_TIMEOUT, node.raft.ensure_linearizable()).await;
-                if matches!(caught_up, Ok(Ok(_))) {
+                    tokio::time::timeout(CATCH_UP_TIMEOUT, applied_whole_log(&node)).await;
+                if matches!(caught_up, Ok(true)) {
                     Arc::clone(&service).barrier().await;
                     let now = node.raft.metrics().borrow().clone();
                     if now.state == ServerState::Leader && now.current_term == term {

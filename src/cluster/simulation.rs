@@ -523,6 +523,34 @@ impl Simulation {
         node.store.close();
     }
 
+    /// Each node's view, for a failure message.
+    fn describe(&self) -> String {
+        let views: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|n| match &n.up {
+                None => format!("node {}: down", n.id),
+                Some((node, _)) => {
+                    let m = node.raft.metrics().borrow().clone();
+                    format!(
+                        "node {}: {:?} term {} leader {:?} last log {:?} applied {:?} committed {:?}; leading {:?}, durable {:?}, epoch {}",
+                        n.id,
+                        m.state,
+                        m.current_term,
+                        m.current_leader,
+                        m.last_log_index,
+                        m.last_applied.map(|l| l.index),
+                        node.store.committed().map(|c| c.index),
+                        node.log.leading(),
+                        node.log.state().durable,
+                        node.log.state().epoch,
+                    )
+                }
+            })
+            .collect();
+        views.join("; ")
+    }
+
     /// The node that takes changes now, if any.
     fn leader(&self) -> Option<usize> {
         self.nodes.iter().position(|n| {
@@ -681,7 +709,10 @@ impl Simulation {
                 }
             }
             if Instant::now() > deadline {
-                return Err("no leader committed a change after healing".into());
+                return Err(format!(
+                    "no leader committed a change after healing: {}",
+                    self.describe()
+                ));
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
