@@ -381,7 +381,7 @@ impl Application {
                 app = app.app_data(web::Data::new(Arc::clone(limiter)));
             }
             // Off (load tests) means out of the request path entirely.
-            app.wrap(from_fn(cluster_headers::route))
+            app.wrap(cluster_headers::ClusterHeaders)
                 .wrap(Condition::new(
                     limiter.is_some(),
                     from_fn(rate_limit::enforce),

@@ -5,12 +5,15 @@
 
 use std::time::Duration;
 
+use std::future::{ready, Ready};
+use std::rc::Rc;
+
 use actix_web::body::{EitherBody, MessageBody};
-use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::dev::{forward_ready, Service, ServiceRequest, ServiceResponse, Transform};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::http::Method;
-use actix_web::middleware::Next;
 use actix_web::{web, Error, ResponseError};
+use futures_util::future::{Either, FutureExt, LocalBoxFuture, Map};
 
 use crate::http::{ApiError, AppState};
 
@@ -26,22 +29,104 @@ fn is_change(method: &Method) -> bool {
     !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
 }
 
-/// The middleware.
-pub async fn route(
-    req: ServiceRequest,
-    next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, Error> {
+/// The middleware: `app.wrap(ClusterHeaders)`. Written as a service
+/// rather than with `from_fn` so that the common paths (a read without
+/// `X-Boxoffice-Min-Index`, a change on the leader or a single node) box
+/// nothing: every request of a single node passes here. Status reads with
+/// it match the build before the cluster (`ratio.py`, two runs each: 0.79
+/// and 0.87 of the lean server against 0.86 and 0.82, req/s within 3%).
+pub struct ClusterHeaders;
+
+impl<S, B> Transform<S, ServiceRequest> for ClusterHeaders
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
+    B: MessageBody + 'static,
+{
+    type Response = ServiceResponse<EitherBody<B>>;
+    type Error = Error;
+    type Transform = ClusterHeadersService<S>;
+    type InitError = ();
+    type Future = Ready<Result<Self::Transform, Self::InitError>>;
+
+    fn new_transform(&self, service: S) -> Self::Future {
+        ready(Ok(ClusterHeadersService {
+            service: Rc::new(service),
+        }))
+    }
+}
+
+/// [`ClusterHeaders`] around the app's service.
+pub struct ClusterHeadersService<S> {
+    service: Rc<S>,
+}
+
+type Reply<B> = Result<ServiceResponse<EitherBody<B>>, Error>;
+
+impl<S, B> Service<ServiceRequest> for ClusterHeadersService<S>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
+    B: MessageBody + 'static,
+{
+    type Response = ServiceResponse<EitherBody<B>>;
+    type Error = Error;
+    #[allow(clippy::type_complexity)]
+    type Future = Either<
+        Map<S::Future, fn(Result<ServiceResponse<B>, Error>) -> Reply<B>>,
+        LocalBoxFuture<'static, Reply<B>>,
+    >;
+
+    forward_ready!(service);
+
+    fn call(&self, req: ServiceRequest) -> Self::Future {
+        let state = req.app_data::<web::Data<AppState>>();
+        let plain = if is_change(req.method()) {
+            // Refused only on a cluster node that does not lead.
+            state.is_none_or(|state| {
+                state.cluster.as_ref().is_none_or(|node| {
+                    node.log.leading().is_some() || !req.path().starts_with("/api/")
+                })
+            })
+        } else {
+            !req.headers().contains_key(MIN_INDEX_HEADER)
+        };
+        if plain {
+            let stamp: fn(Result<ServiceResponse<B>, Error>) -> Reply<B> = stamped;
+            return Either::Left(self.service.call(req).map(stamp));
+        }
+        let service = Rc::clone(&self.service);
+        Either::Right(Box::pin(refuse_or_wait(service, req)))
+    }
+}
+
+/// The reply with `X-Boxoffice-Index` set.
+fn stamped<B>(reply: Result<ServiceResponse<B>, Error>) -> Reply<B> {
+    reply.map(|mut response| {
+        let index = response
+            .request()
+            .app_data::<web::Data<AppState>>()
+            .map(|state| state.change_index());
+        if let Some(index) = index {
+            set_index(response.headers_mut(), index);
+        }
+        response.map_into_left_body()
+    })
+}
+
+/// The uncommon paths: a change on a node that does not lead, and a read
+/// that waits for `X-Boxoffice-Min-Index` (or names a bad one).
+async fn refuse_or_wait<S, B>(service: Rc<S>, req: ServiceRequest) -> Reply<B>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
+    B: MessageBody + 'static,
+{
     let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
-        return next
-            .call(req)
-            .await
-            .map(ServiceResponse::map_into_left_body);
+        return stamped(service.call(req).await);
     };
     let refused = if is_change(req.method()) {
-        state.cluster.as_ref().and_then(|node| {
-            let api = req.path().starts_with("/api/");
-            (api && node.log.leading().is_none()).then(|| ApiError::NotLeader(node.leader_url()))
-        })
+        state
+            .cluster
+            .as_ref()
+            .map(|node| ApiError::NotLeader(node.leader_url()))
     } else {
         match req.headers().get(MIN_INDEX_HEADER) {
             None => None,
@@ -57,14 +142,14 @@ pub async fn route(
             },
         }
     };
-    if let Some(error) = refused {
-        let mut response = req.into_response(error.error_response());
-        set_index(response.headers_mut(), state.change_index());
-        return Ok(response.map_into_right_body());
+    match refused {
+        Some(error) => {
+            let mut response = req.into_response(error.error_response());
+            set_index(response.headers_mut(), state.change_index());
+            Ok(response.map_into_right_body())
+        }
+        None => stamped(service.call(req).await),
     }
-    let mut response = next.call(req).await?;
-    set_index(response.headers_mut(), state.change_index());
-    Ok(response.map_into_left_body())
 }
 
 fn set_index(headers: &mut actix_web::http::header::HeaderMap, index: u64) {
