@@ -413,6 +413,25 @@ async fn three_nodes_keep_every_answered_change_through_leader_and_whole_cluster
     assert!(!ids.contains(&id), "booking id {id} given twice");
 }
 
+/// Waits until `GET {base}/api/cluster` lists member `id` as a voter.
+pub async fn wait_until_voter(base: &str, id: u64, within: Duration) {
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + within;
+    loop {
+        let (_, view) = request(&http, Method::GET, format!("{base}/api/cluster"), None).await;
+        let votes = view["members"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|m| m["id"] == id && m["voter"] == true);
+        if votes {
+            return;
+        }
+        assert!(Instant::now() < deadline, "node {id} never voted: {view}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// `GET /api/cluster` on node `i`.
 async fn cluster_view(cluster: &Cluster, i: usize) -> Value {
     let http = reqwest::Client::new();
@@ -524,20 +543,7 @@ async fn a_wiped_node_is_replaced_by_a_new_member_that_catches_up_and_votes() {
     assert_eq!(clash["code"], "MEMBERSHIP_CONFLICT");
 
     // It catches up as a learner and then votes.
-    let deadline = Instant::now() + ELECTION_DEADLINE;
-    loop {
-        let view = cluster_view(&cluster, leader).await;
-        let votes = view["members"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .any(|m| m["id"] == 4 && m["voter"] == true);
-        if votes {
-            break;
-        }
-        assert!(Instant::now() < deadline, "node 4 never voted: {view}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_until_voter(&base, 4, ELECTION_DEADLINE).await;
     let state = cluster.converged(event).await;
     assert_not_oversold(&state);
     for (user, id) in &answered {

@@ -26,7 +26,9 @@ use reqwest::{Method, StatusCode};
 use serde_json::json;
 use tokio::sync::RwLock;
 
-use super::cluster::{assert_not_oversold, free_port, Cluster, ELECTION_DEADLINE, SECRET};
+use super::cluster::{
+    assert_not_oversold, free_port, wait_until_voter, Cluster, ELECTION_DEADLINE, SECRET,
+};
 use super::process::{command, request, Server};
 
 /// Workers sending changes through the proxy at once.
@@ -507,26 +509,7 @@ async fn cluster_proxy_keeps_every_answer_through_every_fault() {
     )
     .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
-    let deadline = Instant::now() + RECOVERY_DEADLINE;
-    loop {
-        let (_, view) = request(
-            &http,
-            Method::GET,
-            format!("{}/api/cluster", proxy.base),
-            None,
-        )
-        .await;
-        let votes = view["members"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .any(|m| m["id"] == 4 && m["voter"] == true);
-        if votes {
-            break;
-        }
-        assert!(Instant::now() < deadline, "node 4 never voted: {view}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_until_voter(&proxy.base, 4, RECOVERY_DEADLINE).await;
     println!(
         "node {} wiped, removed and replaced by node 4: node 4 votes {:?} after the removal began",
         lost + 1,
