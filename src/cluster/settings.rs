@@ -53,7 +53,9 @@ impl NodeAddress {
 /// spaces or control characters; why not.
 pub fn check_addresses(peer: &str, http: &str) -> Result<(), &'static str> {
     let clean = |s: &str| {
-        !s.is_empty() && s.len() <= 255 && !s.chars().any(|c| c.is_whitespace() || c.is_control())
+        !s.is_empty()
+            && s.chars().count() <= 255
+            && !s.chars().any(|c| c.is_whitespace() || c.is_control())
     };
     let port = peer
         .rsplit_once(':')

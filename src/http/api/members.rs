@@ -25,9 +25,19 @@ type State = web::Data<AppState>;
 pub struct MemberRequest {
     /// host:port of its peer listener (`cluster.nodes[].peer` on it).
     #[validate(length(min = 3, max = 255))]
+    #[schema(
+        min_length = 3,
+        max_length = 255,
+        pattern = r"^[^\s\u0000-\u001F\u007F-\u009F]+:([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])$"
+    )]
     pub peer: String,
     /// The URL clients reach it at.
     #[validate(length(min = 8, max = 255))]
+    #[schema(
+        min_length = 8,
+        max_length = 255,
+        pattern = r"^https?://[^\s\u0000-\u001F\u007F-\u009F]+$"
+    )]
     pub http: String,
 }
 
