@@ -168,20 +168,15 @@ impl ClusterNode {
         id: NodeId,
         member: Member,
     ) -> Result<bool, MembershipRefused> {
-        let (known, voter) = {
-            let metrics = self.raft.metrics().borrow().clone();
-            let membership = metrics.membership_config.membership();
-            let voter = membership.voter_ids().any(|v| v == id);
-            (membership.get_node(&id).cloned(), voter)
-        };
+        let known = self.members().into_iter().find(|(m, _, _)| *m == id);
         match known {
-            Some(existing) if existing != member => {
+            Some((_, existing, _)) if existing != member => {
                 return Err(MembershipRefused::Conflict(format!(
                     "node {id} is a member at {} / {}; remove it first",
                     existing.peer, existing.http
                 )))
             }
-            Some(_) if voter => return Ok(true),
+            Some((_, _, true)) => return Ok(true),
             Some(_) => {}
             None => {
                 self.raft
@@ -241,17 +236,12 @@ impl ClusterNode {
     /// Removes member `id` (voter or learner); returns once the new
     /// membership is committed.
     pub async fn remove_member(&self, id: NodeId) -> Result<(), MembershipRefused> {
-        let (known, voters) = {
-            let metrics = self.raft.metrics().borrow().clone();
-            let membership = metrics.membership_config.membership();
-            let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
-            (membership.get_node(&id).is_some(), voters)
-        };
-        if !known {
+        let members = self.members();
+        let Some(&(_, _, voter)) = members.iter().find(|(m, _, _)| *m == id) else {
             return Err(MembershipRefused::NotMember);
-        }
-        let change = if voters.contains(&id) {
-            if voters.len() == 1 {
+        };
+        let change = if voter {
+            if members.iter().filter(|(_, _, votes)| *votes).count() == 1 {
                 return Err(MembershipRefused::Conflict(
                     "the last voter cannot be removed".into(),
                 ));
@@ -336,7 +326,7 @@ pub fn start(
             };
             let handle = runtime.handle().clone();
             let node = runtime.block_on(run_node(
-                settings, me, listener, store, log, queue, service, handle,
+                settings, listener, store, log, queue, service, handle,
             ));
             let ok = node.is_ok();
             let _ = started.send(node);
@@ -351,10 +341,8 @@ pub fn start(
 
 /// Builds openraft's node over TCP and starts its tasks and its peer
 /// listener, on the node's runtime.
-#[allow(clippy::too_many_arguments)]
 async fn run_node(
     settings: ClusterSettings,
-    me: crate::cluster::settings::NodeAddress,
     listener: std::net::TcpListener,
     store: RaftLogStore,
     log: Arc<ClusterLog>,
@@ -375,7 +363,6 @@ async fn run_node(
     .await?;
     let listener = tokio::net::TcpListener::from_std(listener)?;
     tokio::spawn(network::serve(listener, node.raft.clone(), secret));
-    debug_assert_eq!(node.log.node_id(), me.id);
     Ok(node)
 }
 
