@@ -10,7 +10,7 @@ use nix::sys::signal::Signal;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use super::process::{command, event_state, request, Server};
+use super::process::{command, request, try_event_state, Server};
 
 pub const SECRET: &str = "cluster-test-secret-of-32-bytes-or-more";
 /// How long the cluster may take to elect a leader before the test fails.
@@ -133,24 +133,13 @@ impl Cluster {
     /// Waits until every running node shows the same state of `event`
     /// (a node that has not applied its creation yet answers 404).
     pub async fn converged(&self, event: u64) -> Value {
-        let http = reqwest::Client::new();
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
             let mut states = Vec::new();
             for node in self.nodes.iter().filter(|n| n.server.is_some()) {
-                let base = node.base();
-                let (status, queue) = request(
-                    &http,
-                    Method::GET,
-                    format!("{base}/api/events/{event}/waiting-list?limit=1000"),
-                    None,
-                )
-                .await;
-                if status == StatusCode::OK {
-                    states.push(event_state(&base, event).await);
-                } else {
-                    states.push(json!({"not yet": status.as_u16(), "answer": queue}));
-                }
+                states.push(try_event_state(&node.base(), event).await.unwrap_or_else(
+                    |(status, answer)| json!({"not yet": status.as_u16(), "answer": answer}),
+                ));
             }
             if states.windows(2).all(|w| w[0] == w[1]) && states[0].get("not yet").is_none() {
                 return states.swap_remove(0);

@@ -127,14 +127,31 @@ pub async fn get_ok(http: &reqwest::Client, url: String) -> serde_json::Value {
 
 /// What every client can read of one event: its status and its whole queue.
 pub async fn event_state(base: &str, event: u64) -> serde_json::Value {
+    try_event_state(base, event)
+        .await
+        .unwrap_or_else(|(status, body)| panic!("{status}: {body}"))
+}
+
+/// [`event_state`], or the first answer that was not 200 (a node that has
+/// not applied the event's creation yet answers 404).
+pub async fn try_event_state(
+    base: &str,
+    event: u64,
+) -> Result<serde_json::Value, (reqwest::StatusCode, serde_json::Value)> {
     let http = reqwest::Client::new();
-    let status = get_ok(&http, format!("{base}/api/status/{event}")).await;
-    let queue = get_ok(
-        &http,
-        format!("{base}/api/events/{event}/waiting-list?limit=1000"),
-    )
-    .await;
-    serde_json::json!([status, queue])
+    let mut parts = Vec::new();
+    for path in [
+        format!("/api/status/{event}"),
+        format!("/api/events/{event}/waiting-list?limit=1000"),
+    ] {
+        let (status, body) =
+            request(&http, reqwest::Method::GET, format!("{base}{path}"), None).await;
+        if status != reqwest::StatusCode::OK {
+            return Err((status, body));
+        }
+        parts.push(body);
+    }
+    Ok(serde_json::Value::Array(parts))
 }
 
 /// Files in `dir` whose names start with `prefix`, sorted (so oldest first
