@@ -102,6 +102,18 @@ fn encode_cluster(encoder: &mut DescriptorEncoder, now: ClusterGauges) -> std::f
         "The newest change index this node has applied",
         as_gauge(now.applied_index),
     )?;
+    gauge(
+        encoder,
+        "boxoffice_cluster_snapshot_index",
+        "The index this node's newest Raft snapshot holds the state as of (0: none; a single node: 0)",
+        as_gauge(now.snapshot_index),
+    )?;
+    gauge(
+        encoder,
+        "boxoffice_cluster_purged_index",
+        "The newest index dropped from this node's Raft log, which a snapshot holds (0: none)",
+        as_gauge(now.purged_index),
+    )?;
     let changes = std::sync::atomic::AtomicU64::new(now.leader_changes);
     counter(
         encoder,

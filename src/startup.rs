@@ -348,6 +348,8 @@ impl Application {
                             commit_index: durable,
                             applied_index: applied,
                             leader_changes: 0,
+                            snapshot_index: 0,
+                            purged_index: 0,
                         }
                     }
                 })

@@ -22,7 +22,7 @@ use tokio::sync::watch;
 
 use super::counters::{BookedAs, EventCounters};
 use super::messages::{
-    ActorError, ApplyCommitted, Durable, MakeChange, Read, TakeSnapshot, Unavailable,
+    ActorError, ApplyCommitted, Durable, MakeChange, Read, TakeCommitted, TakeSnapshot, Unavailable,
 };
 use super::published::{Published, PublishedSlot};
 use crate::clock::Clock;
@@ -505,6 +505,32 @@ impl Handler<TakeSnapshot> for EventActor {
     }
 }
 
+impl Handler<TakeCommitted> for EventActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: TakeCommitted, _ctx: &mut Self::Context) {
+        // No timers are caught up here: what they would change is not
+        // committed. The caller holds the commit mark still, so what is
+        // pending beyond `through` is still pending after settling.
+        self.settle();
+        let ahead = self.pending.iter().position(|&(lsn, _)| lsn > msg.through);
+        let event = match ahead {
+            None => self.event.to_snapshot(),
+            Some(first) => {
+                let mut committed = self.event.clone();
+                for (_, undo) in self.pending.iter().skip(first).rev() {
+                    committed.undo(undo.clone());
+                }
+                committed.to_snapshot()
+            }
+        };
+        let _ = msg.reply.send(StoredEvent {
+            applied_lsn: self.durable_lsn.min(msg.through),
+            event,
+        });
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::{AtomicBool, Ordering};
@@ -628,6 +654,24 @@ mod tests {
         .expect("sent")
         .expect("booked");
         assert_eq!(available().await.expect("read").value, 0);
+        // A Raft snapshot's hand-over leaves out what is not committed
+        // (b's booking), without undoing it in the actor.
+        let committed = |through| {
+            let (reply, answer) = tokio::sync::oneshot::channel();
+            addr.do_send(crate::actors::messages::TakeCommitted { through, reply });
+            answer
+        };
+        let through_a = committed(a.lsn).await.expect("handed over");
+        let through_b = committed(b.lsn).await.expect("handed over");
+        let available_in = |stored: &crate::persistence::StoredEvent| {
+            Event::from_snapshot(stored.event.clone())
+                .expect("restores")
+                .status()
+                .available_tickets
+        };
+        assert_eq!(available_in(&through_a), 1, "b's booking left out");
+        assert_eq!(available_in(&through_b), 0);
+        assert_eq!(available().await.expect("read").value, 0, "b still pending");
         // The log loses b's change: a new epoch, b's LSN abandoned.
         log.state.send_modify(|s| {
             s.epoch += 1;

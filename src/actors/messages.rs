@@ -89,6 +89,18 @@ pub struct TakeSnapshot {
     pub last: bool,
 }
 
+/// Hand over the event's state as a cluster committed it through `through`
+/// (a Raft snapshot): changes applied ahead of the commit and not yet
+/// committed are left out of what is handed over (undone on a copy).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct TakeCommitted {
+    /// This node's LSN of the newest committed change to include.
+    pub through: Lsn,
+    /// Receives the state.
+    pub reply: Reply<StoredEvent>,
+}
+
 /// Apply a change that the cluster committed and this node did not decide
 /// (it is durable already: nothing to journal, nothing to undo).
 #[derive(Message)]

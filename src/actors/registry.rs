@@ -13,7 +13,7 @@ use tokio::sync::oneshot;
 
 use super::counters::EventCounters;
 use super::event_actor::{ActorShared, EventActor, LiveReceivers, LiveSignals};
-use super::messages::{ApplyCommitted, Reply, TakeSnapshot, Unavailable};
+use super::messages::{ApplyCommitted, Reply, TakeCommitted, TakeSnapshot, Unavailable};
 use super::placement::Placement;
 use super::published::Published;
 use crate::clock::Clock;
@@ -514,6 +514,108 @@ impl Registry {
         Ok(events)
     }
 
+    /// The state as a cluster committed it through `through` (this node's
+    /// LSN), encoded: a Raft snapshot's image. Each event's actor is asked
+    /// before this returns, so a committed change applied after the call
+    /// is in none of them; the caller keeps the commit mark from moving
+    /// until the future is done (see `TakeCommitted`). Events created
+    /// beyond `through` (a leader's, not committed yet) are left out, and
+    /// idempotency keys of events left out with them.
+    pub fn committed_image(
+        &self,
+        through: Lsn,
+        next_change_index: u64,
+    ) -> impl std::future::Future<Output = std::io::Result<Vec<u8>>> + Send + 'static {
+        use futures_util::stream::{self, StreamExt, TryStreamExt};
+        let addrs: Vec<Addr<EventActor>> = {
+            let ordered = self.ordered.read().unwrap_or_else(|p| p.into_inner());
+            ordered
+                .iter()
+                .filter_map(|id| self.actors.get(id))
+                .filter(|handle| handle.started_at <= through)
+                .map(|handle| handle.addr.clone())
+                .collect()
+        };
+        let asked: Vec<_> = addrs
+            .iter()
+            .map(|addr| {
+                let (reply, answer) = oneshot::channel();
+                // Unbounded, so it is queued now, behind every committed
+                // change sent before it and ahead of any after.
+                addr.do_send(TakeCommitted { through, reply });
+                answer
+            })
+            .collect();
+        let (create_keys, _) = self.create_keys();
+        let taken_at = self.clock.now();
+        let (next_event_id, next_booking_id) = (self.next_event_id(), self.next_booking_id());
+        async move {
+            let mut events: Vec<StoredEvent> = stream::iter(asked)
+                .map(|answer| async move {
+                    answer
+                        .await
+                        .map_err(|_| std::io::Error::other("an event's actor stopped"))
+                })
+                .buffer_unordered(COLLECT_IN_FLIGHT)
+                .try_collect()
+                .await?;
+            events.sort_unstable_by_key(|e| e.event.id);
+            let present: BTreeSet<EventId> = events.iter().map(|e| e.event.id).collect();
+            let image = crate::persistence::ServiceSnapshot {
+                taken_at,
+                journal_lsn: through,
+                // Ahead of the committed state on a leader: ids skipped,
+                // never reused.
+                next_event_id,
+                next_booking_id,
+                events,
+                create_keys: create_keys
+                    .into_iter()
+                    .filter(|key| present.contains(&key.event))
+                    .collect(),
+                next_change_index,
+            };
+            crate::persistence::codec::encode(&image).map_err(std::io::Error::other)
+        }
+    }
+
+    /// Replaces the whole state with a Raft snapshot's image
+    /// ([`Self::committed_image`]), each event numbered `lsn`; the change
+    /// feed index the next item gets. Actors of the state it replaces stop.
+    pub fn replace_with_image(&self, image: &[u8], lsn: Lsn) -> std::io::Result<u64> {
+        let bad = |why: String| std::io::Error::new(std::io::ErrorKind::InvalidData, why);
+        let image: crate::persistence::ServiceSnapshot =
+            crate::persistence::codec::decode(image).map_err(|e| bad(e.to_string()))?;
+        let mut events = std::collections::BTreeMap::new();
+        for stored in image.events {
+            let id = stored.event.id;
+            let event = Event::from_snapshot(stored.event)
+                .map_err(|e| bad(format!("event {id} in a snapshot: {e}")))?;
+            events.insert(id, (event, lsn));
+        }
+        self.actors.clear();
+        self.ordered
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+        self.keys().0.clear();
+        let next_change_index = image.next_change_index;
+        self.install(Recovered {
+            events,
+            next_event_id: image.next_event_id,
+            next_booking_id: image.next_booking_id,
+            next_lsn: lsn.next(),
+            snapshot: None,
+            replayed: 0,
+            replayed_bytes: 0,
+            bookings: 0,
+            create_keys: image.create_keys,
+            next_change_index,
+        });
+        self.changes.fetch_add(1, Ordering::Relaxed);
+        Ok(next_change_index)
+    }
+
     /// Stops the actor threads of its own; used at shutdown after the last
     /// snapshot (actors on the HTTP workers stop with them).
     pub fn stop(&self) {
@@ -524,6 +626,14 @@ impl Registry {
 impl crate::cluster::log::Applier for Registry {
     fn apply(&self, lsn: Lsn, record: Record) {
         self.apply_committed(lsn, record);
+    }
+
+    fn image(&self, through: Lsn, next_change_index: u64) -> crate::cluster::log::ImageFuture {
+        Box::pin(self.committed_image(through, next_change_index))
+    }
+
+    fn install(&self, image: &[u8], lsn: Lsn) -> std::io::Result<u64> {
+        self.replace_with_image(image, lsn)
     }
 }
 

@@ -24,6 +24,9 @@
 //! again) is skipped by every node alike, since it may rest on changes
 //! that were lost.
 
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
@@ -42,10 +45,23 @@ pub const NOT_LEADER: &str = "this node is not the cluster's leader";
 /// decided it.
 pub type Queued = (u64, Lsn, Record);
 
-/// Where committed changes that this node did not make go.
+/// A Raft snapshot's image of the state, on its way.
+pub type ImageFuture = Pin<Box<dyn Future<Output = io::Result<Vec<u8>>> + Send>>;
+
+/// The state committed changes are applied to (the event actors).
 pub trait Applier: Send + Sync {
-    /// Applies `record`, numbered `lsn` on this node.
+    /// Applies `record`, numbered `lsn` on this node, which this node did
+    /// not make.
     fn apply(&self, lsn: Lsn, record: Record);
+
+    /// The state as committed through this node's LSN `through`, encoded.
+    /// What the future returns must not change with anything applied after
+    /// this call returns.
+    fn image(&self, through: Lsn, next_change_index: u64) -> ImageFuture;
+
+    /// Replaces the whole state with `image` ([`Self::image`]'s bytes),
+    /// numbered `lsn`; the change feed index the next item gets.
+    fn install(&self, image: &[u8], lsn: Lsn) -> io::Result<u64>;
 }
 
 struct Inner {
@@ -216,6 +232,44 @@ impl ClusterLog {
         }
         drop(inner);
         self.applied(index);
+    }
+
+    /// The committed state as of the newest Raft entry applied, encoded
+    /// (a Raft snapshot's image). The caller applies nothing more until the
+    /// future is done (openraft's state machine worker waits for it), so
+    /// the commit mark it was taken at stays put meanwhile.
+    pub fn image(&self) -> ImageFuture {
+        let (through, next_change) = {
+            let state = self.state.borrow();
+            (state.durable, state.changes_durable + 1)
+        };
+        match self.applier.get() {
+            Some(applier) => applier.image(through, next_change),
+            None => Box::pin(std::future::ready(Err(io::Error::other(
+                "a snapshot before the service",
+            )))),
+        }
+    }
+
+    /// Replaces the whole state with a Raft snapshot's `image`, as of the
+    /// Raft entry at `index`.
+    pub fn install(&self, index: u64, image: &[u8]) -> io::Result<()> {
+        let mut inner = self.inner();
+        let applier = self
+            .applier
+            .get()
+            .ok_or_else(|| io::Error::other("a snapshot before the service"))?;
+        let lsn = inner.next_lsn;
+        let next_change = applier.install(image, lsn)?;
+        inner.next_lsn = lsn.next();
+        inner.next_change = next_change;
+        self.state.send_modify(|state| {
+            state.durable = lsn;
+            state.changes_durable = next_change.saturating_sub(1);
+        });
+        drop(inner);
+        self.applied(index);
+        Ok(())
     }
 
     /// Notes that the Raft entry at `index` is applied.

@@ -42,6 +42,9 @@ const PROPOSALS_IN_FLIGHT: usize = 2;
 const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(10);
 /// A learner this close to the leader's last entry becomes a voter.
 const CAUGHT_UP_ENTRIES: u64 = 64;
+/// Raft entries kept before the newest snapshot at most: a follower that
+/// far behind catches up from entries, one further from the snapshot.
+const SNAPSHOT_TAIL_ENTRIES: u64 = 1_000;
 /// How long a learner may take to catch up before the leader stops waiting
 /// to make it a voter (`PUT` the member again to wait again).
 const PROMOTE_DEADLINE: Duration = Duration::from_secs(3_600);
@@ -82,6 +85,10 @@ pub struct ClusterGauges {
     pub applied_index: u64,
     /// Leaders it has seen change since it started.
     pub leader_changes: u64,
+    /// The index its newest Raft snapshot holds the state as of (0: none).
+    pub snapshot_index: u64,
+    /// The newest index dropped from its Raft log (0: none).
+    pub purged_index: u64,
 }
 
 /// A running cluster node.
@@ -150,9 +157,12 @@ impl ClusterNode {
 
     /// What `/metrics` shows of this node's place in the cluster.
     pub fn gauges(&self) -> ClusterGauges {
+        let metrics = self.raft.metrics().borrow().clone();
         ClusterGauges {
             is_leader: self.log.leading().is_some(),
-            term: self.raft.metrics().borrow().current_term,
+            term: metrics.current_term,
+            snapshot_index: metrics.snapshot.map_or(0, |id| id.index),
+            purged_index: metrics.purged.map_or(0, |id| id.index),
             commit_index: self.store.committed().map_or(0, |c| c.index),
             applied_index: self.log.applied_index(),
             leader_changes: self.leader_changes.load(Ordering::Relaxed),
@@ -391,14 +401,16 @@ pub(crate) async fn assemble<N: RaftNetworkFactory<TypeConfig>>(
         // measured at 1,000 ms; bench/README.md.)
         election_timeout_min: settings.election_timeout_ms / 2,
         election_timeout_max: settings.election_timeout_ms,
-        // The log is kept whole (see state_machine).
-        snapshot_policy: SnapshotPolicy::Never,
-        max_in_snapshot_log_to_keep: u64::MAX,
+        // A snapshot every `snapshot_entries` entries; the log before it
+        // goes, but for a tail that lets a follower a little behind catch
+        // up from entries rather than a whole snapshot.
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(settings.snapshot_entries),
+        max_in_snapshot_log_to_keep: settings.snapshot_entries.min(SNAPSHOT_TAIL_ENTRIES),
         ..Config::default()
     }
     .validate()
     .map_err(io::Error::other)?;
-    let state_machine = StateMachine::new(Arc::clone(&log));
+    let state_machine = StateMachine::open(Arc::clone(&log), store.dir())?;
     let raft = Raft::new(
         settings.node_id,
         Arc::new(config),

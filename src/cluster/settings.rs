@@ -28,6 +28,9 @@ pub struct ClusterSettings {
     /// A follower that hears no leader for this long (randomised up to
     /// twice that) starts an election.
     pub election_timeout_ms: u64,
+    /// Raft entries between two snapshots of the state; the log before a
+    /// snapshot is dropped.
+    pub snapshot_entries: u64,
 }
 
 /// One member: where peers reach it and where clients do.
@@ -78,6 +81,7 @@ impl Default for ClusterSettings {
             join: false,
             heartbeat_ms: 100,
             election_timeout_ms: 1_000,
+            snapshot_entries: 10_000,
         }
     }
 }
@@ -96,6 +100,7 @@ impl std::fmt::Debug for ClusterSettings {
             .field("join", &self.join)
             .field("heartbeat_ms", &self.heartbeat_ms)
             .field("election_timeout_ms", &self.election_timeout_ms)
+            .field("snapshot_entries", &self.snapshot_entries)
             .finish()
     }
 }
@@ -118,6 +123,9 @@ impl ClusterSettings {
         }
         if !(50..=600_000).contains(&self.election_timeout_ms) {
             return Err(("cluster.election_timeout_ms", "must be 50 to 600000".into()));
+        }
+        if !(10..=100_000_000).contains(&self.snapshot_entries) {
+            return Err(("cluster.snapshot_entries", "must be 10 to 100000000".into()));
         }
         if self.election_timeout_ms <= self.heartbeat_ms * 2 {
             return Err((
@@ -220,6 +228,10 @@ mod tests {
             (
                 Box::new(|s| s.election_timeout_ms = 150),
                 "cluster.election_timeout_ms",
+            ),
+            (
+                Box::new(|s| s.snapshot_entries = 9),
+                "cluster.snapshot_entries",
             ),
         ];
         for (spoil, key) in cases {

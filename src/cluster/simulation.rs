@@ -31,6 +31,7 @@ use std::future::Future;
 use std::io;
 use std::path::PathBuf;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -49,6 +50,7 @@ use crate::domain::{
     BookingIdSequence, BookingStatus, Change, EventId, EventSettings, Timestamp, UserId,
 };
 use crate::persistence::change_log::ChangeLog;
+use crate::persistence::codec;
 use crate::persistence::journal::{Lsn, Record};
 use crate::persistence::raft::{LogStoreOptions, Member, NodeId, RaftLogStore, TypeConfig};
 
@@ -172,14 +174,15 @@ impl SimLink {
     /// Delivers `request` to the target's Raft by `call`, as the network's
     /// fate for it says; the target's errors (only "shut down" for these
     /// calls) look like an unreachable node, as over TCP.
-    async fn send<Req, Resp, Fut>(
+    async fn send<Req, Resp, Fut, E>(
         &self,
         request: Req,
         call: fn(Raft<TypeConfig>, Req) -> Fut,
-    ) -> Result<Resp, RPCError<NodeId, Member, RaftError<NodeId>>>
+    ) -> Result<Resp, RPCError<NodeId, Member, RaftError<NodeId, E>>>
     where
         Req: Clone + Send + 'static,
-        Fut: Future<Output = Result<Resp, RaftError<NodeId>>> + Send + 'static,
+        Fut: Future<Output = Result<Resp, RaftError<NodeId, E>>> + Send + 'static,
+        E: std::error::Error,
     {
         let Fate::Delivered {
             delay,
@@ -235,24 +238,42 @@ impl RaftNetwork<TypeConfig> for SimLink {
 
     async fn install_snapshot(
         &mut self,
-        _rpc: InstallSnapshotRequest<TypeConfig>,
+        rpc: InstallSnapshotRequest<TypeConfig>,
         _option: RPCOption,
     ) -> Result<
         InstallSnapshotResponse<NodeId>,
         RPCError<NodeId, Member, RaftError<NodeId, InstallSnapshotError>>,
     > {
-        // Nodes build no snapshots (the log is kept whole).
-        Err(unreachable("no snapshots"))
+        self.send(
+            rpc,
+            |raft, rpc| async move { raft.install_snapshot(rpc).await },
+        )
+        .await
     }
 }
 
-/// The event actors of one node, stood in for: records by this node's
-/// LSN, as the actors' state holds them.
-struct Model {
+/// The event actors of one node, stood in for: the records of the last
+/// snapshot installed, then records by this node's LSN, as the actors'
+/// state holds them.
+pub(super) struct Model {
     log: Arc<ClusterLog>,
     /// Committed records the change log applied, not yet taken in.
     inbox: Mutex<Vec<(Lsn, Record)>>,
     records: Mutex<BTreeMap<Lsn, Record>>,
+    /// What the last snapshot installed held, in order.
+    base: Mutex<Vec<Record>>,
+    /// A snapshot installed and not taken in yet (taken in, under the
+    /// `inbox` lock, before the inbox).
+    installed: Mutex<Option<Vec<Record>>>,
+    /// Snapshots installed, counted over every node of a run.
+    installs: Arc<AtomicU64>,
+}
+
+/// A snapshot's image in the simulation: every committed record, in order.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct ModelImage {
+    records: Vec<Record>,
+    next_change_index: u64,
 }
 
 impl Applier for Model {
@@ -260,6 +281,33 @@ impl Applier for Model {
         // Only queued: the change log calls this under its own lock, and
         // deciding takes `records` before the change log's lock.
         lock(&self.inbox).push((lsn, record));
+    }
+
+    fn image(&self, through: Lsn, next_change_index: u64) -> crate::cluster::log::ImageFuture {
+        let (records, _) = self.settle();
+        let image = ModelImage {
+            records: lock(&self.base)
+                .iter()
+                .chain(records.range(..=through).map(|(_, r)| r))
+                .cloned()
+                .collect(),
+            next_change_index,
+        };
+        let encoded = codec::encode(&image).map_err(io::Error::other);
+        Box::pin(std::future::ready(encoded))
+    }
+
+    fn install(&self, image: &[u8], _lsn: Lsn) -> io::Result<u64> {
+        let image: ModelImage = codec::decode(image).map_err(io::Error::other)?;
+        // Called under the change log's lock: `records` may be held by a
+        // decision waiting for that lock, so it is replaced by the next
+        // `settle` (`installed`), not here.
+        self.installs.fetch_add(1, Ordering::Relaxed);
+        let mut inbox = lock(&self.inbox);
+        inbox.clear();
+        *lock(&self.installed) = Some(image.records);
+        drop(inbox);
+        Ok(image.next_change_index)
     }
 }
 
@@ -279,14 +327,34 @@ enum Op {
 }
 
 impl Model {
+    /// An empty model, set as `log`'s applier.
+    pub(super) fn applying(log: &Arc<ClusterLog>, installs: Arc<AtomicU64>) -> Arc<Self> {
+        let model = Arc::new(Self {
+            installs,
+            log: Arc::clone(log),
+            inbox: Mutex::new(Vec::new()),
+            records: Mutex::new(BTreeMap::new()),
+            base: Mutex::new(Vec::new()),
+            installed: Mutex::new(None),
+        });
+        log.set_applier(Arc::clone(&model) as Arc<dyn Applier>);
+        model
+    }
+
     /// Takes in what was applied and undoes what failed (as the actors
     /// do before their next message); the records and the epoch they
     /// reflect.
     fn settle(&self) -> (MutexGuard<'_, BTreeMap<Lsn, Record>>, u64) {
         let mut records = lock(&self.records);
-        for (lsn, record) in lock(&self.inbox).drain(..) {
+        let mut inbox = lock(&self.inbox);
+        if let Some(base) = lock(&self.installed).take() {
+            records.clear();
+            *lock(&self.base) = base;
+        }
+        for (lsn, record) in inbox.drain(..) {
             records.insert(lsn, record);
         }
+        drop(inbox);
         let (failed, epoch) = {
             let state = self.log.state();
             (state.failed.clone(), state.epoch)
@@ -299,7 +367,7 @@ impl Model {
     /// the change log; its LSN and record, or why not.
     fn decide(&self, op: &Op, now: Timestamp) -> Result<(Lsn, Record), String> {
         let (mut records, epoch) = self.settle();
-        let mut state = fold(records.values())?;
+        let mut state = fold(lock(&self.base).iter().chain(records.values()))?;
         let (event, change) = match op {
             Op::Create { tickets } => {
                 let id = state.events.keys().max().map_or(1, |id| id.get() + 1);
@@ -429,6 +497,8 @@ struct Simulation {
     acks: Arc<Mutex<Vec<Ack>>>,
     /// Changes handed to a leader's change log.
     submitted: usize,
+    /// Snapshots installed by any node (a restart's own included).
+    installs: Arc<AtomicU64>,
     clients: Vec<tokio::task::JoinHandle<()>>,
     _root: tempfile::TempDir,
 }
@@ -450,6 +520,9 @@ impl Simulation {
             join: false,
             heartbeat_ms: 50,
             election_timeout_ms: 300,
+            // As often as allowed: snapshots, purges and catching up from
+            // a snapshot happen many times in every schedule.
+            snapshot_entries: 10,
         };
         let mut sim_nodes = Vec::new();
         for id in 1..=size {
@@ -469,6 +542,7 @@ impl Simulation {
             nodes: sim_nodes,
             acks: Arc::new(Mutex::new(Vec::new())),
             submitted: 0,
+            installs: Arc::default(),
             clients: Vec::new(),
             _root: root,
         })
@@ -483,12 +557,7 @@ impl Simulation {
             sync_interval: Duration::from_millis(10),
         })?;
         let (log, queue) = ClusterLog::new(id, Lsn::FIRST);
-        let model = Arc::new(Model {
-            log: Arc::clone(&log),
-            inbox: Mutex::new(Vec::new()),
-            records: Mutex::new(BTreeMap::new()),
-        });
-        log.set_applier(Arc::clone(&model) as Arc<dyn Applier>);
+        let model = Model::applying(&log, Arc::clone(&self.installs));
         let settings = ClusterSettings {
             node_id: id,
             ..self.settings.clone()
@@ -680,8 +749,9 @@ impl Simulation {
             let acks = lock(&self.acks).len();
             format!(
                 "{size} nodes, {faults} faults, {} changes submitted, {acks} acknowledged, \
-                 {agreed} records agreed",
-                self.submitted
+                 {agreed} records agreed, {} snapshots installed",
+                self.submitted,
+                self.installs.load(Ordering::Relaxed)
             )
         })
     }
@@ -745,11 +815,12 @@ impl Simulation {
                 .filter_map(|n| n.up.as_ref().map(|(node, model)| (n.id, node, model)))
                 .map(|(id, node, model)| {
                     let (records, _) = model.settle();
-                    (
-                        id,
-                        node.log.applied_index(),
-                        records.values().cloned().collect(),
-                    )
+                    let history = lock(&model.base)
+                        .iter()
+                        .chain(records.values())
+                        .cloned()
+                        .collect();
+                    (id, node.log.applied_index(), history)
                 })
                 .collect();
             let same_index = states.windows(2).all(|w| w[0].1 == w[1].1);

@@ -38,11 +38,18 @@ impl Node {
 
 pub struct Cluster {
     pub nodes: Vec<Node>,
+    /// More `[cluster]` keys every node gets.
+    extra: String,
     _root: tempfile::TempDir,
 }
 
 impl Cluster {
     pub fn start(size: usize) -> Cluster {
+        Self::start_with(size, "")
+    }
+
+    /// [`Self::start`], with `extra` lines in every node's `[cluster]`.
+    pub fn start_with(size: usize, extra: &str) -> Cluster {
         let root = tempfile::tempdir().expect("temp dir");
         let ports: Vec<(u16, u16)> = (0..size).map(|_| (free_port(), free_port())).collect();
         let members: Vec<String> = ports
@@ -60,7 +67,7 @@ impl Cluster {
             let dir = root.path().join(format!("node{}", i + 1));
             std::fs::create_dir_all(&dir).expect("node dir");
             let config = format!(
-                "[cluster]\nnode_id = {}\nsecret = \"{SECRET}\"\nnodes = [{}]\n",
+                "[cluster]\nnode_id = {}\nsecret = \"{SECRET}\"\nnodes = [{}]\n{extra}",
                 i + 1,
                 members.join(", ")
             );
@@ -71,7 +78,11 @@ impl Cluster {
                 server: None,
             });
         }
-        let mut cluster = Cluster { nodes, _root: root };
+        let mut cluster = Cluster {
+            nodes,
+            extra: extra.to_string(),
+            _root: root,
+        };
         for i in 0..size {
             cluster.boot(i);
         }
@@ -85,7 +96,8 @@ impl Cluster {
         let dir = root.join(format!("node{id}"));
         std::fs::create_dir_all(&dir).expect("node dir");
         let config = format!(
-            "[cluster]\nnode_id = {id}\nsecret = \"{SECRET}\"\njoin = true\nnodes = [{{ id = {id}, peer = \"127.0.0.1:{peer}\", http = \"http://127.0.0.1:{http}\" }}]\n"
+            "[cluster]\nnode_id = {id}\nsecret = \"{SECRET}\"\njoin = true\nnodes = [{{ id = {id}, peer = \"127.0.0.1:{peer}\", http = \"http://127.0.0.1:{http}\" }}]\n{}",
+            self.extra
         );
         std::fs::write(dir.join("config.toml"), config).expect("config written");
         self.nodes.push(Node {
@@ -182,6 +194,30 @@ fn metric(page: &str, name: &str) -> f64 {
         .unwrap_or_else(|| panic!("{name} in {page}"))
 }
 
+/// `GET {base}/metrics`.
+async fn metrics(base: &str) -> String {
+    reqwest::get(format!("{base}/metrics"))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics text")
+}
+
+/// Waits (up to the election deadline) until `name` on `base` passes
+/// `ready`; its value then.
+async fn wait_for_metric(base: &str, name: &str, ready: impl Fn(f64) -> bool) -> f64 {
+    let deadline = Instant::now() + ELECTION_DEADLINE;
+    loop {
+        let value = metric(&metrics(base).await, name);
+        if ready(value) {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "{name} on {base} stayed {value}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// No more tickets confirmed than the event has.
 pub fn assert_not_oversold(state: &Value) {
     let status = &state[0];
@@ -258,14 +294,7 @@ async fn three_nodes_keep_every_answered_change_through_leader_and_whole_cluster
 
     // The cluster families of /metrics: the leader leads, the follower not.
     for (node, leads) in [(leader, 1), (follower, 0)] {
-        let metrics = http
-            .get(format!("{}/metrics", cluster.nodes[node].base()))
-            .send()
-            .await
-            .expect("metrics")
-            .text()
-            .await
-            .expect("metrics text");
+        let metrics = metrics(&cluster.nodes[node].base()).await;
         assert!(
             metrics.contains(&format!("\nboxoffice_cluster_is_leader {leads}\n")),
             "{metrics}"
@@ -437,7 +466,9 @@ async fn cluster_view(cluster: &Cluster, i: usize) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wiped_node_is_replaced_by_a_new_member_that_catches_up_and_votes() {
-    let mut cluster = Cluster::start(3);
+    // A snapshot every 10 entries: the leader's log is cut long before the
+    // new member comes, so it catches up from a snapshot.
+    let mut cluster = Cluster::start_with(3, "snapshot_entries = 10\n");
     let http = reqwest::Client::new();
     let (status, created) = change(
         &cluster,
@@ -449,7 +480,7 @@ async fn a_wiped_node_is_replaced_by_a_new_member_that_catches_up_and_votes() {
     assert_eq!(status, StatusCode::CREATED, "{created}");
     let event = created["eventId"].as_u64().expect("event id");
     let mut answered = Vec::new();
-    for n in 0..6 {
+    for n in 0..30 {
         let user = format!("r{n}");
         let (status, booked) = change(
             &cluster,
@@ -489,6 +520,21 @@ async fn a_wiped_node_is_replaced_by_a_new_member_that_catches_up_and_votes() {
     )
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{again}");
+
+    // The leader has dropped the start of its log: what it holds from
+    // there is in its snapshot, which is what a new member gets.
+    let purged = wait_for_metric(&base, "boxoffice_cluster_purged_index", |v| v > 0.0).await;
+    let snapshot = metric(&metrics(&base).await, "boxoffice_cluster_snapshot_index");
+    assert!(snapshot > purged, "snapshot {snapshot}, purged {purged}");
+    assert!(
+        std::fs::metadata(
+            cluster.nodes[leader]
+                .dir
+                .join("snapshots/raft/snapshot.bin")
+        )
+        .is_ok_and(|m| m.len() > 0),
+        "the leader's snapshot file"
+    );
 
     // A new node, started to join, is added on the leader.
     let root = tempfile::tempdir().expect("temp dir");
@@ -551,6 +597,13 @@ async fn a_wiped_node_is_replaced_by_a_new_member_that_catches_up_and_votes() {
     }
     let view = cluster_view(&cluster, added).await;
     assert_eq!(view["role"], "follower", "{view}");
+    // Its state came from a snapshot: it holds one, and it never had the
+    // entries before the leader's cut.
+    let added_base = cluster.nodes[added].base();
+    wait_for_metric(&added_base, "boxoffice_cluster_snapshot_index", |v| {
+        v >= purged
+    })
+    .await;
 
     // With the third original node gone too, the leader and node 4 are a
     // majority of three: changes still commit.
@@ -563,4 +616,31 @@ async fn a_wiped_node_is_replaced_by_a_new_member_that_catches_up_and_votes() {
     )
     .await;
     assert!(status.is_success(), "{booked}");
+
+    // Node 4 SIGKILLed and restarted: its state comes back from its
+    // snapshot and the log after it, and it votes again (the leader alone
+    // is no majority: the next change commits only with it back).
+    cluster.kill(added);
+    cluster.boot(added);
+    let (status, booked) = change(
+        &cluster,
+        Method::PUT,
+        &format!("/api/events/{event}/bookings/after-restart"),
+        json!({}),
+    )
+    .await;
+    assert!(status.is_success(), "{booked}");
+    let state = cluster.converged(event).await;
+    assert_not_oversold(&state);
+    for (user, id) in &answered {
+        let (status, booking) = request(
+            &http,
+            Method::GET,
+            format!("{added_base}/api/events/{event}/bookings/{user}"),
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{booking}");
+        assert_eq!(booking["booking"]["id"].as_u64(), Some(*id));
+    }
 }

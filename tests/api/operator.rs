@@ -100,6 +100,8 @@ async fn metrics_count_requests_by_route_pattern_and_what_bookings_got() {
     assert_eq!(m.get("boxoffice_cluster_is_leader"), Some(&1.0));
     assert_eq!(m.get("boxoffice_cluster_term"), Some(&0.0));
     assert_eq!(m.get("boxoffice_cluster_leader_changes_total"), Some(&0.0));
+    assert_eq!(m.get("boxoffice_cluster_snapshot_index"), Some(&0.0));
+    assert_eq!(m.get("boxoffice_cluster_purged_index"), Some(&0.0));
     let applied = m.get("boxoffice_cluster_applied_index").copied();
     assert!(
         applied >= Some(3.0),

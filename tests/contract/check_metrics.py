@@ -58,6 +58,8 @@ def main():
         "boxoffice_cluster_commit_index",
         "boxoffice_cluster_applied_index",
         "boxoffice_cluster_leader_changes_total",
+        "boxoffice_cluster_snapshot_index",
+        "boxoffice_cluster_purged_index",
     ]:
         assert any(k[0] == name for k in before), f"{name} missing"
     status, _, body = fetch(base, "/api/events", "POST", {"totalTickets": 1})

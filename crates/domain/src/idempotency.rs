@@ -128,6 +128,12 @@ impl CreateKeys {
         self.by_key.is_empty()
     }
 
+    /// Forgets every key (the state they belong to is being replaced).
+    pub fn clear(&mut self) {
+        self.by_key.clear();
+        self.order.clear();
+    }
+
     /// Every remembered create, oldest first (for snapshots).
     pub fn entries(&self) -> Vec<CreateKey> {
         self.order
@@ -192,6 +198,10 @@ mod tests {
                 .collect::<Vec<_>>(),
             ["c"]
         );
+        keys.clear();
+        assert!(keys.is_empty() && keys.entries().is_empty());
+        keys.insert(entry("d", 4, 4), Timestamp::from_millis(4));
+        assert_eq!(keys.len(), 1, "usable after clearing");
     }
 
     #[test]

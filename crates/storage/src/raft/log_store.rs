@@ -11,6 +11,11 @@
 //! returns. At open the file is read back; a frame cut short at the very
 //! end (a torn write, never acknowledged) is cut off with a warning, and
 //! damage anywhere else is an error.
+//!
+//! A purge (openraft's, once a snapshot holds the entries) rewrites the
+//! file with only what is still held: written beside it, synced, renamed
+//! over it, so the disk, like the memory, holds the log since the last
+//! snapshot and not every change ever made.
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
@@ -94,9 +99,13 @@ enum Done {
 struct Job {
     bytes: Vec<u8>,
     done: Option<Done>,
+    /// `bytes` are the whole file, replacing it (a purge's rewrite).
+    replace: bool,
 }
 
 struct Shared {
+    /// The directory of the log (and of the snapshot beside it).
+    dir: PathBuf,
     held: Mutex<Held>,
     writer: Mutex<Option<JoinHandle<()>>>,
 }
@@ -152,6 +161,8 @@ impl RaftLogStore {
         held.jobs = Some(jobs);
         let writer = Writer {
             file,
+            path,
+            dir: options.dir.clone(),
             queue,
             sync_every_batch: options.sync_every_batch,
             sync_interval: options.sync_interval,
@@ -162,6 +173,7 @@ impl RaftLogStore {
             .spawn(move || writer.run())?;
         Ok(Self {
             shared: Arc::new(Shared {
+                dir: options.dir.clone(),
                 held: Mutex::new(held),
                 writer: Mutex::new(Some(handle)),
             }),
@@ -182,10 +194,56 @@ impl RaftLogStore {
             .jobs
             .as_ref()
             .ok_or_else(|| io_error("the Raft log is closed"))?;
-        jobs.send(Job { bytes, done })
-            .map_err(|_| io_error("the Raft log's writer has stopped"))?;
+        jobs.send(Job {
+            bytes,
+            done,
+            replace: false,
+        })
+        .map_err(|_| io_error("the Raft log's writer has stopped"))?;
         held.next_frame += 1;
         Ok(())
+    }
+
+    /// Queues a rewrite of the whole file as `held` is now: the vote, the
+    /// commit mark, the purge mark and the entries kept. Everything queued
+    /// before it is in it.
+    fn queue_rewrite(held: &mut Held) -> io::Result<()> {
+        let mut bytes = Vec::new();
+        let mut frame = |held: &mut Held, record: &LogRecordRef<'_>| -> io::Result<()> {
+            let payload = codec::encode(record).map_err(io_error)?;
+            frame_payload(&mut bytes, Lsn::new(held.next_frame), &payload);
+            held.next_frame += 1;
+            Ok(())
+        };
+        if let Some(vote) = held.vote {
+            frame(held, &LogRecordRef::Vote(&vote))?;
+        }
+        let committed = held.committed;
+        frame(held, &LogRecordRef::Committed(&committed))?;
+        if let Some(purged) = held.last_purged {
+            frame(held, &LogRecordRef::Purge(&purged))?;
+        }
+        let entries = std::mem::take(&mut held.entries);
+        let framed = entries
+            .values()
+            .try_for_each(|entry| frame(held, &LogRecordRef::Entry(entry)));
+        held.entries = entries;
+        framed?;
+        let jobs = held
+            .jobs
+            .as_ref()
+            .ok_or_else(|| io_error("the Raft log is closed"))?;
+        jobs.send(Job {
+            bytes,
+            done: None,
+            replace: true,
+        })
+        .map_err(|_| io_error("the Raft log's writer has stopped"))
+    }
+
+    /// The directory the log is kept in.
+    pub fn dir(&self) -> &std::path::Path {
+        &self.shared.dir
     }
 
     /// The newest log id held, and the newest purged.
@@ -270,6 +328,9 @@ fn torn_end(rest: &[u8]) -> bool {
 
 struct Writer {
     file: File,
+    /// The file, and its directory (synced after a rewrite's rename).
+    path: PathBuf,
+    dir: PathBuf,
     queue: mpsc::Receiver<Job>,
     sync_every_batch: bool,
     sync_interval: Duration,
@@ -339,6 +400,20 @@ impl Writer {
         if self.failed.is_some() {
             return;
         }
+        // A rewrite holds every job before it: only it and what follows
+        // it are written.
+        let from = match batch.iter().rposition(|j| j.replace) {
+            Some(at) => {
+                if let Err(e) = self.replace(&batch[at].bytes) {
+                    log::error!("Raft log: rewrite failed: {e}");
+                    self.failed = Some(format!("rewrite failed: {e}"));
+                    return;
+                }
+                at + 1
+            }
+            None => 0,
+        };
+        let batch = &batch[from..];
         let mut bytes = Vec::with_capacity(batch.iter().map(|j| j.bytes.len()).sum());
         for job in batch {
             bytes.extend_from_slice(&job.bytes);
@@ -347,6 +422,25 @@ impl Writer {
             log::error!("Raft log: write failed: {e}");
             self.failed = Some(format!("write failed: {e}"));
         }
+    }
+
+    /// Writes `bytes` as the whole new file beside the old one, syncs it,
+    /// renames it over the old one and syncs the directory; appends go to
+    /// it from then on.
+    fn replace(&mut self, bytes: &[u8]) -> io::Result<()> {
+        let tmp = self.path.with_extension("log.tmp");
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        drop(file);
+        fs::rename(&tmp, &self.path)?;
+        File::open(&self.dir)?.sync_all()?;
+        self.file = OpenOptions::new().append(true).open(&self.path)?;
+        Ok(())
     }
 
     fn sync(&mut self) {
@@ -457,6 +551,7 @@ impl RaftLogStorage<TypeConfig> for RaftLogStore {
         jobs.send(Job {
             bytes: Vec::new(),
             done: Some(Done::Flushed(callback)),
+            replace: false,
         })
         .map_err(|_| storage_error(io_error("the Raft log's writer has stopped")))?;
         Ok(())
@@ -472,9 +567,9 @@ impl RaftLogStorage<TypeConfig> for RaftLogStore {
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
         let mut held = self.held();
-        Self::queue(&mut held, &LogRecordRef::Purge(&log_id), None).map_err(storage_error)?;
         held.entries = held.entries.split_off(&(log_id.index + 1));
         held.last_purged = Some(log_id);
-        Ok(())
+        // Written as part of the rewrite, which drops the purged frames.
+        Self::queue_rewrite(&mut held).map_err(storage_error)
     }
 }

@@ -1,7 +1,8 @@
 //! What a cluster replicates, and where each node keeps its copy of the
 //! Raft log. The consensus itself is openraft's; this module gives it the
 //! types it is generic over and a durable log store built from the
-//! journal's frames, group commit and fsync discipline.
+//! journal's frames, group commit and fsync discipline, and its newest
+//! snapshot beside it.
 //!
 //! One Raft entry carries a [`Proposal`]: the records a leader's actors
 //! decided, in the order they were handed to the change log (the same
@@ -10,12 +11,14 @@
 //! crate.
 
 mod log_store;
+mod snapshot_file;
 
 use serde::{Deserialize, Serialize};
 
 use crate::journal::{Lsn, Record};
 
 pub use log_store::{LogStoreOptions, RaftLogStore, LOG_FILE};
+pub use snapshot_file::{SnapshotFile, StoredSnapshot, SNAPSHOT_FILE};
 
 /// A node's id in the cluster (1 or more).
 pub type NodeId = u64;
