@@ -39,3 +39,75 @@ cleanup_service() {
   fi
   rm -rf "$WORK"
 }
+
+# A 3-node cluster of the debug binary behind HAProxy, started from
+# deploy/cluster/haproxy.cfg with its ports moved to free ones (needs
+# haproxy and python3). BASE is the proxy; NODE_PIDS and HAPROXY_PID are
+# stopped by stop_cluster_service / on exit. Node logs: $WORK/node*/server.log.
+#   start_cluster_service ROOT   sets WORK, LOG (the logs joined at stop), BASE
+#   stop_cluster_service         SIGTERM every node and wait; fails unless each exits 0
+start_cluster_service() {
+  WORK=$(mktemp -d)
+  LOG="$WORK/server.log"
+  NODE_PIDS=()
+  HAPROXY_PID=""
+  trap 'cleanup_cluster_service' EXIT
+  local ports
+  read -r -a ports <<<"$(python3 -c '
+import socket
+socks = [socket.socket() for _ in range(7)]
+for s in socks: s.bind(("127.0.0.1", 0))
+print(" ".join(str(s.getsockname()[1]) for s in socks))')"
+  local members="" i
+  for i in 1 2 3; do
+    members+="{ id = $i, peer = \"127.0.0.1:${ports[$((i + 2))]}\", http = \"http://127.0.0.1:${ports[$((i - 1))]}\" },"
+  done
+  for i in 1 2 3; do
+    mkdir -p "$WORK/node$i"
+    printf '[cluster]\nnode_id = %s\nsecret = "a-contract-test-secret-of-32-bytes-or-more"\nnodes = [%s]\n' \
+      "$i" "$members" >"$WORK/node$i/config.toml"
+    (cd "$WORK/node$i" && \
+      BOXOFFICE__SERVER__PORT="${ports[$((i - 1))]}" \
+      BOXOFFICE__SNAPSHOT__DIR="$WORK/node$i/data" \
+      BOXOFFICE__RATE_LIMIT__ENABLED=false \
+      BOXOFFICE__LOG__ACCESS_LOG=false \
+      RUST_LOG=warn,boxoffice=info \
+        exec "$1/target/debug/boxoffice" >"$WORK/node$i/server.log" 2>&1) &
+    NODE_PIDS+=($!)
+  done
+  sed -e "s/127.0.0.1:8080/127.0.0.1:${ports[6]}/" \
+      -e "s/127.0.0.1:8101/127.0.0.1:${ports[0]}/" \
+      -e "s/127.0.0.1:8102/127.0.0.1:${ports[1]}/" \
+      -e "s/127.0.0.1:8103/127.0.0.1:${ports[2]}/" \
+      "$1/deploy/cluster/haproxy.cfg" >"$WORK/haproxy.cfg"
+  haproxy -db -f "$WORK/haproxy.cfg" >"$WORK/haproxy.log" 2>&1 &
+  HAPROXY_PID=$!
+  BASE="http://127.0.0.1:${ports[6]}"
+  local up=""
+  for _ in $(seq 1 300); do
+    if curl -fsS "$BASE/leader" >/dev/null 2>&1; then up=1; break; fi
+    sleep 0.1
+  done
+  [[ -n "$up" ]] || { echo "the cluster did not elect a leader:"; cat "$WORK"/node*/server.log "$WORK/haproxy.log"; exit 1; }
+  echo "cluster of 3 behind HAProxy at $BASE"
+}
+
+stop_cluster_service() {
+  local pid status=0
+  for pid in "${NODE_PIDS[@]}"; do kill -TERM "$pid"; done
+  for pid in "${NODE_PIDS[@]}"; do wait "$pid" || status=1; done
+  NODE_PIDS=()
+  cat "$WORK"/node*/server.log >"$LOG"
+  return $status
+}
+
+cleanup_cluster_service() {
+  local pid
+  for pid in "${NODE_PIDS[@]}" $HAPROXY_PID; do
+    if kill -0 "$pid" 2>/dev/null; then
+      kill "$pid" 2>/dev/null || true
+      wait "$pid" 2>/dev/null || true
+    fi
+  done
+  rm -rf "$WORK"
+}
