@@ -222,7 +222,24 @@ impl Application {
         };
         journal.resume_changes_at(recovered.next_change_index);
         store.retain_journal_bytes(settings.changes.retain_bytes);
-        let changes = Arc::new(ChangeFeed::new(data_dir.path(), Arc::clone(&journal)));
+        // A cluster node's feed is a journal of its own, of committed items.
+        let cluster_feed = if clustered {
+            let dir = crate::cluster::feed::dir(data_dir.path());
+            let feed = crate::cluster::feed::open(&dir, &settings.journal)
+                .map_err(|e| StartupError::Cluster(format!("change feed journal: {e}")))?;
+            actix_web::rt::spawn(crate::cluster::feed::release_old(
+                dir.clone(),
+                Arc::clone(&feed),
+                settings.changes.retain_bytes,
+            ));
+            Some((dir, feed))
+        } else {
+            None
+        };
+        let changes = Arc::new(match &cluster_feed {
+            Some((dir, feed)) => ChangeFeed::new(dir, Arc::clone(feed)),
+            None => ChangeFeed::new(data_dir.path(), Arc::clone(&journal)),
+        });
         let restored_from = RestoredFrom {
             snapshot_bytes: recovered
                 .snapshot
@@ -250,6 +267,9 @@ impl Application {
         let cluster = match cluster_log {
             Some((cluster_log, queue)) => {
                 cluster_log.set_applier(Arc::clone(&registry) as Arc<dyn Applier>);
+                if let Some((_, feed)) = &cluster_feed {
+                    cluster_log.set_feed(Arc::clone(feed));
+                }
                 let options = LogStoreOptions {
                     dir: data_dir.path().join("raft"),
                     sync_every_batch: settings.journal.fsync == crate::config::FsyncMode::Always,
@@ -305,12 +325,16 @@ impl Application {
         );
         let live = Arc::new(Live::new(&settings.live));
         let webhook_stats = Arc::new(WebhookStats::default());
-        if let Some(webhooks) = Webhooks::new(
+        if let Some(mut webhooks) = Webhooks::new(
             &settings.webhooks,
             Arc::clone(&changes),
             data_dir.path(),
             Arc::clone(&webhook_stats),
         )? {
+            if let Some(node) = &cluster {
+                let log = Arc::clone(&node.log);
+                webhooks = webhooks.while_leading(Arc::new(move || log.leading().is_some()));
+            }
             // Ends when the service begins to stop (with the live streams);
             // what it acknowledged is on disk after each delivery.
             actix_web::rt::spawn(webhooks.run(live.stopping()));

@@ -136,7 +136,15 @@ pub struct Webhooks {
     /// The data directory, where the acknowledged index is kept.
     dir: PathBuf,
     stats: Arc<WebhookStats>,
+    /// On a cluster node: whether it leads now. Only the leader delivers;
+    /// a new leader goes on from the index it last acknowledged itself
+    /// (items another leader delivered since may come again: at least
+    /// once, in order).
+    leading: Option<Arc<dyn Fn() -> bool + Send + Sync>>,
 }
+
+/// How often a cluster node that does not lead looks again.
+const NOT_LEADING_RECHECK: Duration = Duration::from_millis(250);
 
 impl Webhooks {
     /// A sender of `feed` as `settings` say, keeping its place in `dir`;
@@ -162,7 +170,14 @@ impl Webhooks {
             feed,
             dir: dir.to_path_buf(),
             stats,
+            leading: None,
         }))
+    }
+
+    /// Delivers only while `leading` says so (a cluster node).
+    pub fn while_leading(mut self, leading: Arc<dyn Fn() -> bool + Send + Sync>) -> Self {
+        self.leading = Some(leading);
+        self
     }
 
     /// Delivers until `stop` turns true.
@@ -174,6 +189,13 @@ impl Webhooks {
         loop {
             if *stop.borrow() {
                 return;
+            }
+            if self.leading.as_ref().is_some_and(|leading| !leading()) {
+                tokio::select! {
+                    _ = tokio::time::sleep(NOT_LEADING_RECHECK) => {}
+                    _ = stop.wait_for(|s| *s) => return,
+                }
+                continue;
             }
             let items = match self.feed.page(acked, self.batch_max).await {
                 Ok(items) if items.is_empty() => {

@@ -33,11 +33,13 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use tokio::sync::{mpsc, watch};
 
 use crate::persistence::change_log::ChangeLog;
-use crate::persistence::journal::{JournalState, Lsn, Record, Refused};
+use crate::persistence::journal::{Journal, JournalState, Lsn, Record, Refused};
 use crate::persistence::raft::{NodeId, Proposal};
 
 /// Failed LSN ranges remembered for waiters; only the newest are kept.
 const MAX_FAILED_RANGES: usize = 1_024;
+/// How long a snapshot waits for the feed journal to hold what it covers.
+const FEED_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 /// What `fault` says on a node that is not the leader.
 pub const NOT_LEADER: &str = "this node is not the cluster's leader";
 
@@ -86,6 +88,9 @@ pub struct ClusterLog {
     applier: OnceLock<Arc<dyn Applier>>,
     /// Raft entries skipped as stale (see the module doc).
     skipped: AtomicU64,
+    /// Where committed changes' feed items are kept for the change feed
+    /// (a journal of this node's own, in commit order); set once at start.
+    feed: OnceLock<Arc<Journal>>,
 }
 
 impl ClusterLog {
@@ -110,6 +115,7 @@ impl ClusterLog {
             applied_index: watch::Sender::new(0),
             applier: OnceLock::new(),
             skipped: AtomicU64::new(0),
+            feed: OnceLock::new(),
         });
         (log, queue)
     }
@@ -123,6 +129,32 @@ impl ClusterLog {
     pub fn set_applier(&self, applier: Arc<dyn Applier>) {
         if self.applier.set(applier).is_err() {
             log::error!("cluster log: the applier was set twice; the first stays");
+        }
+    }
+
+    /// Where committed changes' feed items go from now on; before the
+    /// node starts.
+    pub fn set_feed(&self, feed: Arc<Journal>) {
+        if self.feed.set(feed).is_err() {
+            log::error!("cluster log: the feed journal was set twice; the first stays");
+        }
+    }
+
+    /// Writes and syncs what the feed journal was given, and stops it
+    /// (after openraft has stopped: nothing more is applied).
+    pub fn close_feed(&self) {
+        if let Some(feed) = self.feed.get() {
+            feed.shutdown();
+        }
+    }
+
+    /// Appends `record`'s feed items, committed, to the feed journal.
+    fn publish(&self, record: &Record) {
+        let Some(feed) = self.feed.get() else {
+            return;
+        };
+        if matches!(record, Record::Published { .. }) && !feed.append_numbered(record.clone()) {
+            log::error!("change feed: a committed change could not be written to the feed journal");
         }
     }
 
@@ -157,6 +189,9 @@ impl ClusterLog {
     pub fn start_leading(&self, term: u64) {
         let mut inner = self.inner();
         inner.leading = Some(term);
+        // Feed indexes handed out in an earlier leadership and never
+        // committed are given again: the feed has no gap.
+        inner.next_change = self.state.borrow().changes_durable + 1;
         self.state.send_modify(|state| state.fault = None);
         log::info!("node {}: leading in term {term}; taking changes", self.me);
     }
@@ -204,6 +239,9 @@ impl ClusterLog {
             self.skipped.fetch_add(1, Ordering::Relaxed);
         } else if proposal.origin == self.me && inner.leading == Some(proposal.leadership) {
             // Made here, in this leadership: already in the actors' state.
+            for (_, record) in &proposal.records {
+                self.publish(record);
+            }
             let (through, changes) = last_positions(&proposal);
             self.state.send_modify(|state| {
                 state.durable = state.durable.max(through);
@@ -219,6 +257,7 @@ impl ClusterLog {
                 {
                     inner.next_change = first_index + items.len() as u64;
                 }
+                self.publish(&record);
                 match self.applier.get() {
                     Some(applier) => applier.apply(lsn, record),
                     None => log::error!("cluster log: a committed change before the service"),
@@ -243,12 +282,27 @@ impl ClusterLog {
             let state = self.state.borrow();
             (state.durable, state.changes_durable + 1)
         };
-        match self.applier.get() {
-            Some(applier) => applier.image(through, next_change),
-            None => Box::pin(std::future::ready(Err(io::Error::other(
+        let Some(applier) = self.applier.get() else {
+            return Box::pin(std::future::ready(Err(io::Error::other(
                 "a snapshot before the service",
-            )))),
-        }
+            ))));
+        };
+        let image = applier.image(through, next_change);
+        let feed = self.feed.get().map(|feed| feed.watch());
+        Box::pin(async move {
+            // The log the snapshot holds is dropped after it: the feed's
+            // copy of its items must be on disk first.
+            if let Some(mut feed) = feed {
+                let written = |s: &JournalState| s.changes_durable + 1 >= next_change;
+                if tokio::time::timeout(FEED_WAIT, feed.wait_for(written))
+                    .await
+                    .is_err()
+                {
+                    log::warn!("change feed: its journal is behind; a snapshot is taken anyway");
+                }
+            }
+            image.await
+        })
     }
 
     /// Replaces the whole state with a Raft snapshot's `image`, as of the

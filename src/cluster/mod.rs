@@ -2,6 +2,7 @@
 //! replicated by Raft (openraft), one leader taking every change.
 //!
 //! - [`settings`]: the `cluster` section of the settings.
+//! - [`feed`]: the change feed's own journal on a cluster node.
 //! - [`log`]: the change log the actors write to, where "durable" means
 //!   committed by a majority, and how committed entries reach the actors.
 //! - [`state_machine`]: openraft's state machine over that log.
@@ -14,6 +15,7 @@
 //! The Raft log itself is kept by `boxoffice-storage` (`raft`), in the
 //! journal's frames.
 
+pub mod feed;
 pub mod log;
 pub mod network;
 pub mod node;

@@ -295,6 +295,7 @@ impl ClusterNode {
         });
         let _ = finished.recv_timeout(Duration::from_secs(5));
         self.store.close();
+        self.log.close_feed();
     }
 }
 

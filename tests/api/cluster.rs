@@ -165,6 +165,43 @@ impl Cluster {
     }
 }
 
+impl Cluster {
+    /// Waits until every running node serves the same change feed
+    /// (`GET /api/changes`, all of it) and it passes `complete`; its items.
+    pub async fn feeds_agree(&self, complete: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+        let http = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let mut feeds = Vec::new();
+            for node in self.nodes.iter().filter(|n| n.server.is_some()) {
+                let mut items = Vec::new();
+                let mut after = 0;
+                loop {
+                    let url = format!("{}/api/changes?after={after}&limit=1000", node.base());
+                    let (status, page) = request(&http, Method::GET, url, None).await;
+                    assert_eq!(status, StatusCode::OK, "{page}");
+                    let page_items = page["items"].as_array().cloned().unwrap_or_default();
+                    if page_items.is_empty() {
+                        break;
+                    }
+                    after = page["next"].as_u64().expect("next");
+                    items.extend(page_items);
+                }
+                feeds.push(items);
+            }
+            if feeds.windows(2).all(|w| w[0] == w[1]) && complete(&feeds[0]) {
+                return feeds.swap_remove(0);
+            }
+            let lengths: Vec<usize> = feeds.iter().map(Vec::len).collect();
+            assert!(
+                Instant::now() < deadline,
+                "the nodes' feeds differ or lack answered changes (lengths {lengths:?}): {feeds:#?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
 /// A change through the leader, retried on another leader while the
 /// cluster elects one; the answer and the node that gave it.
 pub async fn change(
@@ -429,6 +466,27 @@ async fn three_nodes_keep_every_answered_change_through_leader_and_whole_cluster
     let ids: Vec<u64> = answered.iter().map(|(_, id)| *id).collect();
     let id = booked["booking"]["id"].as_u64().expect("id");
     assert!(!ids.contains(&id), "booking id {id} given twice");
+
+    // The change feed: the same items with the same indexes on every node,
+    // gap-free from 1, across the leader's death and every node's restart.
+    // (A node writes a committed change's items to its feed just after
+    // applying it: wait for the last answered booking to be there too.)
+    answered.push((String::from("late"), id));
+    let holds = |feed: &[Value], (user, id): &(String, u64)| {
+        feed.iter().any(|i| {
+            i["type"] == "booking"
+                && i["booking"]["user_id"] == user.as_str()
+                && i["booking"]["id"].as_u64() == Some(*id)
+        })
+    };
+    let feed = cluster
+        .feeds_agree(|feed| answered.iter().all(|booking| holds(feed, booking)))
+        .await;
+    let indexes: Vec<u64> = feed
+        .iter()
+        .map(|i| i["index"].as_u64().expect("index"))
+        .collect();
+    assert_eq!(indexes, (1..=indexes.len() as u64).collect::<Vec<_>>());
 }
 
 /// Waits until `GET {base}/api/cluster` lists member `id` as a voter.

@@ -195,7 +195,7 @@ impl FeedReader {
         }
         let mut found = None;
         let mut offset = 0;
-        for_each_frame(path, 0, |at, payload| {
+        for_each_frame(path, 0, |at, _, payload| {
             offset = at;
             match codec::decode_prefix::<(u32, u64)>(payload) {
                 Ok((PUBLISHED_VARIANT, first)) => {
@@ -233,7 +233,7 @@ impl FeedReader {
         let mut seen = Vec::new();
         let mut done = false;
         let mut failure = None;
-        for_each_frame(path, start, |offset, payload| {
+        for_each_frame(path, start, |offset, _, payload| {
             let Ok((PUBLISHED_VARIANT, first)) = codec::decode_prefix::<(u32, u64)>(payload) else {
                 return true;
             };
@@ -291,13 +291,76 @@ impl FeedReader {
     }
 }
 
-/// Calls `visit(offset, payload)` for each whole, valid frame of `path`
+/// The end of the journal in `dir`: the LSN of its newest whole record and
+/// the index of its newest feed item (0: none), read from the newest
+/// segment that holds a record; `None` when no segment does. A journal that
+/// only keeps a feed (a cluster node's) goes on from here at start.
+pub fn tail(dir: &Path) -> Result<Option<(Lsn, u64)>, FeedError> {
+    for (_, path) in segments(dir)?.iter().rev() {
+        let mut last = None;
+        let mut index = 0;
+        let mut failure = None;
+        for_each_frame(path, 0, |offset, lsn, payload| {
+            last = Some(lsn);
+            if let Ok((PUBLISHED_VARIANT, _)) = codec::decode_prefix::<(u32, u64)>(payload) {
+                match codec::decode::<Record>(payload) {
+                    Ok(Record::Published {
+                        first_index, items, ..
+                    }) => index = (first_index + items.len() as u64).saturating_sub(1),
+                    _ => {
+                        failure = Some(offset);
+                        return false;
+                    }
+                }
+            }
+            true
+        })?;
+        if let Some(offset) = failure {
+            return Err(JournalError::Corrupt {
+                path: path.clone(),
+                offset,
+            }
+            .into());
+        }
+        if let Some(lsn) = last {
+            if index == 0 {
+                // Records, but no item in this segment: the items end in
+                // an older one.
+                index = older_items_end(dir, path)?;
+            }
+            return Ok(Some((lsn, index)));
+        }
+    }
+    Ok(None)
+}
+
+/// The newest feed item index in the segments before `newest` (0: none).
+fn older_items_end(dir: &Path, newest: &Path) -> Result<u64, FeedError> {
+    for (_, path) in segments(dir)?.iter().rev().filter(|(_, p)| p != newest) {
+        let mut index = 0;
+        for_each_frame(path, 0, |_, _, payload| {
+            if let Ok(Record::Published {
+                first_index, items, ..
+            }) = codec::decode::<Record>(payload)
+            {
+                index = (first_index + items.len() as u64).saturating_sub(1);
+            }
+            true
+        })?;
+        if index > 0 {
+            return Ok(index);
+        }
+    }
+    Ok(0)
+}
+
+/// Calls `visit(offset, lsn, payload)` for each whole, valid frame of `path`
 /// from byte `start` on, until it returns false or the records end (zeros,
 /// the end of the file, or a frame not yet whole).
 fn for_each_frame(
     path: &Path,
     start: u64,
-    mut visit: impl FnMut(u64, &[u8]) -> bool,
+    mut visit: impl FnMut(u64, Lsn, &[u8]) -> bool,
 ) -> Result<(), JournalError> {
     let io_err = |source: io::Error| JournalError::Io {
         path: path.to_path_buf(),
@@ -320,8 +383,8 @@ fn for_each_frame(
         let filled = read_at_most(&file, &mut buf, offset).map_err(io_err)?;
         let bytes = &buf[..filled];
         let mut at = 0usize;
-        while let Some((_, payload, size)) = frame_at(&bytes[at..]) {
-            if !visit(offset + at as u64, payload) {
+        while let Some((lsn, payload, size)) = frame_at(&bytes[at..]) {
+            if !visit(offset + at as u64, lsn, payload) {
                 return Ok(());
             }
             at += size;

@@ -329,6 +329,59 @@ impl Journal {
         Ok(lsn)
     }
 
+    /// Queues `record`, whose feed items are numbered already (a cluster's
+    /// committed change, numbered by the leader that made it), to a journal
+    /// kept only for the feed: waits for room rather than drop it, and
+    /// skips it when the journal holds its items already (a restart applies
+    /// the Raft log after its snapshot again). Items this journal never
+    /// got (those a snapshot brought) are passed over: the feed starts
+    /// after them. `false` if the journal refused it (a disk fault: the
+    /// feed misses it, which is logged).
+    pub fn append_numbered(&self, record: Record) -> bool {
+        let Record::Published {
+            first_index, items, ..
+        } = &record
+        else {
+            return true;
+        };
+        let (first, next) = (*first_index, first_index + items.len() as u64);
+        let mut pending = Some(record);
+        loop {
+            let mut s = self.submitter();
+            if first < s.next_change {
+                return true;
+            }
+            if first > s.next_change {
+                s.next_change = first;
+                self.state.send_modify(|state| {
+                    state.changes_durable = state.changes_durable.max(first - 1)
+                });
+            }
+            if !s.accepting {
+                return false;
+            }
+            let Some(queue) = &s.queue else {
+                return true;
+            };
+            let Some(record) = pending.take() else {
+                return false;
+            };
+            match queue.try_send((s.next_lsn, record)) {
+                Ok(()) => {
+                    s.next_lsn = s.next_lsn.next();
+                    s.next_change = next;
+                    return true;
+                }
+                Err(mpsc::TrySendError::Full((_, record))) => {
+                    pending = Some(record);
+                    drop(s);
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+                Err(mpsc::TrySendError::Disconnected(_)) => return false,
+            }
+        }
+    }
+
     /// The LSN and the change feed index the next record gets, read
     /// together: a snapshot notes both for one position in the journal.
     pub fn next_positions(&self) -> (Lsn, u64) {
