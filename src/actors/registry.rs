@@ -549,6 +549,7 @@ impl Registry {
         let (create_keys, _) = self.create_keys();
         let taken_at = self.clock.now();
         let (next_event_id, next_booking_id) = (self.next_event_id(), self.next_booking_id());
+        let log = Arc::clone(&self.log);
         async move {
             let mut events: Vec<StoredEvent> = stream::iter(asked)
                 .map(|answer| async move {
@@ -560,6 +561,12 @@ impl Registry {
                 .try_collect()
                 .await?;
             events.sort_unstable_by_key(|e| e.event.id);
+            // An image's `applied_lsn` is the event's change index (a
+            // node's LSNs mean nothing to another node): live stream ids
+            // go on from it on a node that installs the image.
+            for stored in &mut events {
+                stored.applied_lsn = Lsn::new(log.live_id(stored.event.id, stored.applied_lsn));
+            }
             let present: BTreeSet<EventId> = events.iter().map(|e| e.event.id).collect();
             let image = crate::persistence::ServiceSnapshot {
                 taken_at,
@@ -581,14 +588,21 @@ impl Registry {
 
     /// Replaces the whole state with a Raft snapshot's image
     /// ([`Self::committed_image`]), each event numbered `lsn`; the change
-    /// feed index the next item gets. Actors of the state it replaces stop.
-    pub fn replace_with_image(&self, image: &[u8], lsn: Lsn) -> std::io::Result<u64> {
+    /// feed index the next item gets and each event's change index. Actors
+    /// of the state it replaces stop.
+    pub fn replace_with_image(
+        &self,
+        image: &[u8],
+        lsn: Lsn,
+    ) -> std::io::Result<crate::cluster::log::Installed> {
         let bad = |why: String| std::io::Error::new(std::io::ErrorKind::InvalidData, why);
         let image: crate::persistence::ServiceSnapshot =
             crate::persistence::codec::decode(image).map_err(|e| bad(e.to_string()))?;
         let mut events = std::collections::BTreeMap::new();
+        let mut change_indexes = Vec::with_capacity(image.events.len());
         for stored in image.events {
             let id = stored.event.id;
+            change_indexes.push((id, stored.applied_lsn.get()));
             let event = Event::from_snapshot(stored.event)
                 .map_err(|e| bad(format!("event {id} in a snapshot: {e}")))?;
             events.insert(id, (event, lsn));
@@ -613,7 +627,10 @@ impl Registry {
             next_change_index,
         });
         self.changes.fetch_add(1, Ordering::Relaxed);
-        Ok(next_change_index)
+        Ok(crate::cluster::log::Installed {
+            next_change_index,
+            change_indexes,
+        })
     }
 
     /// Stops the actor threads of its own; used at shutdown after the last
@@ -632,7 +649,7 @@ impl crate::cluster::log::Applier for Registry {
         Box::pin(self.committed_image(through, next_change_index))
     }
 
-    fn install(&self, image: &[u8], lsn: Lsn) -> std::io::Result<u64> {
+    fn install(&self, image: &[u8], lsn: Lsn) -> std::io::Result<crate::cluster::log::Installed> {
         self.replace_with_image(image, lsn)
     }
 }

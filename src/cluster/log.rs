@@ -30,7 +30,10 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
+use dashmap::DashMap;
 use tokio::sync::{mpsc, watch};
+
+use crate::domain::EventId;
 
 use crate::persistence::change_log::ChangeLog;
 use crate::persistence::journal::{Journal, JournalState, Lsn, Record, Refused};
@@ -62,8 +65,17 @@ pub trait Applier: Send + Sync {
     fn image(&self, through: Lsn, next_change_index: u64) -> ImageFuture;
 
     /// Replaces the whole state with `image` ([`Self::image`]'s bytes),
-    /// numbered `lsn`; the change feed index the next item gets.
-    fn install(&self, image: &[u8], lsn: Lsn) -> io::Result<u64>;
+    /// numbered `lsn`.
+    fn install(&self, image: &[u8], lsn: Lsn) -> io::Result<Installed>;
+}
+
+/// What installing a snapshot's image gave.
+#[derive(Debug, Default)]
+pub struct Installed {
+    /// The change feed index the next item gets.
+    pub next_change_index: u64,
+    /// Each event's change index as of the image.
+    pub change_indexes: Vec<(EventId, u64)>,
 }
 
 struct Inner {
@@ -91,7 +103,18 @@ pub struct ClusterLog {
     /// Where committed changes' feed items are kept for the change feed
     /// (a journal of this node's own, in commit order); set once at start.
     feed: OnceLock<Arc<Journal>>,
+    /// Each event's newest committed states: this node's LSN and the change
+    /// index of the newest item of that change, newest last (live stream
+    /// ids; see [`ChangeLog::live_id`]).
+    change_indexes: DashMap<EventId, ChangeIndexes>,
 }
+
+/// States of one event kept for [`ClusterLog::live_id`]: a stream reads the
+/// newest, or one just before it when a change lands meanwhile.
+const CHANGE_INDEXES_KEPT: usize = 4;
+
+/// An event's newest committed states, oldest first.
+type ChangeIndexes = std::collections::VecDeque<(Lsn, u64)>;
 
 impl ClusterLog {
     /// The log of node `me`, whose state so far reflects LSNs before
@@ -116,6 +139,7 @@ impl ClusterLog {
             applier: OnceLock::new(),
             skipped: AtomicU64::new(0),
             feed: OnceLock::new(),
+            change_indexes: DashMap::new(),
         });
         (log, queue)
     }
@@ -145,6 +169,34 @@ impl ClusterLog {
     pub fn close_feed(&self) {
         if let Some(feed) = self.feed.get() {
             feed.shutdown();
+        }
+    }
+
+    /// Notes that event `event`'s state as of `lsn` is its change index
+    /// `index`.
+    fn note_index(&self, event: EventId, lsn: Lsn, index: u64) {
+        let mut kept = self.change_indexes.entry(event).or_default();
+        if kept.back().is_some_and(|&(last, _)| last >= lsn) {
+            return;
+        }
+        kept.push_back((lsn, index));
+        if kept.len() > CHANGE_INDEXES_KEPT {
+            kept.pop_front();
+        }
+    }
+
+    /// Notes the change index of `record`, committed at `lsn`.
+    fn note_record(&self, lsn: Lsn, record: &Record) {
+        if let Record::Published {
+            event,
+            first_index,
+            items,
+            ..
+        } = record
+        {
+            if !items.is_empty() {
+                self.note_index(*event, lsn, first_index + items.len() as u64 - 1);
+            }
         }
     }
 
@@ -239,7 +291,8 @@ impl ClusterLog {
             self.skipped.fetch_add(1, Ordering::Relaxed);
         } else if proposal.origin == self.me && inner.leading == Some(proposal.leadership) {
             // Made here, in this leadership: already in the actors' state.
-            for (_, record) in &proposal.records {
+            for (lsn, record) in &proposal.records {
+                self.note_record(*lsn, record);
                 self.publish(record);
             }
             let (through, changes) = last_positions(&proposal);
@@ -257,6 +310,7 @@ impl ClusterLog {
                 {
                     inner.next_change = first_index + items.len() as u64;
                 }
+                self.note_record(lsn, &record);
                 self.publish(&record);
                 match self.applier.get() {
                     Some(applier) => applier.apply(lsn, record),
@@ -314,7 +368,12 @@ impl ClusterLog {
             .get()
             .ok_or_else(|| io::Error::other("a snapshot before the service"))?;
         let lsn = inner.next_lsn;
-        let next_change = applier.install(image, lsn)?;
+        let installed = applier.install(image, lsn)?;
+        let next_change = installed.next_change_index;
+        self.change_indexes.clear();
+        for (event, index) in installed.change_indexes {
+            self.note_index(event, lsn, index);
+        }
         inner.next_lsn = lsn.next();
         inner.next_change = next_change;
         self.state.send_modify(|state| {
@@ -353,7 +412,25 @@ fn last_positions(proposal: &Proposal) -> (Lsn, u64) {
     (through, changes)
 }
 
+impl ClusterLog {
+    /// The change index of event `event`'s state as of `lsn`, if known.
+    pub fn change_index(&self, event: EventId, lsn: Lsn) -> Option<u64> {
+        let kept = self.change_indexes.get(&event)?;
+        kept.iter()
+            .rev()
+            .find(|&&(at, _)| at <= lsn)
+            .map(|&(_, index)| index)
+    }
+}
+
 impl ChangeLog for ClusterLog {
+    fn live_id(&self, event: EventId, lsn: Lsn) -> u64 {
+        // Unknown only for a state older than every kept one, which a
+        // stream never reads; the newest index on this node stands in.
+        self.change_index(event, lsn)
+            .unwrap_or_else(|| self.state.borrow().changes_durable)
+    }
+
     fn submit(&self, mut record: Record, epoch: u64) -> Result<Lsn, Refused> {
         let mut inner = self.inner();
         let Some(term) = inner.leading else {

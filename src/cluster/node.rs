@@ -222,8 +222,13 @@ impl ClusterNode {
                         matched.is_some_and(|index| index + CAUGHT_UP_ENTRIES >= last),
                     )
                 };
-                if !leads || tokio::time::Instant::now() > deadline {
-                    log::warn!("cluster: node {id} was not made a voter (leadership ended or it did not catch up); PUT it again");
+                if !leads {
+                    // The next leader takes the learner over when it starts.
+                    log::info!("cluster: no longer leading; node {id} is left to the next leader");
+                    return;
+                }
+                if tokio::time::Instant::now() > deadline {
+                    log::warn!("cluster: node {id} did not catch up within {PROMOTE_DEADLINE:?} and was not made a voter; PUT it again");
                     return;
                 }
                 if caught_up {
@@ -587,6 +592,13 @@ async fn watch_leadership(node: Arc<ClusterNode>, service: Arc<dyn Service>) {
                     let now = node.raft.metrics().borrow().clone();
                     if now.state == ServerState::Leader && now.current_term == term {
                         node.log.start_leading(term);
+                        // Learners are members on their way to voting (a
+                        // predecessor may have added them): finish that.
+                        for (id, _, voter) in node.members() {
+                            if !voter {
+                                node.promote_when_caught_up(id);
+                            }
+                        }
                     }
                 }
                 continue;

@@ -297,7 +297,7 @@ impl Applier for Model {
         Box::pin(std::future::ready(encoded))
     }
 
-    fn install(&self, image: &[u8], _lsn: Lsn) -> io::Result<u64> {
+    fn install(&self, image: &[u8], _lsn: Lsn) -> io::Result<crate::cluster::log::Installed> {
         let image: ModelImage = codec::decode(image).map_err(io::Error::other)?;
         // Called under the change log's lock: `records` may be held by a
         // decision waiting for that lock, so it is replaced by the next
@@ -307,7 +307,10 @@ impl Applier for Model {
         inbox.clear();
         *lock(&self.installed) = Some(image.records);
         drop(inbox);
-        Ok(image.next_change_index)
+        Ok(crate::cluster::log::Installed {
+            next_change_index: image.next_change_index,
+            change_indexes: Vec::new(),
+        })
     }
 }
 

@@ -7,8 +7,10 @@
 //! for a booking's position), through the same durable-read path as every
 //! answer. A thousand changes in one interval cost a stream one read and at
 //! most one message; streams of other events are never woken. A message is
-//! sent only when what the client sees changed, so its `id` (the LSN of the
-//! newest change the state reflects) grows strictly within a stream. A new
+//! sent only when what the client sees changed, so its `id` grows strictly
+//! within a stream: on a single node the LSN of the newest change the state
+//! reflects, on a cluster node the change index of that change (the index
+//! of its newest item in the change feed), the same on every node. A new
 //! user's first booking moves no existing booking (it joins the end of the
 //! queue), so the actor signals it on a second channel that booking streams
 //! do not listen to: in an on-sale, where most changes are new bookings,
@@ -249,7 +251,8 @@ impl Live {
         );
         let watching = Watching::new(Arc::clone(&shared));
         let (json, lsn) = watched.read(&service, &shared).await?;
-        let first = watched.message(json.clone(), lsn);
+        let first_id = service.live_id(watched.event(), lsn);
+        let first = watched.message(json.clone(), first_id);
         let stream = Watch {
             shared: watching,
             service,
@@ -257,6 +260,7 @@ impl Live {
             changes,
             stop: self.stop.subscribe(),
             last: json,
+            last_id: first_id,
             last_sent: Instant::now(),
             min_interval: self.min_interval,
             messages_per_sec: self.messages_per_sec,
@@ -367,16 +371,13 @@ impl Watched {
         }
     }
 
-    fn message(&self, json: ByteString, lsn: Lsn) -> sse::Event {
+    fn message(&self, json: ByteString, id: u64) -> sse::Event {
         let kind = match self {
             Self::Event(_) => "status",
             Self::Booking(..) => "booking",
             Self::Entry(..) => "entry",
         };
-        sse::Data::new(json)
-            .event(kind)
-            .id(lsn.get().to_string())
-            .into()
+        sse::Data::new(json).event(kind).id(id.to_string()).into()
     }
 }
 
@@ -467,6 +468,8 @@ struct Watch {
     stop: watch::Receiver<bool>,
     /// The JSON of the last message.
     last: ByteString,
+    /// The id of the last message.
+    last_id: u64,
     /// When the last message went out.
     last_sent: Instant,
     min_interval: Duration,
@@ -513,7 +516,14 @@ impl Watch {
                         if json == self.last {
                             break;
                         }
-                        let message = self.watched.message(json.clone(), lsn);
+                        // Never at or below the last id, whatever the log
+                        // says (a cluster node's ids are change indexes).
+                        let id = self
+                            .service
+                            .live_id(self.watched.event(), lsn)
+                            .max(self.last_id + 1);
+                        let message = self.watched.message(json.clone(), id);
+                        self.last_id = id;
                         self.last = json;
                         self.last_sent = Instant::now();
                         return Some((message, self));

@@ -92,6 +92,13 @@ impl Cluster {
     /// A new node that joins (`cluster.join = true`) with id `id`, a fresh
     /// directory and fresh ports, started; its index.
     pub fn add_joining(&mut self, root: &std::path::Path, id: u64) -> (usize, String) {
+        let (i, peer) = self.prepare_joining(root, id);
+        self.boot(i);
+        (i, peer)
+    }
+
+    /// [`Self::add_joining`] without starting it.
+    pub fn prepare_joining(&mut self, root: &std::path::Path, id: u64) -> (usize, String) {
         let (http, peer) = (free_port(), free_port());
         let dir = root.join(format!("node{id}"));
         std::fs::create_dir_all(&dir).expect("node dir");
@@ -105,9 +112,7 @@ impl Cluster {
             port: http,
             server: None,
         });
-        let i = self.nodes.len() - 1;
-        self.boot(i);
-        (i, format!("127.0.0.1:{peer}"))
+        (self.nodes.len() - 1, format!("127.0.0.1:{peer}"))
     }
 
     pub fn boot(&mut self, i: usize) {
@@ -200,6 +205,53 @@ impl Cluster {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
+}
+
+/// The first message of the live stream at `url`: its id and data.
+pub async fn first_live_message(url: &str) -> (u64, Value) {
+    use futures_util::StreamExt;
+    let res = reqwest::get(url).await.expect("stream opened");
+    assert_eq!(res.status(), StatusCode::OK, "{url}");
+    let mut body = res.bytes_stream();
+    let mut buffer = String::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(end) = buffer.find("\n\n") {
+            let frame = &buffer[..end];
+            let field = |name: &str| {
+                frame
+                    .lines()
+                    .find_map(|line| line.strip_prefix(name).map(str::to_string))
+            };
+            if let Some(data) = field("data: ") {
+                let id = field("id: ").and_then(|id| id.parse().ok()).expect("an id");
+                return (id, serde_json::from_str(&data).expect("JSON data"));
+            }
+            buffer.drain(..end + 2);
+            continue;
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        let chunk = tokio::time::timeout(left, body.next())
+            .await
+            .unwrap_or_else(|_| panic!("no message on {url}"))
+            .expect("the stream ended")
+            .expect("a chunk");
+        buffer.push_str(std::str::from_utf8(&chunk).expect("utf-8"));
+    }
+}
+
+/// Every running node's first live message at `path` is the same, id
+/// included (ids are change indexes); that id.
+pub async fn live_ids_agree(cluster: &Cluster, path: &str) -> u64 {
+    let mut firsts = Vec::new();
+    for node in cluster.nodes.iter().filter(|n| n.server.is_some()) {
+        firsts.push(first_live_message(&format!("{}{path}", node.base())).await);
+    }
+    assert!(
+        firsts.windows(2).all(|w| w[0] == w[1]),
+        "{path} differs between nodes: {firsts:#?}"
+    );
+    firsts[0].0
 }
 
 /// A change through the leader, retried on another leader while the
@@ -440,6 +492,12 @@ async fn three_nodes_keep_every_answered_change_through_leader_and_whole_cluster
         }
     }
 
+    // Live streams: the same first message, id included, on every node.
+    let status_id = live_ids_agree(&cluster, &format!("/api/events/{event}/live")).await;
+    let booking_id =
+        live_ids_agree(&cluster, &format!("/api/events/{event}/bookings/u7/live")).await;
+    assert!(status_id >= booking_id && booking_id > 0);
+
     // Every node SIGKILLed at once, then started again: the same state.
     for i in 0..3 {
         cluster.kill(i);
@@ -455,6 +513,11 @@ async fn three_nodes_keep_every_answered_change_through_leader_and_whole_cluster
     );
     let again = cluster.converged(event).await;
     assert_eq!(again, state, "the state after every node was killed");
+    assert_eq!(
+        live_ids_agree(&cluster, &format!("/api/events/{event}/live")).await,
+        status_id,
+        "the same state, the same id, after every node restarted"
+    );
     let (status, booked) = change(
         &cluster,
         Method::PUT,
@@ -655,6 +718,9 @@ async fn a_wiped_node_is_replaced_by_a_new_member_that_catches_up_and_votes() {
     }
     let view = cluster_view(&cluster, added).await;
     assert_eq!(view["role"], "follower", "{view}");
+    // Its streams' ids carry on from the snapshot's change indexes.
+    live_ids_agree(&cluster, &format!("/api/events/{event}/live")).await;
+    live_ids_agree(&cluster, &format!("/api/events/{event}/bookings/r3/live")).await;
     // Its state came from a snapshot: it holds one, and it never had the
     // entries before the leader's cut.
     let added_base = cluster.nodes[added].base();
@@ -701,4 +767,50 @@ async fn a_wiped_node_is_replaced_by_a_new_member_that_catches_up_and_votes() {
         assert_eq!(status, StatusCode::OK, "{booking}");
         assert_eq!(booking["booking"]["id"].as_u64(), Some(*id));
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_leader_finishes_making_its_predecessor_s_learner_a_voter() {
+    let mut cluster = Cluster::start(3);
+    let http = reqwest::Client::new();
+    let (status, created) = change(
+        &cluster,
+        Method::POST,
+        "/api/events",
+        json!({"name": "learner", "totalTickets": 2}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+
+    // Node 4 is added while it is not running yet: a learner that cannot
+    // catch up, which the leader waits on.
+    let root = tempfile::tempdir().expect("temp dir");
+    let (added, peer) = cluster.prepare_joining(root.path(), 4);
+    let leader = cluster.leader().await;
+    let member = json!({"peer": peer, "http": cluster.nodes[added].base()});
+    let (status, accepted) = request(
+        &http,
+        Method::PUT,
+        format!("{}/api/cluster/members/4", cluster.nodes[leader].base()),
+        Some(member),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
+
+    // That leader dies; the new one takes the waiting over.
+    cluster.kill(leader);
+    let (status, booked) = change(
+        &cluster,
+        Method::PUT,
+        "/api/events/1/bookings/after-failover",
+        json!({}),
+    )
+    .await;
+    assert!(status.is_success(), "{booked}");
+    let successor = cluster.leader().await;
+    assert_ne!(successor, leader);
+    cluster.boot(added);
+    wait_until_voter(&cluster.nodes[successor].base(), 4, ELECTION_DEADLINE).await;
+    let state = cluster.converged(1).await;
+    assert_not_oversold(&state);
 }

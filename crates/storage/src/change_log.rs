@@ -30,6 +30,14 @@ pub trait ChangeLog: Send + Sync {
 
     /// Every change of [`Self::state`] from now on.
     fn watch(&self) -> watch::Receiver<JournalState>;
+
+    /// The id a live stream gives event `event`'s state as of this log's
+    /// `lsn` (durable). A single node's LSN; a cluster node's change
+    /// index, the same on every node for the same state.
+    fn live_id(&self, event: boxoffice_domain::EventId, lsn: Lsn) -> u64 {
+        let _ = event;
+        lsn.get()
+    }
 }
 
 impl ChangeLog for Journal {
