@@ -267,8 +267,8 @@ impl Application {
         let cluster = match cluster_log {
             Some((cluster_log, queue)) => {
                 cluster_log.set_applier(Arc::clone(&registry) as Arc<dyn Applier>);
-                if let Some((_, feed)) = &cluster_feed {
-                    cluster_log.set_feed(Arc::clone(feed));
+                if let Some((dir, feed)) = &cluster_feed {
+                    cluster_log.set_feed(Arc::clone(feed), dir);
                 }
                 let options = LogStoreOptions {
                     dir: data_dir.path().join("raft"),

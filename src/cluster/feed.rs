@@ -28,8 +28,14 @@ pub fn dir(data_dir: &Path) -> PathBuf {
     data_dir.join("raft").join("feed")
 }
 
-/// Opens the feed journal in `dir`, going on after what it holds, with the
-/// node's journal settings (`journal.fsync` as for every disk write).
+/// Opens the feed journal in `dir`, going on after what it holds.
+///
+/// It is written with `interval` syncs whatever `journal.fsync` says:
+/// nothing waits for it (the Raft log is what answers wait for), a crash
+/// loses at most the unsynced end, which the Raft log after the snapshot
+/// brings back at the restart, and before a snapshot lets that log go the
+/// journal is synced ([`sync_before_snapshot`]). Syncing every batch cost
+/// the cluster 5% of its bookings a second on this machine.
 pub fn open(dir: &Path, settings: &JournalSettings) -> io::Result<Arc<Journal>> {
     std::fs::create_dir_all(dir)?;
     let (last_lsn, last_index) = feed::tail(dir)
@@ -37,7 +43,7 @@ pub fn open(dir: &Path, settings: &JournalSettings) -> io::Result<Arc<Journal>> 
         .unwrap_or((Lsn::ZERO, 0));
     let options = JournalOptions {
         dir: dir.to_path_buf(),
-        fsync: settings.fsync,
+        fsync: crate::config::FsyncMode::Interval,
         fsync_interval: Duration::from_millis(settings.fsync_interval_ms),
         segment_bytes: settings.segment_bytes,
         faults: None,
@@ -49,6 +55,12 @@ pub fn open(dir: &Path, settings: &JournalSettings) -> io::Result<Arc<Journal>> 
         dir.display()
     );
     Ok(journal)
+}
+
+/// Makes everything written to the feed journal in `dir` durable: a Raft
+/// snapshot is about to let the log holding those items go.
+pub fn sync_before_snapshot(dir: &Path) -> io::Result<()> {
+    journal::sync_newest(dir).map_err(|e| io::Error::other(e.to_string()))
 }
 
 /// Deletes, every minute, the feed journal's oldest segments beyond

@@ -102,7 +102,7 @@ pub struct ClusterLog {
     skipped: AtomicU64,
     /// Where committed changes' feed items are kept for the change feed
     /// (a journal of this node's own, in commit order); set once at start.
-    feed: OnceLock<Arc<Journal>>,
+    feed: OnceLock<(Arc<Journal>, std::path::PathBuf)>,
     /// Each event's newest committed states: this node's LSN and the change
     /// index of the newest item of that change, newest last (live stream
     /// ids; see [`ChangeLog::live_id`]).
@@ -156,10 +156,10 @@ impl ClusterLog {
         }
     }
 
-    /// Where committed changes' feed items go from now on; before the
-    /// node starts.
-    pub fn set_feed(&self, feed: Arc<Journal>) {
-        if self.feed.set(feed).is_err() {
+    /// Where committed changes' feed items go from now on (the journal
+    /// and its directory); before the node starts.
+    pub fn set_feed(&self, feed: Arc<Journal>, dir: &std::path::Path) {
+        if self.feed.set((feed, dir.to_path_buf())).is_err() {
             log::error!("cluster log: the feed journal was set twice; the first stays");
         }
     }
@@ -167,7 +167,7 @@ impl ClusterLog {
     /// Writes and syncs what the feed journal was given, and stops it
     /// (after openraft has stopped: nothing more is applied).
     pub fn close_feed(&self) {
-        if let Some(feed) = self.feed.get() {
+        if let Some((feed, _)) = self.feed.get() {
             feed.shutdown();
         }
     }
@@ -202,7 +202,7 @@ impl ClusterLog {
 
     /// Appends `record`'s feed items, committed, to the feed journal.
     fn publish(&self, record: &Record) {
-        let Some(feed) = self.feed.get() else {
+        let Some((feed, _)) = self.feed.get() else {
             return;
         };
         if matches!(record, Record::Published { .. }) && !feed.append_numbered(record.clone()) {
@@ -342,17 +342,26 @@ impl ClusterLog {
             ))));
         };
         let image = applier.image(through, next_change);
-        let feed = self.feed.get().map(|feed| feed.watch());
+        let feed = self
+            .feed
+            .get()
+            .map(|(feed, dir)| (feed.watch(), dir.clone()));
         Box::pin(async move {
             // The log the snapshot holds is dropped after it: the feed's
             // copy of its items must be on disk first.
-            if let Some(mut feed) = feed {
+            if let Some((mut feed, dir)) = feed {
                 let written = |s: &JournalState| s.changes_durable + 1 >= next_change;
                 if tokio::time::timeout(FEED_WAIT, feed.wait_for(written))
                     .await
                     .is_err()
                 {
                     log::warn!("change feed: its journal is behind; a snapshot is taken anyway");
+                }
+                let synced =
+                    tokio::task::spawn_blocking(move || super::feed::sync_before_snapshot(&dir))
+                        .await;
+                if !matches!(synced, Ok(Ok(()))) {
+                    log::warn!("change feed: its journal could not be synced before a snapshot");
                 }
             }
             image.await

@@ -47,7 +47,7 @@ use tokio::sync::watch;
 
 pub use frame::{FRAME_HEADER_BYTES, MAX_RECORD_BYTES};
 pub use record::{CreateKeyV5, Record, V1_MAX_PER_USER};
-pub use replay::{release, replay, segments, JournalError, ReplayEnd};
+pub use replay::{release, replay, segments, sync_newest, JournalError, ReplayEnd};
 pub use segment::{FaultInjector, IoOp};
 
 use segment::Segment;

@@ -1,7 +1,7 @@
 //! Reading the journal back at start, and deleting segments every retained
 //! snapshot covers.
 
-use std::fs::{self, OpenOptions};
+use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -303,6 +303,23 @@ fn truncate(path: &Path, len: u64) -> Result<(), JournalError> {
     let file = OpenOptions::new().write(true).open(path).map_err(io_err)?;
     file.set_len(len).map_err(io_err)?;
     file.sync_all().map_err(io_err)
+}
+
+/// Syncs the newest segment in `dir` to disk from a file handle of its own
+/// (a sync covers the file, whoever wrote it): everything written to the
+/// journal before the call is then on disk, since a segment is synced
+/// before the writer moves on to the next.
+pub fn sync_newest(dir: &Path) -> Result<(), JournalError> {
+    let Some((_, path)) = segments(dir)?.pop() else {
+        return Ok(());
+    };
+    let io_err = |source| JournalError::Io {
+        path: path.clone(),
+        source,
+    };
+    File::open(&path)
+        .and_then(|f| f.sync_data())
+        .map_err(io_err)
 }
 
 /// Deletes the segments whose every record is at or below `covered`, oldest
