@@ -351,11 +351,11 @@ impl Journal {
             if first < s.next_change {
                 return true;
             }
+            // Items before `first` this journal never got: its feed goes
+            // on after them (readers learn of it once this record is
+            // written, as of every record).
             if first > s.next_change {
                 s.next_change = first;
-                self.state.send_modify(|state| {
-                    state.changes_durable = state.changes_durable.max(first - 1)
-                });
             }
             if !s.accepting {
                 return false;
