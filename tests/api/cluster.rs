@@ -16,6 +16,59 @@ pub const SECRET: &str = "cluster-test-secret-of-32-bytes-or-more";
 /// How long the cluster may take to elect a leader before the test fails.
 pub const ELECTION_DEADLINE: Duration = Duration::from_secs(20);
 
+/// HAProxy started by a test from `deploy/cluster/haproxy.cfg` with its
+/// listener and nodes moved to the test's ports; stopped (by its PID) when
+/// dropped.
+pub struct Proxy {
+    child: std::process::Child,
+    pub base: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Proxy {
+    /// In front of the nodes listening on `ports` (at most 3).
+    pub fn start(ports: &[u16]) -> Proxy {
+        let template = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/deploy/cluster/haproxy.cfg"
+        ))
+        .expect("deploy/cluster/haproxy.cfg");
+        let port = free_port();
+        let mut config = template.replace("127.0.0.1:8080", &format!("127.0.0.1:{port}"));
+        for (i, node) in ports.iter().enumerate() {
+            config = config.replace(
+                &format!("127.0.0.1:810{}", i + 1),
+                &format!("127.0.0.1:{node}"),
+            );
+        }
+        assert!(!config.contains(":810"), "every node's port rewritten");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("haproxy.cfg");
+        std::fs::write(&path, config).expect("haproxy.cfg written");
+        let child = std::process::Command::new("haproxy")
+            .arg("-db")
+            .arg("-f")
+            .arg(&path)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("haproxy on the PATH (apt-get install haproxy)");
+        Proxy {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// A port free now (bound and released).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

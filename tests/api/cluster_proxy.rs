@@ -15,7 +15,6 @@
 //! `cargo test --test api cluster_proxy -- --ignored --nocapture`.
 
 use std::collections::BTreeMap;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -27,7 +26,7 @@ use serde_json::json;
 use tokio::sync::RwLock;
 
 use super::cluster::{
-    assert_not_oversold, free_port, wait_until_voter, Cluster, ELECTION_DEADLINE, SECRET,
+    assert_not_oversold, wait_until_voter, Cluster, Proxy, ELECTION_DEADLINE, SECRET,
 };
 use super::process::{command, request, Server};
 
@@ -39,58 +38,6 @@ const PACE: Duration = Duration::from_millis(10);
 const LOAD_LIMIT: Duration = Duration::from_secs(600);
 /// How long a fault may keep the proxy from answering 2xx.
 const RECOVERY_DEADLINE: Duration = Duration::from_secs(20);
-
-/// HAProxy started by the test, stopped (by its PID) when dropped.
-struct Proxy {
-    child: Child,
-    base: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Proxy {
-    /// `deploy/cluster/haproxy.cfg` with its listener and nodes moved to
-    /// this test's ports.
-    fn start(cluster: &Cluster) -> Proxy {
-        let template = std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/deploy/cluster/haproxy.cfg"
-        ))
-        .expect("deploy/cluster/haproxy.cfg");
-        let port = free_port();
-        let mut config = template.replace("127.0.0.1:8080", &format!("127.0.0.1:{port}"));
-        for (i, node) in cluster.nodes.iter().enumerate() {
-            config = config.replace(
-                &format!("127.0.0.1:810{}", i + 1),
-                &format!("127.0.0.1:{}", node.port),
-            );
-        }
-        assert!(!config.contains(":810"), "every node's port rewritten");
-        let dir = tempfile::tempdir().expect("temp dir");
-        let path = dir.path().join("haproxy.cfg");
-        std::fs::write(&path, config).expect("haproxy.cfg written");
-        let child = Command::new("haproxy")
-            .arg("-db")
-            .arg("-f")
-            .arg(&path)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("haproxy on the PATH (apt-get install haproxy)");
-        Proxy {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-            _dir: dir,
-        }
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// A change the proxy answered with 2xx.
 #[derive(Debug, Clone)]
@@ -351,7 +298,8 @@ fn impostor(cluster: &Cluster, i: usize, dir: &std::path::Path) -> Server {
 async fn cluster_proxy_keeps_every_answer_through_every_fault() {
     let mut cluster = Cluster::start(3);
     cluster.leader().await;
-    let proxy = Proxy::start(&cluster);
+    let ports: Vec<u16> = cluster.nodes.iter().map(|n| n.port).collect();
+    let proxy = Proxy::start(&ports);
     let http = reqwest::Client::new();
 
     // The proxy finds the leader by its health check.

@@ -6,18 +6,29 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
 
-/// A running service on a free port with its own snapshot directory.
+/// A running service on a free port with its own snapshot directory; with
+/// `BOXOFFICE_TEST_CLUSTER=1`, three nodes of a cluster behind HAProxy
+/// (see [`spawn_app_with`]).
 pub struct TestApp {
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT`: the service, or the proxy in front of it.
     pub base: String,
     /// A client with connection reuse.
     pub client: reqwest::Client,
-    /// Completing this stops the service.
-    stop: Option<oneshot::Sender<()>>,
-    /// The service task, which returns after the final snapshot.
-    task: Option<tokio::task::JoinHandle<Result<(), boxoffice::startup::StopError>>>,
-    /// Snapshot directory, removed when the test ends.
+    /// Completing these stops the service (each node).
+    stops: Vec<oneshot::Sender<()>>,
+    /// The service tasks, which return after the final snapshot.
+    tasks: Vec<tokio::task::JoinHandle<Result<(), boxoffice::startup::StopError>>>,
+    /// Snapshot directory (a cluster's: each node's below it), removed
+    /// when the test ends.
     pub dir: tempfile::TempDir,
+    /// HAProxy in front of a cluster.
+    _proxy: Option<crate::cluster::Proxy>,
+}
+
+/// Whether the tests run against a cluster behind HAProxy
+/// (`BOXOFFICE_TEST_CLUSTER=1`; `.ci/run` does so after the plain run).
+pub fn cluster_mode() -> bool {
+    std::env::var_os("BOXOFFICE_TEST_CLUSTER").is_some_and(|v| v == "1")
 }
 
 /// Settings for tests: port 0, a temporary snapshot dir, no rate limit, quiet.
@@ -36,23 +47,94 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
 }
 
-/// Starts the service after `tweak` adjusts the test settings.
+/// Starts the service after `tweak` adjusts the test settings. In cluster
+/// mode ([`cluster_mode`]) the same settings start three nodes of a
+/// cluster in this process, each with its own directory and ports, behind
+/// HAProxy from `deploy/cluster/haproxy.cfg`, and `base` is the proxy.
 pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut settings = test_settings(dir.path());
     tweak(&mut settings);
+    if cluster_mode() {
+        return spawn_cluster(settings, dir).await;
+    }
     let app = Application::build(settings).expect("service builds");
     let base = format!("http://127.0.0.1:{}", app.port());
+    let (stop, task) = run(app);
+    TestApp {
+        base,
+        client: reqwest::Client::new(),
+        stops: vec![stop],
+        tasks: vec![task],
+        dir,
+        _proxy: None,
+    }
+}
+
+type ServiceTask = tokio::task::JoinHandle<Result<(), boxoffice::startup::StopError>>;
+
+fn run(app: Application) -> (oneshot::Sender<()>, ServiceTask) {
     let (stop, stopped) = oneshot::channel::<()>();
     let task = actix_web::rt::spawn(app.run_until_stopped(async {
         let _ = stopped.await;
     }));
+    (stop, task)
+}
+
+/// Three cluster nodes with `settings` behind HAProxy, once a leader is
+/// elected and the proxy routes to it.
+async fn spawn_cluster(settings: Settings, dir: tempfile::TempDir) -> TestApp {
+    use crate::cluster::{free_port, Proxy, SECRET};
+    let ports: Vec<(u16, u16)> = (0..3).map(|_| (free_port(), free_port())).collect();
+    let nodes: Vec<boxoffice::config::NodeAddress> = ports
+        .iter()
+        .enumerate()
+        .map(|(i, (http, peer))| boxoffice::config::NodeAddress {
+            id: i as u64 + 1,
+            peer: format!("127.0.0.1:{peer}"),
+            http: format!("http://127.0.0.1:{http}"),
+        })
+        .collect();
+    let (mut stops, mut tasks) = (Vec::new(), Vec::new());
+    for (i, (http, _)) in ports.iter().enumerate() {
+        let mut node = settings.clone();
+        node.server.port = *http;
+        node.snapshot.dir = dir.path().join(format!("node{}", i + 1));
+        node.cluster.node_id = i as u64 + 1;
+        node.cluster.nodes = nodes.clone();
+        node.cluster.secret = SECRET.into();
+        let app = Application::build(node).expect("cluster node builds");
+        let (stop, task) = run(app);
+        stops.push(stop);
+        tasks.push(task);
+    }
+    let proxy = Proxy::start(&ports.iter().map(|(http, _)| *http).collect::<Vec<_>>());
+    // HAProxy counts every server up until its first checks: wait until
+    // it sends every request to the leader (followers answer 503 until
+    // their checks mark them down).
+    let client = reqwest::Client::new();
+    let deadline = std::time::Instant::now() + crate::cluster::ELECTION_DEADLINE;
+    let mut in_a_row = 0;
+    while in_a_row < 12 {
+        let leader = client.get(format!("{}/leader", proxy.base)).send().await;
+        if leader.is_ok_and(|r| r.status() == StatusCode::OK) {
+            in_a_row += 1;
+        } else {
+            in_a_row = 0;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no leader behind the proxy"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
     TestApp {
-        base,
-        client: reqwest::Client::new(),
-        stop: Some(stop),
-        task: Some(task),
+        base: proxy.base.clone(),
+        client,
+        stops,
+        tasks,
         dir,
+        _proxy: Some(proxy),
     }
 }
 
@@ -155,12 +237,17 @@ impl TestApp {
     /// back the snapshot directory.
     pub async fn stop(self) -> tempfile::TempDir {
         let TestApp {
-            stop, task, dir, ..
+            stops,
+            tasks,
+            dir,
+            _proxy,
+            ..
         } = self;
-        if let Some(stop) = stop {
+        drop(_proxy);
+        for stop in stops {
             let _ = stop.send(());
         }
-        if let Some(task) = task {
+        for task in tasks {
             task.await.expect("service task").expect("clean stop");
         }
         dir
