@@ -37,6 +37,12 @@ pub fn command(dir: &Path) -> Command {
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
+    // A coverage run (cargo tarpaulin --engine llvm --follow-exec) names
+    // where each process writes its profile; the cleared environment
+    // would send it to the process's scratch directory, unread.
+    if let Some(profile) = std::env::var_os("LLVM_PROFILE_FILE") {
+        cmd.env("LLVM_PROFILE_FILE", profile);
+    }
     cmd
 }
 
