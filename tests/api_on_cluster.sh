@@ -2,7 +2,11 @@
 # The in-process black-box tests (tests/api) again, each against three
 # nodes of a cluster behind HAProxy (deploy/cluster/haproxy.cfg) instead of
 # one node: BOXOFFICE_TEST_CLUSTER=1 makes helpers::spawn_app start them.
-# Needs haproxy on the PATH. Extra arguments go to the test binary.
+# The proxy sends live streams to the leader too (the deploy config spreads
+# them over every node): these tests read their own writes on a stream at
+# once, which a follower may not have applied yet; tests/api/cluster.rs
+# checks streams on every node. Needs haproxy on the PATH. Extra arguments
+# go to the test binary.
 #
 # Left out, and why (each runs in the plain run):
 #   connections::, errors::a_body_that_never_arrives   the client's connection

@@ -28,11 +28,19 @@ pub struct Proxy {
 impl Proxy {
     /// In front of the nodes listening on `ports` (at most 3).
     pub fn start(ports: &[u16]) -> Proxy {
-        let template = std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/deploy/cluster/haproxy.cfg"
-        ))
-        .expect("deploy/cluster/haproxy.cfg");
+        Self::start_with(ports, |config| config)
+    }
+
+    /// [`Self::start`], with the deploy config passed through `edit`
+    /// first.
+    pub fn start_with(ports: &[u16], edit: impl FnOnce(String) -> String) -> Proxy {
+        let template = edit(
+            std::fs::read_to_string(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/deploy/cluster/haproxy.cfg"
+            ))
+            .expect("deploy/cluster/haproxy.cfg"),
+        );
         let port = free_port();
         let mut config = template.replace("127.0.0.1:8080", &format!("127.0.0.1:{port}"));
         for (i, node) in ports.iter().enumerate() {
@@ -307,6 +315,32 @@ pub async fn live_ids_agree(cluster: &Cluster, path: &str) -> u64 {
     firsts[0].0
 }
 
+/// Every `(user, booking id)` answered is on the node at `base` with
+/// that id.
+pub async fn assert_answered_on(base: &str, event: u64, answered: &[(String, u64)]) {
+    let http = reqwest::Client::new();
+    for (user, id) in answered {
+        let url = format!("{base}/api/events/{event}/bookings/{user}");
+        let (status, booking) = request(&http, Method::GET, url, None).await;
+        assert_eq!(status, StatusCode::OK, "{booking}");
+        assert_eq!(booking["booking"]["id"].as_u64(), Some(*id), "{booking}");
+    }
+}
+
+/// Books `user` on `event` through the leader (retried while it elects).
+pub async fn book(cluster: &Cluster, event: u64, user: &str) -> (StatusCode, Value) {
+    let path = format!("/api/events/{event}/bookings/{user}");
+    change(cluster, Method::PUT, &path, json!({})).await
+}
+
+/// Creates an event named `name` through the leader; its id.
+pub async fn create_event(cluster: &Cluster, name: &str, tickets: u64) -> u64 {
+    let body = json!({"name": name, "totalTickets": tickets});
+    let (status, created) = change(cluster, Method::POST, "/api/events", body).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    created["eventId"].as_u64().expect("event id")
+}
+
 /// A change through the leader, retried on another leader while the
 /// cluster elects one; the answer and the node that gave it.
 pub async fn change(
@@ -380,15 +414,7 @@ async fn three_nodes_keep_every_answered_change_through_leader_and_whole_cluster
         started.elapsed()
     );
 
-    let (status, created) = change(
-        &cluster,
-        Method::POST,
-        "/api/events",
-        json!({"name": "on-sale", "totalTickets": 5}),
-    )
-    .await;
-    assert_eq!(status, StatusCode::CREATED, "{created}");
-    let event = created["eventId"].as_u64().expect("event id");
+    let event = create_event(&cluster, "on-sale", 5).await;
 
     // A change sent to a follower: NOT_LEADER, naming the leader, nothing changed.
     let follower = (leader + 1) % 3;
@@ -517,13 +543,7 @@ async fn three_nodes_keep_every_answered_change_through_leader_and_whole_cluster
     );
     for n in 8..10 {
         let user = format!("u{n}");
-        let (status, booked) = change(
-            &cluster,
-            Method::PUT,
-            &format!("/api/events/{event}/bookings/{user}"),
-            json!({}),
-        )
-        .await;
+        let (status, booked) = book(&cluster, event, &user).await;
         assert!(status.is_success(), "{booked}");
         answered.push((user, booked["booking"]["id"].as_u64().expect("id")));
     }
@@ -571,13 +591,7 @@ async fn three_nodes_keep_every_answered_change_through_leader_and_whole_cluster
         status_id,
         "the same state, the same id, after every node restarted"
     );
-    let (status, booked) = change(
-        &cluster,
-        Method::PUT,
-        &format!("/api/events/{event}/bookings/late"),
-        json!({}),
-    )
-    .await;
+    let (status, booked) = book(&cluster, event, "late").await;
     assert!(status.is_success(), "{booked}");
     let ids: Vec<u64> = answered.iter().map(|(_, id)| *id).collect();
     let id = booked["booking"]["id"].as_u64().expect("id");
@@ -644,25 +658,11 @@ async fn a_wiped_node_is_replaced_by_a_new_member_that_catches_up_and_votes() {
     // new member comes, so it catches up from a snapshot.
     let mut cluster = Cluster::start_with(3, "snapshot_entries = 10\n");
     let http = reqwest::Client::new();
-    let (status, created) = change(
-        &cluster,
-        Method::POST,
-        "/api/events",
-        json!({"name": "replaced", "totalTickets": 4}),
-    )
-    .await;
-    assert_eq!(status, StatusCode::CREATED, "{created}");
-    let event = created["eventId"].as_u64().expect("event id");
+    let event = create_event(&cluster, "replaced", 4).await;
     let mut answered = Vec::new();
     for n in 0..30 {
         let user = format!("r{n}");
-        let (status, booked) = change(
-            &cluster,
-            Method::PUT,
-            &format!("/api/events/{event}/bookings/{user}"),
-            json!({}),
-        )
-        .await;
+        let (status, booked) = book(&cluster, event, &user).await;
         assert!(status.is_success(), "{booked}");
         answered.push((user, booked["booking"]["id"].as_u64().expect("id")));
     }
@@ -755,20 +755,8 @@ async fn a_wiped_node_is_replaced_by_a_new_member_that_catches_up_and_votes() {
     wait_until_voter(&base, 4, ELECTION_DEADLINE).await;
     let state = cluster.converged(event).await;
     assert_not_oversold(&state);
-    for (user, id) in &answered {
-        let (status, booking) = request(
-            &http,
-            Method::GET,
-            format!(
-                "{}/api/events/{event}/bookings/{user}",
-                cluster.nodes[added].base()
-            ),
-            None,
-        )
-        .await;
-        assert_eq!(status, StatusCode::OK, "{booking}");
-        assert_eq!(booking["booking"]["id"].as_u64(), Some(*id));
-    }
+    let added_base = cluster.nodes[added].base();
+    assert_answered_on(&added_base, event, &answered).await;
     let view = cluster_view(&cluster, added).await;
     assert_eq!(view["role"], "follower", "{view}");
     // Its streams' ids carry on from the snapshot's change indexes.
@@ -776,7 +764,6 @@ async fn a_wiped_node_is_replaced_by_a_new_member_that_catches_up_and_votes() {
     live_ids_agree(&cluster, &format!("/api/events/{event}/bookings/r3/live")).await;
     // Its state came from a snapshot: it holds one, and it never had the
     // entries before the leader's cut.
-    let added_base = cluster.nodes[added].base();
     wait_for_metric(&added_base, "boxoffice_cluster_snapshot_index", |v| {
         v >= purged
     })
@@ -785,13 +772,7 @@ async fn a_wiped_node_is_replaced_by_a_new_member_that_catches_up_and_votes() {
     // With the third original node gone too, the leader and node 4 are a
     // majority of three: changes still commit.
     cluster.kill(other);
-    let (status, booked) = change(
-        &cluster,
-        Method::PUT,
-        &format!("/api/events/{event}/bookings/after"),
-        json!({}),
-    )
-    .await;
+    let (status, booked) = book(&cluster, event, "after").await;
     assert!(status.is_success(), "{booked}");
 
     // Node 4 SIGKILLed and restarted: its state comes back from its
@@ -799,41 +780,18 @@ async fn a_wiped_node_is_replaced_by_a_new_member_that_catches_up_and_votes() {
     // is no majority: the next change commits only with it back).
     cluster.kill(added);
     cluster.boot(added);
-    let (status, booked) = change(
-        &cluster,
-        Method::PUT,
-        &format!("/api/events/{event}/bookings/after-restart"),
-        json!({}),
-    )
-    .await;
+    let (status, booked) = book(&cluster, event, "after-restart").await;
     assert!(status.is_success(), "{booked}");
     let state = cluster.converged(event).await;
     assert_not_oversold(&state);
-    for (user, id) in &answered {
-        let (status, booking) = request(
-            &http,
-            Method::GET,
-            format!("{added_base}/api/events/{event}/bookings/{user}"),
-            None,
-        )
-        .await;
-        assert_eq!(status, StatusCode::OK, "{booking}");
-        assert_eq!(booking["booking"]["id"].as_u64(), Some(*id));
-    }
+    assert_answered_on(&added_base, event, &answered).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_leader_finishes_making_its_predecessor_s_learner_a_voter() {
     let mut cluster = Cluster::start(3);
     let http = reqwest::Client::new();
-    let (status, created) = change(
-        &cluster,
-        Method::POST,
-        "/api/events",
-        json!({"name": "learner", "totalTickets": 2}),
-    )
-    .await;
-    assert_eq!(status, StatusCode::CREATED, "{created}");
+    create_event(&cluster, "learner", 2).await;
 
     // Node 4 is added while it is not running yet: a learner that cannot
     // catch up, which the leader waits on.
@@ -852,13 +810,7 @@ async fn a_new_leader_finishes_making_its_predecessor_s_learner_a_voter() {
 
     // That leader dies; the new one takes the waiting over.
     cluster.kill(leader);
-    let (status, booked) = change(
-        &cluster,
-        Method::PUT,
-        "/api/events/1/bookings/after-failover",
-        json!({}),
-    )
-    .await;
+    let (status, booked) = book(&cluster, 1, "after-failover").await;
     assert!(status.is_success(), "{booked}");
     let successor = cluster.leader().await;
     assert_ne!(successor, leader);

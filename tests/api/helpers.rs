@@ -108,7 +108,17 @@ async fn spawn_cluster(settings: Settings, dir: tempfile::TempDir) -> TestApp {
         stops.push(stop);
         tasks.push(task);
     }
-    let proxy = Proxy::start(&ports.iter().map(|(http, _)| *http).collect::<Vec<_>>());
+    // Live streams to the leader too: these tests read their own writes
+    // on a stream right after making them, which a follower may not have
+    // applied yet (tests/api/cluster.rs checks streams on every node).
+    let any_node = "    use_backend any_node if live METH_GET\n";
+    let proxy = Proxy::start_with(
+        &ports.iter().map(|(http, _)| *http).collect::<Vec<_>>(),
+        |config| {
+            assert!(config.contains(any_node), "the deploy config's stream rule");
+            config.replace(any_node, "")
+        },
+    );
     // HAProxy counts every server up until its first checks: wait until
     // it sends every request to the leader (followers answer 503 until
     // their checks mark them down).

@@ -190,18 +190,25 @@ impl RaftLogStore {
         let payload = codec::encode(record).map_err(io_error)?;
         let mut bytes = Vec::with_capacity(FRAME_HEADER_BYTES + payload.len());
         frame_payload(&mut bytes, Lsn::new(held.next_frame), &payload);
-        let jobs = held
-            .jobs
-            .as_ref()
-            .ok_or_else(|| io_error("the Raft log is closed"))?;
-        jobs.send(Job {
-            bytes,
-            done,
-            replace: false,
-        })
-        .map_err(|_| io_error("the Raft log's writer has stopped"))?;
+        Self::send(
+            held,
+            Job {
+                bytes,
+                done,
+                replace: false,
+            },
+        )?;
         held.next_frame += 1;
         Ok(())
+    }
+
+    /// Hands `job` to the writer.
+    fn send(held: &Held, job: Job) -> io::Result<()> {
+        held.jobs
+            .as_ref()
+            .ok_or_else(|| io_error("the Raft log is closed"))?
+            .send(job)
+            .map_err(|_| io_error("the Raft log's writer has stopped"))
     }
 
     /// Queues a rewrite of the whole file as `held` is now: the vote, the
@@ -229,16 +236,14 @@ impl RaftLogStore {
             .try_for_each(|entry| frame(held, &LogRecordRef::Entry(entry)));
         held.entries = entries;
         framed?;
-        let jobs = held
-            .jobs
-            .as_ref()
-            .ok_or_else(|| io_error("the Raft log is closed"))?;
-        jobs.send(Job {
-            bytes,
-            done: None,
-            replace: true,
-        })
-        .map_err(|_| io_error("the Raft log's writer has stopped"))
+        Self::send(
+            held,
+            Job {
+                bytes,
+                done: None,
+                replace: true,
+            },
+        )
     }
 
     /// The directory the log is kept in.
@@ -428,17 +433,7 @@ impl Writer {
     /// renames it over the old one and syncs the directory; appends go to
     /// it from then on.
     fn replace(&mut self, bytes: &[u8]) -> io::Result<()> {
-        let tmp = self.path.with_extension("log.tmp");
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        drop(file);
-        fs::rename(&tmp, &self.path)?;
-        File::open(&self.dir)?.sync_all()?;
+        super::replace_file(&self.dir, &self.path, bytes)?;
         self.file = OpenOptions::new().append(true).open(&self.path)?;
         Ok(())
     }
@@ -544,17 +539,15 @@ impl RaftLogStorage<TypeConfig> for RaftLogStore {
         }
         // An empty job after the frames carries the callback: the writer
         // answers it once every frame before it is durable.
-        let jobs = held
-            .jobs
-            .as_ref()
-            .ok_or_else(|| storage_error(io_error("the Raft log is closed")))?;
-        jobs.send(Job {
-            bytes: Vec::new(),
-            done: Some(Done::Flushed(callback)),
-            replace: false,
-        })
-        .map_err(|_| storage_error(io_error("the Raft log's writer has stopped")))?;
-        Ok(())
+        Self::send(
+            &held,
+            Job {
+                bytes: Vec::new(),
+                done: Some(Done::Flushed(callback)),
+                replace: false,
+            },
+        )
+        .map_err(storage_error)
     }
 
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {

@@ -10,8 +10,8 @@
 //! the disk damaged later. Only the newest is kept: the Raft log holds
 //! everything after it.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::fs::File;
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use openraft::SnapshotMeta;
@@ -107,23 +107,7 @@ impl SnapshotFile {
     /// Replaces the file with `bytes` ([`StoredSnapshot::encode`]'s), durably.
     /// Blocking.
     pub fn write(&self, bytes: &[u8]) -> io::Result<()> {
-        let path = self.path();
-        let tmp = path.with_extension("bin.tmp");
-        let written = (|| {
-            let mut file = OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .open(&tmp)?;
-            file.write_all(bytes)?;
-            file.sync_all()
-        })();
-        if let Err(e) = written {
-            let _ = fs::remove_file(&tmp);
-            return Err(io::Error::new(e.kind(), format!("{}: {e}", tmp.display())));
-        }
-        fs::rename(&tmp, &path)?;
-        File::open(&self.dir)?.sync_all()
+        super::replace_file(&self.dir, &self.path(), bytes)
     }
 
     /// The file's bytes, `None` if there is none. Blocking.
@@ -156,6 +140,7 @@ mod tests {
     use super::*;
     use openraft::{CommittedLeaderId, LogId, Membership, StoredMembership};
     use std::collections::BTreeMap;
+    use std::fs;
 
     fn sample() -> StoredSnapshot {
         let members: BTreeMap<NodeId, Member> = (1..=3)
