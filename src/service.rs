@@ -126,13 +126,13 @@ impl BoxOffice {
         }
     }
 
-    /// (durable, applied): the newest change held durably and the newest
-    /// handed to the change log, as journal positions.
     /// The id a live stream gives event `event`'s state as of `lsn`.
     pub fn live_id(&self, event: EventId, lsn: Lsn) -> u64 {
         self.log.live_id(event, lsn)
     }
 
+    /// (durable, applied): the newest change held durably and the newest
+    /// handed to the change log, as journal positions.
     pub fn log_position(&self) -> (u64, u64) {
         let applied = self.log.next_lsn().prev();
         let durable = self.log.state().durable.min(applied);
