@@ -292,21 +292,23 @@ impl FeedReader {
 }
 
 /// The end of the journal in `dir`: the LSN of its newest whole record and
-/// the index of its newest feed item (0: none), read from the newest
-/// segment that holds a record; `None` when no segment does. A journal that
-/// only keeps a feed (a cluster node's) goes on from here at start.
+/// the index of its newest feed item (0: none), reading segments from the
+/// newest back until both are found; `None` when no segment holds a
+/// record. A journal that only keeps a feed (a cluster node's) goes on from
+/// here at start.
 pub fn tail(dir: &Path) -> Result<Option<(Lsn, u64)>, FeedError> {
+    let mut last = None;
     for (_, path) in segments(dir)?.iter().rev() {
-        let mut last = None;
-        let mut index = 0;
+        let mut lsn = None;
+        let mut index = None;
         let mut failure = None;
-        for_each_frame(path, 0, |offset, lsn, payload| {
-            last = Some(lsn);
+        for_each_frame(path, 0, |offset, at, payload| {
+            lsn = Some(at);
             if let Ok((PUBLISHED_VARIANT, _)) = codec::decode_prefix::<(u32, u64)>(payload) {
                 match codec::decode::<Record>(payload) {
                     Ok(Record::Published {
                         first_index, items, ..
-                    }) => index = (first_index + items.len() as u64).saturating_sub(1),
+                    }) => index = Some((first_index + items.len() as u64).saturating_sub(1)),
                     _ => {
                         failure = Some(offset);
                         return false;
@@ -322,36 +324,14 @@ pub fn tail(dir: &Path) -> Result<Option<(Lsn, u64)>, FeedError> {
             }
             .into());
         }
-        if let Some(lsn) = last {
-            if index == 0 {
-                // Records, but no item in this segment: the items end in
-                // an older one.
-                index = older_items_end(dir, path)?;
-            }
+        // The newest record's LSN comes from the newest segment holding
+        // one; the newest item may lie in an older segment.
+        last = last.or(lsn);
+        if let (Some(lsn), Some(index)) = (last, index) {
             return Ok(Some((lsn, index)));
         }
     }
-    Ok(None)
-}
-
-/// The newest feed item index in the segments before `newest` (0: none).
-fn older_items_end(dir: &Path, newest: &Path) -> Result<u64, FeedError> {
-    for (_, path) in segments(dir)?.iter().rev().filter(|(_, p)| p != newest) {
-        let mut index = 0;
-        for_each_frame(path, 0, |_, _, payload| {
-            if let Ok(Record::Published {
-                first_index, items, ..
-            }) = codec::decode::<Record>(payload)
-            {
-                index = (first_index + items.len() as u64).saturating_sub(1);
-            }
-            true
-        })?;
-        if index > 0 {
-            return Ok(index);
-        }
-    }
-    Ok(0)
+    Ok(last.map(|lsn| (lsn, 0)))
 }
 
 /// Calls `visit(offset, lsn, payload)` for each whole, valid frame of `path`
