@@ -435,6 +435,24 @@ async fn webhooks_deliver_every_change_in_order_signed_through_failures_and_a_cr
         metrics.contains(&format!("boxoffice_webhook_delivered_index {total}")),
         "{metrics}"
     );
+    // Caught up, the sender writes the index at once (while deliveries
+    // stream, only every second), so a restart now sends nothing again.
+    let ack = dir
+        .path()
+        .join("snapshots")
+        .join(boxoffice::webhooks::ACK_FILE);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let kept = std::fs::read_to_string(&ack).unwrap_or_default();
+        if kept.trim() == total.to_string() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "webhooks.ack holds {kept:?}, not {total}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     server.stop_with(Signal::SIGKILL);
     receiving_handle.stop(false).await;
 
