@@ -397,3 +397,126 @@ fn a_stop_with_open_streams_ends_them_and_exits_0_within_2_s() {
         }
     });
 }
+
+/// A slow stream skips to the latest state instead of queueing: messages
+/// are made when the connection can take one, from the state then, so a
+/// client that stops reading holds at most one message the server has
+/// not yet handed to the kernel. The stalled client gets what the socket
+/// buffers took before they filled (hundreds of messages on loopback),
+/// then, in one step, the final state, and nothing after it; a queue
+/// would have sent every state in between.
+#[actix_web::test]
+async fn a_stalled_stream_skips_to_the_latest_state_instead_of_queueing() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const BOOKINGS: usize = 5_000;
+    let app = spawn_app_with(|s| {
+        s.live.min_interval_ms = 1;
+        s.live.max_messages_per_sec = 1_000_000;
+    })
+    .await;
+    let event = app.create_event(100_000).await;
+    let path = format!("/api/events/{event}/live");
+    let final_available = 100_000 - BOOKINGS as u64;
+
+    // The stalled client: a small receive buffer, reads its first message
+    // and then nothing while every booking is made.
+    let address: std::net::SocketAddr = app
+        .base
+        .trim_start_matches("http://")
+        .parse()
+        .expect("address");
+    let socket =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+    socket.set_recv_buffer_size(4096).expect("rcvbuf");
+    socket.connect(&address.into()).expect("connect");
+    socket.set_nonblocking(true).expect("nonblocking");
+    let mut stalled =
+        tokio::net::TcpStream::from_std(std::net::TcpStream::from(socket)).expect("tokio");
+    stalled
+        .write_all(format!("GET {path} HTTP/1.1\r\nHost: test\r\n\r\n").as_bytes())
+        .await
+        .expect("request");
+    let mut seen = Vec::new();
+    while !String::from_utf8_lossy(&seen).contains("event: status") {
+        let mut chunk = [0u8; 4096];
+        let n = tokio::time::timeout(Duration::from_secs(5), stalled.read(&mut chunk))
+            .await
+            .expect("first message in time")
+            .expect("read");
+        assert!(n > 0, "the stream closed");
+        seen.extend_from_slice(&chunk[..n]);
+    }
+
+    for i in 0..BOOKINGS {
+        put(&app, event, &format!("s{i}")).await;
+    }
+
+    // Now read what the stalled stream holds: the buffered messages, then
+    // the final state, then nothing more.
+    let mut held = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut chunk = vec![0u8; 65536];
+        let quiet = if statuses(&held)
+            .last()
+            .is_some_and(|m| m.data["availableTickets"] == final_available)
+        {
+            Duration::from_millis(300)
+        } else {
+            deadline - tokio::time::Instant::now()
+        };
+        match tokio::time::timeout(quiet, stalled.read(&mut chunk)).await {
+            Ok(Ok(0)) => panic!("the stream closed"),
+            Ok(Ok(n)) => held.extend_from_slice(&chunk[..n]),
+            Ok(Err(e)) => panic!("read: {e}"),
+            Err(_) => break,
+        }
+    }
+    let messages = statuses(&held);
+    let last = messages.last().expect("messages after the stall");
+    assert_eq!(
+        last.data["availableTickets"], final_available,
+        "ends on the final state"
+    );
+    assert!(
+        messages.windows(2).all(|w| w[0].id < w[1].id),
+        "ids grow within a stream"
+    );
+    // The message before the last was made when the buffers filled, long
+    // before the bookings ended.
+    let before = &messages[messages.len().checked_sub(2).expect("two messages")];
+    let skipped = before.data["availableTickets"].as_u64().expect("available") - final_available;
+    assert!(
+        skipped >= BOOKINGS as u64 / 5,
+        "the stalled stream went from {} to the final {final_available} available: \
+         states were queued, not skipped",
+        before.data["availableTickets"]
+    );
+    app.stop().await;
+}
+
+/// The whole status messages in raw stream bytes (chunk framing lines
+/// fall between messages and are skipped; a message cut by the end of
+/// what was read is left out).
+fn statuses(raw: &[u8]) -> Vec<Message> {
+    let text = String::from_utf8_lossy(raw);
+    let (mut out, mut id, mut status) = (Vec::new(), None, false);
+    for line in text.split('\n') {
+        let line = line.trim_end_matches('\r');
+        if let Some(v) = line.strip_prefix("id: ") {
+            id = v.parse().ok();
+        } else if line == "event: status" {
+            status = true;
+        } else if let Some(v) = line.strip_prefix("data: ") {
+            if let (true, Some(id), Ok(data)) = (status, id, serde_json::from_str(v)) {
+                out.push(Message {
+                    id,
+                    event: "status".into(),
+                    data,
+                });
+            }
+            (id, status) = (None, false);
+        }
+    }
+    out
+}
