@@ -13,7 +13,10 @@ ensure_bench_tools
 WORK=$(mktemp -d)
 trap 'stop_boxoffice; rm -rf "$WORK"' EXIT
 # Every stream comes from loopback: lift the per-address shares.
+# Room for every watcher (live.max_streams is 10,000 by default).
+STREAMS=$(( ${WATCHERS:-2000} + 100 ))
 start_boxoffice "$WORK" BOXOFFICE__LIVE__MAX_STREAMS_PER_IP=0 BOXOFFICE__SERVER__MAX_CONNECTIONS_PER_IP=0 \
+  BOXOFFICE__LIVE__MAX_STREAMS=$(( STREAMS > 10000 ? STREAMS : 10000 )) \
   BOXOFFICE__JOURNAL__ENABLED=false
 OUT="$ROOT/bench/results/watchers.json"
 "$ROOT/target/release/watchers" "http://$SERVER_ADDR" | tee "$OUT"
