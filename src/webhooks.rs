@@ -206,6 +206,8 @@ impl Webhooks {
         kept.save().await;
     }
 
+    /// The delivery loop; returns when `stop` turns true, leaving the last
+    /// write of the index to [`Webhooks::run`].
     async fn deliver_until_stopped(&self, kept: &mut KeptAck, mut stop: watch::Receiver<bool>) {
         let mut backoff = FIRST_BACKOFF;
         loop {
