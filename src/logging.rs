@@ -3,12 +3,21 @@
 //! cannot parse (a malformed request line or header, sent by a client) at
 //! ERROR, before any of our code sees it. That is the client's mistake, not
 //! the service's, so it is logged at WARN, leaving ERROR for what an
-//! operator must act on.
+//! operator must act on. The same for openraft's vote requests to a peer
+//! that cannot be reached: a node that is down (or not started yet, as in
+//! a cluster's first seconds) is a state the cluster is built to ride out,
+//! shown by `/api/cluster` and the metrics; openraft logs each attempt at
+//! ERROR.
 
 use log::{Level, LevelFilter, Log, Metadata, Record};
 
 /// The module whose client-caused errors are demoted.
 const DISPATCHER: &str = "actix_http::h1::dispatcher";
+/// Where openraft logs a failed vote request.
+const RAFT_CORE: &str = "openraft::core";
+/// How that message starts, and what it says of an unreachable peer.
+const VOTE_FAILED: &str = "while requesting vote";
+const UNREACHABLE: &str = "Unreachable node";
 
 struct Demoting {
     inner: env_logger::Logger,
@@ -21,6 +30,19 @@ impl Demoting {
         } else {
             metadata.level()
         }
+    }
+
+    /// The level a record is written at: [`Self::level_of`] its metadata,
+    /// and WARN for openraft's vote requests to an unreachable peer.
+    fn level_of_record(record: &Record<'_>) -> Level {
+        let level = Self::level_of(record.metadata());
+        if level == Level::Error && record.target().starts_with(RAFT_CORE) {
+            let message = record.args().to_string();
+            if message.starts_with(VOTE_FAILED) && message.contains(UNREACHABLE) {
+                return Level::Warn;
+            }
+        }
+        level
     }
 }
 
@@ -36,7 +58,7 @@ impl Log for Demoting {
     }
 
     fn log(&self, record: &Record<'_>) {
-        let level = Self::level_of(record.metadata());
+        let level = Self::level_of_record(record);
         if level == record.level() {
             self.inner.log(record);
             return;
@@ -88,6 +110,40 @@ mod tests {
         assert_eq!(
             Demoting::level_of(&meta(Level::Info, "actix_http::h1::dispatcher")),
             Level::Info
+        );
+    }
+
+    #[test]
+    fn only_openrafts_votes_to_unreachable_peers_are_demoted() {
+        let level = |target: &str, message: std::fmt::Arguments<'_>| {
+            Demoting::level_of_record(
+                &Record::builder()
+                    .level(Level::Error)
+                    .target(target)
+                    .args(message)
+                    .build(),
+            )
+        };
+        assert_eq!(
+            level(
+                "openraft::core::raft_core",
+                format_args!("while requesting vote error=Unreachable node: refused target=2")
+            ),
+            Level::Warn
+        );
+        assert_eq!(
+            level(
+                "openraft::core::raft_core",
+                format_args!("while requesting vote error=Network error: timeout")
+            ),
+            Level::Error
+        );
+        assert_eq!(
+            level(
+                "boxoffice::cluster",
+                format_args!("while requesting vote error=Unreachable node")
+            ),
+            Level::Error
         );
     }
 }
