@@ -20,7 +20,7 @@
 
 use std::fmt::Write as _;
 use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -125,15 +125,11 @@ pub fn read_ack(dir: &Path) -> u64 {
 /// Writes `index` as the last acknowledged one, crash-safely: a reader
 /// finds the old value or the new one, never a torn file.
 pub fn write_ack(dir: &Path, index: u64) -> io::Result<()> {
-    let path = dir.join(ACK_FILE);
-    let tmp = dir.join(format!("{ACK_FILE}.tmp"));
-    {
-        let mut file = fs::File::create(&tmp)?;
-        writeln!(file, "{index}")?;
-        file.sync_all()?;
-    }
-    fs::rename(&tmp, &path)?;
-    fs::File::open(dir)?.sync_all()
+    crate::persistence::data_dir::replace_file(
+        dir,
+        &dir.join(ACK_FILE),
+        format!("{index}\n").as_bytes(),
+    )
 }
 
 /// The sender.

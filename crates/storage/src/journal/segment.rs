@@ -170,13 +170,11 @@ const MANIFEST_HEADER: &str = "boxoffice journal manifest 1";
 /// Records, atomically and durably, that the newest segment starts at
 /// `first_lsn`.
 fn write_manifest(dir: &Path, first_lsn: Lsn) -> io::Result<()> {
-    let path = dir.join(MANIFEST_FILE);
-    let tmp = dir.join(format!("{MANIFEST_FILE}.tmp"));
-    let mut file = File::create(&tmp)?;
-    writeln!(file, "{MANIFEST_HEADER}\nnewest_segment {first_lsn}")?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, &path)?;
-    sync_dir(dir)
+    crate::data_dir::replace_file(
+        dir,
+        &dir.join(MANIFEST_FILE),
+        format!("{MANIFEST_HEADER}\nnewest_segment {first_lsn}\n").as_bytes(),
+    )
 }
 
 /// The first LSN of the newest segment as the manifest recorded it;

@@ -20,36 +20,6 @@ use crate::journal::{Lsn, Record};
 pub use log_store::{LogStoreOptions, RaftLogStore, LOG_FILE};
 pub use snapshot_file::{SnapshotFile, StoredSnapshot, SNAPSHOT_FILE};
 
-/// Replaces `path` (in `dir`) with `bytes` the crash-safe way: written
-/// beside it, synced, renamed over it, the directory synced; a reader finds
-/// the old file or the whole new one.
-fn replace_file(
-    dir: &std::path::Path,
-    path: &std::path::Path,
-    bytes: &[u8],
-) -> std::io::Result<()> {
-    use std::io::Write;
-    let tmp = path.with_extension("tmp");
-    let written = (|| {
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()
-    })();
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(std::io::Error::new(
-            e.kind(),
-            format!("{}: {e}", tmp.display()),
-        ));
-    }
-    std::fs::rename(&tmp, path)?;
-    std::fs::File::open(dir)?.sync_all()
-}
-
 /// A node's id in the cluster (1 or more).
 pub type NodeId = u64;
 
