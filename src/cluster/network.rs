@@ -208,6 +208,16 @@ impl PeerClient {
                 .await
                 .map_err(|_| CallError::Unreachable(io::ErrorKind::TimedOut.into()))?
                 .map_err(CallError::Unreachable)?;
+            // A connect to a free loopback port in the ephemeral range can
+            // be given that very port as its source and reach itself
+            // (TCP simultaneous open): this node would read its own
+            // request back. The peer is not listening, so it is down.
+            if stream.local_addr().ok() == stream.peer_addr().ok() {
+                return Err(CallError::Unreachable(io::Error::new(
+                    io::ErrorKind::ConnectionRefused,
+                    "connected to itself: nothing listens there",
+                )));
+            }
             let _ = stream.set_nodelay(true);
             self.stream = Some(stream);
         }

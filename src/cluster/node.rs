@@ -104,6 +104,10 @@ pub struct ClusterNode {
     /// Leaderships seen to change, for `/metrics`.
     pub leader_changes: AtomicU64,
     runtime: tokio::runtime::Handle,
+    /// Ends the runtime a process's node runs on (see [`start`]): the
+    /// peer listener and every connection close with it, so a stopped
+    /// node neither holds its port nor answers a peer.
+    end_runtime: std::sync::Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
 }
 
 impl ClusterNode {
@@ -178,7 +182,16 @@ impl ClusterNode {
         id: NodeId,
         member: Member,
     ) -> Result<bool, MembershipRefused> {
-        let known = self.members().into_iter().find(|(m, _, _)| *m == id);
+        let members = self.members();
+        if let Some((other, _, _)) = members.iter().find(|(m, existing, _)| {
+            *m != id && (existing.peer == member.peer || existing.http == member.http)
+        }) {
+            return Err(MembershipRefused::Conflict(format!(
+                "node {other} already has {} or {}: one address, one member",
+                member.peer, member.http
+            )));
+        }
+        let known = members.into_iter().find(|(m, _, _)| *m == id);
         match known {
             Some((_, existing, _)) if existing != member => {
                 return Err(MembershipRefused::Conflict(format!(
@@ -290,7 +303,8 @@ impl ClusterNode {
         }
     }
 
-    /// Stops openraft and the log's writer.
+    /// Stops openraft, the log's writer and, on a process's node, the
+    /// runtime with the peer listener.
     pub fn shutdown(&self) {
         let raft = self.raft.clone();
         let (done, finished) = std::sync::mpsc::channel();
@@ -301,6 +315,14 @@ impl ClusterNode {
         let _ = finished.recv_timeout(Duration::from_secs(5));
         self.store.close();
         self.log.close_feed();
+        let end = self
+            .end_runtime
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
+        if let Some(end) = end {
+            let _ = end.send(());
+        }
     }
 }
 
@@ -323,6 +345,7 @@ pub fn start(
     let store = RaftLogStore::open(&options)?;
     let settings = settings.clone();
     let (started, result) = std::sync::mpsc::channel();
+    let (end, ended) = tokio::sync::oneshot::channel::<()>();
     // The runtime is built and run on its own thread: the caller may be
     // inside another runtime (actix's), where blocking on one is refused.
     std::thread::Builder::new()
@@ -347,12 +370,26 @@ pub fn start(
             let ok = node.is_ok();
             let _ = started.send(node);
             if ok {
-                runtime.block_on(std::future::pending::<()>());
+                // Until `shutdown`, or for good if the node is dropped
+                // without one (the process is ending).
+                runtime.block_on(async {
+                    if ended.await.is_err() {
+                        std::future::pending::<()>().await;
+                    }
+                });
             }
+            // Tasks are dropped at once; only a blocking one is waited
+            // for, and not past this.
+            runtime.shutdown_timeout(Duration::from_secs(5));
         })?;
-    result
+    let node = result
         .recv()
-        .map_err(|_| io::Error::other("the Raft node's thread ended while starting"))?
+        .map_err(|_| io::Error::other("the Raft node's thread ended while starting"))??;
+    *node
+        .end_runtime
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(end);
+    Ok(node)
 }
 
 /// Builds openraft's node over TCP and starts its tasks and its peer
@@ -456,6 +493,7 @@ pub(crate) async fn assemble<N: RaftNetworkFactory<TypeConfig>>(
         settings,
         leader_changes: AtomicU64::new(0),
         runtime,
+        end_runtime: std::sync::Mutex::new(None),
     });
     tokio::spawn(propose(raft, Arc::clone(&log), queue));
     tokio::spawn(watch_leadership(Arc::clone(&node), service));

@@ -143,12 +143,24 @@ impl ClusterSettings {
             ));
         }
         let mut ids = BTreeSet::new();
+        // Two members at one address would have a leader send to itself
+        // what it sends to a follower (openraft does not expect its own
+        // vote back).
+        let mut addresses = BTreeSet::new();
         for node in &self.nodes {
             if node.id == 0 {
                 return Err(("cluster.nodes", "ids start at 1".into()));
             }
             if !ids.insert(node.id) {
                 return Err(("cluster.nodes", format!("id {} is listed twice", node.id)));
+            }
+            for address in [&node.peer, &node.http] {
+                if !addresses.insert(address.as_str()) {
+                    return Err((
+                        "cluster.nodes",
+                        format!("node {}: {address} is another node's address too", node.id),
+                    ));
+                }
             }
             node.check()
                 .map_err(|why| ("cluster.nodes", format!("node {}: {why}", node.id)))?;
@@ -209,6 +221,14 @@ mod tests {
             (Box::new(|s| s.secret = "short".into()), "cluster.secret"),
             (Box::new(|s| s.node_id = 9), "cluster.node_id"),
             (Box::new(|s| s.nodes[1].id = 1), "cluster.nodes"),
+            (
+                Box::new(|s| s.nodes[2].peer = s.nodes[0].peer.clone()),
+                "cluster.nodes",
+            ),
+            (
+                Box::new(|s| s.nodes[2].http = s.nodes[1].http.clone()),
+                "cluster.nodes",
+            ),
             (Box::new(|s| s.nodes[0].id = 0), "cluster.nodes"),
             (
                 Box::new(|s| s.nodes[0].peer = "nowhere".into()),

@@ -12,7 +12,20 @@ use serde_json::{json, Value};
 
 use super::process::{command, request, try_event_state, Server};
 
-pub const SECRET: &str = "cluster-test-secret-of-32-bytes-or-more";
+/// A secret of its own for each cluster a test starts. Tests run side by
+/// side in one process and a stopped node's port may be handed to another
+/// test's node at once: with one shared secret the first cluster's leader
+/// would go on appending to the second cluster's node (openraft itself
+/// panicked on such a message carrying its own vote), with its own they
+/// are refused at the handshake.
+pub fn new_secret() -> String {
+    static CLUSTERS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = CLUSTERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!(
+        "cluster-test-secret-{}-{n}-of-32-bytes-or-more",
+        std::process::id()
+    )
+}
 /// How long the cluster may take to elect a leader before the test fails.
 pub const ELECTION_DEADLINE: Duration = Duration::from_secs(20);
 
@@ -101,6 +114,8 @@ pub struct Cluster {
     pub nodes: Vec<Node>,
     /// More `[cluster]` keys every node gets.
     extra: String,
+    /// This cluster's `cluster.secret`.
+    pub secret: String,
     _root: tempfile::TempDir,
 }
 
@@ -112,6 +127,7 @@ impl Cluster {
     /// [`Self::start`], with `extra` lines in every node's `[cluster]`.
     pub fn start_with(size: usize, extra: &str) -> Cluster {
         let root = tempfile::tempdir().expect("temp dir");
+        let secret = new_secret();
         let ports: Vec<(u16, u16)> = (0..size).map(|_| (free_port(), free_port())).collect();
         let members: Vec<String> = ports
             .iter()
@@ -128,7 +144,7 @@ impl Cluster {
             let dir = root.path().join(format!("node{}", i + 1));
             std::fs::create_dir_all(&dir).expect("node dir");
             let config = format!(
-                "[cluster]\nnode_id = {}\nsecret = \"{SECRET}\"\nnodes = [{}]\n{extra}",
+                "[cluster]\nnode_id = {}\nsecret = \"{secret}\"\nnodes = [{}]\n{extra}",
                 i + 1,
                 members.join(", ")
             );
@@ -142,6 +158,7 @@ impl Cluster {
         let mut cluster = Cluster {
             nodes,
             extra: extra.to_string(),
+            secret,
             _root: root,
         };
         for i in 0..size {
@@ -164,8 +181,8 @@ impl Cluster {
         let dir = root.join(format!("node{id}"));
         std::fs::create_dir_all(&dir).expect("node dir");
         let config = format!(
-            "[cluster]\nnode_id = {id}\nsecret = \"{SECRET}\"\njoin = true\nnodes = [{{ id = {id}, peer = \"127.0.0.1:{peer}\", http = \"http://127.0.0.1:{http}\" }}]\n{}",
-            self.extra
+            "[cluster]\nnode_id = {id}\nsecret = \"{}\"\njoin = true\nnodes = [{{ id = {id}, peer = \"127.0.0.1:{peer}\", http = \"http://127.0.0.1:{http}\" }}]\n{}",
+            self.secret, self.extra
         );
         std::fs::write(dir.join("config.toml"), config).expect("config written");
         self.nodes.push(Node {
@@ -746,6 +763,16 @@ async fn a_wiped_node_is_replaced_by_a_new_member_that_catches_up_and_votes() {
         Method::PUT,
         format!("{base}/api/cluster/members/4"),
         Some(json!({"peer": "127.0.0.1:1", "http": "http://127.0.0.1:1"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{clash}");
+    assert_eq!(clash["code"], "MEMBERSHIP_CONFLICT");
+    // Another id at node 4's address: a leader would send to itself.
+    let (status, clash) = request(
+        &http,
+        Method::PUT,
+        format!("{base}/api/cluster/members/5"),
+        Some(member.clone()),
     )
     .await;
     assert_eq!(status, StatusCode::CONFLICT, "{clash}");

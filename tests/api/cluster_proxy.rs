@@ -25,9 +25,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::json;
 use tokio::sync::RwLock;
 
-use super::cluster::{
-    assert_not_oversold, wait_until_voter, Cluster, Proxy, ELECTION_DEADLINE, SECRET,
-};
+use super::cluster::{assert_not_oversold, wait_until_voter, Cluster, Proxy, ELECTION_DEADLINE};
 use super::process::{command, request, Server};
 
 /// Workers sending changes through the proxy at once.
@@ -285,7 +283,7 @@ fn signal(cluster: &Cluster, i: usize, signal: Signal) {
 fn impostor(cluster: &Cluster, i: usize, dir: &std::path::Path) -> Server {
     let node = &cluster.nodes[i];
     let config = std::fs::read_to_string(node.dir.join("config.toml")).expect("node config");
-    let wrong = config.replace(SECRET, "an-impostor-secret-of-at-least-32-bytes");
+    let wrong = config.replace(&cluster.secret, "an-impostor-secret-of-at-least-32-bytes");
     assert_ne!(config, wrong);
     std::fs::write(dir.join("config.toml"), wrong).expect("impostor config");
     let mut cmd = command(dir);

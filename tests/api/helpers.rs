@@ -58,6 +58,12 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
     if cluster_mode() {
         return spawn_cluster(settings, dir).await;
     }
+    serve(settings, dir)
+}
+
+/// Starts one process's service with `settings` as they are (whatever the
+/// mode), with `dir` removed when the test ends.
+pub fn serve(settings: Settings, dir: tempfile::TempDir) -> TestApp {
     let app = Application::build(settings).expect("service builds");
     let base = format!("http://127.0.0.1:{}", app.port());
     let (stop, task) = run(app);
@@ -84,7 +90,7 @@ fn run(app: Application) -> (oneshot::Sender<()>, ServiceTask) {
 /// Three cluster nodes with `settings` behind HAProxy, once a leader is
 /// elected and the proxy routes to it.
 async fn spawn_cluster(settings: Settings, dir: tempfile::TempDir) -> TestApp {
-    use crate::cluster::{free_port, Proxy, SECRET};
+    use crate::cluster::{free_port, new_secret, Proxy};
     let ports: Vec<(u16, u16)> = (0..3).map(|_| (free_port(), free_port())).collect();
     let nodes: Vec<boxoffice::config::NodeAddress> = ports
         .iter()
@@ -95,6 +101,7 @@ async fn spawn_cluster(settings: Settings, dir: tempfile::TempDir) -> TestApp {
             http: format!("http://127.0.0.1:{http}"),
         })
         .collect();
+    let secret = new_secret();
     let (mut stops, mut tasks) = (Vec::new(), Vec::new());
     for (i, (http, _)) in ports.iter().enumerate() {
         let mut node = settings.clone();
@@ -102,7 +109,18 @@ async fn spawn_cluster(settings: Settings, dir: tempfile::TempDir) -> TestApp {
         node.snapshot.dir = dir.path().join(format!("node{}", i + 1));
         node.cluster.node_id = i as u64 + 1;
         node.cluster.nodes = nodes.clone();
-        node.cluster.secret = SECRET.into();
+        node.cluster.secret = secret.clone();
+        // This suite checks the API, not failover (tests/api/cluster*.rs
+        // do): three debug-build nodes and a burst of 1,000 requests on two
+        // cores can hold a heartbeat's answer past the default second, and
+        // the leader's check (`/leader`: a quorum within the election
+        // timeout) would take it out of HAProxy with its sessions.
+        node.cluster.election_timeout_ms = 3_000;
+        // As deploy/cluster/node*.toml: every connection is the proxy's,
+        // which forwards the client's address.
+        if node.server.trusted_proxies.is_empty() {
+            node.server.trusted_proxies = vec!["127.0.0.1".into()];
+        }
         let app = Application::build(node).expect("cluster node builds");
         let (stop, task) = run(app);
         stops.push(stop);

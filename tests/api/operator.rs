@@ -184,3 +184,36 @@ async fn a_single_node_is_its_own_leader() {
     assert_eq!(status, StatusCode::UNAUTHORIZED, "an organiser route");
     app.stop().await;
 }
+
+/// A cluster node that stops closes its peer listener with its Raft
+/// runtime: the port is free again, and no peer can reach a node that is
+/// gone (a leaked listener once kept a stopped test cluster answering).
+#[actix_web::test]
+async fn a_stopped_cluster_node_lets_go_of_its_peer_port() {
+    use crate::cluster::{free_port, new_secret, ELECTION_DEADLINE};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut settings = crate::helpers::test_settings(dir.path());
+    let (http, peer) = (free_port(), free_port());
+    settings.server.port = http;
+    settings.cluster.node_id = 1;
+    settings.cluster.secret = new_secret();
+    settings.cluster.nodes = vec![boxoffice::config::NodeAddress {
+        id: 1,
+        peer: format!("127.0.0.1:{peer}"),
+        http: format!("http://127.0.0.1:{http}"),
+    }];
+    let app = crate::helpers::serve(settings, dir);
+    let deadline = std::time::Instant::now() + ELECTION_DEADLINE;
+    while app.get("/leader").await.0 != StatusCode::OK {
+        assert!(std::time::Instant::now() < deadline, "no leader");
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    let event = app.create_event(1).await;
+    assert_eq!(app.counts(event).await, (0, 1, 0));
+    assert!(
+        std::net::TcpListener::bind(("127.0.0.1", peer)).is_err(),
+        "the running node listens for peers"
+    );
+    app.stop().await;
+    std::net::TcpListener::bind(("127.0.0.1", peer)).expect("the peer port is free once stopped");
+}
