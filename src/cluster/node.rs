@@ -370,12 +370,10 @@ pub fn start(
             let ok = node.is_ok();
             let _ = started.send(node);
             if ok {
-                // Until `shutdown`, or for good if the node is dropped
-                // without one (the process is ending).
+                // Until `shutdown`. The sender cannot drop before: the
+                // node that holds it is held by this runtime's own tasks.
                 runtime.block_on(async {
-                    if ended.await.is_err() {
-                        std::future::pending::<()>().await;
-                    }
+                    let _ = ended.await;
                 });
             }
             // Tasks are dropped at once; only a blocking one is waited

@@ -731,52 +731,43 @@ async fn a_wiped_node_is_replaced_by_a_new_member_that_catches_up_and_votes() {
     let root = tempfile::tempdir().expect("temp dir");
     let (added, peer) = cluster.add_joining(root.path(), 4);
     let member = json!({"peer": peer, "http": cluster.nodes[added].base()});
-    let (status, bad) = request(
-        &http,
-        Method::PUT,
-        format!("{base}/api/cluster/members/4"),
-        Some(json!({"peer": "no port", "http": cluster.nodes[added].base()})),
+    // PUT /api/cluster/members/{id} on the node at `at`.
+    let put_member = |at: String, id: u64, body: Value| {
+        request(
+            &http,
+            Method::PUT,
+            format!("{at}/api/cluster/members/{id}"),
+            Some(body),
+        )
+    };
+    let (status, bad) = put_member(
+        base.clone(),
+        4,
+        json!({"peer": "no port", "http": cluster.nodes[added].base()}),
     )
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
     let other = (leader + 2) % 3;
-    let (status, refused) = request(
-        &http,
-        Method::PUT,
-        format!("{}/api/cluster/members/4", cluster.nodes[other].base()),
-        Some(member.clone()),
-    )
-    .await;
+    let (status, refused) = put_member(cluster.nodes[other].base(), 4, member.clone()).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{refused}");
     assert_eq!(refused["code"], "NOT_LEADER");
-    let (status, accepted) = request(
-        &http,
-        Method::PUT,
-        format!("{base}/api/cluster/members/4"),
-        Some(member.clone()),
-    )
-    .await;
+    let (status, accepted) = put_member(base.clone(), 4, member.clone()).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
     assert_eq!(accepted["member"]["id"], 4);
-    let (status, clash) = request(
-        &http,
-        Method::PUT,
-        format!("{base}/api/cluster/members/4"),
-        Some(json!({"peer": "127.0.0.1:1", "http": "http://127.0.0.1:1"})),
-    )
-    .await;
-    assert_eq!(status, StatusCode::CONFLICT, "{clash}");
-    assert_eq!(clash["code"], "MEMBERSHIP_CONFLICT");
-    // Another id at node 4's address: a leader would send to itself.
-    let (status, clash) = request(
-        &http,
-        Method::PUT,
-        format!("{base}/api/cluster/members/5"),
-        Some(member.clone()),
-    )
-    .await;
-    assert_eq!(status, StatusCode::CONFLICT, "{clash}");
-    assert_eq!(clash["code"], "MEMBERSHIP_CONFLICT");
+    let clashes = [
+        // Node 4 at other addresses.
+        (
+            4,
+            json!({"peer": "127.0.0.1:1", "http": "http://127.0.0.1:1"}),
+        ),
+        // Another id at node 4's address: a leader would send to itself.
+        (5, member.clone()),
+    ];
+    for (id, body) in clashes {
+        let (status, clash) = put_member(base.clone(), id, body).await;
+        assert_eq!(status, StatusCode::CONFLICT, "{clash}");
+        assert_eq!(clash["code"], "MEMBERSHIP_CONFLICT");
+    }
 
     // It catches up as a learner and then votes.
     wait_until_voter(&base, 4, ELECTION_DEADLINE).await;
