@@ -410,6 +410,26 @@ impl BoxOffice {
         self.read_at(id, |event| event.status()).await
     }
 
+    /// Event `id`'s status as the reply body `render` makes of it. A
+    /// published status keeps its body, so between two changes every read
+    /// sends the bytes the first one made; else the actor's answer is
+    /// rendered for this read alone.
+    pub async fn status_body<E: From<ServiceError>>(
+        &self,
+        id: EventId,
+        render: impl FnOnce(&EventStatus) -> std::result::Result<bytes::Bytes, E>,
+    ) -> std::result::Result<bytes::Bytes, E> {
+        let published = self
+            .registry
+            .published(id)
+            .ok_or(ServiceError::EventNotFound)?;
+        if published.servable(self.registry.clock().now(), &self.log.state()) {
+            return published.rendered(render);
+        }
+        let (status, _) = self.read_at(id, |event| event.status()).await?;
+        render(&status)
+    }
+
     /// [`Self::booking`] for many users in one read of the event, with the
     /// LSN of the newest change the answers reflect (which is durable).
     pub async fn bookings_at(

@@ -7,8 +7,12 @@
 //! finds only if it is [`servable`](Published::servable): everything in it
 //! is durable and no hold in it has lapsed since. Otherwise it asks the
 //! actor, as every read did before.
+//!
+//! A published status also keeps its reply body, rendered by the first
+//! reader that serves it: between two changes, every status read sends the
+//! same bytes, so they are made once, as a live stream's messages are.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use arc_swap::ArcSwap;
 
@@ -25,6 +29,8 @@ pub struct Published {
     /// The earliest hold deadline in it: from then on a hold in it may
     /// have lapsed.
     valid_until: Option<Timestamp>,
+    /// The reply body made of `status` by the first reader that served it.
+    rendered: OnceLock<bytes::Bytes>,
 }
 
 /// Where an event's actor publishes; readers load from it without locks.
@@ -39,6 +45,7 @@ impl Published {
             // Holds only: the room's counters are what the actor has done
             // so far, whether read here or from the actor.
             valid_until: event.next_hold_deadline(),
+            rendered: OnceLock::new(),
         }
     }
 
@@ -50,6 +57,21 @@ impl Published {
     /// The newest change it reflects.
     pub fn lsn(&self) -> Lsn {
         self.lsn
+    }
+
+    /// The reply body `render` makes of the status, made once: `render`
+    /// must depend on nothing but the status. A failed render is not kept.
+    pub fn rendered<E>(
+        &self,
+        render: impl FnOnce(&EventStatus) -> Result<bytes::Bytes, E>,
+    ) -> Result<bytes::Bytes, E> {
+        if let Some(body) = self.rendered.get() {
+            return Ok(body.clone());
+        }
+        let body = render(&self.status)?;
+        // Two first readers may race; either body is the same.
+        let _ = self.rendered.set(body.clone());
+        Ok(body)
     }
 
     /// Whether this may be served at `now`: everything in it is durable and
@@ -108,5 +130,27 @@ mod tests {
             !published.servable(deadline, &durable),
             "the hold lapses at its deadline"
         );
+    }
+
+    #[test]
+    fn a_status_is_rendered_once_and_a_failed_render_is_not_kept() {
+        let at = Timestamp::from_millis(1_000_000);
+        let (event, _) = Event::create(
+            EventId::try_from(1).expect("id"),
+            EventSettings::new(None, 5, 1),
+            at,
+        )
+        .expect("event");
+        let published = Published::of(&event, Lsn::new(1));
+        let failed: Result<bytes::Bytes, &str> = published.rendered(|_| Err("no"));
+        assert_eq!(failed, Err("no"));
+        let renders = std::cell::Cell::new(0);
+        let render = |status: &EventStatus| {
+            renders.set(renders.get() + 1);
+            Ok::<_, &str>(bytes::Bytes::from(status.available_tickets.to_string()))
+        };
+        assert_eq!(published.rendered(render), Ok(bytes::Bytes::from("5")));
+        assert_eq!(published.rendered(render), Ok(bytes::Bytes::from("5")));
+        assert_eq!(renders.get(), 1);
     }
 }

@@ -277,17 +277,25 @@ impl JsonLine for actix_web::HttpResponseBuilder {
     }
 }
 
+/// `value` as a reply body: its JSON and a newline.
+pub fn json_line_bytes(value: &impl Serialize) -> Result<actix_web::web::Bytes, String> {
+    match serde_json::to_vec(value) {
+        Ok(mut bytes) => {
+            bytes.push(b'\n');
+            Ok(bytes.into())
+        }
+        Err(e) => Err(format!("reply not serialisable: {e}")),
+    }
+}
+
 fn json_line(
     response: &mut actix_web::HttpResponseBuilder,
     value: &impl Serialize,
 ) -> HttpResponse {
-    match serde_json::to_vec(value) {
-        Ok(mut bytes) => {
-            bytes.push(b'\n');
-            response.content_type(mime_json()).body(bytes)
-        }
+    match json_line_bytes(value) {
+        Ok(bytes) => response.content_type(mime_json()).body(bytes),
         Err(e) => {
-            log::error!("internal error: reply not serialisable: {e}");
+            log::error!("internal error: {e}");
             HttpResponse::InternalServerError()
                 .content_type(mime_json())
                 .body("{\"error\":\"Internal server error\",\"code\":\"INTERNAL\"}\n")

@@ -15,7 +15,7 @@ use crate::http::api::dto::{
     PageResponse, QuantityChangeRequest, QuantityRequest, StatusResponse, UpdateEventRequest,
     WaitingItemJson,
 };
-use crate::http::api::error::{ApiError, JsonLine};
+use crate::http::api::error::{json_line_bytes, ApiError, JsonLine};
 use crate::http::api::extract::{
     event_id, user_id, ChangesQuery, OptionalJson, PageQuery, ValidJson,
 };
@@ -135,8 +135,15 @@ pub async fn list_events(state: State, page: PageQuery) -> Answer {
 /// `GET /api/status/{eventId}`, `GET /api/events/{eventId}`.
 pub async fn event_status(state: State, path: web::Path<String>) -> Answer {
     let id = event_id(&path)?;
-    let status = state.service.status(id).await?;
-    Ok(HttpResponse::Ok().json_line(StatusResponse::from(status)))
+    let body = state
+        .service
+        .status_body(id, |status| {
+            json_line_bytes(&StatusResponse::from(status.clone())).map_err(ApiError::Internal)
+        })
+        .await?;
+    Ok(HttpResponse::Ok()
+        .content_type(header::ContentType::json())
+        .body(body))
 }
 
 /// `POST /api/book`.
