@@ -36,6 +36,7 @@ use tokio::sync::{mpsc, watch};
 use crate::domain::EventId;
 
 use crate::persistence::change_log::ChangeLog;
+use crate::persistence::durable_waiters::DurableWaiters;
 use crate::persistence::journal::{Journal, JournalState, Lsn, Record, Refused};
 use crate::persistence::raft::{NodeId, Proposal};
 
@@ -92,6 +93,8 @@ pub struct ClusterLog {
     me: NodeId,
     inner: Mutex<Inner>,
     state: watch::Sender<JournalState>,
+    /// Answers waiting for their LSN to be committed, woken by LSN.
+    waiters: DurableWaiters,
     proposals: mpsc::UnboundedSender<Queued>,
     /// The Raft index of the newest entry applied here.
     applied_index: watch::Sender<u64>,
@@ -134,6 +137,7 @@ impl ClusterLog {
                 leading: None,
             }),
             state: watch::Sender::new(state),
+            waiters: DurableWaiters::default(),
             proposals,
             applied_index: watch::Sender::new(0),
             applier: OnceLock::new(),
@@ -245,6 +249,7 @@ impl ClusterLog {
         // committed are given again: the feed has no gap.
         inner.next_change = self.state.borrow().changes_durable + 1;
         self.state.send_modify(|state| state.fault = None);
+        self.waiters.wake_all();
         log::info!("node {}: leading in term {term}; taking changes", self.me);
     }
 
@@ -280,6 +285,7 @@ impl ClusterLog {
                 }
             }
         });
+        self.waiters.wake_all();
         log::info!("node {}: no longer leading (term {term})", self.me);
     }
 
@@ -300,6 +306,8 @@ impl ClusterLog {
                 state.durable = state.durable.max(through);
                 state.changes_durable = state.changes_durable.max(changes);
             });
+            let durable = self.state.borrow().durable;
+            self.waiters.wake_through(durable);
         } else {
             for (_, record) in proposal.records {
                 let lsn = inner.next_lsn;
@@ -321,6 +329,7 @@ impl ClusterLog {
                     state.durable = lsn;
                     state.changes_durable = state.changes_durable.max(changes);
                 });
+                self.waiters.wake_through(lsn);
             }
         }
         drop(inner);
@@ -389,6 +398,7 @@ impl ClusterLog {
             state.durable = lsn;
             state.changes_durable = next_change.saturating_sub(1);
         });
+        self.waiters.wake_through(lsn);
         drop(inner);
         self.applied(index);
         Ok(())
@@ -468,5 +478,9 @@ impl ChangeLog for ClusterLog {
 
     fn watch(&self) -> watch::Receiver<JournalState> {
         self.state.subscribe()
+    }
+
+    fn waiters(&self) -> Option<&DurableWaiters> {
+        Some(&self.waiters)
     }
 }

@@ -13,6 +13,7 @@
 
 use tokio::sync::watch;
 
+use crate::durable_waiters::{verdict, DurableWaiters, Filed};
 use crate::journal::{Journal, JournalState, Lsn, Record, Refused};
 
 /// Where changes become durable, in the order they were handed over.
@@ -38,6 +39,12 @@ pub trait ChangeLog: Send + Sync {
         let _ = event;
         lsn.get()
     }
+
+    /// Answers filed by LSN, if this log wakes them so (see
+    /// [`DurableWaiters`]); `None`: they wait on [`Self::watch`].
+    fn waiters(&self) -> Option<&DurableWaiters> {
+        None
+    }
 }
 
 impl ChangeLog for Journal {
@@ -56,6 +63,10 @@ impl ChangeLog for Journal {
     fn watch(&self) -> watch::Receiver<JournalState> {
         Journal::watch(self)
     }
+
+    fn waiters(&self) -> Option<&DurableWaiters> {
+        Some(Journal::waiters(self))
+    }
 }
 
 /// Waits until `lsn` is durable in `log`; `Err` if it never will be.
@@ -65,24 +76,19 @@ pub async fn wait_durable(log: &(impl ChangeLog + ?Sized), lsn: Lsn) -> Result<(
         return Ok(());
     }
     // Most answers are already durable when asked (reads, and every change
-    // once its batch is synced): no subscription needed.
-    {
-        let state = log.state();
-        if state.is_durable(lsn) {
-            return Ok(());
-        }
-        if state.has_failed(lsn) {
-            return Err(Refused);
-        }
+    // once its batch is synced): nothing to file or subscribe.
+    if let Some(done) = verdict(&log.state(), lsn) {
+        return done;
+    }
+    if let Some(waiters) = log.waiters() {
+        let mut filed = Filed::new(waiters, lsn);
+        return std::future::poll_fn(|cx| filed.poll(cx.waker(), || verdict(&log.state(), lsn)))
+            .await;
     }
     let mut updates = log.watch();
     let state = updates
-        .wait_for(|s| s.is_durable(lsn) || s.has_failed(lsn))
+        .wait_for(|s| verdict(s, lsn).is_some())
         .await
         .map_err(|_| Refused)?;
-    if state.is_durable(lsn) {
-        Ok(())
-    } else {
-        Err(Refused)
-    }
+    verdict(&state, lsn).unwrap_or(Err(Refused))
 }

@@ -9,6 +9,7 @@
 pub mod change_log;
 pub mod codec;
 pub mod data_dir;
+pub mod durable_waiters;
 pub mod journal;
 mod legacy;
 pub mod raft;

@@ -24,6 +24,7 @@
 
 pub mod feed;
 pub(crate) mod frame;
+mod in_flight;
 pub mod recent;
 pub mod record;
 pub mod replay;
@@ -50,6 +51,7 @@ pub use record::{CreateKeyV5, Record, V1_MAX_PER_USER};
 pub use replay::{release, replay, segments, sync_newest, JournalError, ReplayEnd};
 pub use segment::{FaultInjector, IoOp};
 
+use crate::durable_waiters::DurableWaiters;
 use segment::Segment;
 use writer::Writer;
 
@@ -206,6 +208,8 @@ pub struct Journal {
     stats: Arc<JournalStats>,
     /// The newest change feed items written, for followers of the feed.
     recent: Arc<recent::RecentChanges>,
+    /// Answers waiting for their LSN, woken by the batch that syncs it.
+    waiters: DurableWaiters,
 }
 
 impl Journal {
@@ -229,6 +233,7 @@ impl Journal {
             snapshot_only: true,
             stats: Arc::default(),
             recent: Arc::default(),
+            waiters: DurableWaiters::default(),
         })
     }
 
@@ -256,7 +261,7 @@ impl Journal {
             return;
         }
         s.accepting = fault.is_none();
-        self.state.send_modify(|state| state.fault = fault);
+        self.publish(|state| state.fault = fault);
     }
 
     /// Starts the writer on a fresh segment beginning at `next_lsn`.
@@ -281,6 +286,7 @@ impl Journal {
             snapshot_only: false,
             stats: Arc::default(),
             recent: Arc::default(),
+            waiters: DurableWaiters::default(),
         });
         let writer = Writer::new(
             Arc::clone(&journal),
@@ -402,6 +408,32 @@ impl Journal {
     /// Every change of the state from now on.
     pub fn watch(&self) -> watch::Receiver<JournalState> {
         self.state.subscribe()
+    }
+
+    /// The answers waiting for their LSN.
+    pub fn waiters(&self) -> &DurableWaiters {
+        &self.waiters
+    }
+
+    /// Changes the published state in any way but a batch's new durable
+    /// mark (a fault, an abandoned range, a new epoch), then wakes every
+    /// waiting answer to look again.
+    fn publish(&self, change: impl FnOnce(&mut JournalState)) {
+        self.state.send_modify(change);
+        self.waiters.wake_all();
+    }
+
+    /// Publishes a synced batch: everything up to `durable` (and change
+    /// feed items up to `changes`) is on disk. Wakes only the answers the
+    /// batch settles.
+    fn publish_durable(&self, durable: Lsn, changes: Option<u64>) {
+        self.state.send_modify(|s| {
+            s.durable = durable;
+            if let Some(index) = changes {
+                s.changes_durable = index;
+            }
+        });
+        self.waiters.wake_through(durable);
     }
 
     /// Waits until `lsn` is durable; `Err` if it never will be.

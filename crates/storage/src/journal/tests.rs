@@ -411,3 +411,72 @@ fn an_empty_segment_named_past_the_records_before_it_is_a_gap() {
         other => panic!("expected a gap, got {other:?}"),
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// With two syncs in flight (the helper's and the writer's), one failed
+    /// sync anywhere in a stream of batches: no batch after it counts as
+    /// durable, even when a later sync succeeds first, and what replays is
+    /// exactly what was answered durable.
+    #[test]
+    fn one_failed_sync_among_overlapping_syncs_loses_only_what_was_not_answered(
+        fail_at in 1u64..40,
+        bursts in proptest::collection::vec(1u64..40, 2..8),
+    ) {
+        let dir = tempfile::tempdir().expect("dir");
+        let syncs = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counted = Arc::clone(&syncs);
+        let faults = FaultInjector::new(move |op| {
+            op == IoOp::Sync && counted.fetch_add(1, Ordering::SeqCst) + 1 == fail_at
+        });
+        let mut opts = options(dir.path(), 64 * 1024);
+        opts.faults = Some(faults);
+        let journal = Journal::start(opts, Lsn::FIRST).expect("start");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("rt");
+        let mut durable = Vec::new();
+        let mut n = 0;
+        for count in bursts {
+            let mut pending = Vec::new();
+            for _ in 0..count {
+                n += 1;
+                let epoch = journal.state().epoch;
+                if let Ok(lsn) = journal.submit(booked(n), epoch) {
+                    pending.push(lsn);
+                }
+            }
+            for lsn in pending {
+                let answer = runtime.block_on(async {
+                    tokio::time::timeout(Duration::from_secs(10), journal.wait_durable(lsn)).await
+                });
+                match answer {
+                    Ok(Ok(())) => durable.push(lsn),
+                    Ok(Err(_)) => {}
+                    Err(_) => panic!("LSN {lsn} neither durable nor failed after 10 s"),
+                }
+            }
+            let healed = runtime.block_on(async {
+                let mut updates = journal.state.subscribe();
+                let healed = tokio::time::timeout(
+                    Duration::from_secs(10),
+                    updates.wait_for(|s| s.fault.is_none()),
+                )
+                .await
+                .is_ok();
+                healed
+            });
+            prop_assert!(healed, "the journal did not repair within 10 s");
+        }
+        journal.shutdown();
+        let (got, _) = read(dir.path(), Lsn::ZERO).expect("the journal stays readable");
+        let replayed: Vec<Lsn> = got
+            .iter()
+            .filter(|(_, r)| !matches!(r, Record::Skipped { .. }))
+            .map(|(lsn, _)| *lsn)
+            .collect();
+        prop_assert_eq!(&replayed, &durable);
+    }
+}
