@@ -24,7 +24,6 @@
 
 pub mod feed;
 pub(crate) mod frame;
-mod in_flight;
 pub mod recent;
 pub mod record;
 pub mod replay;

@@ -148,16 +148,6 @@ impl Segment {
     }
 
     /// Drops whatever a failed write left after the last whole frame.
-    /// A second handle on this file for syncing beside the writer. Opened
-    /// anew rather than duplicated: a duplicate shares the writer's error
-    /// cursor, so a writeback error would be told to one sync of the two.
-    pub(super) fn sync_handle(&self) -> io::Result<SyncHandle> {
-        Ok(SyncHandle {
-            file: OpenOptions::new().write(true).open(&self.path)?,
-            faults: self.faults.clone(),
-        })
-    }
-
     pub(super) fn cut_back(&mut self) -> io::Result<()> {
         self.inject(IoOp::Truncate)?;
         self.file.set_len(self.good_len)?;
@@ -168,23 +158,6 @@ impl Segment {
 
     fn inject(&self, op: IoOp) -> io::Result<()> {
         self.faults.as_ref().map_or(Ok(()), |f| f.check(op))
-    }
-}
-
-/// A segment's file as a second thread syncs it (see [`Segment::sync_handle`]).
-pub(super) struct SyncHandle {
-    file: File,
-    faults: Option<FaultInjector>,
-}
-
-impl SyncHandle {
-    /// `fdatasync`: everything written to the file before the call is on
-    /// disk when it returns `Ok`.
-    pub(super) fn sync(&self) -> io::Result<()> {
-        if let Some(faults) = &self.faults {
-            faults.check(IoOp::Sync)?;
-        }
-        self.file.sync_data()
     }
 }
 

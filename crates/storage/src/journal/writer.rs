@@ -1,18 +1,15 @@
 //! The writer thread: group commit, segment rotation, and repair after a
-//! failed write or sync. With `fsync = "always"`, a helper thread syncs
-//! beside it (see [`super::in_flight`]).
+//! failed write or sync.
 
 use std::fs;
 use std::io;
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::frame::encode_frame;
-use super::in_flight::{InFlight, Written};
-use super::segment::{segment_path, Segment, SyncHandle};
+use super::segment::{segment_path, Segment};
 use super::{FsyncMode, Journal, JournalOptions, Lsn, Record, MAX_FAILED_RANGES};
 
 /// The writer thread's state.
@@ -27,28 +24,12 @@ pub(super) struct Writer {
     options: JournalOptions,
     /// The highest LSN written.
     last_lsn: Lsn,
-    /// `Always` mode: batches written and not yet durable.
-    in_flight: Arc<InFlight>,
-    /// `Always` mode: the sync helper, and the current segment's file as
-    /// it syncs it (`None`: every sync is the writer's own).
-    helper: Option<Helper>,
-    /// Numbers batches for [`InFlight`].
-    next_batch: u64,
-}
-
-/// The thread that syncs a batch while the writer writes the next one.
-struct Helper {
-    jobs: Sender<(u64, Arc<SyncHandle>)>,
-    file: Option<Arc<SyncHandle>>,
-    thread: JoinHandle<()>,
 }
 
 /// Frames gathered into one write before syncing, at most.
 const MAX_BATCH_BYTES: usize = 4 << 20;
 /// Time between repair attempts while faulted.
 const REPAIR_RETRY: Duration = Duration::from_millis(200);
-/// How often an idle writer with batches in flight looks for a failed sync.
-const FAILURE_POLL: Duration = Duration::from_millis(10);
 
 /// The last change feed index `record` holds, if it holds any.
 fn last_change_index(record: &Record) -> Option<u64> {
@@ -70,19 +51,12 @@ impl Writer {
         options: JournalOptions,
         last_lsn: Lsn,
     ) -> Self {
-        let in_flight = Arc::new(InFlight::new(Arc::clone(&journal)));
-        let helper = (options.fsync == FsyncMode::Always)
-            .then(|| start_helper(&journal, &in_flight, &segment))
-            .flatten();
         Self {
             journal,
             records,
             segment,
             options,
             last_lsn,
-            in_flight,
-            helper,
-            next_batch: 0,
         }
     }
 
@@ -92,11 +66,6 @@ impl Writer {
         let mut next_sync = Instant::now() + self.options.fsync_interval;
         loop {
             let first = match self.options.fsync {
-                // A failed sync of the helper's must be noticed while
-                // nothing new arrives: its waiters are told at the repair.
-                FsyncMode::Always if !self.in_flight.is_empty() => {
-                    self.records.recv_timeout(FAILURE_POLL)
-                }
                 FsyncMode::Always => self
                     .records
                     .recv()
@@ -109,7 +78,6 @@ impl Writer {
             let first = match first {
                 Ok(record) => record,
                 Err(RecvTimeoutError::Timeout) => {
-                    self.repair_if_a_sync_failed();
                     if unsynced {
                         self.sync_interval(&mut unsynced);
                     }
@@ -117,17 +85,11 @@ impl Writer {
                     continue;
                 }
                 Err(RecvTimeoutError::Disconnected) => {
-                    self.in_flight.wait_helper();
-                    self.repair_if_a_sync_failed();
                     if let Err(e) = self.segment.sync() {
                         log::error!(
                             "journal: final sync of {} failed: {e}",
                             self.segment.path.display()
                         );
-                    }
-                    if let Some(helper) = self.helper.take() {
-                        drop(helper.jobs);
-                        let _ = helper.thread.join();
                     }
                     return;
                 }
@@ -153,101 +115,38 @@ impl Writer {
             }
             self.journal.stats().batch_records.observe(records);
             let base = self.segment.good_len;
-            let prev_last = self.last_lsn;
-            if let Err(e) = self.segment.append(&batch, self.options.segment_bytes) {
-                self.abandon(base, prev_last, &e);
-                continue;
-            }
-            self.last_lsn = last;
-            self.journal
-                .stats()
-                .written_bytes
-                .fetch_add(batch.len() as u64, Ordering::Relaxed);
-            match self.options.fsync {
-                FsyncMode::Always => {
-                    let id = self.next_batch;
-                    self.next_batch += 1;
-                    self.in_flight.push(Written {
-                        id,
-                        base,
-                        prev_last,
-                        last,
-                        last_change,
-                        kept,
-                        synced: false,
-                    });
-                    self.sync_batch(id);
-                    self.repair_if_a_sync_failed();
-                }
-                FsyncMode::Interval => {
-                    unsynced = true;
-                    // Answered once written; synced every interval.
+            let written = match self.options.fsync {
+                FsyncMode::Always => self
+                    .segment
+                    .append(&batch, self.options.segment_bytes)
+                    .and_then(|()| self.timed_sync()),
+                FsyncMode::Interval => self.segment.append(&batch, self.options.segment_bytes),
+            };
+            match written {
+                Ok(()) => {
+                    self.last_lsn = last;
+                    self.journal
+                        .stats()
+                        .written_bytes
+                        .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                    unsynced = self.options.fsync == FsyncMode::Interval;
+                    // Before the items count as durable: a follower told
+                    // of them finds them here.
                     if last_change.is_some() {
                         self.journal.recent.extend(kept);
                     }
                     self.journal.publish_durable(last, last_change);
-                    if Instant::now() >= next_sync {
+                    if self.options.fsync == FsyncMode::Interval && Instant::now() >= next_sync {
                         self.sync_interval(&mut unsynced);
                         next_sync = Instant::now() + self.options.fsync_interval;
                     }
-                }
-            }
-            if self.segment.good_len >= self.options.segment_bytes {
-                // Every batch of the old segment is durable (or repaired)
-                // before the new one takes records.
-                self.in_flight.wait_helper();
-                self.repair_if_a_sync_failed();
-                if self.segment.good_len >= self.options.segment_bytes {
-                    self.rotate(&mut unsynced);
-                }
-            }
-        }
-    }
-
-    /// Starts batch `id`'s sync: on the helper if it is free, else here.
-    fn sync_batch(&mut self, id: u64) {
-        if let Some(helper) = &self.helper {
-            if let Some(file) = &helper.file {
-                if self.in_flight.claim_helper() {
-                    if helper.jobs.send((id, Arc::clone(file))).is_ok() {
-                        return;
+                    if self.segment.good_len >= self.options.segment_bytes {
+                        self.rotate(&mut unsynced);
                     }
-                    // The helper is gone: sync here from now on.
-                    self.in_flight.release_helper();
-                    self.helper = None;
-                    let synced = self.timed_sync();
-                    return self.in_flight.settle(id, synced, false);
                 }
+                Err(e) => self.fail_and_repair(base, &e),
             }
         }
-        let synced = self.timed_sync();
-        self.in_flight.settle(id, synced, false);
-    }
-
-    /// After a failed sync (either thread's): repairs from the first batch
-    /// not durable.
-    fn repair_if_a_sync_failed(&mut self) {
-        if !self.in_flight.has_failed() {
-            return;
-        }
-        let (first, failure) = self.in_flight.drain();
-        let error = failure.unwrap_or_else(|| io::Error::other("a sync failed"));
-        if let Some(first) = first {
-            self.last_lsn = first.prev_last;
-            self.fail_and_repair(first.base, &error);
-        } else {
-            let base = self.segment.good_len;
-            self.fail_and_repair(base, &error);
-        }
-    }
-
-    /// A batch's write failed: it and every batch not yet durable are
-    /// abandoned, from the first of them.
-    fn abandon(&mut self, base: u64, prev_last: Lsn, error: &io::Error) {
-        let (first, _) = self.in_flight.drain();
-        let (base, prev_last) = first.map_or((base, prev_last), |f| (f.base, f.prev_last));
-        self.last_lsn = prev_last;
-        self.fail_and_repair(base, error);
     }
 
     /// Syncs the segment, counting the time it took.
@@ -281,12 +180,7 @@ impl Writer {
             self.last_lsn.next(),
             self.options.faults.clone(),
         ) {
-            Ok(next) => {
-                self.segment = next;
-                if let Some(helper) = &mut self.helper {
-                    helper.file = sync_handle(&self.segment);
-                }
-            }
+            Ok(next) => self.segment = next,
             Err(e) => {
                 // Keep appending to the old segment; it only grows past its
                 // size. A half-created file would sit inside the old one's
@@ -376,55 +270,6 @@ impl Writer {
                 }
                 Err(e) => log::debug!("journal: repair failed, retrying: {e}"),
             }
-        }
-    }
-}
-
-/// The current segment's file for the helper; `None` (every sync the
-/// writer's own) if it cannot be opened a second time.
-fn sync_handle(segment: &Segment) -> Option<Arc<SyncHandle>> {
-    match segment.sync_handle() {
-        Ok(file) => Some(Arc::new(file)),
-        Err(e) => {
-            log::warn!(
-                "journal: {} cannot be opened for a second sync ({e}); syncing one at a time",
-                segment.path.display()
-            );
-            None
-        }
-    }
-}
-
-/// Starts the sync helper of `Always` mode; `None` if it cannot start.
-fn start_helper(
-    journal: &Arc<Journal>,
-    in_flight: &Arc<InFlight>,
-    segment: &Segment,
-) -> Option<Helper> {
-    let (jobs, queue) = mpsc::channel::<(u64, Arc<SyncHandle>)>();
-    let (journal, in_flight) = (Arc::clone(journal), Arc::clone(in_flight));
-    let thread = std::thread::Builder::new()
-        .name("journal-sync".into())
-        .spawn(move || {
-            for (id, file) in queue {
-                let started = Instant::now();
-                let synced = file.sync();
-                journal
-                    .stats()
-                    .fsync_seconds
-                    .observe_duration(started.elapsed());
-                in_flight.settle(id, synced, true);
-            }
-        });
-    match thread {
-        Ok(thread) => Some(Helper {
-            jobs,
-            file: sync_handle(segment),
-            thread,
-        }),
-        Err(e) => {
-            log::warn!("journal: no sync helper ({e}); syncing one at a time");
-            None
         }
     }
 }
