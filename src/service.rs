@@ -400,11 +400,7 @@ impl BoxOffice {
     pub async fn status_at(&self, id: EventId) -> Result<(EventStatus, Lsn)> {
         // What the actor published, when all of it is durable and still
         // true; else the actor's turn, as for every other read.
-        let published = self
-            .registry
-            .published(id)
-            .ok_or(ServiceError::EventNotFound)?;
-        if published.servable(self.registry.clock().now(), &self.log.state()) {
+        if let Some(published) = self.servable_published(id)? {
             return Ok((published.status.clone(), published.lsn()));
         }
         self.read_at(id, |event| event.status()).await
@@ -419,15 +415,22 @@ impl BoxOffice {
         id: EventId,
         render: impl FnOnce(&EventStatus) -> std::result::Result<bytes::Bytes, E>,
     ) -> std::result::Result<bytes::Bytes, E> {
-        let published = self
-            .registry
-            .published(id)
-            .ok_or(ServiceError::EventNotFound)?;
-        if published.servable(self.registry.clock().now(), &self.log.state()) {
+        if let Some(published) = self.servable_published(id)? {
             return published.rendered(render);
         }
         let (status, _) = self.read_at(id, |event| event.status()).await?;
         render(&status)
+    }
+
+    /// What event `id`'s actor last published, if it may be served now
+    /// (see [`crate::actors::Published::servable`]).
+    fn servable_published(&self, id: EventId) -> Result<Option<Arc<crate::actors::Published>>> {
+        let published = self
+            .registry
+            .published(id)
+            .ok_or(ServiceError::EventNotFound)?;
+        let servable = published.servable(self.registry.clock().now(), &self.log.state());
+        Ok(servable.then_some(published))
     }
 
     /// [`Self::booking`] for many users in one read of the event, with the
