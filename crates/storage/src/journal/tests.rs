@@ -319,6 +319,75 @@ fn fault() -> impl Strategy<Value = Fault> {
 use proptest::prelude::*;
 use std::sync::atomic::{AtomicU8, Ordering};
 
+/// Submits `count` records numbered on from `n`, then waits for each
+/// answer: the durable LSNs go to `durable`, the failed to `failed`.
+fn submit_and_settle(
+    journal: &Journal,
+    runtime: &tokio::runtime::Runtime,
+    n: &mut u64,
+    count: u64,
+    durable: &mut Vec<Lsn>,
+    failed: &mut Vec<Lsn>,
+) {
+    let mut pending = Vec::new();
+    for _ in 0..count {
+        *n += 1;
+        let epoch = journal.state().epoch;
+        if let Ok(lsn) = journal.submit(booked(*n), epoch) {
+            pending.push(lsn);
+        }
+    }
+    for lsn in pending {
+        let answer = runtime.block_on(async {
+            tokio::time::timeout(Duration::from_secs(10), journal.wait_durable(lsn)).await
+        });
+        match answer {
+            Ok(Ok(())) => durable.push(lsn),
+            Ok(Err(_)) => failed.push(lsn),
+            Err(_) => panic!("LSN {lsn} neither durable nor failed after 10 s"),
+        }
+    }
+}
+
+/// Whether the journal takes changes again within 10 s.
+fn heals(journal: &Journal, runtime: &tokio::runtime::Runtime) -> bool {
+    runtime.block_on(async {
+        let mut updates = journal.state.subscribe();
+        let healed = tokio::time::timeout(
+            Duration::from_secs(10),
+            updates.wait_for(|s| s.fault.is_none()),
+        )
+        .await
+        .is_ok();
+        healed
+    })
+}
+
+/// A journal in `dir` with `faults`, and a runtime to wait on it.
+fn faulty_journal(
+    dir: &Path,
+    segment_bytes: u64,
+    faults: FaultInjector,
+) -> (Arc<Journal>, tokio::runtime::Runtime) {
+    let mut opts = options(dir, segment_bytes);
+    opts.faults = Some(faults);
+    let journal = Journal::start(opts, Lsn::FIRST).expect("start");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("rt");
+    (journal, runtime)
+}
+
+/// The LSNs of the records `dir` replays, skips left out.
+fn replayed(dir: &Path) -> Vec<Lsn> {
+    let (got, _) = read(dir, Lsn::ZERO).expect("the journal stays readable");
+    got.iter()
+        .filter(|(_, r)| !matches!(r, Record::Skipped { .. }))
+        .map(|(lsn, _)| *lsn)
+        .collect()
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(24))]
 
@@ -339,58 +408,19 @@ proptest! {
                 (1, IoOp::Write) | (2, IoOp::Sync) | (3, IoOp::Sync | IoOp::Truncate)
             )
         });
-        let mut opts = options(dir.path(), 2048);
-        opts.faults = Some(faults);
-        let journal = Journal::start(opts, Lsn::FIRST).expect("start");
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("rt");
+        let (journal, runtime) = faulty_journal(dir.path(), 2048, faults);
         let mut durable = Vec::new();
         let mut failed = Vec::new();
         let mut n = 0;
         for (count, fault) in steps {
             current.store(fault as u8, Ordering::SeqCst);
-            let mut pending = Vec::new();
-            for _ in 0..count {
-                n += 1;
-                let epoch = journal.state().epoch;
-                if let Ok(lsn) = journal.submit(booked(n), epoch) {
-                    pending.push(lsn);
-                }
-            }
-            for lsn in pending {
-                let answer = runtime.block_on(async {
-                    tokio::time::timeout(Duration::from_secs(10), journal.wait_durable(lsn)).await
-                });
-                match answer {
-                    Ok(Ok(())) => durable.push(lsn),
-                    Ok(Err(_)) => failed.push(lsn),
-                    Err(_) => panic!("LSN {lsn} neither durable nor failed after 10 s"),
-                }
-            }
+            submit_and_settle(&journal, &runtime, &mut n, count, &mut durable, &mut failed);
             // The disk heals; the writer repairs by itself.
             current.store(0, Ordering::SeqCst);
-            let healed = runtime.block_on(async {
-                let mut updates = journal.state.subscribe();
-                let healed = tokio::time::timeout(
-                    Duration::from_secs(10),
-                    updates.wait_for(|s| s.fault.is_none()),
-                )
-                .await
-                .is_ok();
-                healed
-            });
-            prop_assert!(healed, "the journal did not repair within 10 s");
+            prop_assert!(heals(&journal, &runtime), "the journal did not repair within 10 s");
         }
         journal.shutdown();
-        let (got, _) = read(dir.path(), Lsn::ZERO).expect("the journal stays readable");
-        let replayed: Vec<Lsn> = got
-            .iter()
-            .filter(|(_, r)| !matches!(r, Record::Skipped { .. }))
-            .map(|(lsn, _)| *lsn)
-            .collect();
-        prop_assert_eq!(&replayed, &durable, "failed: {:?}", failed);
+        prop_assert_eq!(&replayed(dir.path()), &durable, "failed: {:?}", failed);
     }
 }
 
@@ -430,53 +460,15 @@ proptest! {
         let faults = FaultInjector::new(move |op| {
             op == IoOp::Sync && counted.fetch_add(1, Ordering::SeqCst) + 1 == fail_at
         });
-        let mut opts = options(dir.path(), 64 * 1024);
-        opts.faults = Some(faults);
-        let journal = Journal::start(opts, Lsn::FIRST).expect("start");
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("rt");
+        let (journal, runtime) = faulty_journal(dir.path(), 64 * 1024, faults);
         let mut durable = Vec::new();
         let mut n = 0;
+        let mut failed = Vec::new();
         for count in bursts {
-            let mut pending = Vec::new();
-            for _ in 0..count {
-                n += 1;
-                let epoch = journal.state().epoch;
-                if let Ok(lsn) = journal.submit(booked(n), epoch) {
-                    pending.push(lsn);
-                }
-            }
-            for lsn in pending {
-                let answer = runtime.block_on(async {
-                    tokio::time::timeout(Duration::from_secs(10), journal.wait_durable(lsn)).await
-                });
-                match answer {
-                    Ok(Ok(())) => durable.push(lsn),
-                    Ok(Err(_)) => {}
-                    Err(_) => panic!("LSN {lsn} neither durable nor failed after 10 s"),
-                }
-            }
-            let healed = runtime.block_on(async {
-                let mut updates = journal.state.subscribe();
-                let healed = tokio::time::timeout(
-                    Duration::from_secs(10),
-                    updates.wait_for(|s| s.fault.is_none()),
-                )
-                .await
-                .is_ok();
-                healed
-            });
-            prop_assert!(healed, "the journal did not repair within 10 s");
+            submit_and_settle(&journal, &runtime, &mut n, count, &mut durable, &mut failed);
+            prop_assert!(heals(&journal, &runtime), "the journal did not repair within 10 s");
         }
         journal.shutdown();
-        let (got, _) = read(dir.path(), Lsn::ZERO).expect("the journal stays readable");
-        let replayed: Vec<Lsn> = got
-            .iter()
-            .filter(|(_, r)| !matches!(r, Record::Skipped { .. }))
-            .map(|(lsn, _)| *lsn)
-            .collect();
-        prop_assert_eq!(&replayed, &durable);
+        prop_assert_eq!(&replayed(dir.path()), &durable, "failed: {:?}", failed);
     }
 }
