@@ -423,18 +423,24 @@ async fn webhooks_deliver_every_change_in_order_signed_through_failures_and_a_cr
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let metrics = client
-        .get(format!("{}/metrics", server.base))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
-    assert!(
-        metrics.contains(&format!("boxoffice_webhook_delivered_index {total}")),
-        "{metrics}"
-    );
+    // The receiver counts a delivery before it answers; the sender's gauge
+    // moves once it has read that answer, a moment later.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let metrics = client
+            .get(format!("{}/metrics", server.base))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text");
+        if metrics.contains(&format!("boxoffice_webhook_delivered_index {total}\n")) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{metrics}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     // Caught up, the sender writes the index at once (while deliveries
     // stream, only every second), so a restart now sends nothing again.
     let ack = dir
