@@ -566,6 +566,7 @@ mod tests {
     struct ScriptedLog {
         next: std::sync::Mutex<u64>,
         state: tokio::sync::watch::Sender<crate::persistence::journal::JournalState>,
+        waiters: crate::persistence::durable_waiters::DurableWaiters,
     }
 
     impl crate::persistence::change_log::ChangeLog for ScriptedLog {
@@ -594,6 +595,10 @@ mod tests {
         fn watch(&self) -> tokio::sync::watch::Receiver<crate::persistence::journal::JournalState> {
             self.state.subscribe()
         }
+
+        fn waiters(&self) -> &crate::persistence::durable_waiters::DurableWaiters {
+            &self.waiters
+        }
     }
 
     /// The actor works against any change log: what the log makes durable
@@ -609,6 +614,7 @@ mod tests {
                 durable: Lsn::new(1),
                 ..JournalState::default()
             }),
+            waiters: Default::default(),
         });
         let clock = Clock::manual(Timestamp::from_millis(1_700_000_000_000));
         let id = EventId::try_from(1).expect("id");
@@ -646,6 +652,7 @@ mod tests {
         .expect("sent")
         .expect("booked");
         log.state.send_modify(|s| s.durable = a.lsn);
+        log.waiters.wake_all();
         let b = ask(&addr, &rejections, |reply| MakeChange {
             op: book("b"),
             reply,
@@ -677,6 +684,7 @@ mod tests {
             s.epoch += 1;
             s.failed.push(b.lsn..=b.lsn);
         });
+        log.waiters.wake_all();
         assert_eq!(
             available().await.expect("read").value,
             1,

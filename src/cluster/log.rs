@@ -480,7 +480,7 @@ impl ChangeLog for ClusterLog {
         self.state.subscribe()
     }
 
-    fn waiters(&self) -> Option<&DurableWaiters> {
-        Some(&self.waiters)
+    fn waiters(&self) -> &DurableWaiters {
+        &self.waiters
     }
 }

@@ -40,11 +40,9 @@ pub trait ChangeLog: Send + Sync {
         lsn.get()
     }
 
-    /// Answers filed by LSN, if this log wakes them so (see
-    /// [`DurableWaiters`]); `None`: they wait on [`Self::watch`].
-    fn waiters(&self) -> Option<&DurableWaiters> {
-        None
-    }
+    /// The answers waiting for their LSN. Whoever changes [`Self::state`]
+    /// wakes them after (see [`DurableWaiters`]).
+    fn waiters(&self) -> &DurableWaiters;
 }
 
 impl ChangeLog for Journal {
@@ -64,8 +62,8 @@ impl ChangeLog for Journal {
         Journal::watch(self)
     }
 
-    fn waiters(&self) -> Option<&DurableWaiters> {
-        Some(Journal::waiters(self))
+    fn waiters(&self) -> &DurableWaiters {
+        Journal::waiters(self)
     }
 }
 
@@ -80,15 +78,6 @@ pub async fn wait_durable(log: &(impl ChangeLog + ?Sized), lsn: Lsn) -> Result<(
     if let Some(done) = verdict(&log.state(), lsn) {
         return done;
     }
-    if let Some(waiters) = log.waiters() {
-        let mut filed = Filed::new(waiters, lsn);
-        return std::future::poll_fn(|cx| filed.poll(cx.waker(), || verdict(&log.state(), lsn)))
-            .await;
-    }
-    let mut updates = log.watch();
-    let state = updates
-        .wait_for(|s| verdict(s, lsn).is_some())
-        .await
-        .map_err(|_| Refused)?;
-    verdict(&state, lsn).unwrap_or(Err(Refused))
+    let mut filed = Filed::new(log.waiters(), lsn);
+    std::future::poll_fn(|cx| filed.poll(cx.waker(), || verdict(&log.state(), lsn))).await
 }
