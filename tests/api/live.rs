@@ -412,6 +412,10 @@ async fn a_stalled_stream_skips_to_the_latest_state_instead_of_queueing() {
     let app = spawn_app_with(|s| {
         s.live.min_interval_ms = 1;
         s.live.max_messages_per_sec = 1_000_000;
+        // The stall lasts as long as the 5,000 bookings: over the default
+        // 30 s on a busy CI machine, when the kernel's send timeout would
+        // reset the stalled connection (that is checked in connections::).
+        s.server.send_timeout_ms = 600_000;
     })
     .await;
     let event = app.create_event(100_000).await;
