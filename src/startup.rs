@@ -119,16 +119,12 @@ fn openapi_bytes(limits: &crate::config::LimitSettings) -> web::Bytes {
 /// status, bytes, request id, latency in ms. Headers are not logged, so no
 /// token is.
 fn access_logger() -> Logger {
-    use actix_web::HttpMessage;
     Logger::new(r#"%{client}xi "%r" %s %b id=%{request_id}xi %Dms"#)
         .custom_request_replace("client", |req| {
             identity::client_ip_of(req.request()).map_or_else(|| "-".into(), |ip| ip.to_string())
         })
         .custom_request_replace("request_id", |req| {
-            req.extensions()
-                .get::<identity::RequestId>()
-                .and_then(|id| id.0.to_str().ok().map(str::to_string))
-                .unwrap_or_else(|| "-".into())
+            identity::request_id_of(req.request()).unwrap_or_else(|| "-".into())
         })
 }
 

@@ -244,9 +244,88 @@ pub fn index_of(pattern: &str) -> Option<usize> {
     ROUTES.iter().position(|r| r.path == pattern)
 }
 
+/// The index in [`ROUTES`] of the first route whose pattern matches `path`
+/// (what the router picks), found without the router's regexes or an
+/// allocation. Every pattern is literal segments and `{name}` segments,
+/// which actix matches as `[^/]+`. `None` for a path with a `%`: actix
+/// matches those after decoding some escapes, so they are left to it.
+pub fn index_of_path(path: &str) -> Option<usize> {
+    if path.contains('%') {
+        return None;
+    }
+    ROUTES
+        .iter()
+        .position(|route| matches_pattern(route.path, path))
+}
+
+/// Whether `path` matches `pattern`, segment by segment.
+fn matches_pattern(pattern: &str, path: &str) -> bool {
+    let mut wanted = pattern.split('/');
+    let mut given = path.split('/');
+    loop {
+        match (wanted.next(), given.next()) {
+            (None, None) => return true,
+            (Some(w), Some(g)) => {
+                let dynamic = w.starts_with('{') && w.ends_with('}');
+                if !(if dynamic { !g.is_empty() } else { w == g }) {
+                    return false;
+                }
+            }
+            _ => return false,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The segment matcher picks what actix's router picks: the first
+    /// route, in table order, whose `ResourceDef` matches.
+    #[test]
+    fn a_path_finds_the_route_the_router_would() {
+        let defs: Vec<actix_web::dev::ResourceDef> = ROUTES
+            .iter()
+            .map(|r| actix_web::dev::ResourceDef::new(r.path))
+            .collect();
+        let router = |path: &str| defs.iter().position(|d| d.is_match(path));
+        let mut paths = vec![
+            String::new(),
+            "//".into(),
+            "/api".into(),
+            "/api/".into(),
+            "/api/events/".into(),
+            "/api/events//bookings/u1".into(),
+            "/api/events/1/bookings/".into(),
+            "/api/events/1/bookings/u1/".into(),
+            "/api/events/1/bookings/u1/confirm/x".into(),
+            "/API/events/1".into(),
+            "/nope".into(),
+        ];
+        for route in ROUTES {
+            for value in ["1", "u-1.x", "{eventId}", "a:b", "x y"] {
+                let concrete: Vec<String> = route
+                    .path
+                    .split('/')
+                    .map(|s| {
+                        if s.starts_with('{') {
+                            value.to_string()
+                        } else {
+                            s.to_string()
+                        }
+                    })
+                    .collect();
+                let concrete = concrete.join("/");
+                paths.push(format!("{concrete}/"));
+                paths.push(format!("{concrete}/more"));
+                paths.push(concrete);
+            }
+        }
+        for path in &paths {
+            assert_eq!(index_of_path(path), router(path), "{path:?}");
+        }
+        assert_eq!(index_of_path("/api/%65vents/1"), None, "left to the router");
+    }
 
     #[test]
     fn every_path_is_listed_once_and_every_get_has_its_head() {

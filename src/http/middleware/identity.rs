@@ -18,13 +18,15 @@ pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// The longest request id taken from a client; a longer one is replaced.
 const MAX_REQUEST_ID: usize = 128;
 
-/// The address a request is counted and logged under.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ClientIp(pub IpAddr);
-
-/// The request's id, as echoed in `X-Request-Id`.
-#[derive(Debug, Clone)]
-pub struct RequestId(pub HeaderValue);
+/// What [`identify`] settled for a request, in its extensions: one entry
+/// for both, as each entry is an allocation of its own.
+#[derive(Debug)]
+struct Identified {
+    /// The address the request is counted and logged under.
+    client: Option<IpAddr>,
+    /// The request's id, as echoed in `X-Request-Id`.
+    request_id: HeaderValue,
+}
 
 /// Settles the request's client address and id, then echoes the id on the reply.
 pub struct Identify {
@@ -93,8 +95,17 @@ impl Identify {
             return given.clone();
         }
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
-        HeaderValue::from_str(&format!("{:08x}-{n:x}", self.prefix))
-            .unwrap_or_else(|_| HeaderValue::from_static("unknown"))
+        // Formatted on the stack: the header value's own copy is the only
+        // allocation (8 + 1 + at most 16 hex digits).
+        let mut buf = [0u8; 32];
+        let mut cursor = std::io::Cursor::new(&mut buf[..]);
+        let written =
+            std::io::Write::write_fmt(&mut cursor, format_args!("{:08x}-{n:x}", self.prefix));
+        let len = usize::try_from(cursor.position()).unwrap_or(0);
+        written
+            .ok()
+            .and_then(|()| HeaderValue::from_bytes(&buf[..len]).ok())
+            .unwrap_or_else(|| HeaderValue::from_static("unknown"))
     }
 }
 
@@ -106,31 +117,32 @@ fn parse_hop(hop: &str) -> Option<IpAddr> {
         .or_else(|| hop.parse::<std::net::SocketAddr>().ok().map(|s| s.ip()))
 }
 
-/// The middleware: puts [`ClientIp`] and [`RequestId`] in the request's
-/// extensions and `X-Request-Id` on the reply.
+/// The middleware: settles the request's client address and id (read by
+/// [`client_ip_of`] and [`request_id_of`]) and puts `X-Request-Id` on the
+/// reply.
 pub async fn identify(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
-    let id = match req.app_data::<web::Data<Identify>>() {
-        Some(identify) => {
-            if let Some(peer) = req.peer_addr() {
-                let forwarded = req
-                    .headers()
-                    .get_all("x-forwarded-for")
-                    .filter_map(|v| v.to_str().ok());
-                let ip = identify.client_ip(peer.ip(), forwarded);
-                req.extensions_mut().insert(ClientIp(ip));
-            }
-            let id = identify.request_id(req.headers().get(REQUEST_ID));
-            req.extensions_mut().insert(RequestId(id.clone()));
-            Some(id)
-        }
-        None => None,
+    let Some(identify) = req.app_data::<web::Data<Identify>>() else {
+        return next.call(req).await;
     };
+    let client = req.peer_addr().map(|peer| {
+        let forwarded = req
+            .headers()
+            .get_all("x-forwarded-for")
+            .filter_map(|v| v.to_str().ok());
+        identify.client_ip(peer.ip(), forwarded)
+    });
+    let request_id = identify.request_id(req.headers().get(REQUEST_ID));
+    req.extensions_mut()
+        .insert(Identified { client, request_id });
     let mut response = next.call(req).await?;
-    if let Some(id) = id {
-        response.headers_mut().insert(REQUEST_ID, id);
+    // Everything inside has read it by now: the id moves to the reply
+    // rather than being copied.
+    let identified = response.request().extensions_mut().remove::<Identified>();
+    if let Some(Identified { request_id, .. }) = identified {
+        response.headers_mut().insert(REQUEST_ID, request_id);
     }
     Ok(response)
 }
@@ -139,9 +151,17 @@ pub async fn identify(
 /// the TCP peer.
 pub fn client_ip_of(req: &actix_web::HttpRequest) -> Option<IpAddr> {
     req.extensions()
-        .get::<ClientIp>()
-        .map(|c| c.0)
+        .get::<Identified>()
+        .and_then(|i| i.client)
         .or_else(|| req.peer_addr().map(|p| p.ip()))
+}
+
+/// The request's id as [`identify`] settled it, while the request is
+/// served.
+pub fn request_id_of(req: &actix_web::HttpRequest) -> Option<String> {
+    req.extensions()
+        .get::<Identified>()
+        .and_then(|i| i.request_id.to_str().ok().map(str::to_string))
 }
 
 #[cfg(test)]

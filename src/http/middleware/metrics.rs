@@ -201,7 +201,10 @@ pub async fn record(
         return next.call(req).await;
     };
     let started = Instant::now();
-    let route = HttpStats::route_index(req.match_pattern().as_deref());
+    // The table's own matcher first: the router's `match_pattern` runs
+    // every route's regex again and allocates the pattern it returns.
+    let route = route_table::index_of_path(req.path())
+        .unwrap_or_else(|| HttpStats::route_index(req.match_pattern().as_deref()));
     let method = HttpStats::method_index(req.method());
     let in_flight = InFlight::enter(&state.in_flight);
     let mut answer = next.call(req).await;
