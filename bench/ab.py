@@ -2,8 +2,9 @@
 """Two boxoffice binaries and the lean server, side by side in one run.
 
 usage: bench/ab.py BEFORE_BIN AFTER_BIN LIMIT_BIN MODE ROUTE
-MODE: off, interval, always. ROUTE: put (PUT booking for random new users) or
-status (GET /api/status/{id}). Environment: ROUNDS (3), CONNS (64), SECS (5).
+MODE: off, interval, always. ROUTE: put (PUT booking for random new users),
+status (GET /api/status/{id}) or booking (GET /api/events/{id}/bookings/u1,
+a confirmed booking made before the run). Environment: ROUNDS (3), CONNS (64), SECS (5).
 The setup of ../shared/tools/ratio/ratio.py (2 workers, rate limit and access
 log off, fresh data directories, one event of 10,000,000 tickets), with both
 builds started once and every round running the three in turn, the first one
@@ -33,6 +34,8 @@ def start_box(binary):
     assert wait(p)
     r = urllib.request.Request(f"http://127.0.0.1:{p}/api/events", data=b'{"totalTickets": 10000000}', method="POST", headers={"Content-Type": "application/json"})
     eid = json.loads(urllib.request.urlopen(r).read())["event"]["id"]
+    if route == "booking":
+        urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{p}/api/events/{eid}/bookings/u1", method="PUT")).read()
     return proc, p, eid, work
 def oha(url):
     args = ["-m", "PUT", "--rand-regex-url", url] if route == "put" else [url]
@@ -41,7 +44,10 @@ def oha(url):
     return d["summary"]["requestsPerSec"], d["latencyPercentiles"]["p99"] * 1000, bad
 A = start_box(a_bin); B = start_box(b_bin)
 lp = port(); L = subprocess.Popen([lean, str(lp), "2"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL); wait(lp)
-def path(eid): return f"/api/events/{eid}/bookings/u[0-9]{{12}}" if route == "put" else f"/api/{route}/{eid}"
+def path(eid):
+    if route == "put": return f"/api/events/{eid}/bookings/u[0-9]{{12}}"
+    if route == "booking": return f"/api/events/{eid}/bookings/u1"
+    return f"/api/{route}/{eid}"
 res = {"a": [], "b": [], "l": []}
 try:
     for r in range(ROUNDS):

@@ -13,7 +13,12 @@
 //!    pages of 1,000 as `GET /api/changes` reads them, alone and with each
 //!    item written as the JSON the route serves;
 //! 8. the waiting room at 1,000,000 entries: join cost, resident memory
-//!    per entry, the draw, and reading a position after it.
+//!    per entry, the draw, and reading a position after it;
+//! 9. what a copy of an event costs (`Event::clone`) at 10^3 to 10^6
+//!    bookings, half of them waiting, and what the first change after it
+//!    pays for the chunks it shares: the price of serving booking reads
+//!    from a copy the actor publishes (tried for issue 24, not kept; see
+//!    bench/README.md).
 //!
 //! `cargo bench --bench scale` (`SCALE_SMOKE=1` for a small, quick pass).
 //! Prints a markdown report and writes `bench/results/scale.json`.
@@ -633,10 +638,65 @@ fn room_scale(entries: u64) -> serde_json::Value {
            "draw_ms": draw.as_secs_f64() * 1e3, "read_ns": read_ns})
 }
 
+/// Section 9: what a copy of the event costs, per entry, and the
+/// copy-on-write the next change pays while the copy lives.
+fn copy_cost(sizes: &[u64]) -> serde_json::Value {
+    println!("\n## 9. The cost of a copy of an event\n");
+    println!("| bookings (half waiting) | clone | per entry (ns) | next booking, copy alive | next booking, no copy |");
+    println!("| ---: | ---: | ---: | ---: | ---: |");
+    let mut rows = Vec::new();
+    for &n in sizes {
+        let ids = BookingIdSequence::default();
+        let now = Timestamp::from_millis(0);
+        let (mut event, _) =
+            Event::create(event_id(1), EventSettings::new(None, n / 2, 10), now).expect("event");
+        for i in 0..n {
+            event.book(&user("c", i), 1, &ids, now).expect("book");
+        }
+        let rounds = (1_000_000 / n).clamp(3, 1_000);
+        let started = Instant::now();
+        for _ in 0..rounds {
+            black_box(event.clone());
+        }
+        let clone = started.elapsed() / u32::try_from(rounds).unwrap_or(u32::MAX);
+        let per_entry = clone.as_nanos() as f64 / n as f64;
+        // The first change to a chunk shared with a copy copies that chunk.
+        let mut shared_write = Duration::ZERO;
+        let mut plain_write = Duration::ZERO;
+        for r in 0..rounds.min(100) {
+            let copy = event.clone();
+            let started = Instant::now();
+            event.book(&user("s", r), 1, &ids, now).expect("book");
+            event.cancel(&user("c", r * 7 % n), now).expect("cancel");
+            shared_write += started.elapsed();
+            drop(copy);
+            let started = Instant::now();
+            event.book(&user("p", r), 1, &ids, now).expect("book");
+            event
+                .cancel(&user("c", (r * 7 + 1) % n), now)
+                .expect("cancel");
+            plain_write += started.elapsed();
+        }
+        let writes = u32::try_from(rounds.min(100)).unwrap_or(1);
+        let (shared_write, plain_write) = (shared_write / writes, plain_write / writes);
+        println!("| {n} | {clone:?} | {per_entry:.1} | {shared_write:?} | {plain_write:?} |");
+        rows.push(
+            json!({"bookings": n, "clone_ns": clone.as_nanos() as u64, "ns_per_entry": per_entry,
+                         "book_and_cancel_copy_alive_ns": shared_write.as_nanos() as u64,
+                         "book_and_cancel_ns": plain_write.as_nanos() as u64}),
+        );
+    }
+    json!(rows)
+}
+
 fn main() {
     let smoke = std::env::var_os("SCALE_SMOKE").is_some();
     if let Ok(n) = std::env::var("SCALE_ONLY_ROOM") {
         println!("{}", room_scale(n.parse().unwrap_or(1_000_000)));
+        return;
+    }
+    if std::env::var_os("SCALE_ONLY_COPY").is_some() {
+        println!("{}", copy_cost(&[1_000, 10_000, 100_000, 1_000_000]));
         return;
     }
     if let Ok(n) = std::env::var("SCALE_ONLY_FEED") {
@@ -711,8 +771,10 @@ fn main() {
     let feed_dir = tempfile::tempdir().expect("tempdir");
     let feed = feed_read_rate(if smoke { 100_000 } else { 10_000_000 }, feed_dir.path());
     let room = room_scale(if smoke { 10_000 } else { 1_000_000 });
+    let copy = copy_cost(lengths);
     let report = json!({"smoke": smoke, "queue": queue, "memory": memory, "snapshot": snapshot,
-                        "actors": actors, "expiry_storm": storm, "feed": feed, "room": room});
+                        "actors": actors, "expiry_storm": storm, "feed": feed, "room": room,
+                        "copy": copy});
     if !smoke {
         let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/results/scale.json");
         std::fs::write(
