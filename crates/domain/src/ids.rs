@@ -164,6 +164,37 @@ impl Timestamp {
             None => String::from("1970-01-01T00:00:00.000Z"),
         }
     }
+
+    /// [`Self::to_rfc3339`] as something to format, so a reply writes it
+    /// straight into its body instead of into a `String` first.
+    pub fn rfc3339(self) -> Rfc3339 {
+        Rfc3339(self)
+    }
+}
+
+/// A [`Timestamp`] formatted as [`Timestamp::to_rfc3339`] formats it.
+#[derive(Debug, Clone, Copy)]
+pub struct Rfc3339(Timestamp);
+
+impl fmt::Display for Rfc3339 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use chrono::{Datelike, Timelike};
+        match chrono::DateTime::from_timestamp_millis(self.0 .0) {
+            // Years of four digits (all RFC 3339 can say) without a String.
+            Some(t) if (0..=9999).contains(&t.year()) => write!(
+                f,
+                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+                t.year(),
+                t.month(),
+                t.day(),
+                t.hour(),
+                t.minute(),
+                t.second(),
+                t.timestamp_subsec_millis()
+            ),
+            _ => f.write_str(&self.0.to_rfc3339()),
+        }
+    }
 }
 
 /// Hands out booking ids for every event of the service.
@@ -209,6 +240,22 @@ impl BookingIdSequence {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::strategy::Just;
+
+    proptest::proptest! {
+        /// The formatter writes exactly what `to_rfc3339` makes, in every
+        /// year and outside chrono's range.
+        #[test]
+        fn rfc3339_formats_as_to_rfc3339(millis in proptest::prop_oneof![
+            -62_167_219_200_000i64..=253_402_300_799_999,
+            proptest::num::i64::ANY,
+            Just(0i64),
+            Just(-1i64),
+        ]) {
+            let t = Timestamp::from_millis(millis);
+            proptest::prop_assert_eq!(t.rfc3339().to_string(), t.to_rfc3339());
+        }
+    }
 
     #[test]
     fn event_ids_are_one_to_two_to_the_53_minus_one() {

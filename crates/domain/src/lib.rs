@@ -51,8 +51,8 @@ pub use event::{
 pub use feed::FeedItem;
 pub use idempotency::{valid_key, CreateKey, CreateKeys, KEY_LIFETIME_MILLIS, MAX_KEY_LEN};
 pub use ids::{
-    BookingId, BookingIdSequence, EventId, Timestamp, UserId, MAX_EVENT_ID, MAX_EVENT_NAME_CHARS,
-    MAX_USER_ID_CHARS,
+    BookingId, BookingIdSequence, EventId, Rfc3339, Timestamp, UserId, MAX_EVENT_ID,
+    MAX_EVENT_NAME_CHARS, MAX_USER_ID_CHARS,
 };
 pub use queue::{QueueEntry, WaitingQueue};
 pub use room::{

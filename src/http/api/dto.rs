@@ -358,13 +358,15 @@ pub struct QuantityRequest {
     pub quantity: Option<u32>,
 }
 
+// `collect_str`: serde_json writes the formatted time into the body
+// directly; `to_rfc3339` would allocate a String for each.
 fn rfc3339<S: Serializer>(t: &Timestamp, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&t.to_rfc3339())
+    s.collect_str(&t.rfc3339())
 }
 
 fn rfc3339_or_null<S: Serializer>(t: &Option<Timestamp>, s: S) -> Result<S::Ok, S::Error> {
     match t {
-        Some(t) => s.serialize_str(&t.to_rfc3339()),
+        Some(t) => s.collect_str(&t.rfc3339()),
         None => s.serialize_none(),
     }
 }

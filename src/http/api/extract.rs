@@ -2,8 +2,8 @@
 
 use actix_web::dev::Payload;
 use actix_web::{mime, web, FromRequest, HttpMessage, HttpRequest};
-use futures_util::future::LocalBoxFuture;
-use futures_util::StreamExt;
+use futures_util::future::{LocalBoxFuture, Map};
+use futures_util::{FutureExt, StreamExt};
 use serde::de::DeserializeOwned;
 use validator::{Validate, ValidationErrors, ValidationErrorsKind};
 
@@ -18,17 +18,24 @@ use crate::http::AppState;
 /// naming each bad field).
 pub struct ValidJson<T>(pub T);
 
+/// The future of an extractor over [`read_json`]: its one boxed future,
+/// mapped (not boxed again).
+type BodyFuture<T, Out> = Map<
+    LocalBoxFuture<'static, Result<Option<T>, ApiError>>,
+    fn(Result<Option<T>, ApiError>) -> Out,
+>;
+
 impl<T: DeserializeOwned + Validate + 'static> FromRequest for ValidJson<T> {
     type Error = ApiError;
-    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+    type Future = BodyFuture<T, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let body = read_json::<T>(req, payload, false);
-        Box::pin(async move {
-            body.await?
+        let required: fn(Result<Option<T>, ApiError>) -> Result<Self, ApiError> = |body| {
+            body?
                 .map(ValidJson)
                 .ok_or_else(|| ApiError::InvalidJson("the body is empty".into()))
-        })
+        };
+        read_json::<T>(req, payload, false).map(required)
     }
 }
 
@@ -38,11 +45,12 @@ pub struct OptionalJson<T>(pub Option<T>);
 
 impl<T: DeserializeOwned + Validate + 'static> FromRequest for OptionalJson<T> {
     type Error = ApiError;
-    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+    type Future = BodyFuture<T, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let body = read_json::<T>(req, payload, true);
-        Box::pin(async move { body.await.map(OptionalJson) })
+        let optional: fn(Result<Option<T>, ApiError>) -> Result<Self, ApiError> =
+            |body| body.map(OptionalJson);
+        read_json::<T>(req, payload, true).map(optional)
     }
 }
 
