@@ -262,15 +262,12 @@ pub fn index_of_path(path: &str) -> Option<usize> {
 fn matches_pattern(pattern: &str, path: &str) -> bool {
     let mut wanted = pattern.split('/');
     let mut given = path.split('/');
+    let is_param = |w: &str| w.starts_with('{') && w.ends_with('}');
     loop {
         match (wanted.next(), given.next()) {
             (None, None) => return true,
-            (Some(w), Some(g)) => {
-                let dynamic = w.starts_with('{') && w.ends_with('}');
-                if !(if dynamic { !g.is_empty() } else { w == g }) {
-                    return false;
-                }
-            }
+            (Some(w), Some(g)) if is_param(w) && !g.is_empty() => {}
+            (Some(w), Some(g)) if w == g => {}
             _ => return false,
         }
     }
