@@ -35,7 +35,7 @@ pub const ELECTION_DEADLINE: Duration = Duration::from_secs(20);
 pub struct Proxy {
     child: std::process::Child,
     pub base: String,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Proxy {
@@ -63,23 +63,39 @@ impl Proxy {
             );
         }
         assert!(!config.contains(":810"), "every node's port rewritten");
+        // Sessions that ended abnormally (a 5xx, a cut connection) with
+        // their termination state, so a failing test says what the proxy
+        // saw (printed by `Drop` when the test panics).
+        assert!(config.contains("\ndefaults\n"), "a defaults section");
+        let config = config.replacen(
+            "\ndefaults\n",
+            "\n    log stderr format raw daemon\n\ndefaults\n    log global\n    \
+             option httplog\n    option dontlog-normal\n",
+            1,
+        );
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("haproxy.cfg");
         std::fs::write(&path, config).expect("haproxy.cfg written");
+        let log = std::fs::File::create(dir.path().join("haproxy.log")).expect("haproxy.log");
         let child = std::process::Command::new("haproxy")
             .arg("-db")
             .arg("-f")
             .arg(&path)
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
+            .stderr(log)
             .spawn()
             .expect("haproxy on the PATH (apt-get install haproxy)");
         Proxy {
             child,
             base: format!("http://127.0.0.1:{port}"),
-            _dir: dir,
+            dir,
         }
+    }
+
+    /// What HAProxy logged: abnormal sessions, servers going up and down.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("haproxy.log")).unwrap_or_default()
     }
 }
 
@@ -87,6 +103,20 @@ impl Drop for Proxy {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // For a diagnosis of runs that pass: every proxy's log kept in
+        // that directory, by HAProxy's PID.
+        if let Some(keep) = std::env::var_os("BOXOFFICE_TEST_PROXY_LOGS") {
+            let to = PathBuf::from(keep).join(format!("haproxy-{}.log", self.child.id()));
+            let _ = std::fs::copy(self.dir.path().join("haproxy.log"), to);
+        }
+        if std::thread::panicking() {
+            let log = self.log();
+            let tail: Vec<&str> = log.lines().rev().take(60).collect();
+            eprintln!("HAProxy's log, last {} lines:", tail.len());
+            for line in tail.iter().rev() {
+                eprintln!("  {line}");
+            }
+        }
     }
 }
 

@@ -130,11 +130,28 @@ async fn spawn_cluster(settings: Settings, dir: tempfile::TempDir) -> TestApp {
     // on a stream right after making them, which a follower may not have
     // applied yet (tests/api/cluster.rs checks streams on every node).
     let any_node = "    use_backend any_node if live METH_GET\n";
+    // And, as with the election timeout above, a leader slowed by a burst
+    // stays in: a check may take 5 s, it takes three failed checks to mark
+    // it down, and marking it down would not cut its sessions. The deploy
+    // config drops a leader after one check of 1 s, for a quick failover
+    // (tests/api/cluster_proxy.rs measures that with it as it is).
+    let quick_failover = [
+        (
+            "default-server inter 250ms fall 1 rise 1 on-marked-down shutdown-sessions",
+            "default-server inter 250ms fall 3 rise 1",
+        ),
+        ("    timeout check 1s\n", "    timeout check 5s\n"),
+    ];
     let proxy = Proxy::start_with(
         &ports.iter().map(|(http, _)| *http).collect::<Vec<_>>(),
-        |config| {
+        |mut config| {
             assert!(config.contains(any_node), "the deploy config's stream rule");
-            config.replace(any_node, "")
+            config = config.replace(any_node, "");
+            for (deploy, here) in quick_failover {
+                assert!(config.contains(deploy), "the deploy config has {deploy:?}");
+                config = config.replace(deploy, here);
+            }
+            config
         },
     );
     // HAProxy counts every server up until its first checks: wait until
