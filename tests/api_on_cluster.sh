@@ -8,6 +8,10 @@
 # checks streams on every node. Needs haproxy on the PATH. Extra arguments
 # go to the test binary.
 #
+# A failing test prints the tail of its proxy's log (abnormal sessions with
+# their termination state, servers going up and down);
+# BOXOFFICE_TEST_PROXY_LOGS=DIR keeps every proxy's log in DIR.
+#
 # Left out, and why (each runs in the plain run):
 #   connections::, errors::a_body_that_never_arrives   the client's connection
 #       is the proxy's, not the node's: its timeouts and caps are HAProxy's;
