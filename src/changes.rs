@@ -36,21 +36,58 @@ pub enum PageError {
     Unreadable,
 }
 
+/// How long a page of a cluster node's feed waits for the items the node
+/// had applied when it was asked for: the feed journal syncs them on an
+/// interval (`journal.fsync_interval_ms`), so this is a bound for a disk
+/// that stalls, not a wait a page pays.
+const APPLIED_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// The service's change feed.
 pub struct ChangeFeed {
     /// Reads the journal's segments.
     reader: Arc<FeedReader>,
     /// Says how far the feed is on disk, and wakes waiters when it grows.
     journal: Arc<Journal>,
+    /// Whether a page first waits for the items submitted before it was
+    /// asked for (a cluster node's copy of committed items).
+    waits_for_applied: bool,
 }
 
 impl ChangeFeed {
-    /// The feed of `journal`, whose segments live in `dir`.
+    /// The feed of `journal`, whose segments live in `dir`. An answer to a
+    /// change waits until its items are on disk, so a page asked for
+    /// after it holds them.
     pub fn new(dir: &std::path::Path, journal: Arc<Journal>) -> Self {
         Self {
             reader: Arc::new(FeedReader::new(dir)),
             journal,
+            waits_for_applied: false,
         }
+    }
+
+    /// A cluster node's feed: `journal` copies the items of committed
+    /// changes as the node applies them and syncs them on an interval
+    /// (the Raft log is what makes them durable), so a page first waits,
+    /// up to [`APPLIED_WAIT`], until every item applied before it was
+    /// asked for is there: a client that was answered a change, or read
+    /// with `X-Boxoffice-Min-Index`, then finds it in the feed, as in
+    /// every other read.
+    pub fn of_committed_copy(dir: &std::path::Path, journal: Arc<Journal>) -> Self {
+        Self {
+            waits_for_applied: true,
+            ..Self::new(dir, journal)
+        }
+    }
+
+    /// The newest index on disk, once what was applied before the call is.
+    async fn readable(&self) -> u64 {
+        if self.waits_for_applied {
+            let applied = self.journal.next_positions().1.saturating_sub(1);
+            let mut updates = self.journal.watch();
+            let there = |s: &JournalState| s.changes_durable >= applied;
+            let _ = tokio::time::timeout(APPLIED_WAIT, updates.wait_for(there)).await;
+        }
+        self.durable()
     }
 
     /// The index of the newest item on disk (0: none).
@@ -60,7 +97,7 @@ impl ChangeFeed {
 
     /// Up to `limit` items after `after`, oldest first.
     pub async fn page(&self, after: u64, limit: usize) -> Result<Vec<FeedEntry>, PageError> {
-        let durable = self.durable();
+        let durable = self.readable().await;
         if after >= durable {
             return Ok(Vec::new());
         }

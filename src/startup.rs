@@ -233,7 +233,7 @@ impl Application {
             None
         };
         let changes = Arc::new(match &cluster_feed {
-            Some((dir, feed)) => ChangeFeed::new(dir, Arc::clone(feed)),
+            Some((dir, feed)) => ChangeFeed::of_committed_copy(dir, Arc::clone(feed)),
             None => ChangeFeed::new(data_dir.path(), Arc::clone(&journal)),
         });
         let restored_from = RestoredFrom {

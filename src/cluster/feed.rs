@@ -139,4 +139,19 @@ mod tests {
         ));
         journal.shutdown();
     }
+    #[tokio::test]
+    async fn a_page_waits_for_what_was_applied_before_it_was_asked_for() {
+        let root = tempfile::tempdir().expect("temp dir");
+        let dir = root.path().join("feed");
+        let mut settings = crate::config::Settings::default().journal;
+        // Synced on an interval far longer than a page takes to ask.
+        settings.fsync_interval_ms = 300;
+        let journal = open(&dir, &settings).expect("opens");
+        let feed = crate::changes::ChangeFeed::of_committed_copy(&dir, Arc::clone(&journal));
+        assert!(journal.append_numbered(published(1, 2)));
+        let page = feed.page(0, 10).await.expect("page");
+        let indexes: Vec<u64> = page.iter().map(|e| e.index).collect();
+        assert_eq!(indexes, vec![1, 2], "applied before the page: in it");
+        journal.shutdown();
+    }
 }
