@@ -139,6 +139,7 @@ mod tests {
         ));
         journal.shutdown();
     }
+
     #[tokio::test]
     async fn a_page_waits_for_what_was_applied_before_it_was_asked_for() {
         let root = tempfile::tempdir().expect("temp dir");

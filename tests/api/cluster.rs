@@ -94,7 +94,7 @@ impl Proxy {
     }
 
     /// What HAProxy logged: abnormal sessions, servers going up and down.
-    pub fn log(&self) -> String {
+    fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("haproxy.log")).unwrap_or_default()
     }
 }

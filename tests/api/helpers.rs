@@ -135,7 +135,8 @@ async fn spawn_cluster(settings: Settings, dir: tempfile::TempDir) -> TestApp {
     // it down, and marking it down would not cut its sessions. The deploy
     // config drops a leader after one check of 1 s, for a quick failover
     // (tests/api/cluster_proxy.rs measures that with it as it is).
-    let quick_failover = [
+    let rewrites = [
+        (any_node, ""),
         (
             "default-server inter 250ms fall 1 rise 1 on-marked-down shutdown-sessions",
             "default-server inter 250ms fall 3 rise 1",
@@ -145,9 +146,7 @@ async fn spawn_cluster(settings: Settings, dir: tempfile::TempDir) -> TestApp {
     let proxy = Proxy::start_with(
         &ports.iter().map(|(http, _)| *http).collect::<Vec<_>>(),
         |mut config| {
-            assert!(config.contains(any_node), "the deploy config's stream rule");
-            config = config.replace(any_node, "");
-            for (deploy, here) in quick_failover {
+            for (deploy, here) in rewrites {
                 assert!(config.contains(deploy), "the deploy config has {deploy:?}");
                 config = config.replace(deploy, here);
             }
