@@ -2,12 +2,28 @@
 # Sourced, not run. Every server is ours, on 127.0.0.1, stopped by its PID.
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-BIN="$ROOT/target/release/boxoffice"
+# The cargo profile of every binary the benches run: `release` (fat LTO)
+# for figures; CI's smoke passes use `ci` (the same optimisation without
+# fat LTO, built in a fraction of the time), whose speed is never quoted.
+BENCH_PROFILE=${BENCH_PROFILE:-release}
+TARGET="$ROOT/target/$BENCH_PROFILE"
+BIN="$TARGET/boxoffice"
+
+# The load generator: oha, or with BENCH_LOAD=own bench/tools' `load`,
+# which takes the subset of oha's options and writes the fields of its
+# JSON that these scripts read (CI's smoke passes use it so that a fresh
+# machine does not build oha; figures are measured with oha).
+OHA=oha
 
 ensure_tools() {
-  command -v oha >/dev/null || cargo install oha --locked
+  if [ "${BENCH_LOAD:-oha}" = own ]; then
+    (cd "$ROOT" && cargo build --profile "$BENCH_PROFILE" --locked --quiet -p boxoffice-bench --bin load)
+    OHA="$TARGET/load"
+  else
+    command -v oha >/dev/null || cargo install oha --locked
+  fi
   command -v python3 >/dev/null || { echo "python3 is needed to summarise results" >&2; exit 1; }
-  (cd "$ROOT" && cargo build --release --locked --quiet)
+  (cd "$ROOT" && cargo build --profile "$BENCH_PROFILE" --locked --quiet)
 }
 
 # wait_listening LOG PID NAME: waits for the "listening on http://ADDR" line
@@ -53,12 +69,12 @@ create_event() {
     -H 'content-type: application/json' -d "{\"totalTickets\": $1, \"eventId\": 1}"
 }
 
-LIMIT_BIN="$ROOT/target/release/limit"
-MIXED_BIN="$ROOT/target/release/mixed"
+LIMIT_BIN="$TARGET/limit"
+MIXED_BIN="$TARGET/mixed"
 
 ensure_bench_tools() {
   ensure_tools
-  (cd "$ROOT" && cargo build --release --locked --quiet -p boxoffice-bench)
+  (cd "$ROOT" && cargo build --profile "$BENCH_PROFILE" --locked --quiet -p boxoffice-bench)
 }
 
 # The lean speed-limit server of ../shared/tools (an optional helper beside
@@ -76,7 +92,11 @@ ensure_lean() {
   cp -r "$LEAN_SRC/." "$LEAN_DIR/"
   # A copy inside this repository must not join its workspace.
   grep -q "^\[workspace\]" "$LEAN_DIR/Cargo.toml" || printf "\n[workspace]\n" >>"$LEAN_DIR/Cargo.toml"
-  (cd "$LEAN_DIR" && cargo build --release --locked --quiet)
+  # Its own `release` profile for figures; a smoke pass (another profile)
+  # builds it without fat LTO, as CI's `ci` profile does ours.
+  local quick=()
+  [ "$BENCH_PROFILE" = release ] || quick=(--config 'profile.release.lto="off"' --config profile.release.codegen-units=16)
+  (cd "$LEAN_DIR" && cargo build --release --locked --quiet "${quick[@]}")
   LEAN_BIN="$LEAN_DIR/target/release/limit-server"
 }
 

@@ -11,11 +11,11 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 ensure_bench_tools
-(cd "$ROOT" && cargo build --release --locked --quiet -p boxoffice-bench --bin room)
+(cd "$ROOT" && cargo build --profile "$BENCH_PROFILE" --locked --quiet -p boxoffice-bench --bin room)
 # Every stream is a connection of its own, from loopback.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 WORK=$(mktemp -d)
 trap 'stop_boxoffice; rm -rf "$WORK"' EXIT
 start_boxoffice "$WORK" BOXOFFICE__LIVE__MAX_STREAMS_PER_IP=0 BOXOFFICE__SERVER__MAX_CONNECTIONS_PER_IP=0 \
   BOXOFFICE__LIVE__MAX_STREAMS=20000 BOXOFFICE__LIMITS__MAX_BOOKINGS_PER_EVENT=100000000
-"$ROOT/target/release/room" "http://$SERVER_ADDR" "$SERVER_PID" | tee "${ROOM_OUT:-$ROOT/bench/results/room.json}"
+"$TARGET/room" "http://$SERVER_ADDR" "$SERVER_PID" | tee "${ROOM_OUT:-$ROOT/bench/results/room.json}"

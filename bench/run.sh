@@ -52,7 +52,7 @@ build_queue_fixture() {
   local dir=$WORK/fixture
   start_boxoffice "$dir" BOXOFFICE__JOURNAL__FSYNC=interval
   create_event 1
-  oha -n "$((QUEUE_FILL + 1))" -c 64 -m PUT --no-tui --output-format quiet \
+  "$OHA" -n "$((QUEUE_FILL + 1))" -c 64 -m PUT --no-tui --output-format quiet \
     --rand-regex-url "http://$SERVER_ADDR/api/events/1/bookings/q[0-9]{14}"
   stop_boxoffice TERM
   rm -f "$dir/server.log"
@@ -80,7 +80,7 @@ measure() {
     [ "$scenario" = s2 ] && { mkdir -p "$dir"; cp "$WORK"/fixture/* "$dir"/; }
     start_boxoffice "$dir" $(mode_env "$variant")
   fi
-  local base="http://$SERVER_ADDR" oha=(oha -z "${DURATION}s" -c "$conns" --no-tui --output-format json)
+  local base="http://$SERVER_ADDR" oha=("$OHA" -z "${DURATION}s" -c "$conns" --no-tui --output-format json)
   # The lean limit server holds no state: nothing to create there.
   local prepare=true
   [ "$variant" = limit ] && [ "$scenario" != s5 ] && prepare=false
@@ -96,7 +96,7 @@ measure() {
     s3) "${oha[@]}" -m POST -T application/json -Z "$WORK/bodies.txt" "$base/api/book" >"$result" ;;
     s4a) "${oha[@]}" "$base/api/status/1" >"$result" ;;
     s4b) "${oha[@]}" "$base/api/booking-status/1/u1" >"$result" ;;
-    s5) oha -n 1000 -c 1 -m POST -T application/json -d '{"totalTickets": 1000000}' --no-tui \
+    s5) "$OHA" -n 1000 -c 1 -m POST -T application/json -d '{"totalTickets": 1000000}' --no-tui \
           --output-format quiet "$base/api/initialize"
        "$MIXED_BIN" "$base" 1000 "$conns" "$DURATION" >"$result" ;;
   esac

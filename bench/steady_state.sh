@@ -50,7 +50,7 @@ metric() {  # metric NAME: a value from /metrics
 echo "building the held state: $HELD bookings" >&2
 start_boxoffice "$WORK/held" "${limits[@]}" BOXOFFICE__JOURNAL__FSYNC=interval
 create_event "$TICKETS"
-oha -n "$HELD" -c 64 -m PUT --no-tui --output-format quiet \
+"$OHA" -n "$HELD" -c 64 -m PUT --no-tui --output-format quiet \
   --rand-regex-url "http://$SERVER_ADDR/api/events/1/bookings/h[0-9]{14}"
 stop_boxoffice TERM
 ls -l "$WORK/held"/snapshot-* >&2
@@ -67,7 +67,7 @@ run() {
   io_before=$(awk '/^write_bytes/ { print $2 }' "/proc/$SERVER_PID/io")
   device_before=$(device_bytes)
   snapshots_before=$(metric boxoffice_snapshots_written_total)
-  oha -z "${SECS}s" -c 64 -m PUT --no-tui --output-format json \
+  "$OHA" -z "${SECS}s" -c 64 -m PUT --no-tui --output-format json \
     --rand-regex-url "http://$SERVER_ADDR/api/events/1/bookings/s[0-9]{14}" \
     >"$WORK/raw/$label-$round.json"
   local io_after snapshots_after device_after

@@ -51,13 +51,11 @@ start_cluster_service() {
   LOG="$WORK/server.log"
   NODE_PIDS=()
   HAPROXY_PID=""
+  PORT_HOLDER_PID=""
   trap 'cleanup_cluster_service' EXIT
   local ports
-  read -r -a ports <<<"$(python3 -c '
-import socket
-socks = [socket.socket() for _ in range(7)]
-for s in socks: s.bind(("127.0.0.1", 0))
-print(" ".join(str(s.getsockname()[1]) for s in socks))')"
+  hold_ports 7
+  read -r -a ports <"$WORK/ports"
   local members="" i
   for i in 1 2 3; do
     members+="{ id = $i, peer = \"127.0.0.1:${ports[$((i + 2))]}\", http = \"http://127.0.0.1:${ports[$((i - 1))]}\" },"
@@ -92,6 +90,30 @@ print(" ".join(str(s.getsockname()[1]) for s in socks))')"
   echo "cluster of 3 behind HAProxy at $BASE"
 }
 
+# hold_ports N: N loopback ports held for this script's servers until it
+# exits (their numbers in $WORK/ports): a helper process keeps each bound
+# with SO_REUSEADDR and never listening, so no other program's automatic
+# bind gets one, while our servers (each binds with SO_REUSEADDR) listen
+# on them. A port picked free and released could be taken in between.
+hold_ports() {
+  python3 -c '
+import os, socket, sys, time
+socks = []
+for _ in range(int(sys.argv[1])):
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("127.0.0.1", 0))
+    socks.append(s)
+with open(sys.argv[2] + ".tmp", "w") as f:
+    f.write(" ".join(str(s.getsockname()[1]) for s in socks) + "\n")
+os.rename(sys.argv[2] + ".tmp", sys.argv[2])
+time.sleep(6 * 3600)  # until stopped (by PID); bounded all the same' "$1" "$WORK/ports" &
+  PORT_HOLDER_PID=$!
+  local _
+  for _ in $(seq 1 100); do [[ -s "$WORK/ports" ]] && return 0; sleep 0.05; done
+  echo "the port holder did not start"; exit 1
+}
+
 stop_cluster_service() {
   local pid status=0
   for pid in "${NODE_PIDS[@]}"; do kill -TERM "$pid"; done
@@ -103,7 +125,7 @@ stop_cluster_service() {
 
 cleanup_cluster_service() {
   local pid
-  for pid in "${NODE_PIDS[@]}" $HAPROXY_PID; do
+  for pid in "${NODE_PIDS[@]}" $HAPROXY_PID $PORT_HOLDER_PID; do
     if kill -0 "$pid" 2>/dev/null; then
       kill "$pid" 2>/dev/null || true
       wait "$pid" 2>/dev/null || true

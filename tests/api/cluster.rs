@@ -36,6 +36,7 @@ pub struct Proxy {
     child: std::process::Child,
     pub base: String,
     dir: tempfile::TempDir,
+    _port: HeldPort,
 }
 
 impl Proxy {
@@ -54,7 +55,8 @@ impl Proxy {
             ))
             .expect("deploy/cluster/haproxy.cfg"),
         );
-        let port = free_port();
+        let held = hold_port();
+        let port = held.port;
         let mut config = template.replace("127.0.0.1:8080", &format!("127.0.0.1:{port}"));
         for (i, node) in ports.iter().enumerate() {
             config = config.replace(
@@ -90,6 +92,7 @@ impl Proxy {
             child,
             base: format!("http://127.0.0.1:{port}"),
             dir,
+            _port: held,
         }
     }
 
@@ -120,18 +123,49 @@ impl Drop for Proxy {
     }
 }
 
-/// A port free now (bound and released).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
+/// A loopback port held for one of a test's servers for as long as the
+/// test keeps this value: bound with `SO_REUSEADDR` and never listening.
+/// The kernel gives a port in use to no automatic bind, so no other test's
+/// port 0 lands on it, while our servers (the binary, HAProxy, a peer
+/// listener: each binds with `SO_REUSEADDR`) may listen on it, stop, and
+/// listen on it again; with nobody listening a connect is refused, as for a
+/// free port. A port found free and released before its server binds it
+/// could be handed to another test in between (CI once failed with
+/// "binding peer address ...: Address already in use").
+pub struct HeldPort {
+    _socket: socket2::Socket,
+    pub port: u16,
+}
+
+pub fn hold_port() -> HeldPort {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("a socket");
+    socket.set_reuse_address(true).expect("SO_REUSEADDR");
+    let any: std::net::SocketAddr = ([127, 0, 0, 1], 0).into();
+    socket.bind(&any.into()).expect("a free loopback port");
+    let port = socket
+        .local_addr()
+        .ok()
+        .and_then(|a| a.as_socket())
         .map(|a| a.port())
-        .expect("a free port")
+        .expect("the held port");
+    HeldPort {
+        _socket: socket,
+        port,
+    }
+}
+
+/// A node's HTTP and peer ports, held for the node's life.
+pub fn hold_node_ports() -> (HeldPort, HeldPort) {
+    (hold_port(), hold_port())
 }
 
 pub struct Node {
     pub dir: PathBuf,
     pub port: u16,
     pub server: Option<Server>,
+    /// Its HTTP and peer ports, held across its restarts.
+    _ports: (HeldPort, HeldPort),
 }
 
 impl Node {
@@ -158,19 +192,21 @@ impl Cluster {
     pub fn start_with(size: usize, extra: &str) -> Cluster {
         let root = tempfile::tempdir().expect("temp dir");
         let secret = new_secret();
-        let ports: Vec<(u16, u16)> = (0..size).map(|_| (free_port(), free_port())).collect();
+        let ports: Vec<(HeldPort, HeldPort)> = (0..size).map(|_| hold_node_ports()).collect();
         let members: Vec<String> = ports
             .iter()
             .enumerate()
             .map(|(i, (http, peer))| {
                 format!(
-                    "{{ id = {}, peer = \"127.0.0.1:{peer}\", http = \"http://127.0.0.1:{http}\" }}",
-                    i + 1
+                    "{{ id = {}, peer = \"127.0.0.1:{}\", http = \"http://127.0.0.1:{}\" }}",
+                    i + 1,
+                    peer.port,
+                    http.port
                 )
             })
             .collect();
         let mut nodes = Vec::new();
-        for (i, (http, _)) in ports.iter().enumerate() {
+        for (i, held) in ports.into_iter().enumerate() {
             let dir = root.path().join(format!("node{}", i + 1));
             std::fs::create_dir_all(&dir).expect("node dir");
             let config = format!(
@@ -181,8 +217,9 @@ impl Cluster {
             std::fs::write(dir.join("config.toml"), config).expect("config written");
             nodes.push(Node {
                 dir,
-                port: *http,
+                port: held.0.port,
                 server: None,
+                _ports: held,
             });
         }
         let mut cluster = Cluster {
@@ -207,7 +244,8 @@ impl Cluster {
 
     /// [`Self::add_joining`] without starting it.
     pub fn prepare_joining(&mut self, root: &std::path::Path, id: u64) -> (usize, String) {
-        let (http, peer) = (free_port(), free_port());
+        let held = hold_node_ports();
+        let (http, peer) = (held.0.port, held.1.port);
         let dir = root.join(format!("node{id}"));
         std::fs::create_dir_all(&dir).expect("node dir");
         let config = format!(
@@ -219,6 +257,7 @@ impl Cluster {
             dir,
             port: http,
             server: None,
+            _ports: held,
         });
         (self.nodes.len() - 1, format!("127.0.0.1:{peer}"))
     }

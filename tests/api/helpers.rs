@@ -23,6 +23,8 @@ pub struct TestApp {
     pub dir: tempfile::TempDir,
     /// HAProxy in front of a cluster.
     _proxy: Option<crate::cluster::Proxy>,
+    /// A cluster's nodes' ports, held until the test ends.
+    _ports: Vec<(crate::cluster::HeldPort, crate::cluster::HeldPort)>,
 }
 
 /// Whether the tests run against a cluster behind HAProxy
@@ -74,6 +76,7 @@ pub fn serve(settings: Settings, dir: tempfile::TempDir) -> TestApp {
         tasks: vec![task],
         dir,
         _proxy: None,
+        _ports: Vec::new(),
     }
 }
 
@@ -90,8 +93,9 @@ fn run(app: Application) -> (oneshot::Sender<()>, ServiceTask) {
 /// Three cluster nodes with `settings` behind HAProxy, once a leader is
 /// elected and the proxy routes to it.
 async fn spawn_cluster(settings: Settings, dir: tempfile::TempDir) -> TestApp {
-    use crate::cluster::{free_port, new_secret, Proxy};
-    let ports: Vec<(u16, u16)> = (0..3).map(|_| (free_port(), free_port())).collect();
+    use crate::cluster::{hold_node_ports, new_secret, Proxy};
+    let held: Vec<_> = (0..3).map(|_| hold_node_ports()).collect();
+    let ports: Vec<(u16, u16)> = held.iter().map(|(h, p)| (h.port, p.port)).collect();
     let nodes: Vec<boxoffice::config::NodeAddress> = ports
         .iter()
         .enumerate()
@@ -179,6 +183,7 @@ async fn spawn_cluster(settings: Settings, dir: tempfile::TempDir) -> TestApp {
         tasks,
         dir,
         _proxy: Some(proxy),
+        _ports: held,
     }
 }
 

@@ -190,10 +190,13 @@ async fn a_single_node_is_its_own_leader() {
 /// gone (a leaked listener once kept a stopped test cluster answering).
 #[actix_web::test]
 async fn a_stopped_cluster_node_lets_go_of_its_peer_port() {
-    use crate::cluster::{free_port, new_secret, ELECTION_DEADLINE};
+    use crate::cluster::{hold_node_ports, new_secret, ELECTION_DEADLINE};
     let dir = tempfile::tempdir().expect("temp dir");
     let mut settings = crate::helpers::test_settings(dir.path());
-    let (http, peer) = (free_port(), free_port());
+    // Held (bound, never listening) for the whole test: a bind below
+    // fails only while the node itself listens.
+    let held = hold_node_ports();
+    let (http, peer) = (held.0.port, held.1.port);
     settings.server.port = http;
     settings.cluster.node_id = 1;
     settings.cluster.secret = new_secret();

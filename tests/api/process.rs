@@ -90,9 +90,24 @@ impl Server {
     }
 }
 
+/// How long a server dropped by its test gets to stop on SIGTERM before
+/// it is killed.
+const DROP_GRACE: Duration = Duration::from_secs(5);
+
 impl Drop for Server {
     fn drop(&mut self) {
-        // Only our own child, by its PID; a no-op when it already exited.
+        // Only our own child, by its PID. SIGTERM first: a process that
+        // stops cleanly writes its coverage profile in a coverage run, one
+        // that is killed does not (tests that need the kill send it
+        // themselves with `stop_with`). SIGKILL if it is still there
+        // after the grace.
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM);
+            let deadline = Instant::now() + DROP_GRACE;
+            while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

@@ -1,10 +1,15 @@
 //! What the bench tools share: their knobs from the environment and the
-//! booking load they measure throughput with.
+//! booking load they measure throughput with, and the tally of a load run
+//! reported in the shape of oha's JSON (`mixed` and `load`).
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use boxoffice_testkit::percentile;
+use serde_json::json;
 
 /// The environment variable `name` as a number, else `default`.
 pub fn env(name: &str, default: usize) -> usize {
@@ -156,4 +161,40 @@ impl Drop for Service {
 pub fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v.get(v.len() / 2).copied().unwrap_or(0.0)
+}
+
+/// The answers of a load run (or of one of its connections).
+#[derive(Default)]
+pub struct Tally {
+    pub latencies: Vec<Duration>,
+    pub codes: BTreeMap<u16, u64>,
+    pub errors: BTreeMap<String, u64>,
+}
+
+impl Tally {
+    /// Adds another connection's answers to these.
+    pub fn merge(&mut self, other: Tally) {
+        self.latencies.extend(other.latencies);
+        for (k, v) in other.codes {
+            *self.codes.entry(k).or_default() += v;
+        }
+        for (k, v) in other.errors {
+            *self.errors.entry(k).or_default() += v;
+        }
+    }
+
+    /// The fields of oha's JSON that the bench scripts read:
+    /// summary.requestsPerSec, latencyPercentiles (seconds),
+    /// statusCodeDistribution and errorDistribution.
+    pub fn oha_json(mut self, elapsed: Duration) -> serde_json::Value {
+        self.latencies.sort_unstable();
+        let pct = |q: f64| percentile(&self.latencies, q).as_secs_f64();
+        let secs = elapsed.as_secs_f64();
+        json!({
+            "summary": {"requestsPerSec": self.latencies.len() as f64 / secs, "total": secs},
+            "latencyPercentiles": {"p50": pct(0.50), "p99": pct(0.99), "p99.9": pct(0.999)},
+            "statusCodeDistribution": self.codes.iter().map(|(k, v)| (k.to_string(), *v)).collect::<BTreeMap<_, _>>(),
+            "errorDistribution": self.errors,
+        })
+    }
 }

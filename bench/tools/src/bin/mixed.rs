@@ -7,23 +7,16 @@
 //! Prints oha-shaped JSON: summary.requestsPerSec, latencyPercentiles (s),
 //! statusCodeDistribution, errorDistribution.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use boxoffice_testkit::{percentile, XorShift};
-use serde_json::json;
+use boxoffice_bench::Tally;
+use boxoffice_testkit::XorShift;
 
 /// Users each connection owns.
 const USERS_PER_CONNECTION: u64 = 50;
 /// Share of requests that change something.
 const WRITE_SHARE: f64 = 0.2;
-
-#[derive(Default)]
-struct Tally {
-    latencies: Vec<Duration>,
-    codes: BTreeMap<u16, u64>,
-    errors: BTreeMap<String, u64>,
-}
 
 async fn connection(
     client: reqwest::Client,
@@ -94,23 +87,7 @@ async fn main() {
         .collect();
     let mut all = Tally::default();
     for task in tasks {
-        let t = task.await.expect("connection task");
-        all.latencies.extend(t.latencies);
-        for (k, v) in t.codes {
-            *all.codes.entry(k).or_default() += v;
-        }
-        for (k, v) in t.errors {
-            *all.errors.entry(k).or_default() += v;
-        }
+        all.merge(task.await.expect("connection task"));
     }
-    let elapsed = started.elapsed().as_secs_f64();
-    all.latencies.sort_unstable();
-    let pct = |q: f64| percentile(&all.latencies, q).as_secs_f64();
-    let out = json!({
-        "summary": {"requestsPerSec": all.latencies.len() as f64 / elapsed, "total": elapsed},
-        "latencyPercentiles": {"p50": pct(0.50), "p99": pct(0.99), "p99.9": pct(0.999)},
-        "statusCodeDistribution": all.codes.iter().map(|(k, v)| (k.to_string(), *v)).collect::<BTreeMap<_, _>>(),
-        "errorDistribution": all.errors,
-    });
-    println!("{out}");
+    println!("{}", all.oha_json(started.elapsed()));
 }
