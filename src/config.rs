@@ -115,6 +115,30 @@ pub struct WebhookSettings {
     pub timeout_ms: u64,
 }
 
+/// `url` as a log line may show it: user information (`user:password@`)
+/// and the query string (a token, often) replaced by `***`. Works on the
+/// text alone, so a URL no parser accepts is masked too.
+pub fn masked_url(url: &str) -> String {
+    let (scheme, rest) = match url.find("://") {
+        Some(at) => url.split_at(at + 3),
+        None => ("", url),
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let host = match authority.rfind('@') {
+        Some(at) => format!("***@{}", &authority[at + 1..]),
+        None => authority.to_string(),
+    };
+    let tail = match tail.find('?') {
+        Some(at) => {
+            let fragment = tail[at..].find('#').map_or("", |f| &tail[at + f..]);
+            format!("{}?***{fragment}", &tail[..at])
+        }
+        None => tail.to_string(),
+    };
+    format!("{scheme}{host}{tail}")
+}
+
 impl std::fmt::Debug for WebhookSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let set = if self.secret.is_empty() {
@@ -123,7 +147,7 @@ impl std::fmt::Debug for WebhookSettings {
             "(set)"
         };
         f.debug_struct("WebhookSettings")
-            .field("url", &self.url)
+            .field("url", &masked_url(&self.url))
             .field("secret", &set)
             .field("batch_max", &self.batch_max)
             .field("timeout_ms", &self.timeout_ms)
@@ -603,6 +627,14 @@ impl AuthSettings {
         }
         let has_secret = !self.jwt_secret.is_empty();
         let has_key = !self.jwt_public_key_file.as_os_str().is_empty();
+        if self.users == UserAuth::Jwt && self.admin_token.is_empty() {
+            // Checking customers while leaving the organiser routes, the
+            // change feed and /metrics open to anyone is never meant.
+            return invalid(
+                "auth.admin_token",
+                "must be set when auth.users is \"jwt\" (else organiser routes, the change feed and /metrics are open to anyone)",
+            );
+        }
         if self.users == UserAuth::Jwt && has_secret == has_key {
             return invalid(
                 "auth.users",
@@ -633,6 +665,38 @@ mod tests {
 
     fn no_env() -> Env {
         Env::prefixed("BOXOFFICE_TEST_UNSET_PREFIX__").split("__")
+    }
+
+    #[test]
+    fn a_logged_url_shows_neither_user_information_nor_query() {
+        let cases = [
+            (
+                "https://user:pw@hooks.example/in?token=s3cret#f",
+                "https://***@hooks.example/in?***#f",
+            ),
+            (
+                "http://hooks.example:8080/in",
+                "http://hooks.example:8080/in",
+            ),
+            ("http://a@b@host?x=1", "http://***@host?***"),
+            ("http://host/p?q", "http://host/p?***"),
+            ("not a url ? secret", "not a url ?***"),
+            ("", ""),
+        ];
+        for (url, logged) in cases {
+            assert_eq!(masked_url(url), logged, "{url}");
+        }
+        let settings = WebhookSettings {
+            url: "https://u:p@h/x?token=t".into(),
+            secret: "s".into(),
+            batch_max: 1,
+            timeout_ms: 1,
+        };
+        let shown = format!("{settings:?}");
+        assert!(
+            !shown.contains("u:p") && !shown.contains("token"),
+            "{shown}"
+        );
     }
 
     #[test]

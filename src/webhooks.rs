@@ -166,6 +166,10 @@ impl Webhooks {
         }
         let client = reqwest::Client::builder()
             .timeout(Duration::from_millis(settings.timeout_ms))
+            // A redirect is a failed delivery (contract, Corrections):
+            // followed, a 302 would turn the POST into a bodiless GET that
+            // "succeeds", and a 307 would send every change elsewhere.
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("boxoffice/", env!("CARGO_PKG_VERSION")))
             .build()?;
         Ok(Some(Self {
@@ -196,7 +200,7 @@ impl Webhooks {
         log::info!(
             "webhooks: delivering changes after {} to {}",
             kept.acked,
-            self.url
+            crate::config::masked_url(&self.url)
         );
         self.deliver_until_stopped(&mut kept, stop).await;
         kept.save().await;
@@ -290,11 +294,22 @@ impl Webhooks {
             .body(body)
             .send()
             .await
-            .map_err(|e| e.to_string())?;
-        if answer.status().is_success() {
+            // Its text would name the URL, secrets and all.
+            .map_err(|e| e.without_url().to_string())?;
+        let status = answer.status();
+        if status.is_success() {
             Ok(())
+        } else if status.is_redirection() {
+            let to = answer
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .and_then(|l| l.to_str().ok())
+                .map_or_else(|| "nowhere".to_string(), crate::config::masked_url);
+            Err(format!(
+                "answered {status}, a redirect to {to}, which is not followed"
+            ))
         } else {
-            Err(format!("answered {}", answer.status()))
+            Err(format!("answered {status}"))
         }
     }
 }

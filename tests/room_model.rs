@@ -142,6 +142,11 @@ proptest! {
         let mut clock = 0i64;
         let mut stamps: Vec<i64> = Vec::new();
         let mut pace_since = 0i64;
+        // The last admission before the current schedule, and the earliest
+        // its first admission may come after a change between two paces
+        // (contract v4, Corrections: a step of the new pace after it).
+        let mut before_schedule: Option<i64> = None;
+        let mut floor: Option<i64> = None;
         for (i, op) in ops.into_iter().enumerate() {
             let seed = i as u8;
             let made = work(&mut event, clock, seed);
@@ -198,7 +203,15 @@ proptest! {
                     event.update_with_room(EventPatch::default(), patch, now).expect("pace");
                     if per_minute != model.per_minute {
                         // A new pace is a new schedule: windows are checked
-                        // within one pace.
+                        // within one pace, and its first admission a step
+                        // of it after the last one.
+                        before_schedule = stamps.last().copied().or(before_schedule);
+                        floor = match before_schedule {
+                            Some(last) if model.per_minute > 0 && per_minute > 0 => {
+                                Some(last + i64::from(60_000u32.div_ceil(per_minute)))
+                            }
+                            _ => None,
+                        };
                         stamps.clear();
                         pace_since = clock;
                     }
@@ -224,6 +237,9 @@ proptest! {
             }
             let room = event.status().room;
             prop_assert_eq!(room.waiting as usize, model.waiting.len());
+            if let (Some(floor), Some(&first)) = (floor, stamps.first()) {
+                prop_assert!(first >= floor, "admitted at {} after a pace change; not before {}", first, floor);
+            }
             // Never above the pace in any 60 s of one schedule.
             let mut end = 0;
             for (j, &first) in stamps.iter().enumerate() {

@@ -492,3 +492,100 @@ async fn a_feed_page_reads_what_a_restarted_in_process_service_kept() {
     assert_eq!(body["next"], 1);
     app.stop().await;
 }
+
+/// What the redirecting receiver saw.
+#[derive(Default)]
+struct Redirected {
+    /// Requests to /hook.
+    attempts: u32,
+    /// Requests anywhere else (a followed redirect).
+    elsewhere: u32,
+    /// Indexes of the deliveries /hook accepted.
+    accepted: Vec<u64>,
+}
+
+async fn redirecting(
+    seen: web::Data<Arc<Mutex<Redirected>>>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> HttpResponse {
+    let mut seen = seen.lock().expect("lock");
+    if req.path() != "/hook" {
+        seen.elsewhere += 1;
+        return HttpResponse::Ok().finish();
+    }
+    seen.attempts += 1;
+    match seen.attempts {
+        1 => HttpResponse::Found()
+            .insert_header(("Location", "/elsewhere"))
+            .finish(),
+        2 => HttpResponse::TemporaryRedirect()
+            .insert_header(("Location", "/elsewhere"))
+            .finish(),
+        _ => {
+            let delivery: Value = serde_json::from_slice(&body).expect("json");
+            for item in delivery["items"].as_array().expect("items") {
+                seen.accepted.push(item["index"].as_u64().expect("index"));
+            }
+            HttpResponse::Ok().finish()
+        }
+    }
+}
+
+/// Contract v4, Corrections: a 3xx is a failed delivery, retried, never
+/// followed (a followed 302 turned the POST into a bodiless GET that
+/// "succeeded", a 307 sent the changes elsewhere), and the URL's user
+/// information and query string are never logged.
+#[actix_web::test]
+async fn a_redirect_is_a_failed_delivery_and_the_url_s_secrets_stay_out_of_the_log() {
+    let seen = Arc::new(Mutex::new(Redirected::default()));
+    let data = web::Data::new(Arc::clone(&seen));
+    let receiving = HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .default_service(web::to(redirecting))
+    })
+    .workers(1)
+    .bind("127.0.0.1:0")
+    .expect("bind");
+    let port = receiving.addrs()[0].port();
+    let receiving = receiving.run();
+    let receiving_handle = receiving.handle();
+    actix_web::rt::spawn(receiving);
+
+    let dir = tempfile::tempdir().expect("dir");
+    let client = reqwest::Client::new();
+    let mut cmd = command(dir.path());
+    cmd.env(
+        "BOXOFFICE__WEBHOOKS__URL",
+        format!("http://hook-user:pw-s3cret@127.0.0.1:{port}/hook?token=t0ken-s3cret"),
+    )
+    .env("BOXOFFICE__WEBHOOKS__SECRET", SECRET)
+    .env("BOXOFFICE__WEBHOOKS__TIMEOUT_MS", "1000");
+    let server = Server::start_with(cmd);
+    let event = create(&client, &server.base, 5).await;
+    churn(&client, &server.base, event, 0..3).await;
+    let total = all_after(&client, &server.base, 0, 1000).await.len() as u64;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while seen.lock().expect("lock").accepted.last() != Some(&total) {
+        assert!(Instant::now() < deadline, "the changes were not delivered");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    {
+        let seen = seen.lock().expect("lock");
+        assert_eq!(seen.elsewhere, 0, "a redirect was followed");
+        assert_eq!(
+            seen.accepted,
+            (1..=total).collect::<Vec<_>>(),
+            "every change delivered once the receiver accepted, from the first"
+        );
+    }
+    let log = server.log();
+    assert!(log.contains("a redirect to /elsewhere"), "{log}");
+    assert!(
+        !log.contains("s3cret") && !log.contains("hook-user"),
+        "{log}"
+    );
+    drop(server);
+    receiving_handle.stop(true).await;
+}

@@ -249,7 +249,17 @@ async fn unknown_routes_and_wrong_methods() {
 #[actix_web::test]
 async fn bad_path_ids_are_validation_failed() {
     let app = spawn_app_with_event().await;
-    for id in ["0", "-1", "abc", "1.0", "9007199254740992", "%20"] {
+    for id in [
+        "0",
+        "-1",
+        "abc",
+        "1.0",
+        "9007199254740992",
+        "%20",
+        "00001",
+        "01",
+        "+1",
+    ] {
         let got = app.get(&format!("/api/status/{id}")).await;
         assert_error(&got, StatusCode::BAD_REQUEST, "VALIDATION_FAILED");
         let got = app

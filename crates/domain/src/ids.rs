@@ -148,6 +148,11 @@ impl Timestamp {
         Self(self.0.saturating_add(i64::from(secs) * 1_000))
     }
 
+    /// This moment plus `millis` milliseconds (minus, when negative).
+    pub fn plus_millis(self, millis: i64) -> Self {
+        Self(self.0.saturating_add(millis))
+    }
+
     /// Parses an RFC 3339 timestamp (any offset), to the millisecond;
     /// `None` when it is not one.
     pub fn parse_rfc3339(raw: &str) -> Option<Self> {

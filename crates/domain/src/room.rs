@@ -247,6 +247,11 @@ impl Pace {
     }
 }
 
+/// The time between two turns at `per_minute`, rounded up, in ms.
+fn step_millis(per_minute: u32) -> i64 {
+    i64::from(60_000u32.div_ceil(per_minute.max(1)))
+}
+
 /// What the room has to do next, decided at some moment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RoomStep {
@@ -479,20 +484,43 @@ impl Room {
         Some((u32::try_from(count).unwrap_or(u32::MAX), false))
     }
 
-    /// Changes the settings; a new pace starts its schedule at `at`.
+    /// Changes the settings. A new pace starts its schedule at `at`, but
+    /// never sooner than one of its own steps after the last admission
+    /// (contract v4, Corrections: changing the pace back and forth admitted
+    /// someone at each change); turning the room on starts at `at`.
     pub fn set_settings(&mut self, next: RoomSettings, at: Timestamp, undo: &mut RoomUndo) {
         if next == self.settings {
             return;
         }
-        if next.admit_per_minute != self.settings.admit_per_minute {
+        let (old, new) = (self.settings.admit_per_minute, next.admit_per_minute);
+        if new != old {
             undo.pace.get_or_insert(self.pace);
-            self.pace = Pace {
-                anchor: at,
-                turns: 0,
+            let anchor = if old == 0 || new == 0 {
+                at
+            } else {
+                at.max(self.latest_admission(old).plus_millis(step_millis(new)))
             };
+            self.pace = Pace { anchor, turns: 0 };
         }
         undo.settings.get_or_insert(self.settings);
         self.settings = next;
+    }
+
+    /// The latest moment the last admission of the schedule running at
+    /// `per_minute` can have come: its last turn taken, or, when it has
+    /// taken none, one of its steps before its first turn (a schedule
+    /// starts no sooner than a step after the admission before it, so that
+    /// one came at most then).
+    fn latest_admission(&self, per_minute: u32) -> Timestamp {
+        if self.pace.turns > 0 {
+            let last = Pace {
+                anchor: self.pace.anchor,
+                turns: self.pace.turns - 1,
+            };
+            last.turn_at(0, per_minute)
+        } else {
+            self.pace.anchor.plus_millis(-step_millis(per_minute))
+        }
     }
 
     /// `user` joins at the end (a new entry replaces an ended one).

@@ -20,6 +20,7 @@ use subtle::ConstantTimeEq;
 use crate::config::{AuthSettings, UserAuth};
 use crate::domain::UserId;
 use crate::http::api::error::ApiError;
+use crate::http::api::route_table::Access;
 use crate::http::AppState;
 
 /// The credentials checks of a running service, built once at start.
@@ -163,6 +164,19 @@ fn gate(req: &HttpRequest) -> Result<&Gate, ApiError> {
     req.app_data::<web::Data<AppState>>()
         .map(|state| &state.gate)
         .ok_or_else(|| ApiError::Internal("no app state on a guarded route".into()))
+}
+
+/// Whether `req` carries what `access` asks for: the check its handler's
+/// extractor makes (whether a customer may act for the path's user aside,
+/// a 403 that comes later). A middleware that acts on a header
+/// (`X-Boxoffice-Min-Index`) looks at it only after this, so an
+/// unauthenticated request is 401 whatever it carries.
+pub fn authenticated(req: &HttpRequest, access: Access) -> bool {
+    match access {
+        Access::Public => true,
+        Access::Customer => Customer::check(req).is_ok(),
+        Access::Organiser => Organiser::check(req).is_ok(),
+    }
 }
 
 /// An organiser route's caller: the admin token was shown, or none is set.

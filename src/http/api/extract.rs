@@ -195,11 +195,13 @@ fn camel_case(snake: &str) -> String {
     out
 }
 
-/// Parses a path segment as an event id: a positive integer up to 2^53 - 1.
+/// Parses a path segment as an event id: a positive integer up to 2^53 - 1
+/// in its plain decimal form (no sign, no leading zero: `00001` is not 1,
+/// as the OpenAPI document's pattern says).
 pub fn event_id(raw: &str) -> Result<EventId, ApiError> {
     raw.parse::<u64>()
         .ok()
-        .filter(|_| raw.bytes().all(|b| b.is_ascii_digit()))
+        .filter(|_| raw.bytes().all(|b| b.is_ascii_digit()) && !raw.starts_with('0'))
         .and_then(|n| EventId::try_from(n).ok())
         .ok_or_else(|| ApiError::field("eventId", "must be an integer from 1 to 9007199254740991"))
 }

@@ -24,7 +24,11 @@ type State = web::Data<AppState>;
 #[schema(example = json!({"peer": "10.0.0.4:7101", "http": "http://10.0.0.4:8101"}))]
 pub struct MemberRequest {
     /// host:port of its peer listener (`cluster.nodes[].peer` on it).
-    #[validate(length(min = 3, max = 255))]
+    #[validate(length(
+        min = 3,
+        max = 255,
+        message = "must be the node's peer listener as host:port, 3 to 255 characters"
+    ))]
     #[schema(
         min_length = 3,
         max_length = 255,
@@ -32,7 +36,11 @@ pub struct MemberRequest {
     )]
     pub peer: String,
     /// The URL clients reach it at.
-    #[validate(length(min = 8, max = 255))]
+    #[validate(length(
+        min = 8,
+        max = 255,
+        message = "must be the URL clients reach the node at (http:// or https://), 8 to 255 characters"
+    ))]
     #[schema(
         min_length = 8,
         max_length = 255,
@@ -60,7 +68,7 @@ pub struct MemberRemoved {
 fn node_id(raw: &str) -> Result<u64, ApiError> {
     raw.parse::<u64>()
         .ok()
-        .filter(|id| *id >= 1 && raw.bytes().all(|b| b.is_ascii_digit()))
+        .filter(|id| *id >= 1 && raw.bytes().all(|b| b.is_ascii_digit()) && !raw.starts_with('0'))
         .ok_or_else(|| ApiError::field("nodeId", "must be an integer from 1"))
 }
 

@@ -243,7 +243,8 @@ fn openapi_json() {}
 /// Whether this node takes changes, for a proxy's health check (never rate
 /// limited). A single node always does.
 #[utoipa::path(get, path = "/leader", tag = "operations", responses(
-    (status = 200, description = "This node takes changes", body = LeaderJson),
+    (status = 200, description = "This node takes changes: a majority acknowledged its leadership when asked", body = LeaderJson),
+    (status = 503, description = "A cluster node that does not lead now (or cannot confirm it with a majority); `leader_url` names the leader when one is known", body = LeaderJson),
 ))]
 fn leader() {}
 
@@ -604,7 +605,8 @@ fn page() {}
 #[into_params(parameter_in = Header)]
 struct IdempotencyKeyParam {
     /// Makes a create safe to repeat: the same key within 24 hours answers
-    /// the first create and creates nothing.
+    /// the first create and creates nothing. At most once a request
+    /// (sent twice: 400).
     #[param(
         rename = "Idempotency-Key",
         min_length = 1,
@@ -676,15 +678,25 @@ fn changes() {}
 /// `live.max_streams`.
 #[utoipa::path(get, path = "/api/changes/live", tag = "changes",
     security((), ("organiser" = [])),
-    params(ChangesParams),
+    params(ChangesLiveParams),
     responses(
         (status = 200, description = "The stream", content_type = "text/event-stream", body = String),
-        (status = 400, description = "`after`, `limit` or `Last-Event-ID` is invalid", body = ErrorBody),
+        (status = 400, description = "`after` or `Last-Event-ID` is invalid", body = ErrorBody),
         (status = 410, description = "`GONE`: the changes after `after` are no longer kept", body = ErrorBody),
         (status = 503, description = "`live.max_streams` streams are open, or the service is stopping", body = ErrorBody),
     ),
 )]
 fn changes_live() {}
+
+/// `after` of the live change feed (it sends every change; no pages).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct ChangesLiveParams {
+    /// The index the stream starts after: 0 (default) from the oldest
+    /// kept; a reconnection's `Last-Event-ID` wins over it.
+    #[param(minimum = 0, maximum = 9_007_199_254_740_991_u64)]
+    after: Option<u64>,
+}
 
 /// `offset` and `limit` of a list.
 #[derive(utoipa::IntoParams)]

@@ -258,6 +258,24 @@ pub fn index_of_path(path: &str) -> Option<usize> {
         .position(|route| matches_pattern(route.path, path))
 }
 
+/// Who may call `method` at `path`, if a route serves it. `pattern` is
+/// actix's own match of the path, asked for only when the segment matcher
+/// cannot tell (a path with `%`).
+pub fn access_at(
+    method: &str,
+    path: &str,
+    pattern: impl FnOnce() -> Option<String>,
+) -> Option<Access> {
+    let route = match index_of_path(path) {
+        Some(i) => &ROUTES[i],
+        None => {
+            let pattern = pattern()?;
+            ROUTES.iter().find(|r| r.path == pattern)?
+        }
+    };
+    route.access(method)
+}
+
 /// Whether `path` matches `pattern`, segment by segment.
 fn matches_pattern(pattern: &str, path: &str) -> bool {
     let mut wanted = pattern.split('/');

@@ -127,6 +127,10 @@ where
             .cluster
             .as_ref()
             .map(|node| ApiError::NotLeader(node.leader_url()))
+    } else if !authenticated_for_route(&req) {
+        // Its handler answers 401 (contract v4, Corrections: headers are
+        // looked at only after authentication).
+        None
     } else {
         match req.headers().get(MIN_INDEX_HEADER) {
             None => None,
@@ -150,6 +154,14 @@ where
         }
         None => stamped(service.call(req).await),
     }
+}
+
+/// Whether the request passes its route's authentication (an unknown
+/// route has none: it is 404 anyway).
+fn authenticated_for_route(req: &ServiceRequest) -> bool {
+    use crate::http::api::{auth, route_table};
+    let access = route_table::access_at(req.method().as_str(), req.path(), || req.match_pattern());
+    access.is_none_or(|access| auth::authenticated(req.request(), access))
 }
 
 fn set_index(headers: &mut actix_web::http::header::HeaderMap, index: u64) {

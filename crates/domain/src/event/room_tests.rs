@@ -146,6 +146,52 @@ fn at_60000_a_minute_a_thousand_a_second_are_admitted() {
     check_pace(60_000, 130_000);
 }
 
+/// Contract v4, Corrections: changing `roomAdmitPerMinute` never admits
+/// faster than the pace. At one a minute, changed 1 -> 2 -> 1 -> 2 a
+/// second apart, the room admitted at each change (4 in 3 s on c0394eb);
+/// the next admission must come a step of the new pace after the last.
+#[test]
+fn changing_the_pace_back_and_forth_admits_no_faster_than_the_pace() {
+    let mut e = room_event(1, 1, 600, 0);
+    for n in 0..10 {
+        join(&mut e, n, 0);
+    }
+    work(&mut e, 0, 1);
+    assert_eq!(e.status().room.admitted, 1, "turn 0 at the draw");
+    let pace = |e: &mut Event, per_minute: u32, now: i64| {
+        let patch = RoomPatch {
+            admit_per_minute: Some(per_minute),
+            admit_secs: None,
+        };
+        e.update_with_room(EventPatch::default(), patch, at(now))
+            .expect("pace changed");
+    };
+    let mut stamps = vec![0i64];
+    for (second, per_minute) in [(1, 2), (2, 1), (3, 2), (4, 1), (5, 2)] {
+        pace(&mut e, per_minute, second * 1_000);
+        for now in (second * 1_000..second * 1_000 + 1_000).step_by(50) {
+            for made in work(&mut e, now, 1) {
+                if matches!(made.change, Change::RoomAdmitted { .. }) {
+                    stamps.push(now);
+                }
+            }
+        }
+    }
+    assert_eq!(stamps, [0], "nobody admitted by the changes");
+    // At 2 a minute, the next turn is 30 s after the one at 0.
+    assert_eq!(e.room().next_turn(), Some(at(30_000)));
+    work(&mut e, 29_999, 1);
+    assert_eq!(e.status().room.admitted, 1);
+    work(&mut e, 30_000, 1);
+    assert_eq!(e.status().room.admitted, 2);
+    // Turning the room off and on again admits the first at once, as before.
+    pace(&mut e, 0, 31_000);
+    pace(&mut e, 2, 32_000);
+    work(&mut e, 32_000, 1);
+    assert_eq!(e.status().room.admitted, 3);
+    e.verify().expect("invariants");
+}
+
 #[test]
 fn after_a_pause_admissions_resume_at_the_pace_not_in_a_burst() {
     let mut e = room_event(1, 600, 600, 0);
