@@ -102,6 +102,15 @@ pub struct NewEvent {
 
 type Result<T> = std::result::Result<T, ServiceError>;
 
+/// How a wait for a change to become durable ended.
+enum Settled {
+    Durable,
+    /// It never will be (a fault, a lost leadership).
+    Failed,
+    /// Not within the log's bound; it still may be.
+    Unknown,
+}
+
 /// The booking service.
 pub struct BoxOffice {
     /// Every event's actor.
@@ -201,15 +210,20 @@ impl BoxOffice {
             return self.create(requested, &settings, room, None).await;
         };
         let _one_at_a_time = self.keyed_creates.lock().await;
+        let epoch = self.log.state().epoch;
         if let Some(first) = self.registry.create_key(&key) {
             if !first.same_request(requested, &settings, room) {
-                return Err(ServiceError::IdempotencyConflict);
+                return self
+                    .confirmed(epoch, Err(ServiceError::IdempotencyConflict))
+                    .await;
             }
             // An event is made from its settings alone: this is the status
             // the first reply showed.
-            let (event, _) =
-                Event::create_with_room(first.event, first.settings, first.room, first.at)?;
-            return Ok(event.status());
+            let repeated =
+                Event::create_with_room(first.event, first.settings, first.room, first.at)
+                    .map(|(event, _)| event.status())
+                    .map_err(ServiceError::from);
+            return self.confirmed(epoch, repeated).await;
         }
         self.create(requested, &settings, room, Some(key)).await
     }
@@ -225,15 +239,20 @@ impl BoxOffice {
         key: Option<String>,
     ) -> Result<EventStatus> {
         let max_events = self.limits.max_events;
+        let epoch = self.log.state().epoch;
         if self.registry.event_count() as u64 >= max_events {
-            return Err(DomainError::LimitReached {
+            let full = DomainError::LimitReached {
                 what: Limit::Events,
                 limit: max_events,
-            }
-            .into());
+            };
+            return self.confirmed(epoch, Err(full.into())).await;
         }
         let now = self.registry.clock().now();
-        let (status, lsn) = self.registry.create(requested, settings, room, now)?;
+        let (status, lsn) = match self.registry.create(requested, settings, room, now) {
+            Ok(created) => created,
+            Err(CreateError::Unavailable(e)) => return Err(e.into()),
+            Err(refused) => return self.confirmed(epoch, Err(refused.into())).await,
+        };
         // Handed over right behind the creation, so a crash keeps the key
         // only with its event.
         let key_lsn = key.as_ref().map(|key| {
@@ -246,19 +265,28 @@ impl BoxOffice {
                 room,
             })
         });
-        if wait_durable(&*self.log, lsn).await.is_err() {
-            // Never announced, and its record is not on disk: it must not
-            // exist (a fault abandons everything queued after it, the key
-            // record too).
-            self.registry.remove_created_at(status.id, lsn);
-            if let Some(key) = &key {
-                self.registry.forget_create_key(key);
+        match self.settled(lsn).await {
+            Settled::Durable => {}
+            Settled::Failed => {
+                self.forget_created(status.id, lsn, key.as_deref());
+                return Err(Unavailable.into());
             }
-            return Err(Unavailable.into());
+            Settled::Unknown => {
+                // Not known yet: the creation stays while it may still be
+                // committed, and goes if the log says it never will be.
+                let (log, registry) = (Arc::clone(&self.log), Arc::clone(&self.registry));
+                let (id, key) = (status.id, key.clone());
+                tokio::spawn(async move {
+                    if wait_durable(&*log, lsn).await.is_err() {
+                        forget_created(&registry, id, lsn, key.as_deref());
+                    }
+                });
+                return Err(Unavailable.into());
+            }
         }
         if let Some(key_lsn) = key_lsn {
             let kept = match key_lsn {
-                Ok(key_lsn) => wait_durable(&*self.log, key_lsn).await.is_ok(),
+                Ok(key_lsn) => matches!(self.settled(key_lsn).await, Settled::Durable),
                 Err(_) => false,
             };
             if !kept {
@@ -487,6 +515,11 @@ impl BoxOffice {
     }
 
     /// Sends a change to event `id`'s actor and waits until it is durable.
+    /// An answer that made no change of its own (a repeated booking, a
+    /// refusal, an unknown event) is decided on the state as it stands and
+    /// goes out only once that state is confirmed as the cluster's
+    /// ([`Self::confirmed`]): a deposed leader must not answer from its old
+    /// state.
     async fn change<T: Send + 'static>(
         &self,
         id: EventId,
@@ -498,15 +531,40 @@ impl BoxOffice {
             + Send
             + 'static,
     ) -> Result<T> {
-        let addr = self.actor_of(id)?;
+        let epoch = self.log.state().epoch;
+        let addr = match self.actor_of(id) {
+            Ok(addr) => addr,
+            Err(unknown) => return self.confirmed(epoch, Err(unknown)).await,
+        };
         let op = Box::new(op);
         let answer = ask(
             &addr,
             &self.registry.counters().mailbox_rejections,
             |reply| MakeChange { op, reply },
         )
-        .await??;
-        self.durable(answer).await
+        .await?;
+        match answer {
+            Ok(answer) if answer.made => self.durable(answer).await,
+            Ok(answer) => {
+                let value = self.durable(answer).await;
+                self.confirmed(epoch, value).await
+            }
+            Err(ActorError::Domain(refused)) => self.confirmed(epoch, Err(refused.into())).await,
+            Err(ActorError::Unavailable(e)) => Err(e.into()),
+        }
+    }
+
+    /// `answer`, decided on this node's state without a change of its own,
+    /// once the change log confirms that state is still the authority
+    /// ([`ChangeLog::confirm`]: at once on a single node, a majority's
+    /// acknowledgement on a cluster leader) and no epoch began since
+    /// `epoch` (a leadership lost and won again in between); else 503
+    /// (nothing was changed, a client may retry), never a stale decision.
+    async fn confirmed<T>(&self, epoch: u64, answer: Result<T>) -> Result<T> {
+        if self.log.confirm().await.is_err() || self.log.state().epoch != epoch {
+            return Err(Unavailable.into());
+        }
+        answer
     }
 
     /// Reads from event `id`'s actor what is durable.
@@ -536,16 +594,41 @@ impl BoxOffice {
         Ok((self.durable(answer).await?, lsn))
     }
 
+    fn forget_created(&self, id: EventId, lsn: Lsn, key: Option<&str>) {
+        forget_created(&self.registry, id, lsn, key);
+    }
+
     fn actor_of(&self, id: EventId) -> Result<Addr<EventActor>> {
         self.registry.get(id).ok_or(ServiceError::EventNotFound)
     }
 
-    /// Holds an answer back until everything it shows is durable.
+    /// Holds an answer back until everything it shows is durable; 503
+    /// once the log's bound has passed without (see [`Self::settled`]).
     async fn durable<T>(&self, answer: Durable<T>) -> Result<T> {
-        wait_durable(&*self.log, answer.lsn)
-            .await
-            .map_err(|_| Unavailable)?;
-        Ok(answer.value)
+        match self.settled(answer.lsn).await {
+            Settled::Durable => Ok(answer.value),
+            Settled::Failed | Settled::Unknown => Err(Unavailable.into()),
+        }
+    }
+
+    /// Waits until `lsn` is durable or never will be, at most the log's
+    /// [`ChangeLog::wait_bound`]: on a cluster leader cut off from the
+    /// majority a commit may not come until the partition heals, and its
+    /// clients are answered within the bound instead (the change, if it
+    /// is committed after all, stays; if not, its actor undoes it).
+    async fn settled(&self, lsn: Lsn) -> Settled {
+        let waited = wait_durable(&*self.log, lsn);
+        let outcome = match self.log.wait_bound() {
+            Some(bound) => match tokio::time::timeout(bound, waited).await {
+                Ok(outcome) => outcome,
+                Err(_) => return Settled::Unknown,
+            },
+            None => waited.await,
+        };
+        match outcome {
+            Ok(()) => Settled::Durable,
+            Err(_) => Settled::Failed,
+        }
     }
 
     fn check_max_per_user(&self, max: u32) -> Result<u32> {
@@ -560,6 +643,145 @@ impl BoxOffice {
     }
 }
 
+/// Removes event `id`, created at `lsn`, whose creation will never be
+/// durable: never announced, its record not on disk, it must not exist (a
+/// fault abandons everything queued after it, the key's record too).
+fn forget_created(registry: &Registry, id: EventId, lsn: Lsn, key: Option<&str>) {
+    registry.remove_created_at(id, lsn);
+    if let Some(key) = key {
+        registry.forget_create_key(key);
+    }
+}
+
 fn invalid(field: &'static str, message: String) -> ServiceError {
     ServiceError::Invalid { field, message }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use super::*;
+    use crate::clock::Clock;
+    use crate::persistence::change_log::Confirming;
+    use crate::persistence::durable_waiters::DurableWaiters;
+    use crate::persistence::journal::{Journal, JournalState, Record, Refused};
+    use tokio::sync::watch;
+
+    /// A journal whose authority over its state can be withdrawn, as a
+    /// cluster leader's is once a majority follows a newer term.
+    struct Deposable {
+        journal: Arc<Journal>,
+        deposed: AtomicBool,
+    }
+
+    impl ChangeLog for Deposable {
+        fn submit(&self, record: Record, epoch: u64) -> std::result::Result<Lsn, Refused> {
+            self.journal.submit(record, epoch)
+        }
+        fn next_lsn(&self) -> Lsn {
+            self.journal.next_lsn()
+        }
+        fn state(&self) -> watch::Ref<'_, JournalState> {
+            self.journal.state()
+        }
+        fn watch(&self) -> watch::Receiver<JournalState> {
+            self.journal.watch()
+        }
+        fn waiters(&self) -> &DurableWaiters {
+            self.journal.waiters()
+        }
+        fn confirm(&self) -> Confirming<'_> {
+            let deposed = self.deposed.load(Ordering::SeqCst);
+            Box::pin(std::future::ready(if deposed {
+                Err(Refused)
+            } else {
+                Ok(())
+            }))
+        }
+    }
+
+    fn service() -> (BoxOffice, Arc<Deposable>) {
+        let journal = Journal::disabled(Lsn::FIRST);
+        let log = Arc::new(Deposable {
+            journal: Arc::clone(&journal),
+            deposed: AtomicBool::new(false),
+        });
+        let registry = Arc::new(Registry::with_log(
+            1,
+            journal,
+            Arc::clone(&log) as Arc<dyn ChangeLog>,
+            Clock::system(),
+        ));
+        let limits = crate::config::Settings::default().limits;
+        (
+            BoxOffice::new(registry, Arc::clone(&log) as Arc<dyn ChangeLog>, limits),
+            log,
+        )
+    }
+
+    fn user(name: &str) -> UserId {
+        UserId::try_from(name).expect("user id")
+    }
+
+    /// Issue 35, finding 1: a node whose authority cannot be confirmed
+    /// answers nothing its state decided without a change of its own (a
+    /// rebook, a refusal, an unknown event, a taken id, a repeated keyed
+    /// create); a change of its own is confirmed by its own commit.
+    #[actix_web::test]
+    async fn answers_that_make_no_change_wait_for_a_confirmed_authority() {
+        let (service, log) = service();
+        let new = |id: Option<u64>| NewEvent {
+            id: id.map(|id| EventId::try_from(id).expect("id")),
+            total_tickets: 1,
+            ..NewEvent::default()
+        };
+        let event = service
+            .create_event(new(Some(1)), Some("k".into()))
+            .await
+            .expect("created")
+            .id;
+        service.book(event, user("x"), 1).await.expect("booked");
+        service.book(event, user("q"), 1).await.expect("waits");
+
+        log.deposed.store(true, Ordering::SeqCst);
+        fn unavailable<T>(r: std::result::Result<T, ServiceError>) -> bool {
+            matches!(r, Err(ServiceError::Unavailable(_)))
+        }
+        assert!(
+            unavailable(service.book(event, user("x"), 1).await),
+            "a rebook"
+        );
+        assert!(
+            unavailable(service.cancel(event, user("nobody")).await),
+            "a refusal"
+        );
+        let unknown = EventId::try_from(9).expect("id");
+        assert!(
+            unavailable(service.book(unknown, user("x"), 1).await),
+            "an unknown event"
+        );
+        assert!(
+            unavailable(service.create_event(new(Some(1)), None).await),
+            "a taken id"
+        );
+        assert!(
+            unavailable(service.create_event(new(Some(1)), Some("k".into())).await),
+            "a repeated keyed create"
+        );
+        // A change of its own: its commit is its confirmation.
+        let promoted = service.cancel(event, user("x")).await.expect("cancelled");
+        assert!(!promoted.promotions.is_empty());
+
+        log.deposed.store(false, Ordering::SeqCst);
+        let rebook = service
+            .book(event, user("q"), 1)
+            .await
+            .expect("a rebook, confirmed");
+        assert_eq!(rebook.status, crate::domain::BookingStatus::Confirmed);
+        assert!(matches!(
+            service.cancel(event, user("nobody")).await,
+            Err(ServiceError::Domain(_))
+        ));
+    }
 }

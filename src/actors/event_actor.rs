@@ -441,11 +441,16 @@ impl<T: Send + 'static> Handler<MakeChange<T>> for EventActor {
                 Ok(Outcome { value, made: None }) => Ok(Durable {
                     value,
                     lsn: self.applied_lsn(),
+                    made: false,
                 }),
                 Ok(Outcome {
                     value,
                     made: Some(made),
-                }) => self.journal_change(made).map(|lsn| Durable { value, lsn }),
+                }) => self.journal_change(made).map(|lsn| Durable {
+                    value,
+                    lsn,
+                    made: true,
+                }),
             }
         } else {
             Err(Unavailable.into())
@@ -465,6 +470,7 @@ impl<T: Send + 'static> Handler<Read<T>> for EventActor {
         let _ = msg.reply.send(Durable {
             value: (msg.op)(&self.event),
             lsn: self.applied_lsn(),
+            made: false,
         });
     }
 }

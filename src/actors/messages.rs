@@ -28,6 +28,11 @@ pub struct Durable<T> {
     pub value: T,
     /// Wait for this LSN ([`Lsn::ZERO`]: nothing to wait for).
     pub lsn: Lsn,
+    /// Whether `lsn` is a change this answer made: its commit confirms it.
+    /// An answer that made none was decided on the state as it stood,
+    /// which on a cluster must be confirmed as still the cluster's
+    /// (`ChangeLog::confirm`).
+    pub made: bool,
 }
 
 /// Why an event's actor refused a change.

@@ -110,7 +110,14 @@ pub struct ClusterLog {
     /// index of the newest item of that change, newest last (live stream
     /// ids; see [`ChangeLog::live_id`]).
     change_indexes: DashMap<EventId, ChangeIndexes>,
+    /// Confirms this node's leadership with a majority now (see
+    /// [`ChangeLog::confirm`]), and how long an answer waits for a commit
+    /// ([`ChangeLog::wait_bound`]); set once openraft's node exists.
+    leadership: OnceLock<(Confirmer, std::time::Duration)>,
 }
+
+/// Confirms a leadership with a majority, within its own bound.
+pub type Confirmer = Box<dyn Fn() -> Pin<Box<dyn Future<Output = bool> + Send>> + Send + Sync>;
 
 /// States of one event kept for [`ClusterLog::live_id`]: a stream reads the
 /// newest, or one just before it when a change lands meanwhile.
@@ -144,6 +151,7 @@ impl ClusterLog {
             skipped: AtomicU64::new(0),
             feed: OnceLock::new(),
             change_indexes: DashMap::new(),
+            leadership: OnceLock::new(),
         });
         (log, queue)
     }
@@ -157,6 +165,15 @@ impl ClusterLog {
     pub fn set_applier(&self, applier: Arc<dyn Applier>) {
         if self.applier.set(applier).is_err() {
             log::error!("cluster log: the applier was set twice; the first stays");
+        }
+    }
+
+    /// How a leadership of this node is confirmed with a majority, and
+    /// how long an answer waits for its commit; once, when openraft's node
+    /// exists.
+    pub fn set_leadership(&self, confirmer: Confirmer, wait_bound: std::time::Duration) {
+        if self.leadership.set((confirmer, wait_bound)).is_err() {
+            log::error!("cluster log: the leadership checks were set twice; the first stay");
         }
     }
 
@@ -482,5 +499,28 @@ impl ChangeLog for ClusterLog {
 
     fn waiters(&self) -> &DurableWaiters {
         &self.waiters
+    }
+
+    fn confirm(&self) -> crate::persistence::change_log::Confirming<'_> {
+        let Some(term) = self.leading() else {
+            return Box::pin(std::future::ready(Err(Refused)));
+        };
+        let Some((confirmer, _)) = self.leadership.get() else {
+            return Box::pin(std::future::ready(Err(Refused)));
+        };
+        let confirmed = confirmer();
+        Box::pin(async move {
+            // Confirmed, and still in the leadership that decided: a
+            // majority acknowledged this term after the decision.
+            if confirmed.await && self.leading() == Some(term) {
+                Ok(())
+            } else {
+                Err(Refused)
+            }
+        })
+    }
+
+    fn wait_bound(&self) -> Option<std::time::Duration> {
+        self.leadership.get().map(|(_, bound)| *bound)
     }
 }

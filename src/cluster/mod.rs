@@ -2,6 +2,8 @@
 //! replicated by Raft (openraft), one leader taking every change.
 //!
 //! - [`settings`]: the `cluster` section of the settings.
+//! - [`confirm`]: confirming a leadership with a majority, many askers
+//!   per round (Raft's read index).
 //! - [`feed`]: the change feed's own journal on a cluster node.
 //! - [`log`]: the change log the actors write to, where "durable" means
 //!   committed by a majority, and how committed entries reach the actors.
@@ -15,6 +17,7 @@
 //! The Raft log itself is kept by `boxoffice-storage` (`raft`), in the
 //! journal's frames.
 
+pub mod confirm;
 pub mod feed;
 pub mod log;
 pub mod network;

@@ -18,6 +18,7 @@ use openraft::network::RaftNetworkFactory;
 use openraft::{ChangeMembers, Config, Raft, ServerState, SnapshotPolicy};
 use tokio::sync::mpsc;
 
+use super::confirm::Rounds;
 use super::log::{ClusterLog, Queued};
 use super::network::{self, Network};
 use super::settings::ClusterSettings;
@@ -103,6 +104,8 @@ pub struct ClusterNode {
     pub settings: ClusterSettings,
     /// Leaderships seen to change, for `/metrics`.
     pub leader_changes: AtomicU64,
+    /// Confirms this node's leadership with a majority, now.
+    rounds: Arc<Rounds>,
     runtime: tokio::runtime::Handle,
     /// Ends the runtime a process's node runs on (see [`start`]): the
     /// peer listener and every connection close with it, so a stopped
@@ -146,17 +149,20 @@ impl ClusterNode {
         self.http_of(leader)
     }
 
-    /// Whether this node takes changes and a majority acknowledged it
-    /// within the election timeout (a proxy's health check).
-    pub fn is_serving_leader(&self) -> bool {
-        if self.log.leading().is_none() {
+    /// Whether this node takes changes and a majority acknowledges it now
+    /// (a proxy's health check): a heartbeat round sent after the call and
+    /// answered by a majority within the election timeout. Not openraft's
+    /// last acknowledgement time, which a paused or starved process still
+    /// holds from before its pause: a leader that wakes after the cluster
+    /// moved on answers false until a majority answers it again (it will
+    /// not: they follow a newer term, and it steps down).
+    pub async fn confirms_leadership(&self) -> bool {
+        let Some(term) = self.log.leading() else {
             return false;
-        }
-        let metrics = self.raft.metrics().borrow().clone();
-        metrics.state == ServerState::Leader
-            && metrics
-                .millis_since_quorum_ack
-                .is_some_and(|ms| ms <= self.settings.election_timeout_ms)
+        };
+        let bound = Duration::from_millis(self.settings.election_timeout_ms);
+        let confirmed = tokio::time::timeout(bound, self.rounds.confirm()).await;
+        matches!(confirmed, Ok(true)) && self.log.leading() == Some(term)
     }
 
     /// What `/metrics` shows of this node's place in the cluster.
@@ -484,12 +490,36 @@ pub(crate) async fn assemble<N: RaftNetworkFactory<TypeConfig>>(
             }
         }
     }
+    // An answer decided on this leader's state without a commit of its own
+    // confirms the leadership first (ChangeLog::confirm): openraft's read
+    // index, a heartbeat round a majority must acknowledge, bounded like
+    // every wait for a commit; askers share rounds (confirm.rs).
+    let confirming = raft.clone();
+    let bound = Duration::from_millis(settings.election_timeout_ms.saturating_mul(2));
+    let rounds = Rounds::new(
+        Box::new(move || {
+            let raft = confirming.clone();
+            Box::pin(async move {
+                matches!(
+                    tokio::time::timeout(bound, raft.get_read_log_id()).await,
+                    Ok(Ok(_))
+                )
+            })
+        }),
+        runtime.clone(),
+    );
+    let for_log = Arc::clone(&rounds);
+    // A change not committed within the same bound is answered 503 (the
+    // contract's "within 2 x election_timeout_ms"): an isolated leader's
+    // clients are not held until the partition heals.
+    log.set_leadership(Box::new(move || Box::pin(for_log.confirm())), bound);
     let node = Arc::new(ClusterNode {
         raft: raft.clone(),
         log: Arc::clone(&log),
         store,
         settings,
         leader_changes: AtomicU64::new(0),
+        rounds,
         runtime,
         end_runtime: std::sync::Mutex::new(None),
     });

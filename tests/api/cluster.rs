@@ -277,7 +277,7 @@ impl Cluster {
 
     /// The node that answers `/leader` with 200, waiting for one.
     pub async fn leader(&self) -> usize {
-        let http = reqwest::Client::new();
+        let http = probe_client();
         let deadline = Instant::now() + ELECTION_DEADLINE;
         loop {
             for (i, node) in self.nodes.iter().enumerate() {
@@ -417,6 +417,16 @@ pub async fn assert_answered_on(base: &str, event: u64, answered: &[(String, u64
 pub async fn book(cluster: &Cluster, event: u64, user: &str) -> (StatusCode, Value) {
     let path = format!("/api/events/{event}/bookings/{user}");
     change(cluster, Method::PUT, &path, json!({})).await
+}
+
+/// A client for `/leader` probes: a node that is paused (SIGSTOP) still
+/// accepts connections in its kernel backlog but never answers, so a probe
+/// gives up on it and moves to the next node.
+pub fn probe_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(1))
+        .build()
+        .expect("probe client")
 }
 
 /// Creates an event named `name` through the leader; its id.
@@ -816,6 +826,13 @@ async fn a_wiped_node_is_replaced_by_a_new_member_that_catches_up_and_votes() {
     )
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
+    // Every refusal says what the field must be, never a bare rule name.
+    let (status, short) = put_member(base.clone(), 4, json!({"peer": "a", "http": "h"})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{short}");
+    for detail in short["details"].as_array().expect("details") {
+        let message = detail["message"].as_str().expect("a message");
+        assert!(message.len() > 20 && message.contains(' '), "{short}");
+    }
     let other = (leader + 2) % 3;
     let (status, refused) = put_member(cluster.nodes[other].base(), 4, member.clone()).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{refused}");

@@ -11,6 +11,7 @@ mod concurrency;
 mod connections;
 mod corruption;
 mod crash;
+mod deposed;
 mod disk_full;
 mod errors;
 mod helpers;

@@ -11,6 +11,9 @@
 //! (replay at start today, a follower's tomorrow) go through the same
 //! `Event::apply` that the live operations use.
 
+use std::future::Future;
+use std::pin::Pin;
+
 use tokio::sync::watch;
 
 use crate::durable_waiters::{verdict, DurableWaiters, Filed};
@@ -43,7 +46,30 @@ pub trait ChangeLog: Send + Sync {
     /// The answers waiting for their LSN. Whoever changes [`Self::state`]
     /// wakes them after (see [`DurableWaiters`]).
     fn waiters(&self) -> &DurableWaiters;
+
+    /// Resolves once this log's authority over the state it holds is
+    /// confirmed for this moment. An answer to a change that the state
+    /// decided without a change of its own (a repeated booking, a 404, a
+    /// 409) goes out only after this: it has no commit of its own to
+    /// confirm it. A single node's journal is always its own authority;
+    /// a cluster leader may have been deposed without knowing it yet, and
+    /// confirms its leadership with a majority (Raft's read index). `Err`
+    /// when it cannot: not the leader, or no majority within its bound.
+    fn confirm(&self) -> Confirming<'_> {
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    /// How long an answer may wait for its change to become durable before
+    /// it is given up as unavailable (the change may still become durable
+    /// after; its actor keeps it until the log says). `None`: as long as it
+    /// takes (a single node's journal either syncs or faults).
+    fn wait_bound(&self) -> Option<std::time::Duration> {
+        None
+    }
 }
+
+/// What [`ChangeLog::confirm`] returns.
+pub type Confirming<'a> = Pin<Box<dyn Future<Output = Result<(), Refused>> + Send + 'a>>;
 
 impl ChangeLog for Journal {
     fn submit(&self, record: Record, epoch: u64) -> Result<Lsn, Refused> {

@@ -71,11 +71,19 @@ pub async fn create_event(
 }
 
 /// The `Idempotency-Key` header, if sent: 1 to 255 printable ASCII
-/// characters, else 400.
+/// characters, else 400. Sent twice it is 400 too: which one a client
+/// meant cannot be known, and taking either could create twice.
 fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
-    let Some(value) = req.headers().get("idempotency-key") else {
+    let mut values = req.headers().get_all("idempotency-key");
+    let Some(value) = values.next() else {
         return Ok(None);
     };
+    if values.next().is_some() {
+        return Err(ApiError::field(
+            "Idempotency-Key",
+            "must be sent once; this request has it more than once",
+        ));
+    }
     match value.to_str() {
         Ok(key) if crate::domain::valid_key(key) => Ok(Some(key.to_string())),
         _ => Err(ApiError::field(
@@ -412,12 +420,11 @@ pub struct ClusterJson {
 /// check. A single node always does (public, never rate limited).
 pub async fn leader(state: State) -> HttpResponse {
     match &state.cluster {
-        Some(node) if !node.is_serving_leader() => {
-            HttpResponse::ServiceUnavailable().json_line(LeaderJson {
+        Some(node) if !node.confirms_leadership().await => HttpResponse::ServiceUnavailable()
+            .json_line(LeaderJson {
                 leader: false,
                 leader_url: Some(node.leader_url()),
-            })
-        }
+            }),
         _ => HttpResponse::Ok().json_line(LeaderJson {
             leader: true,
             leader_url: None,
