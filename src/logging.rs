@@ -3,20 +3,25 @@
 //! cannot parse (a malformed request line or header, sent by a client) at
 //! ERROR, before any of our code sees it. That is the client's mistake, not
 //! the service's, so it is logged at WARN, leaving ERROR for what an
-//! operator must act on. The same for openraft's vote requests to a peer
-//! that cannot be reached: a node that is down (or not started yet, as in
-//! a cluster's first seconds) is a state the cluster is built to ride out,
-//! shown by `/api/cluster` and the metrics; openraft logs each attempt at
-//! ERROR.
+//! operator must act on. The same for openraft's vote requests and
+//! replication to a peer that cannot be reached: a node that is down (or
+//! not started yet, as in a cluster's first seconds) is a state the
+//! cluster is built to ride out, shown by `/api/cluster` and the metrics;
+//! openraft logs each attempt at ERROR.
 
 use log::{Level, LevelFilter, Log, Metadata, Record};
 
 /// The module whose client-caused errors are demoted.
 const DISPATCHER: &str = "actix_http::h1::dispatcher";
-/// Where openraft logs a failed vote request.
-const RAFT_CORE: &str = "openraft::core";
-/// How that message starts, and what it says of an unreachable peer.
-const VOTE_FAILED: &str = "while requesting vote";
+/// openraft's reports of a peer it cannot reach, each attempt at ERROR:
+/// (where it logs, how the message starts). A vote request while a node
+/// is down, and the leader's replication to a down follower (twice a
+/// second until it is back).
+const UNREACHABLE_PEER: [(&str, &str); 2] = [
+    ("openraft::core", "while requesting vote"),
+    ("openraft::replication", "RPCError"),
+];
+/// What those messages say of an unreachable peer.
 const UNREACHABLE: &str = "Unreachable node";
 
 struct Demoting {
@@ -33,13 +38,19 @@ impl Demoting {
     }
 
     /// The level a record is written at: [`Self::level_of`] its metadata,
-    /// and WARN for openraft's vote requests to an unreachable peer.
+    /// and WARN for openraft's messages about an unreachable peer.
     fn level_of_record(record: &Record<'_>) -> Level {
         let level = Self::level_of(record.metadata());
-        if level == Level::Error && record.target().starts_with(RAFT_CORE) {
-            let message = record.args().to_string();
-            if message.starts_with(VOTE_FAILED) && message.contains(UNREACHABLE) {
-                return Level::Warn;
+        if level == Level::Error {
+            let target = record.target();
+            let mut rules = UNREACHABLE_PEER
+                .iter()
+                .filter(|(t, _)| target.starts_with(t));
+            if let Some((_, start)) = rules.next() {
+                let message = record.args().to_string();
+                if message.starts_with(start) && message.contains(UNREACHABLE) {
+                    return Level::Warn;
+                }
             }
         }
         level
@@ -114,7 +125,7 @@ mod tests {
     }
 
     #[test]
-    fn only_openrafts_votes_to_unreachable_peers_are_demoted() {
+    fn only_openrafts_messages_about_unreachable_peers_are_demoted() {
         let level = |target: &str, message: std::fmt::Arguments<'_>| {
             Demoting::level_of_record(
                 &Record::builder()
@@ -142,6 +153,20 @@ mod tests {
             level(
                 "boxoffice::cluster",
                 format_args!("while requesting vote error=Unreachable node")
+            ),
+            Level::Error
+        );
+        assert_eq!(
+            level(
+                "openraft::replication",
+                format_args!("RPCError err=Unreachable node: connection refused")
+            ),
+            Level::Warn
+        );
+        assert_eq!(
+            level(
+                "openraft::replication",
+                format_args!("RPCError err=Network error: connection reset")
             ),
             Level::Error
         );

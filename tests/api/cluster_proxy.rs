@@ -12,7 +12,8 @@
 //!
 //! Ignored by default (it needs `haproxy` on the PATH); `.ci/run` installs
 //! haproxy and runs it against the release build:
-//! `cargo test --test api cluster_proxy -- --ignored --nocapture`.
+//! `cargo test --test api cluster_proxy -- --ignored --nocapture`. Also
+//! here: HAProxy answers the contract's JSON when no node can.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -485,5 +486,44 @@ async fn cluster_proxy_keeps_every_answer_through_every_fault() {
     assert!(
         booked > 0 && booked < answers.len(),
         "bookings and cancellations answered"
+    );
+}
+
+/// When no node can answer (every one down, or a failover under way),
+/// HAProxy answers the contract's JSON error with `Retry-After`, not its
+/// own HTML page (issue 35: clients got HTML 502/503 during a failover).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs haproxy; .ci/run runs it with the cluster behind HAProxy"]
+async fn cluster_proxy_answers_json_when_no_node_can() {
+    // Three nodes' ports, held and never listened on: every node is down.
+    let held: Vec<_> = (0..3).map(|_| super::cluster::hold_port()).collect();
+    let proxy = Proxy::start(&held.iter().map(|h| h.port).collect::<Vec<_>>());
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let res = loop {
+        // Until HAProxy listens.
+        match http
+            .get(format!("{}/api/status/1", proxy.base))
+            .send()
+            .await
+        {
+            Ok(res) => break res,
+            Err(e) => assert!(Instant::now() < deadline, "the proxy never answered: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let status = res.status();
+    assert!(
+        status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::BAD_GATEWAY,
+        "{status}"
+    );
+    let headers = res.headers().clone();
+    assert_eq!(headers["content-type"], "application/json");
+    assert_eq!(headers["retry-after"], "1");
+    let body: serde_json::Value = res.json().await.expect("a JSON body");
+    assert_eq!(body["code"], "UNAVAILABLE", "{body}");
+    assert!(
+        body["error"].as_str().is_some_and(|e| e.len() > 20),
+        "{body}"
     );
 }
