@@ -740,6 +740,18 @@ mod tests {
     }
 
     #[test]
+    fn jwt_users_without_an_admin_token_are_refused_by_key() {
+        // Contract v4, Corrections: else the organiser routes, the feed
+        // and /metrics would be open to anyone (accepted on c0394eb).
+        let jwt = "[auth]\nusers = \"jwt\"\njwt_secret = \"0123456789abcdef0123456789abcdef\"\n";
+        let f = file(jwt);
+        let err = Settings::load_with_env(Some(f.path()), no_env()).expect_err("refused");
+        assert!(err.to_string().contains("auth.admin_token"), "{err}");
+        let f = file(&format!("{jwt}admin_token = \"organiser\"\n"));
+        Settings::load_with_env(Some(f.path()), no_env()).expect("valid with a token");
+    }
+
+    #[test]
     fn webhook_settings_are_checked_by_key_and_the_secret_never_printed() {
         for (toml, key) in [
             (

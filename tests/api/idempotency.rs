@@ -101,6 +101,27 @@ async fn a_bad_key_is_refused_and_changes_nothing() {
     app.stop().await;
 }
 
+/// Contract v4, Corrections: which of two keys a client meant cannot be
+/// known, and taking either could create twice (c0394eb took one silently).
+#[actix_web::test]
+async fn a_key_sent_twice_is_refused_and_changes_nothing() {
+    let app = spawn_app().await;
+    let res = app
+        .client
+        .post(format!("{}/api/events", app.base))
+        .header("idempotency-key", "first")
+        .header("idempotency-key", "second")
+        .json(&json!({"totalTickets": 1}))
+        .send()
+        .await
+        .expect("sent");
+    let got = (res.status(), res.json().await.expect("json"));
+    assert_error(&got, StatusCode::BAD_REQUEST, "VALIDATION_FAILED");
+    assert_eq!(got.1["details"][0]["field"], "Idempotency-Key", "{}", got.1);
+    assert_eq!(event_count(&app).await, 0);
+    app.stop().await;
+}
+
 #[actix_web::test]
 async fn keys_survive_a_clean_restart() {
     let app = spawn_app().await;
