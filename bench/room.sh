@@ -11,7 +11,6 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 ensure_bench_tools
-(cd "$ROOT" && cargo build --profile "$BENCH_PROFILE" --locked --quiet -p boxoffice-bench --bin room)
 # Every stream is a connection of its own, from loopback.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 WORK=$(mktemp -d)
