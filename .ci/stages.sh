@@ -56,7 +56,16 @@ stage_binaries() {
   while IFS= read -r row; do
     STAGE_ROWS+=("$row")
   done < <(awk -v seen="${STAGE_BINARIES_SEEN:-0}" '
-    /^ *Running / || /^ *Doc-tests / { n++; name = ($1 == "Doc-tests") ? "doc-tests " $2 : $2 }
+    /^ *Running / || /^ *Doc-tests / {
+      n++
+      name = ($1 == "Doc-tests") ? "doc-tests " $2 : $2
+      # "Running unittests src/lib.rs (target/debug/deps/boxoffice_domain-HASH)":
+      # the crate names the row, else every crate is "unittests".
+      if ($2 == "unittests") {
+        crate = $NF; gsub(/[()]/, "", crate); sub(/.*\//, "", crate); sub(/-[0-9a-f]+$/, "", crate)
+        name = "unittests " crate " " $3
+      }
+    }
     /^test result:/ && n > seen {
       secs = $NF; sub(/s$/, "", secs)
       printf "  %s|%.1f|%s\n", name, secs, ($6 == 0 ? "ok" : "FAILED")
