@@ -397,7 +397,14 @@ impl Application {
         });
         let access_log = settings.log.access_log;
         let shared = state.clone();
-        let identify = web::Data::new(Identify::new(trusted));
+        let mut identify = Identify::new(trusted);
+        if let Some(node) = &cluster {
+            // Changes that followers forward are run through this listener
+            // (cluster/forward.rs).
+            node.local_http().set_address(bound);
+            identify = identify.with_forward_token(node.local_http().token());
+        }
+        let identify = web::Data::new(identify);
         let joining = Arc::clone(&registry);
         let app = move || {
             // Runs once on each worker's thread, as the worker starts.

@@ -5,6 +5,7 @@
 //! - [`confirm`]: confirming a leadership with a majority, many askers
 //!   per round (Raft's read index).
 //! - [`feed`]: the change feed's own journal on a cluster node.
+//! - [`forward`]: changes a follower forwards to the leader.
 //! - [`log`]: the change log the actors write to, where "durable" means
 //!   committed by a majority, and how committed entries reach the actors.
 //! - [`state_machine`]: openraft's state machine over that log.
@@ -19,6 +20,7 @@
 
 pub mod confirm;
 pub mod feed;
+pub mod forward;
 pub mod log;
 pub mod network;
 pub mod node;

@@ -1,5 +1,6 @@
-//! Peer traffic: openraft's three calls as framed messages over TCP, on
-//! each node's own peer listener (`cluster.nodes[].peer`).
+//! Peer traffic: openraft's three calls, and changes a follower forwards
+//! to the leader (`forward.rs`), as framed messages over TCP, on each
+//! node's own peer listener (`cluster.nodes[].peer`).
 //!
 //! A request is `[length u32][SHA-256 of cluster.secret, 32 bytes][bincode
 //! request]` and its answer `[length u32][bincode answer]`, one at a time
@@ -9,6 +10,7 @@
 //! be sent a change.
 
 use std::io;
+use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, Unreachable};
@@ -24,6 +26,7 @@ use subtle::ConstantTimeEq;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+use super::forward::{ForwardAnswer, Forwarded, LocalHttp};
 use crate::persistence::codec;
 use crate::persistence::raft::{Member, NodeId, TypeConfig};
 
@@ -38,6 +41,10 @@ enum PeerRequest {
     Append(AppendEntriesRequest<TypeConfig>),
     Vote(VoteRequest<NodeId>),
     Snapshot(InstallSnapshotRequest<TypeConfig>),
+    /// Added last, so the others keep their encoding: a node without it
+    /// fails to decode it and closes the connection (the follower then
+    /// answers `NOT_LEADER`, as before forwarding).
+    Forward(Forwarded),
 }
 
 /// Its answer; an error as text (the caller only needs to know it failed).
@@ -46,6 +53,7 @@ enum PeerResponse {
     Append(Result<AppendEntriesResponse<NodeId>, String>),
     Vote(Result<VoteResponse<NodeId>, String>),
     Snapshot(Result<InstallSnapshotResponse<NodeId>, String>),
+    Forward(Result<ForwardAnswer, String>),
 }
 
 /// The digest every request carries.
@@ -91,8 +99,14 @@ async fn write_message(
     stream.write_all(&out).await
 }
 
-/// Serves peers on `listener` until the process ends.
-pub async fn serve(listener: TcpListener, raft: Raft<TypeConfig>, secret: SecretDigest) {
+/// Serves peers on `listener` until the process ends; forwarded changes
+/// go through `local`.
+pub async fn serve(
+    listener: TcpListener,
+    raft: Raft<TypeConfig>,
+    secret: SecretDigest,
+    local: Arc<LocalHttp>,
+) {
     loop {
         let (stream, from) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -104,8 +118,9 @@ pub async fn serve(listener: TcpListener, raft: Raft<TypeConfig>, secret: Secret
         };
         let _ = stream.set_nodelay(true);
         let raft = raft.clone();
+        let local = Arc::clone(&local);
         tokio::spawn(async move {
-            if let Err(e) = serve_connection(stream, raft, secret).await {
+            if let Err(e) = serve_connection(stream, raft, secret, local).await {
                 if e.kind() == io::ErrorKind::PermissionDenied {
                     log::warn!("peer {from}: refused: {e}");
                 } else if e.kind() != io::ErrorKind::UnexpectedEof {
@@ -120,6 +135,7 @@ async fn serve_connection(
     mut stream: TcpStream,
     raft: Raft<TypeConfig>,
     secret: SecretDigest,
+    local: Arc<LocalHttp>,
 ) -> io::Result<()> {
     loop {
         let mut carried = [0u8; 32];
@@ -142,10 +158,72 @@ async fn serve_connection(
             PeerRequest::Snapshot(rpc) => {
                 PeerResponse::Snapshot(raft.install_snapshot(rpc).await.map_err(|e| e.to_string()))
             }
+            PeerRequest::Forward(request) => PeerResponse::Forward(local.answer(request).await),
         };
         let bytes = codec::encode(&response).map_err(io::Error::other)?;
         write_message(&mut stream, None, &bytes).await?;
     }
+}
+
+/// Why a forwarded change got no answer.
+#[derive(Debug)]
+pub enum ForwardFailed {
+    /// It never reached the leader: nothing was changed.
+    NotSent(String),
+    /// It was sent and no answer came back: it may have been made.
+    Lost(String),
+}
+
+/// Sends `request` to the leader whose peer listener is `address`, on a
+/// connection of its own (openraft's keep theirs), and waits up to `ttl`
+/// for the leader's answer.
+pub async fn forward(
+    address: &str,
+    secret: &SecretDigest,
+    request: Forwarded,
+    ttl: Duration,
+) -> Result<ForwardAnswer, ForwardFailed> {
+    let bytes = codec::encode(&PeerRequest::Forward(request))
+        .map_err(|e| ForwardFailed::NotSent(e.to_string()))?;
+    let mut stream = connect(address)
+        .await
+        .map_err(|e| ForwardFailed::NotSent(e.to_string()))?;
+    let exchange = async {
+        write_message(&mut stream, Some(secret), &bytes).await?;
+        read_message(&mut stream, None).await
+    };
+    let answer = match tokio::time::timeout(ttl, exchange).await {
+        Ok(Ok(answer)) => answer,
+        Ok(Err(e)) => return Err(ForwardFailed::Lost(e.to_string())),
+        Err(_) => return Err(ForwardFailed::Lost(format!("no answer within {ttl:?}"))),
+    };
+    match codec::decode(&answer) {
+        Ok(PeerResponse::Forward(Ok(answer))) => Ok(answer),
+        Ok(PeerResponse::Forward(Err(why))) => Err(ForwardFailed::Lost(why)),
+        Ok(_) => Err(ForwardFailed::Lost(
+            "the leader answered another call".into(),
+        )),
+        Err(e) => Err(ForwardFailed::Lost(e.to_string())),
+    }
+}
+
+/// A connection to a peer's listener, within [`CONNECT_TIMEOUT`].
+async fn connect(address: &str) -> io::Result<TcpStream> {
+    let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(address))
+        .await
+        .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??;
+    // A connect to a free loopback port in the ephemeral range can be
+    // given that very port as its source and reach itself (TCP
+    // simultaneous open): this node would read its own request back. The
+    // peer is not listening, so it is down.
+    if stream.local_addr().ok() == stream.peer_addr().ok() {
+        return Err(io::Error::new(
+            io::ErrorKind::ConnectionRefused,
+            "connected to itself: nothing listens there",
+        ));
+    }
+    let _ = stream.set_nodelay(true);
+    Ok(stream)
 }
 
 /// Makes a client per peer.
@@ -204,22 +282,11 @@ impl PeerClient {
     ) -> Result<PeerResponse, CallError> {
         let bytes = codec::encode(request).map_err(|e| CallError::Network(io::Error::other(e)))?;
         if self.stream.is_none() {
-            let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&self.address))
-                .await
-                .map_err(|_| CallError::Unreachable(io::ErrorKind::TimedOut.into()))?
-                .map_err(CallError::Unreachable)?;
-            // A connect to a free loopback port in the ephemeral range can
-            // be given that very port as its source and reach itself
-            // (TCP simultaneous open): this node would read its own
-            // request back. The peer is not listening, so it is down.
-            if stream.local_addr().ok() == stream.peer_addr().ok() {
-                return Err(CallError::Unreachable(io::Error::new(
-                    io::ErrorKind::ConnectionRefused,
-                    "connected to itself: nothing listens there",
-                )));
-            }
-            let _ = stream.set_nodelay(true);
-            self.stream = Some(stream);
+            self.stream = Some(
+                connect(&self.address)
+                    .await
+                    .map_err(CallError::Unreachable)?,
+            );
         }
         let Some(stream) = self.stream.as_mut() else {
             return Err(CallError::Unreachable(io::ErrorKind::NotConnected.into()));

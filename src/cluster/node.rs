@@ -19,8 +19,9 @@ use openraft::{ChangeMembers, Config, Raft, ServerState, SnapshotPolicy};
 use tokio::sync::mpsc;
 
 use super::confirm::Rounds;
+use super::forward::{ForwardAnswer, Forwarded, LocalHttp};
 use super::log::{ClusterLog, Queued};
-use super::network::{self, Network};
+use super::network::{self, ForwardFailed, Network};
 use super::settings::ClusterSettings;
 use super::state_machine::StateMachine;
 use crate::persistence::change_log::ChangeLog;
@@ -92,6 +93,21 @@ pub struct ClusterGauges {
     pub purged_index: u64,
 }
 
+/// How often a change waiting for a leader looks again (besides each
+/// change of openraft's metrics).
+const ROUTE_POLL: Duration = Duration::from_millis(20);
+
+/// Where a change sent to this node goes ([`ClusterNode::route_change`]).
+#[derive(Debug, PartialEq, Eq)]
+pub enum ChangeRoute {
+    /// This node leads: it decides.
+    Here,
+    /// Another node leads: forward it to this peer listener.
+    Leader(String),
+    /// No leader known within the election timeout.
+    Nobody,
+}
+
 /// A running cluster node.
 pub struct ClusterNode {
     /// openraft's handle.
@@ -106,6 +122,8 @@ pub struct ClusterNode {
     pub leader_changes: AtomicU64,
     /// Confirms this node's leadership with a majority, now.
     rounds: Arc<Rounds>,
+    /// Answers changes that followers forward to this node while it leads.
+    local_http: Arc<LocalHttp>,
     runtime: tokio::runtime::Handle,
     /// Ends the runtime a process's node runs on (see [`start`]): the
     /// peer listener and every connection close with it, so a stopped
@@ -147,6 +165,73 @@ impl ClusterNode {
     pub fn leader_url(&self) -> Option<String> {
         let leader = self.raft.metrics().borrow().current_leader?;
         self.http_of(leader)
+    }
+
+    /// Where a change sent to this node goes: here while it leads; to the
+    /// leader's peer listener when another node leads (unless it was
+    /// forwarded here already: one hop at most); waiting up to the election
+    /// timeout for either, then nowhere (`NOT_LEADER`).
+    pub async fn route_change(&self, forwarded: bool) -> ChangeRoute {
+        let deadline =
+            tokio::time::Instant::now() + Duration::from_millis(self.settings.election_timeout_ms);
+        let mut metrics = self.raft.metrics();
+        loop {
+            if self.log.leading().is_some() {
+                return ChangeRoute::Here;
+            }
+            let leader = metrics.borrow_and_update().current_leader;
+            if let Some(id) = leader.filter(|id| !forwarded && *id != self.log.node_id()) {
+                if let Some(peer) = self.peer_of(id) {
+                    return ChangeRoute::Leader(peer);
+                }
+            }
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return ChangeRoute::Nobody;
+            }
+            // A leader becomes known through openraft's metrics, this
+            // node's own leadership once it has caught up (not a metric):
+            // look again at the next change or soon.
+            let wait = (deadline - now).min(ROUTE_POLL);
+            if let Ok(Err(_)) = tokio::time::timeout(wait, metrics.changed()).await {
+                tokio::time::sleep(wait).await;
+            }
+        }
+    }
+
+    /// Sends a change to the leader whose peer listener is `peer`; its
+    /// answer, within the bound of a commit plus a second.
+    pub async fn forward(
+        &self,
+        peer: &str,
+        request: Forwarded,
+    ) -> Result<ForwardAnswer, ForwardFailed> {
+        let ttl = Duration::from_millis(self.settings.election_timeout_ms.saturating_mul(2))
+            + Duration::from_secs(1);
+        network::forward(peer, &network::digest(&self.settings.secret), request, ttl).await
+    }
+
+    /// What answers forwarded changes here (its listener's address and
+    /// token are set at start).
+    pub fn local_http(&self) -> &LocalHttp {
+        &self.local_http
+    }
+
+    /// The peer listener of member `id`.
+    fn peer_of(&self, id: NodeId) -> Option<String> {
+        let metrics = self.raft.metrics().borrow().clone();
+        metrics
+            .membership_config
+            .membership()
+            .get_node(&id)
+            .map(|m| m.peer.clone())
+            .or_else(|| {
+                self.settings
+                    .nodes
+                    .iter()
+                    .find(|n| n.id == id)
+                    .map(|n| n.peer.clone())
+            })
     }
 
     /// Whether this node takes changes and a majority acknowledges it now
@@ -419,7 +504,12 @@ async fn run_node(
     )
     .await?;
     let listener = tokio::net::TcpListener::from_std(listener)?;
-    tokio::spawn(network::serve(listener, node.raft.clone(), secret));
+    tokio::spawn(network::serve(
+        listener,
+        node.raft.clone(),
+        secret,
+        Arc::clone(&node.local_http),
+    ));
     Ok(node)
 }
 
@@ -513,6 +603,7 @@ pub(crate) async fn assemble<N: RaftNetworkFactory<TypeConfig>>(
     // contract's "within 2 x election_timeout_ms"): an isolated leader's
     // clients are not held until the partition heals.
     log.set_leadership(Box::new(move || Box::pin(for_log.confirm())), bound);
+    let local_http = Arc::new(LocalHttp::new(bound + Duration::from_secs(1))?);
     let node = Arc::new(ClusterNode {
         raft: raft.clone(),
         log: Arc::clone(&log),
@@ -520,6 +611,7 @@ pub(crate) async fn assemble<N: RaftNetworkFactory<TypeConfig>>(
         settings,
         leader_changes: AtomicU64::new(0),
         rounds,
+        local_http,
         runtime,
         end_runtime: std::sync::Mutex::new(None),
     });

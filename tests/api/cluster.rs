@@ -178,6 +178,8 @@ pub struct Cluster {
     pub nodes: Vec<Node>,
     /// More `[cluster]` keys every node gets.
     extra: String,
+    /// Environment variables every node gets (after the test defaults).
+    env: Vec<(String, String)>,
     /// This cluster's `cluster.secret`.
     pub secret: String,
     _root: tempfile::TempDir,
@@ -190,6 +192,11 @@ impl Cluster {
 
     /// [`Self::start`], with `extra` lines in every node's `[cluster]`.
     pub fn start_with(size: usize, extra: &str) -> Cluster {
+        Self::start_with_env(size, extra, &[])
+    }
+
+    /// [`Self::start_with`], with `env` in every node's environment.
+    pub fn start_with_env(size: usize, extra: &str, env: &[(&str, &str)]) -> Cluster {
         let root = tempfile::tempdir().expect("temp dir");
         let secret = new_secret();
         let ports: Vec<(HeldPort, HeldPort)> = (0..size).map(|_| hold_node_ports()).collect();
@@ -225,6 +232,10 @@ impl Cluster {
         let mut cluster = Cluster {
             nodes,
             extra: extra.to_string(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             secret,
             _root: root,
         };
@@ -266,6 +277,7 @@ impl Cluster {
         let node = &mut self.nodes[i];
         let mut cmd = command(&node.dir);
         cmd.env("BOXOFFICE__SERVER__PORT", node.port.to_string());
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         node.server = Some(Server::start_with(cmd));
     }
 
@@ -512,29 +524,41 @@ async fn three_nodes_keep_every_answered_change_through_leader_and_whole_cluster
 
     let event = create_event(&cluster, "on-sale", 5).await;
 
-    // A change sent to a follower: NOT_LEADER, naming the leader, nothing changed.
+    // A change sent to a follower is forwarded to the leader (contract
+    // v4, Corrections): the client gets the leader's answer and its index.
     let follower = (leader + 1) % 3;
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let refused = loop {
-        let (status, refused) = request(
-            &http,
-            Method::PUT,
-            format!(
-                "{}/api/events/{event}/bookings/nobody",
-                cluster.nodes[follower].base()
-            ),
-            Some(json!({})),
-        )
-        .await;
-        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{refused}");
-        assert_eq!(refused["code"], "NOT_LEADER");
-        // null until the follower has heard from the new leader.
-        if !refused["leader_url"].is_null() || Instant::now() > deadline {
-            break refused;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    assert_eq!(refused["leader_url"], json!(cluster.nodes[leader].base()));
+    let other = create_event(&cluster, "forwarded", 1).await;
+    let res = http
+        .put(format!(
+            "{}/api/events/{other}/bookings/via-follower",
+            cluster.nodes[follower].base()
+        ))
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("booking sent");
+    assert_eq!(res.status(), StatusCode::OK);
+    let index: u64 = res
+        .headers()
+        .get("x-boxoffice-index")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("the leader's X-Boxoffice-Index");
+    let booked: Value = res.json().await.expect("JSON");
+    assert_eq!(booked["booking"]["status"], "confirmed", "{booked}");
+    // The leader made it: a read on the leader at that index shows it.
+    let res = http
+        .get(format!(
+            "{}/api/events/{other}/bookings/via-follower",
+            cluster.nodes[leader].base()
+        ))
+        .header("X-Boxoffice-Min-Index", index.to_string())
+        .send()
+        .await
+        .expect("read sent");
+    assert_eq!(res.status(), StatusCode::OK);
+    let seen: Value = res.json().await.expect("JSON");
+    assert_eq!(seen["booking"]["status"], "confirmed", "{seen}");
     // A follower is healthy (it serves reads and streams), only not the leader.
     for path in ["/health", "/ready"] {
         let (status, body) = request(
@@ -833,11 +857,9 @@ async fn a_wiped_node_is_replaced_by_a_new_member_that_catches_up_and_votes() {
         let message = detail["message"].as_str().expect("a message");
         assert!(message.len() > 20 && message.contains(' '), "{short}");
     }
+    // Sent to a follower, it is forwarded to the leader.
     let other = (leader + 2) % 3;
-    let (status, refused) = put_member(cluster.nodes[other].base(), 4, member.clone()).await;
-    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{refused}");
-    assert_eq!(refused["code"], "NOT_LEADER");
-    let (status, accepted) = put_member(base.clone(), 4, member.clone()).await;
+    let (status, accepted) = put_member(cluster.nodes[other].base(), 4, member.clone()).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
     assert_eq!(accepted["member"]["id"], 4);
     let clashes = [

@@ -14,6 +14,7 @@ mod crash;
 mod deposed;
 mod disk_full;
 mod errors;
+mod forwarding;
 mod helpers;
 mod holds;
 mod hostile;

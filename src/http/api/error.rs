@@ -98,6 +98,10 @@ pub enum ApiError {
     /// The change cannot be taken right now; nothing was changed.
     #[error("Service unavailable, nothing was changed; retry shortly")]
     Unavailable,
+    /// A change was passed on and its answer did not come back: it may or
+    /// may not have been made.
+    #[error("The change got no answer in time and may or may not have been made; retry it (a booking is safe to repeat)")]
+    Uncertain,
     /// A change sent to a cluster node that is not the leader; nothing was
     /// changed. The leader's URL, when one is known.
     #[error("This node is not the cluster's leader; send changes to the leader")]
@@ -140,7 +144,7 @@ impl ApiError {
             Self::RateLimited(_) | Self::TooManyConnections(_) => "RATE_LIMITED",
             Self::MalformedRequest => "BAD_REQUEST",
             Self::HeadersTooLarge => "HEADERS_TOO_LARGE",
-            Self::Unavailable | Self::StreamsFull(_) => "UNAVAILABLE",
+            Self::Unavailable | Self::Uncertain | Self::StreamsFull(_) => "UNAVAILABLE",
             Self::NotLeader(_) => "NOT_LEADER",
             Self::Gone { .. } => "GONE",
             Self::Internal(_) => "INTERNAL",
@@ -193,7 +197,7 @@ impl ResponseError for ApiError {
             Self::RateLimited(_) | Self::TooManyConnections(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::MalformedRequest => StatusCode::BAD_REQUEST,
             Self::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            Self::Unavailable | Self::StreamsFull(_) | Self::NotLeader(_) => {
+            Self::Unavailable | Self::Uncertain | Self::StreamsFull(_) | Self::NotLeader(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             Self::Gone { .. } => StatusCode::GONE,
@@ -207,7 +211,7 @@ impl ResponseError for ApiError {
             Self::RateLimited(secs) => {
                 response.insert_header((header::RETRY_AFTER, HeaderValue::from(*secs)));
             }
-            Self::TooManyConnections(_) | Self::NotLeader(_) => {
+            Self::TooManyConnections(_) | Self::NotLeader(_) | Self::Uncertain => {
                 response.insert_header((header::RETRY_AFTER, HeaderValue::from(1)));
             }
             Self::Unauthenticated(_) => {

@@ -1,5 +1,6 @@
-//! What a cluster adds to every request: changes only on the leader
-//! (`NOT_LEADER` elsewhere, naming it), `X-Boxoffice-Index` on every reply,
+//! What a cluster adds to every request: changes only on the leader (a
+//! follower forwards them to it and passes its answer on; `NOT_LEADER`,
+//! naming it, when none is known), `X-Boxoffice-Index` on every reply,
 //! and reads that wait for `X-Boxoffice-Min-Index`. A single node answers
 //! the same headers from its journal position.
 
@@ -15,6 +16,10 @@ use actix_web::http::Method;
 use actix_web::{web, Error, ResponseError};
 use futures_util::future::{Either, FutureExt, LocalBoxFuture, Map};
 
+use crate::cluster::forward::{self, ForwardAnswer, Forwarded};
+use crate::cluster::network::ForwardFailed;
+use crate::cluster::node::{ChangeRoute, ClusterNode};
+use crate::http::middleware::identity;
 use crate::http::{ApiError, AppState};
 
 /// The index of the last change a reply reflects.
@@ -123,10 +128,17 @@ where
         return stamped(service.call(req).await);
     };
     let refused = if is_change(req.method()) {
-        state
-            .cluster
-            .as_ref()
-            .map(|node| ApiError::NotLeader(node.leader_url()))
+        match &state.cluster {
+            None => None,
+            Some(node) => match node
+                .route_change(identity::was_forwarded(req.request()))
+                .await
+            {
+                ChangeRoute::Here => None,
+                ChangeRoute::Nobody => Some(ApiError::NotLeader(node.leader_url())),
+                ChangeRoute::Leader(peer) => return forwarded(&state, node, &peer, req).await,
+            },
+        }
     } else if !authenticated_for_route(&req) {
         // Its handler answers 401 (contract v4, Corrections: headers are
         // looked at only after authentication).
@@ -147,13 +159,110 @@ where
         }
     };
     match refused {
-        Some(error) => {
-            let mut response = req.into_response(error.error_response());
-            set_index(response.headers_mut(), state.change_index());
-            Ok(response.map_into_right_body())
-        }
+        Some(error) => Ok(refusal(&state, req, error)),
         None => stamped(service.call(req).await),
     }
+}
+
+/// A change passed on to the leader at `peer`, answered with the leader's
+/// answer as it was (its `X-Boxoffice-Index` too).
+async fn forwarded<B>(
+    state: &AppState,
+    node: &ClusterNode,
+    peer: &str,
+    mut req: ServiceRequest,
+) -> Reply<B> {
+    let body = match read_body(&mut req).await {
+        Ok(body) => body,
+        Err(error) => return Ok(refusal(state, req, error)),
+    };
+    let request_id = identity::request_id_of(req.request());
+    let mut headers: Vec<(String, Vec<u8>)> = req
+        .headers()
+        .iter()
+        .filter(|(name, _)| forward::end_to_end(name.as_str()) && *name != identity::REQUEST_ID)
+        .map(|(name, value)| (name.as_str().to_string(), value.as_bytes().to_vec()))
+        .collect();
+    // The leader logs it under the id this node answers with.
+    if let Some(id) = request_id {
+        headers.push((identity::REQUEST_ID.as_str().to_string(), id.into_bytes()));
+    }
+    let request = Forwarded {
+        method: req.method().as_str().to_string(),
+        uri: req
+            .uri()
+            .path_and_query()
+            .map_or_else(|| req.path().to_string(), |p| p.as_str().to_string()),
+        headers,
+        body,
+        client: identity::client_ip_of(req.request()),
+    };
+    match node.forward(peer, request).await {
+        Ok(answer) => {
+            let response = answer_of(answer);
+            Ok(req.into_response(response).map_into_right_body())
+        }
+        Err(ForwardFailed::NotSent(why)) => {
+            log::debug!("a change for the leader at {peer} was not sent: {why}");
+            Ok(refusal(state, req, ApiError::NotLeader(node.leader_url())))
+        }
+        Err(ForwardFailed::Lost(why)) => {
+            log::warn!("a change forwarded to the leader at {peer} got no answer: {why}");
+            Ok(refusal(state, req, ApiError::Uncertain))
+        }
+    }
+}
+
+/// The request's whole body, up to [`forward::MAX_FORWARDED_BODY`].
+async fn read_body(req: &mut ServiceRequest) -> Result<Vec<u8>, ApiError> {
+    use actix_web::HttpMessage;
+    use futures_util::StreamExt;
+    let mut payload = req.take_payload();
+    let mut body = Vec::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| match e {
+            actix_web::error::PayloadError::Overflow => {
+                ApiError::PayloadTooLarge(forward::MAX_FORWARDED_BODY)
+            }
+            _ => ApiError::MalformedRequest,
+        })?;
+        if body.len() + chunk.len() > forward::MAX_FORWARDED_BODY {
+            return Err(ApiError::PayloadTooLarge(forward::MAX_FORWARDED_BODY));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// The leader's answer as this node's reply.
+fn answer_of(answer: ForwardAnswer) -> actix_web::HttpResponse {
+    let status = actix_web::http::StatusCode::from_u16(answer.status)
+        .unwrap_or(actix_web::http::StatusCode::BAD_GATEWAY);
+    let mut response = actix_web::HttpResponse::build(status);
+    for (name, value) in &answer.headers {
+        // This node's identity layer sets the request id.
+        if !forward::end_to_end(name) || name == identity::REQUEST_ID.as_str() {
+            continue;
+        }
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_bytes(value),
+        ) {
+            response.append_header((name, value));
+        }
+    }
+    response.body(answer.body)
+}
+
+/// `error` as the reply, with this node's index.
+fn refusal<B>(
+    state: &AppState,
+    req: ServiceRequest,
+    error: ApiError,
+) -> ServiceResponse<EitherBody<B>> {
+    let mut response = req.into_response(error.error_response());
+    set_index(response.headers_mut(), state.change_index());
+    response.map_into_right_body()
 }
 
 /// Whether the request passes its route's authentication (an unknown

@@ -26,6 +26,8 @@ struct Identified {
     client: Option<IpAddr>,
     /// The request's id, as echoed in `X-Request-Id`.
     request_id: HeaderValue,
+    /// Whether a follower forwarded it (this process's token with it).
+    forwarded: bool,
 }
 
 /// Settles the request's client address and id, then echoes the id on the reply.
@@ -36,6 +38,10 @@ pub struct Identify {
     prefix: u32,
     /// Requests given an id so far.
     counter: AtomicU64,
+    /// On a cluster node: the token that marks a change a follower
+    /// forwarded (`cluster/forward.rs`), whose client address the
+    /// forwarding header then names.
+    forward_token: Option<String>,
 }
 
 impl Identify {
@@ -50,7 +56,36 @@ impl Identify {
             trusted,
             prefix,
             counter: AtomicU64::new(0),
+            forward_token: None,
         }
+    }
+
+    /// Also believes the forwarding header of a request that carries
+    /// `token` (only this process knows it).
+    pub fn with_forward_token(mut self, token: &str) -> Self {
+        self.forward_token = Some(token.to_string());
+        self
+    }
+
+    /// The client a follower forwarded this request for, when it carries
+    /// this process's token; `None` for every other request, whatever
+    /// headers it has.
+    fn forwarded_client(
+        &self,
+        headers: &actix_web::http::header::HeaderMap,
+    ) -> Option<Option<IpAddr>> {
+        use crate::cluster::forward::{CLIENT_HEADER, TOKEN_HEADER};
+        use subtle::ConstantTimeEq;
+        let token = self.forward_token.as_ref()?;
+        let carried = headers.get(TOKEN_HEADER)?;
+        if !bool::from(carried.as_bytes().ct_eq(token.as_bytes())) {
+            return None;
+        }
+        let client = headers
+            .get(CLIENT_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok());
+        Some(client)
     }
 
     fn is_trusted(&self, ip: IpAddr) -> bool {
@@ -127,16 +162,23 @@ pub async fn identify(
     let Some(identify) = req.app_data::<web::Data<Identify>>() else {
         return next.call(req).await;
     };
-    let client = req.peer_addr().map(|peer| {
-        let forwarded = req
-            .headers()
-            .get_all("x-forwarded-for")
-            .filter_map(|v| v.to_str().ok());
-        identify.client_ip(peer.ip(), forwarded)
+    let forwarded_for = identify.forwarded_client(req.headers());
+    let forwarded = forwarded_for.is_some();
+    let client = forwarded_for.unwrap_or_else(|| {
+        req.peer_addr().map(|peer| {
+            let forwarded = req
+                .headers()
+                .get_all("x-forwarded-for")
+                .filter_map(|v| v.to_str().ok());
+            identify.client_ip(peer.ip(), forwarded)
+        })
     });
     let request_id = identify.request_id(req.headers().get(REQUEST_ID));
-    req.extensions_mut()
-        .insert(Identified { client, request_id });
+    req.extensions_mut().insert(Identified {
+        client,
+        request_id,
+        forwarded,
+    });
     let mut response = next.call(req).await?;
     // Everything inside has read it by now: the id moves to the reply
     // rather than being copied.
@@ -154,6 +196,13 @@ pub fn client_ip_of(req: &actix_web::HttpRequest) -> Option<IpAddr> {
         .get::<Identified>()
         .and_then(|i| i.client)
         .or_else(|| req.peer_addr().map(|p| p.ip()))
+}
+
+/// Whether a follower forwarded this request to this node.
+pub fn was_forwarded(req: &actix_web::HttpRequest) -> bool {
+    req.extensions()
+        .get::<Identified>()
+        .is_some_and(|i| i.forwarded)
 }
 
 /// The request's id as [`identify`] settled it, while the request is
