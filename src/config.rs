@@ -52,7 +52,7 @@ e.g. BOXOFFICE__SERVER__PORT=9000, which wins over the file):
   webhooks.url, webhooks.secret, webhooks.batch_max, webhooks.timeout_ms
   cluster.node_id (0: no cluster), cluster.nodes, cluster.secret,
   cluster.join, cluster.heartbeat_ms, cluster.election_timeout_ms,
-  cluster.snapshot_entries
+  cluster.snapshot_entries, cluster.max_clock_offset_ms
 
 exit codes: 0 clean stop; 1 could not start (address in use, data
 directory locked by another process) or stop cleanly; 2 bad command line

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use boxoffice_metrics::prometheus_client::collector::Collector;
 use boxoffice_metrics::prometheus_client::encoding::DescriptorEncoder;
-use boxoffice_metrics::{counter, gauge, resident_bytes, Exporter};
+use boxoffice_metrics::{counter, gauge, gauge_f64, resident_bytes, Exporter};
 
 use crate::actors::EventCounters;
 use crate::cluster::node::ClusterGauges;
@@ -113,6 +113,12 @@ fn encode_cluster(encoder: &mut DescriptorEncoder, now: ClusterGauges) -> std::f
         "boxoffice_cluster_purged_index",
         "The newest index dropped from this node's Raft log, which a snapshot holds (0: none)",
         as_gauge(now.purged_index),
+    )?;
+    gauge_f64(
+        encoder,
+        "boxoffice_cluster_clock_offset_seconds",
+        "This node's wall clock minus the cluster's (the median of every member's, read over the peer connection; 0 on a single node); beyond cluster.max_clock_offset_ms the node does not lead",
+        now.clock_offset_ms as f64 / 1000.0,
     )?;
     let changes = std::sync::atomic::AtomicU64::new(now.leader_changes);
     counter(

@@ -376,6 +376,7 @@ impl Application {
                             leader_changes: 0,
                             snapshot_index: 0,
                             purged_index: 0,
+                            clock_offset_ms: 0,
                         }
                     }
                 })

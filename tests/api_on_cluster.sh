@@ -24,7 +24,8 @@
 #       spreads streams over every node;
 #   live::a_stalled_stream   it stalls one socket's buffers; HAProxy's own
 #       buffers stand between it and the node;
-#   binary::, crash::, corruption::, cluster::, deposed::, disk_full::, hostile::,
+#   binary::, clocks::, crash::, corruption::, cluster::, deposed::, disk_full::,
+#   forwarding::, hostile::,
 #   room::the_draw_is_a_fair_permutation
 #       they start processes of their own (or need one server's socket) and
 #       ignore the mode.
@@ -37,6 +38,6 @@ BOXOFFICE_TEST_CLUSTER=1 exec cargo test --locked --test api -- \
   --skip operator::a_single_node_is_its_own_leader \
   --skip live::one_address_holds --skip live::an_audience_shares \
   --skip live::streams_of_nothing --skip live::a_stalled_stream \
-  --skip binary:: --skip crash:: --skip corruption:: --skip cluster:: --skip deposed:: \
-  --skip disk_full:: --skip hostile:: \
+  --skip binary:: --skip clocks:: --skip crash:: --skip corruption:: --skip cluster:: \
+  --skip deposed:: --skip disk_full:: --skip forwarding:: --skip hostile:: \
   --skip room::the_draw_is_a_fair_permutation "$@"

@@ -46,6 +46,7 @@ STAGES=(
   "hostile|env BOXOFFICE_TEST_BINARY=$ci_binary cargo test --locked --test api hostile -- --ignored --nocapture"
   "cluster-proxy|env BOXOFFICE_TEST_BINARY=$ci_binary cargo test --locked --test api cluster_proxy -- --ignored --nocapture"
   "api-on-cluster|tests/api_on_cluster.sh"
+  "clocks|env BOXOFFICE_TEST_BINARY=$ci_binary cargo test --locked --test api clocks -- --ignored --nocapture"
   "simulation|tests/cluster_soak.sh 8 120"
   "docs|python3 tests/docs/check_blocks.py $ci_binary README.md docs/guide.md"
   "contract|tests/contract/run.sh"

@@ -93,8 +93,13 @@ impl LocalHttp {
         let mut random = [0u8; 32];
         getrandom::fill(&mut random).map_err(std::io::Error::other)?;
         let token = random.iter().map(|b| format!("{b:02x}")).collect();
+        // A connection per forwarded change: a pooled one that sat idle
+        // may be closed by the listener's keep-alive just as a request is
+        // written on it, and that request's fate is then unknown. Loopback
+        // connections are cheap, and forwarding is the uncommon path.
         let client = reqwest::Client::builder()
             .no_proxy()
+            .pool_max_idle_per_host(0)
             .redirect(reqwest::redirect::Policy::none())
             .timeout(timeout)
             .build()

@@ -2,6 +2,7 @@
 //! replicated by Raft (openraft), one leader taking every change.
 //!
 //! - [`settings`]: the `cluster` section of the settings.
+//! - [`clock_offset`]: how far this node's clock is from its peers'.
 //! - [`confirm`]: confirming a leadership with a majority, many askers
 //!   per round (Raft's read index).
 //! - [`feed`]: the change feed's own journal on a cluster node.
@@ -18,6 +19,7 @@
 //! The Raft log itself is kept by `boxoffice-storage` (`raft`), in the
 //! journal's frames.
 
+pub mod clock_offset;
 pub mod confirm;
 pub mod feed;
 pub mod forward;

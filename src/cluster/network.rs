@@ -45,6 +45,9 @@ enum PeerRequest {
     /// fails to decode it and closes the connection (the follower then
     /// answers `NOT_LEADER`, as before forwarding).
     Forward(Forwarded),
+    /// This node's wall clock (ms since the epoch) as it asks for the
+    /// peer's (`clock_offset.rs`).
+    Clock(i64),
 }
 
 /// Its answer; an error as text (the caller only needs to know it failed).
@@ -54,6 +57,8 @@ enum PeerResponse {
     Vote(Result<VoteResponse<NodeId>, String>),
     Snapshot(Result<InstallSnapshotResponse<NodeId>, String>),
     Forward(Result<ForwardAnswer, String>),
+    /// The answering node's wall clock (ms since the epoch).
+    Clock(i64),
 }
 
 /// The digest every request carries.
@@ -159,6 +164,7 @@ async fn serve_connection(
                 PeerResponse::Snapshot(raft.install_snapshot(rpc).await.map_err(|e| e.to_string()))
             }
             PeerRequest::Forward(request) => PeerResponse::Forward(local.answer(request).await),
+            PeerRequest::Clock(_) => PeerResponse::Clock(wall_clock_ms()),
         };
         let bytes = codec::encode(&response).map_err(io::Error::other)?;
         write_message(&mut stream, None, &bytes).await?;
@@ -205,6 +211,51 @@ pub async fn forward(
         )),
         Err(e) => Err(ForwardFailed::Lost(e.to_string())),
     }
+}
+
+/// The wall clock, in milliseconds since the epoch.
+pub fn wall_clock_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// One peer's clock, read over `stream` (opened to `address` when it is
+/// `None`, and dropped after a failure so the next probe reconnects):
+/// this node's wall clock when it asked, the peer's, and the round trip.
+pub async fn read_peer_clock(
+    stream: &mut Option<TcpStream>,
+    address: &str,
+    secret: &SecretDigest,
+    ttl: Duration,
+) -> io::Result<(i64, i64, Duration)> {
+    let result = async {
+        if stream.is_none() {
+            *stream = Some(connect(address).await?);
+        }
+        let Some(open) = stream.as_mut() else {
+            return Err(io::ErrorKind::NotConnected.into());
+        };
+        let started = std::time::Instant::now();
+        let sent = wall_clock_ms();
+        let request = codec::encode(&PeerRequest::Clock(sent)).map_err(io::Error::other)?;
+        let exchange = async {
+            write_message(open, Some(secret), &request).await?;
+            read_message(open, None).await
+        };
+        let answer = tokio::time::timeout(ttl, exchange)
+            .await
+            .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??;
+        let round_trip = started.elapsed();
+        match codec::decode(&answer) {
+            Ok(PeerResponse::Clock(peer)) => Ok((sent, peer, round_trip)),
+            Ok(_) => Err(io::Error::other("the peer answered another call")),
+            Err(e) => Err(io::Error::new(io::ErrorKind::InvalidData, e)),
+        }
+    }
+    .await;
+    if result.is_err() {
+        *stream = None;
+    }
+    result
 }
 
 /// A connection to a peer's listener, within [`CONNECT_TIMEOUT`].

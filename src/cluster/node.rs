@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,6 +18,7 @@ use openraft::network::RaftNetworkFactory;
 use openraft::{ChangeMembers, Config, Raft, ServerState, SnapshotPolicy};
 use tokio::sync::mpsc;
 
+use super::clock_offset::{Offsets, Verdict};
 use super::confirm::Rounds;
 use super::forward::{ForwardAnswer, Forwarded, LocalHttp};
 use super::log::{ClusterLog, Queued};
@@ -91,6 +92,8 @@ pub struct ClusterGauges {
     pub snapshot_index: u64,
     /// The newest index dropped from its Raft log (0: none).
     pub purged_index: u64,
+    /// Its wall clock minus the cluster's median clock, in milliseconds.
+    pub clock_offset_ms: i64,
 }
 
 /// How often a change waiting for a leader looks again (besides each
@@ -124,6 +127,14 @@ pub struct ClusterNode {
     rounds: Arc<Rounds>,
     /// Answers changes that followers forward to this node while it leads.
     local_http: Arc<LocalHttp>,
+    /// The peers' clocks as last read (`clock_offset.rs`).
+    offsets: std::sync::Mutex<Offsets>,
+    /// This node's clock minus the cluster's, in ms (for `/metrics`).
+    clock_offset_ms: AtomicI64,
+    /// Whether that is over `cluster.max_clock_offset_ms`: no leadership.
+    clock_too_far: AtomicBool,
+    /// Wakes the leadership watcher when `clock_too_far` changes.
+    clock_changed: tokio::sync::Notify,
     runtime: tokio::runtime::Handle,
     /// Ends the runtime a process's node runs on (see [`start`]): the
     /// peer listener and every connection close with it, so a stopped
@@ -234,6 +245,48 @@ impl ClusterNode {
             })
     }
 
+    /// Why this node must not lead now, for `GET /health`: its clock is
+    /// too far from the cluster's.
+    pub fn clock_fault(&self) -> Option<String> {
+        self.clock_too_far.load(Ordering::Relaxed).then(|| {
+            format!(
+                "this node's clock is {} ms from the cluster's, over cluster.max_clock_offset_ms ({}): it does not lead until its clock is set right",
+                self.clock_offset_ms.load(Ordering::Relaxed),
+                self.settings.max_clock_offset_ms
+            )
+        })
+    }
+
+    /// Takes a new reading of this node's clock against the cluster's: over
+    /// the limit, it stops campaigning and sending heartbeats (so that the
+    /// others elect a leader if it led) and gives up taking changes; back
+    /// within, it may lead again.
+    fn judge_clock(&self, verdict: Verdict) {
+        self.clock_offset_ms
+            .store(verdict.offset_ms, Ordering::Relaxed);
+        let was = self.clock_too_far.swap(verdict.too_far, Ordering::Relaxed);
+        if was == verdict.too_far {
+            return;
+        }
+        let me = self.log.node_id();
+        let max = self.settings.max_clock_offset_ms;
+        if verdict.too_far {
+            log::error!(
+                "node {me}: this node's clock is {} ms from the cluster's, over cluster.max_clock_offset_ms ({max} ms): it neither leads nor campaigns until its clock is set right",
+                verdict.offset_ms
+            );
+        } else {
+            log::info!(
+                "node {me}: this node's clock is back within {max} ms of the cluster's ({} ms); it may lead again",
+                verdict.offset_ms
+            );
+        }
+        let runtime = self.raft.runtime_config();
+        runtime.elect(!verdict.too_far);
+        runtime.heartbeat(!verdict.too_far);
+        self.clock_changed.notify_waiters();
+    }
+
     /// Whether this node takes changes and a majority acknowledges it now
     /// (a proxy's health check): a heartbeat round sent after the call and
     /// answered by a majority within the election timeout. Not openraft's
@@ -258,6 +311,7 @@ impl ClusterNode {
             term: metrics.current_term,
             snapshot_index: metrics.snapshot.map_or(0, |id| id.index),
             purged_index: metrics.purged.map_or(0, |id| id.index),
+            clock_offset_ms: self.clock_offset_ms.load(Ordering::Relaxed),
             commit_index: self.store.committed().map_or(0, |c| c.index),
             applied_index: self.log.applied_index(),
             leader_changes: self.leader_changes.load(Ordering::Relaxed),
@@ -510,6 +564,7 @@ async fn run_node(
         secret,
         Arc::clone(&node.local_http),
     ));
+    tokio::spawn(watch_clocks(Arc::clone(&node)));
     Ok(node)
 }
 
@@ -612,6 +667,10 @@ pub(crate) async fn assemble<N: RaftNetworkFactory<TypeConfig>>(
         leader_changes: AtomicU64::new(0),
         rounds,
         local_http,
+        offsets: std::sync::Mutex::new(Offsets::default()),
+        clock_offset_ms: AtomicI64::new(0),
+        clock_too_far: AtomicBool::new(false),
+        clock_changed: tokio::sync::Notify::new(),
         runtime,
         end_runtime: std::sync::Mutex::new(None),
     });
@@ -728,6 +787,8 @@ async fn watch_leadership(node: Arc<ClusterNode>, service: Arc<dyn Service>) {
     let mut metrics = node.raft.metrics();
     let mut last_leader = None;
     loop {
+        // Made before the clock is looked at, so no change is missed.
+        let clock_changed = node.clock_changed.notified();
         let (state, term, leader) = {
             let m = metrics.borrow_and_update();
             (m.state, m.current_term, m.current_leader)
@@ -736,7 +797,11 @@ async fn watch_leadership(node: Arc<ClusterNode>, service: Arc<dyn Service>) {
             last_leader = leader;
             node.leader_changes.fetch_add(1, Ordering::Relaxed);
         }
-        let leads = state == ServerState::Leader && leader == Some(me);
+        // A node whose clock is too far from the cluster's does not lead
+        // (it stopped its heartbeats, so the others elect another).
+        let leads = state == ServerState::Leader
+            && leader == Some(me)
+            && !node.clock_too_far.load(Ordering::Relaxed);
         match (leads, node.log.leading()) {
             (true, Some(t)) if t == term => {}
             (true, current) => {
@@ -764,9 +829,58 @@ async fn watch_leadership(node: Arc<ClusterNode>, service: Arc<dyn Service>) {
             (false, Some(_)) => node.log.stop_leading(),
             (false, None) => {}
         }
-        if metrics.changed().await.is_err() {
-            node.log.stop_leading();
-            return;
+        tokio::select! {
+            changed = metrics.changed() => if changed.is_err() {
+                node.log.stop_leading();
+                return;
+            },
+            () = clock_changed => {}
         }
+    }
+}
+
+/// How often each peer's clock is read.
+const CLOCK_READ_INTERVAL: Duration = Duration::from_secs(1);
+/// How long a clock reading may take (a slower peer is skipped this time).
+const CLOCK_READ_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// Reads every peer's clock each [`CLOCK_READ_INTERVAL`] and judges this
+/// node's by them (`clock_offset.rs`), for as long as the node runs.
+async fn watch_clocks(node: Arc<ClusterNode>) {
+    let secret = network::digest(&node.settings.secret);
+    let me = node.log.node_id();
+    let mut streams: BTreeMap<NodeId, Option<tokio::net::TcpStream>> = BTreeMap::new();
+    let mut tick = tokio::time::interval(CLOCK_READ_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let peers: Vec<(NodeId, String)> = {
+            let metrics = node.raft.metrics().borrow().clone();
+            metrics
+                .membership_config
+                .membership()
+                .nodes()
+                .filter(|(id, _)| **id != me)
+                .map(|(id, member)| (*id, member.peer.clone()))
+                .collect()
+        };
+        streams.retain(|id, _| peers.iter().any(|(peer, _)| peer == id));
+        for (id, address) in &peers {
+            let stream = streams.entry(*id).or_default();
+            match network::read_peer_clock(stream, address, &secret, CLOCK_READ_TIMEOUT).await {
+                Ok((sent, theirs, round_trip)) => node
+                    .offsets
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .record(*id, sent, theirs, round_trip, std::time::Instant::now()),
+                Err(e) => log::debug!("node {me}: reading node {id}'s clock: {e}"),
+            }
+        }
+        let verdict = {
+            let mut offsets = node.offsets.lock().unwrap_or_else(|p| p.into_inner());
+            offsets.retain(|id| peers.iter().any(|(peer, _)| *peer == id));
+            offsets.verdict(std::time::Instant::now(), node.settings.max_clock_offset_ms)
+        };
+        node.judge_clock(verdict);
     }
 }

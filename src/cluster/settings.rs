@@ -31,6 +31,9 @@ pub struct ClusterSettings {
     /// Raft entries between two snapshots of the state; the log before a
     /// snapshot is dropped.
     pub snapshot_entries: u64,
+    /// The furthest this node's wall clock may be from the cluster's
+    /// median clock while it leads or campaigns (`clock_offset.rs`).
+    pub max_clock_offset_ms: u64,
 }
 
 /// One member: where peers reach it and where clients do.
@@ -82,6 +85,7 @@ impl Default for ClusterSettings {
             heartbeat_ms: 100,
             election_timeout_ms: 1_000,
             snapshot_entries: 10_000,
+            max_clock_offset_ms: 500,
         }
     }
 }
@@ -101,6 +105,7 @@ impl std::fmt::Debug for ClusterSettings {
             .field("heartbeat_ms", &self.heartbeat_ms)
             .field("election_timeout_ms", &self.election_timeout_ms)
             .field("snapshot_entries", &self.snapshot_entries)
+            .field("max_clock_offset_ms", &self.max_clock_offset_ms)
             .finish()
     }
 }
@@ -126,6 +131,12 @@ impl ClusterSettings {
         }
         if !(10..=100_000_000).contains(&self.snapshot_entries) {
             return Err(("cluster.snapshot_entries", "must be 10 to 100000000".into()));
+        }
+        if !(10..=3_600_000).contains(&self.max_clock_offset_ms) {
+            return Err((
+                "cluster.max_clock_offset_ms",
+                "must be 10 to 3600000".into(),
+            ));
         }
         if self.election_timeout_ms <= self.heartbeat_ms * 2 {
             return Err((

@@ -526,6 +526,7 @@ impl Simulation {
             // As often as allowed: snapshots, purges and catching up from
             // a snapshot happen many times in every schedule.
             snapshot_entries: 10,
+            ..ClusterSettings::default()
         };
         let mut sim_nodes = Vec::new();
         for id in 1..=size {

@@ -274,11 +274,24 @@ impl Cluster {
     }
 
     pub fn boot(&mut self, i: usize) {
+        self.boot_with_env(i, &[]);
+    }
+
+    /// [`Self::boot`], with `env` added for this start only.
+    pub fn boot_with_env(&mut self, i: usize, env: &[(&str, &str)]) {
         let node = &mut self.nodes[i];
         let mut cmd = command(&node.dir);
         cmd.env("BOXOFFICE__SERVER__PORT", node.port.to_string());
         cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
+        cmd.envs(env.iter().copied());
         node.server = Some(Server::start_with(cmd));
+    }
+
+    /// Stops node `i` with SIGTERM and waits for it.
+    pub fn stop(&mut self, i: usize) {
+        if let Some(server) = self.nodes[i].server.take() {
+            server.stop_with(Signal::SIGTERM);
+        }
     }
 
     pub fn kill(&mut self, i: usize) {
@@ -302,6 +315,34 @@ impl Cluster {
                 }
             }
             assert!(Instant::now() < deadline, "no leader elected");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits until node `i` names node `leader` as the leader (its
+    /// `/leader` answer's `leader_url`): a follower that has not heard from
+    /// a new leader yet (a loaded machine delays heartbeats) has nobody to
+    /// forward a change to and answers `NOT_LEADER` after the election
+    /// timeout, as the contract says.
+    pub async fn knows_leader(&self, i: usize, leader: usize) {
+        let http = probe_client();
+        let want = json!(self.nodes[leader].base());
+        let deadline = Instant::now() + ELECTION_DEADLINE;
+        loop {
+            let url = format!("{}/leader", self.nodes[i].base());
+            if let Ok(res) = http.get(url).send().await {
+                if res
+                    .json::<Value>()
+                    .await
+                    .is_ok_and(|b| b["leader_url"] == want)
+                {
+                    return;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "node {i} never named node {leader} the leader"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -528,6 +569,7 @@ async fn three_nodes_keep_every_answered_change_through_leader_and_whole_cluster
     // v4, Corrections): the client gets the leader's answer and its index.
     let follower = (leader + 1) % 3;
     let other = create_event(&cluster, "forwarded", 1).await;
+    cluster.knows_leader(follower, leader).await;
     let res = http
         .put(format!(
             "{}/api/events/{other}/bookings/via-follower",

@@ -45,7 +45,6 @@ async fn other_leader(cluster: &Cluster, not: usize) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_woken_from_a_pause_answers_nothing_from_its_old_state() {
     let cluster = Cluster::start(3);
-    let http = reqwest::Client::new();
     for round in 0..3 {
         let old = cluster.leader().await;
         let event = create_event(&cluster, &format!("deposed {round}"), 2).await;
@@ -70,6 +69,13 @@ async fn a_leader_woken_from_a_pause_answers_nothing_from_its_old_state() {
         assert_eq!(status, StatusCode::OK, "{booked}");
         assert_eq!(booked["booking"]["status"], "confirmed", "{booked}");
         signal(&cluster, old, Signal::SIGCONT);
+        // A connection of its own: one pooled from an earlier round sat
+        // idle through the pause, and the woken node closes it (its
+        // keep-alive ran out), racing the request sent on it.
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(0)
+            .build()
+            .expect("client");
 
         // At once, straight to the woken node: x's rebook must not be
         // "confirmed" (x has no ticket), z's cancel must not be 404 (z

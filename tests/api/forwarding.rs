@@ -27,6 +27,7 @@ async fn a_forwarded_change_counts_under_the_client_s_address_on_the_leader() {
     let leader = cluster.leader().await;
     let event = create_event(&cluster, "forwarded", 10).await;
     let follower = (leader + 1) % 3;
+    cluster.knows_leader(follower, leader).await;
     let http = reqwest::Client::new();
     let book = |node: usize, user: &str, client: &str| {
         http.put(format!(

@@ -5,6 +5,7 @@
 mod auth;
 mod binary;
 mod changes;
+mod clocks;
 mod cluster;
 mod cluster_proxy;
 mod concurrency;

@@ -346,7 +346,8 @@ fn health_answer(ok: &'static str, problem: Option<String>) -> HttpResponse {
 
 /// `GET /health`: 200 while changes can be made durable, else 503 with why.
 pub async fn health(state: State) -> HttpResponse {
-    health_answer("ok", state.service.fault())
+    let clock = state.cluster.as_ref().and_then(|node| node.clock_fault());
+    health_answer("ok", clock.or_else(|| state.service.fault()))
 }
 
 /// `GET /ready`: 200 once the service has restored its data and takes
