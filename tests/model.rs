@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use boxoffice::domain::{
     BookingIdSequence, BookingStatus, Change, DomainError, Event, EventId, EventPatch,
-    EventSettings, Made, Timestamp, UserId,
+    EventSettings, Made, Timestamp, UserId, LATE_LAPSE_MILLIS,
 };
 use boxoffice::persistence::journal::{Lsn, Record};
 use boxoffice::persistence::{codec, ServiceSnapshot, StoredEvent};
@@ -163,7 +163,12 @@ impl ModelEvent {
                 entry.1 = BookingStatus::Expired;
                 entry.3 = None;
             }
-            let promoted = self.promote(deadline);
+            // Offers made by a lapse handled late start when it is handled.
+            let promoted = if now - deadline > LATE_LAPSE_MILLIS {
+                self.promote(now)
+            } else {
+                self.promote(deadline)
+            };
             lapsed.push((user, promoted));
         }
     }
@@ -273,7 +278,9 @@ proptest! {
                 let expired: Vec<UserId> = made
                     .iter()
                     .map(|made| match &made.change {
-                        Change::Expired { user, .. } => user.clone(),
+                        Change::Expired { user, .. } | Change::ExpiredLate { user, .. } => {
+                            user.clone()
+                        }
                         other => panic!("an expiry made {other:?}"),
                     })
                     .collect();

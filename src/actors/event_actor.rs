@@ -362,7 +362,10 @@ impl EventActor {
             _ => None,
         };
         let cancelled = matches!(made.change, Change::Cancelled { .. });
-        let expired = matches!(made.change, Change::Expired { .. });
+        let expired = matches!(
+            made.change,
+            Change::Expired { .. } | Change::ExpiredLate { .. }
+        );
         let promoted = made.promoted;
         let (room_admitted, room_expired) = match made.change {
             Change::RoomAdmitted { count, .. } => (count as usize, 0),

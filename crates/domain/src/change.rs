@@ -126,7 +126,24 @@ pub enum Change {
         /// When.
         at: Timestamp,
     },
+    /// A user's hold lapsed while the service was down (or more than
+    /// [`LATE_LAPSE_MILLIS`] before it got to it): the lapse is dated at
+    /// the deadline, as [`Change::Expired`], but the offers it makes are
+    /// made when the service got to it and last their whole `offer_secs`
+    /// from then (contract v4, Corrections).
+    ExpiredLate {
+        /// Whose.
+        user: UserId,
+        /// The hold's deadline.
+        at: Timestamp,
+        /// When the lapse was handled: the promotions' moment.
+        handled_at: Timestamp,
+    },
 }
+
+/// A lapse handled more than this after its deadline is late (the service
+/// handles lapses within a second of their deadline while it runs).
+pub const LATE_LAPSE_MILLIS: i64 = 1_000;
 
 impl Change {
     /// Whether the change is the room's alone (it moves no booking).
@@ -150,6 +167,15 @@ impl Change {
         }
     }
 
+    /// The moment of the promotions the change makes: when it happened,
+    /// but for a late lapse, when it was handled.
+    pub fn promotions_at(&self) -> Timestamp {
+        match self {
+            Self::ExpiredLate { handled_at, .. } => *handled_at,
+            other => other.at(),
+        }
+    }
+
     /// When the change happened.
     pub fn at(&self) -> Timestamp {
         match self {
@@ -160,6 +186,7 @@ impl Change {
             | Self::Updated { at, .. }
             | Self::Confirmed { at, .. }
             | Self::Expired { at, .. }
+            | Self::ExpiredLate { at, .. }
             | Self::CreatedWithRoom { at, .. }
             | Self::UpdatedWithRoom { at, .. }
             | Self::RoomJoined { at, .. }

@@ -42,7 +42,7 @@ mod room;
 mod settings;
 
 pub use booking::{BookingRecord, BookingStatus, BookingView};
-pub use change::Change;
+pub use change::{Change, LATE_LAPSE_MILLIS};
 pub use chunked::ChunkedVec;
 pub use event::{
     Applied, BookingChange, Event, EventChange, EventSnapshot, EventStatus, Made, Outcome, Undo,

@@ -136,12 +136,12 @@ impl Event {
             Change::Confirmed { user, at } => {
                 self.apply_hold_ended(user, *at, BookingStatus::Confirmed, &mut undo)?
             }
-            Change::Expired { user, at } => {
+            Change::Expired { user, at } | Change::ExpiredLate { user, at, .. } => {
                 self.apply_hold_ended(user, *at, BookingStatus::Expired, &mut undo)?
             }
         };
-        self.updated_at = change.at();
-        let promoted = self.promote(change.at(), &mut undo);
+        self.updated_at = change.promotions_at();
+        let promoted = self.promote(change.promotions_at(), &mut undo);
         if !room_undo.is_empty() {
             undo.room = Some(Box::new(room_undo));
         }

@@ -25,7 +25,7 @@ pub use apply::{Applied, Undo};
 pub use snapshot::EventSnapshot;
 
 use super::booking::{BookingRecord, BookingStatus, BookingView};
-use super::change::Change;
+use super::change::{Change, LATE_LAPSE_MILLIS};
 use super::chunked::ChunkedVec;
 use super::feed::FeedItem;
 use super::ids::{BookingIdSequence, EventId, Timestamp, UserId};
@@ -404,9 +404,17 @@ impl Event {
             if deadline > now {
                 break;
             }
-            let change = Change::Expired {
-                user: self.records[handle as usize].user.clone(),
-                at: deadline,
+            let user = self.records[handle as usize].user.clone();
+            // Handled late (the service was down): the offers it makes
+            // start now, not at the deadline long gone.
+            let change = if now.millis().saturating_sub(deadline.millis()) > LATE_LAPSE_MILLIS {
+                Change::ExpiredLate {
+                    user,
+                    at: deadline,
+                    handled_at: now,
+                }
+            } else {
+                Change::Expired { user, at: deadline }
             };
             let applied = self.apply(&change)?;
             made.push(self.made(change, applied));

@@ -521,7 +521,8 @@ fn a_lapsed_hold_expires_at_its_deadline_and_its_tickets_go_to_the_queue_as_offe
         .expire_due(at(10_000), 10)
         .expect("nothing due")
         .is_empty());
-    let made = e.expire_due(at(12_345), 10).expect("expire");
+    // Noticed within a second of the deadline, as a running service does.
+    let made = e.expire_due(at(10_900), 10).expect("expire");
     assert_eq!(made.len(), 1);
     let a = e.booking(&user("a")).expect("a");
     assert_eq!(
@@ -545,6 +546,62 @@ fn a_lapsed_hold_expires_at_its_deadline_and_its_tickets_go_to_the_queue_as_offe
     assert_ne!(again.value.id, a.id);
     assert_eq!(again.value.status, BookingStatus::Waiting);
     e.verify().expect("invariants hold");
+}
+
+/// Contract v4, Corrections: an offer lasts its whole `offer_secs` from
+/// when it is made, also when the lapse that made it fell due while the
+/// service was down (on c0394eb it was dated from the deadline, and this
+/// offer would have lapsed 58 s before it was made).
+#[test]
+fn a_lapse_handled_late_makes_offers_that_last_their_whole_time_from_then() {
+    let ids = BookingIdSequence::default();
+    let mut e = with_holds(1, 10, 60);
+    book(&mut e, &ids, "a", 1); // held until 10,001
+    book(&mut e, &ids, "b", 1);
+    // Back two minutes after the deadline.
+    let made = e.expire_due(at(130_001), 10).expect("expire");
+    assert_eq!(made.len(), 1);
+    assert!(
+        matches!(made[0].change, Change::ExpiredLate { handled_at, .. } if handled_at == at(130_001)),
+        "{:?}",
+        made[0].change
+    );
+    let a = e.booking(&user("a")).expect("a");
+    assert_eq!(
+        (a.status, a.updated_at),
+        (BookingStatus::Expired, at(10_001))
+    );
+    let b = e.booking(&user("b")).expect("b");
+    assert_eq!(b.status, BookingStatus::Held, "an offer");
+    assert_eq!(b.updated_at, at(130_001), "made when the lapse was handled");
+    assert_eq!(b.expires_at, Some(at(190_001)), "60 s from then");
+    assert!(
+        e.expire_due(at(130_002), 10)
+            .expect("nothing due")
+            .is_empty(),
+        "the offer does not lapse at once"
+    );
+    // The same change replays to the same state.
+    let mut replayed = with_holds(1, 10, 60);
+    let ids = BookingIdSequence::default();
+    book(&mut replayed, &ids, "a", 1);
+    book(&mut replayed, &ids, "b", 1);
+    replayed.apply(&made[0].change).expect("replay");
+    assert_eq!(replayed.booking(&user("b")).expect("b"), b);
+    e.verify().expect("invariants hold");
+    // And its undo restores the hold exactly.
+    let after = replayed.to_snapshot();
+    let mut undone = with_holds(1, 10, 60);
+    let ids = BookingIdSequence::default();
+    book(&mut undone, &ids, "a", 1);
+    book(&mut undone, &ids, "b", 1);
+    let before = undone.to_snapshot();
+    let lapse = undone.expire_due(at(130_001), 10).expect("expire");
+    assert_eq!(undone.to_snapshot(), after);
+    for m in lapse.into_iter().rev() {
+        undone.undo(m.undo);
+    }
+    assert_eq!(undone.to_snapshot(), before);
 }
 
 #[test]
@@ -593,8 +650,10 @@ fn undoing_an_expiry_restores_the_hold_and_its_deadline() {
     book(&mut e, &ids, "a", 1);
     book(&mut e, &ids, "b", 1);
     let before = e.to_snapshot();
-    let made = e.expire_due(at(30_000), 10).expect("expire");
-    assert_eq!(made.len(), 2, "a lapses, then b's offer (until 20,001) too");
+    // a lapses, then b's offer (until 20,001) too, each noticed on time.
+    let mut made = e.expire_due(at(10_500), 10).expect("expire");
+    made.extend(e.expire_due(at(20_500), 10).expect("expire"));
+    assert_eq!(made.len(), 2, "a lapses, then b's offer");
     for m in made.into_iter().rev() {
         e.undo(m.undo);
     }
