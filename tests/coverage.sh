@@ -9,8 +9,9 @@
 #   tests/coverage.sh            (`cargo xtask coverage`; about 15 minutes)
 # Runs: cargo test (every default crate, its process tests), the
 # testkit's, tests/api on a 3-node cluster behind HAProxy, the cluster
-# behind HAProxy (issue 21's faults; against the instrumented debug
-# build), the docs' blocks; then prints the figure per crate and writes
+# behind HAProxy (issue 21's faults) and a node's clock moved by
+# libfaketime (both against the instrumented debug build), the docs'
+# blocks; then prints the figure per crate and writes
 # an HTML report to target/llvm-cov/html.
 # Needs cargo-llvm-cov (installed here with `cargo install` when missing)
 # and rustup's llvm-tools component (added when missing).
@@ -33,6 +34,11 @@ run cargo test --locked
 run cargo test --locked -p boxoffice-testkit
 run tests/api_on_cluster.sh
 run env BOXOFFICE_TEST_BINARY="$BIN" cargo test --locked --test api cluster_proxy -- --ignored
+if ls /usr/lib/*/faketime/libfaketime.so.1 >/dev/null 2>&1; then
+  run env BOXOFFICE_TEST_BINARY="$BIN" cargo test --locked --test api clocks -- --ignored
+else
+  echo "NOT RUN: tests/api/clocks.rs (apt-get install faketime)"
+fi
 run python3 tests/docs/check_blocks.py "$BIN" README.md docs/guide.md
 
 cargo llvm-cov report --html --output-dir target/llvm-cov

@@ -4,8 +4,9 @@
 # get what is left), then every test that failed, with its output.
 #   tests/stress.sh [ROUNDS (5)] [BUSY (2)]      (`cargo xtask stress N`)
 # The test set is .ci/run's test stages: cargo test (every binary), the
-# tools' (testkit, bench tools, xtask), the disk-full test (root), the hostile clients and the
-# cluster behind HAProxy against the `ci` build, tests/api on a cluster,
+# tools' (testkit, bench tools, xtask), the disk-full test (root), the hostile clients, the
+# cluster behind HAProxy and a node's clock moved by libfaketime against
+# the `ci` build, tests/api on a cluster,
 # 8 simulation seeds, the docs' blocks, both contract runs, the browser.
 # Left out: fmt, clippy, the layer check and the bench smokes (they check
 # no behaviour of the service that a load could change). Builds happen once,
