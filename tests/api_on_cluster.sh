@@ -25,7 +25,7 @@
 #   live::a_stalled_stream   it stalls one socket's buffers; HAProxy's own
 #       buffers stand between it and the node;
 #   binary::, clocks::, crash::, corruption::, cluster::, deposed::, disk_full::,
-#   forwarding::, hostile::,
+#   forwarding::, hostile::, partition::,
 #   room::the_draw_is_a_fair_permutation
 #       they start processes of their own (or need one server's socket) and
 #       ignore the mode.
@@ -40,4 +40,5 @@ BOXOFFICE_TEST_CLUSTER=1 exec cargo test --locked --test api -- \
   --skip live::streams_of_nothing --skip live::a_stalled_stream \
   --skip binary:: --skip clocks:: --skip crash:: --skip corruption:: --skip cluster:: \
   --skip deposed:: --skip disk_full:: --skip forwarding:: --skip hostile:: \
+  --skip partition:: \
   --skip room::the_draw_is_a_fair_permutation "$@"

@@ -56,6 +56,7 @@ STAGES=(
 )
 if [ "$(id -u)" = 0 ]; then
   STAGES+=("disk-full|cargo test --locked --test api disk_full -- --ignored")
+  STAGES+=("partition|env BOXOFFICE_TEST_BINARY=$ci_binary cargo test --locked --test api partition -- --ignored --nocapture")
 fi
 
 failures="$OUT/failures.txt"

@@ -24,6 +24,7 @@ mod live;
 mod openapi;
 mod operator;
 mod parties;
+mod partition;
 mod process;
 mod rate_limit;
 mod resource_routes;

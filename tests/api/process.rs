@@ -23,10 +23,21 @@ pub struct Server {
 }
 
 pub fn command(dir: &Path) -> Command {
-    // Another build (the release one, say) when the environment names it.
-    let binary = std::env::var_os("BOXOFFICE_TEST_BINARY")
-        .unwrap_or_else(|| env!("CARGO_BIN_EXE_boxoffice").into());
-    let mut cmd = Command::new(binary);
+    let mut cmd = Command::new(binary());
+    configure(&mut cmd, dir);
+    cmd
+}
+
+/// The server binary the process tests run: another build (the release
+/// one, say) when the environment names it.
+pub fn binary() -> std::ffi::OsString {
+    std::env::var_os("BOXOFFICE_TEST_BINARY")
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_boxoffice").into())
+}
+
+/// The settings of [`command`] on a command that runs the binary another
+/// way (`ip netns exec NS BINARY`, say).
+pub fn configure(cmd: &mut Command, dir: &Path) {
     cmd.current_dir(dir)
         .env_clear()
         .env("RUST_LOG", "info")
@@ -43,7 +54,6 @@ pub fn command(dir: &Path) -> Command {
     if let Some(profile) = std::env::var_os("LLVM_PROFILE_FILE") {
         cmd.env("LLVM_PROFILE_FILE", profile);
     }
-    cmd
 }
 
 impl Server {
