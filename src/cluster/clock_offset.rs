@@ -13,6 +13,11 @@
 //! `GET /health` says why; the others, close to the median, are unaffected
 //! by one wrong clock among three or two among five.
 //!
+//! The same readings tell which peers this node reaches ([`Offsets::reached`]):
+//! a node that reaches no majority of the voters does not campaign
+//! (`node.rs`, `judge_reach`), the effect of Raft's Pre-Vote, which
+//! openraft 0.9 lacks.
+//!
 //! Plain logic with time passed in, so it is tested without clocks.
 
 use std::collections::BTreeMap;
@@ -74,6 +79,20 @@ impl Offsets {
     /// Forgets peers that are no longer members.
     pub fn retain(&mut self, members: impl Fn(NodeId) -> bool) {
         self.peers.retain(|peer, _| members(*peer));
+    }
+
+    /// How many of the peers that `counted` answered a clock reading
+    /// within `within` before `now`: the peers this node reaches.
+    pub fn reached(
+        &self,
+        now: Instant,
+        within: Duration,
+        counted: impl Fn(NodeId) -> bool,
+    ) -> usize {
+        self.peers
+            .iter()
+            .filter(|(id, m)| counted(**id) && now.saturating_duration_since(m.at) <= within)
+            .count()
     }
 
     /// This node's offset from the median of every member's clock, from
@@ -189,6 +208,27 @@ mod tests {
         offsets.record(3, 0, -30_000, Duration::ZERO, later);
         offsets.retain(|peer| peer == 2);
         assert!(!offsets.verdict(later, MAX).too_far, "one peer left");
+    }
+
+    #[test]
+    fn a_peer_counts_as_reached_while_its_last_reading_is_recent() {
+        let then = Instant::now();
+        let offsets = measured(&[(2, 0), (3, 0)], then);
+        let within = Duration::from_millis(800);
+        let all = |_| true;
+        assert_eq!(
+            offsets.reached(then + Duration::from_millis(800), within, all),
+            2
+        );
+        assert_eq!(
+            offsets.reached(then + Duration::from_millis(801), within, all),
+            0
+        );
+        assert_eq!(
+            offsets.reached(then, within, |id| id == 3),
+            1,
+            "voters only"
+        );
     }
 
     #[test]

@@ -135,6 +135,9 @@ pub struct ClusterNode {
     clock_too_far: AtomicBool,
     /// Wakes the leadership watcher when `clock_too_far` changes.
     clock_changed: tokio::sync::Notify,
+    /// Whether this node reaches a majority of the voters (itself
+    /// included) over the peer connection: it campaigns only then.
+    reaches_majority: AtomicBool,
     runtime: tokio::runtime::Handle,
     /// Ends the runtime a process's node runs on (see [`start`]): the
     /// peer listener and every connection close with it, so a stopped
@@ -282,9 +285,33 @@ impl ClusterNode {
             );
         }
         let runtime = self.raft.runtime_config();
-        runtime.elect(!verdict.too_far);
+        runtime.elect(!verdict.too_far && self.reaches_majority.load(Ordering::Relaxed));
         runtime.heartbeat(!verdict.too_far);
         self.clock_changed.notify_waiters();
+    }
+
+    /// Takes a new count of the voters this node reaches (itself included)
+    /// out of `voters`: with fewer than a majority it could not win an
+    /// election, and each one it started would only raise its term, so
+    /// that on its return it would depose a healthy leader (openraft 0.9
+    /// has no Pre-Vote; issue 35, finding 4). It campaigns again once it
+    /// reaches a majority.
+    fn judge_reach(&self, reached: usize, voters: usize) {
+        let majority = reached > voters / 2;
+        let was = self.reaches_majority.swap(majority, Ordering::Relaxed);
+        if was == majority {
+            return;
+        }
+        let me = self.log.node_id();
+        if majority {
+            log::info!("node {me}: reaches {reached} of {voters} voters; it may campaign again");
+        } else {
+            log::warn!(
+                "node {me}: reaches {reached} of {voters} voters, no majority: it does not campaign (an election it cannot win would only raise its term)"
+            );
+        }
+        let too_far = self.clock_too_far.load(Ordering::Relaxed);
+        self.raft.runtime_config().elect(majority && !too_far);
     }
 
     /// Whether this node takes changes and a majority acknowledges it now
@@ -671,6 +698,7 @@ pub(crate) async fn assemble<N: RaftNetworkFactory<TypeConfig>>(
         clock_offset_ms: AtomicI64::new(0),
         clock_too_far: AtomicBool::new(false),
         clock_changed: tokio::sync::Notify::new(),
+        reaches_majority: AtomicBool::new(true),
         runtime,
         end_runtime: std::sync::Mutex::new(None),
     });
@@ -839,10 +867,16 @@ async fn watch_leadership(node: Arc<ClusterNode>, service: Arc<dyn Service>) {
     }
 }
 
-/// How often each peer's clock is read.
-const CLOCK_READ_INTERVAL: Duration = Duration::from_secs(1);
+/// How often each peer's clock is read (which also tells whether it is
+/// reached).
+const CLOCK_READ_INTERVAL: Duration = Duration::from_millis(250);
 /// How long a clock reading may take (a slower peer is skipped this time).
-const CLOCK_READ_TIMEOUT: Duration = Duration::from_millis(500);
+const CLOCK_READ_TIMEOUT: Duration = Duration::from_millis(400);
+/// A peer counts as reached while its last reading is this recent. With
+/// the interval and timeout above, a node cut off knows it within about
+/// 1.45 s, before the earliest election it could start (1.5 x the
+/// election timeout after the last heartbeat at the default 1,000 ms).
+const REACH_WINDOW: Duration = Duration::from_millis(800);
 
 /// Reads every peer's clock each [`CLOCK_READ_INTERVAL`] and judges this
 /// node's by them (`clock_offset.rs`), for as long as the node runs.
@@ -854,33 +888,50 @@ async fn watch_clocks(node: Arc<ClusterNode>) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let peers: Vec<(NodeId, String)> = {
+        let (peers, voters): (Vec<(NodeId, String)>, BTreeSet<NodeId>) = {
             let metrics = node.raft.metrics().borrow().clone();
-            metrics
-                .membership_config
-                .membership()
+            let membership = metrics.membership_config.membership();
+            let peers = membership
                 .nodes()
                 .filter(|(id, _)| **id != me)
                 .map(|(id, member)| (*id, member.peer.clone()))
-                .collect()
+                .collect();
+            (peers, membership.voter_ids().collect())
         };
         streams.retain(|id, _| peers.iter().any(|(peer, _)| peer == id));
-        for (id, address) in &peers {
-            let stream = streams.entry(*id).or_default();
-            match network::read_peer_clock(stream, address, &secret, CLOCK_READ_TIMEOUT).await {
+        // Every peer at once: one that does not answer delays no other.
+        let readings = peers.iter().map(|(id, address)| {
+            let mut stream = streams.remove(id).flatten();
+            async move {
+                let read =
+                    network::read_peer_clock(&mut stream, address, &secret, CLOCK_READ_TIMEOUT)
+                        .await;
+                (*id, stream, read)
+            }
+        });
+        for (id, stream, read) in futures_util::future::join_all(readings).await {
+            streams.insert(id, stream);
+            match read {
                 Ok((sent, theirs, round_trip)) => node
                     .offsets
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
-                    .record(*id, sent, theirs, round_trip, std::time::Instant::now()),
+                    .record(id, sent, theirs, round_trip, std::time::Instant::now()),
                 Err(e) => log::debug!("node {me}: reading node {id}'s clock: {e}"),
             }
         }
-        let verdict = {
+        let now = std::time::Instant::now();
+        let (verdict, reached_voters) = {
             let mut offsets = node.offsets.lock().unwrap_or_else(|p| p.into_inner());
             offsets.retain(|id| peers.iter().any(|(peer, _)| *peer == id));
-            offsets.verdict(std::time::Instant::now(), node.settings.max_clock_offset_ms)
+            (
+                offsets.verdict(now, node.settings.max_clock_offset_ms),
+                offsets.reached(now, REACH_WINDOW, |id| voters.contains(&id)),
+            )
         };
         node.judge_clock(verdict);
+        if voters.contains(&me) {
+            node.judge_reach(1 + reached_voters, voters.len());
+        }
     }
 }
