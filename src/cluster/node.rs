@@ -160,18 +160,27 @@ impl ClusterNode {
 
     /// The client URL of node `id`, if it is a member.
     pub fn http_of(&self, id: NodeId) -> Option<String> {
+        self.member(id).map(|m| m.http)
+    }
+
+    /// Member `id`'s addresses: from the membership, else from
+    /// `cluster.nodes` (before the cluster has formed).
+    fn member(&self, id: NodeId) -> Option<Member> {
         let metrics = self.raft.metrics().borrow().clone();
         metrics
             .membership_config
             .membership()
             .get_node(&id)
-            .map(|m| m.http.clone())
+            .cloned()
             .or_else(|| {
                 self.settings
                     .nodes
                     .iter()
                     .find(|n| n.id == id)
-                    .map(|n| n.http.clone())
+                    .map(|n| Member {
+                        peer: n.peer.clone(),
+                        http: n.http.clone(),
+                    })
             })
     }
 
@@ -233,19 +242,7 @@ impl ClusterNode {
 
     /// The peer listener of member `id`.
     fn peer_of(&self, id: NodeId) -> Option<String> {
-        let metrics = self.raft.metrics().borrow().clone();
-        metrics
-            .membership_config
-            .membership()
-            .get_node(&id)
-            .map(|m| m.peer.clone())
-            .or_else(|| {
-                self.settings
-                    .nodes
-                    .iter()
-                    .find(|n| n.id == id)
-                    .map(|n| n.peer.clone())
-            })
+        self.member(id).map(|m| m.peer)
     }
 
     /// Why this node must not lead now, for `GET /health`: its clock is

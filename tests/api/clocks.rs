@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 
-use super::cluster::{book, create_event, probe_client, Cluster, ELECTION_DEADLINE};
+use super::cluster::{
+    book, create_event, metric, metrics, probe_client, Cluster, ELECTION_DEADLINE,
+};
 
 /// Where Debian's `faketime` puts the library, or `BOXOFFICE_FAKETIME_LIB`.
 fn faketime_library() -> PathBuf {
@@ -42,21 +44,10 @@ async fn health(base: &str) -> (StatusCode, String) {
 
 /// The node's `boxoffice_cluster_clock_offset_seconds`.
 async fn clock_offset(base: &str) -> f64 {
-    let page = probe_client()
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("body");
-    page.lines()
-        .find_map(|line| {
-            line.strip_prefix("boxoffice_cluster_clock_offset_seconds ")?
-                .parse()
-                .ok()
-        })
-        .unwrap_or_else(|| panic!("the clock offset in {page}"))
+    metric(
+        &metrics(base).await,
+        "boxoffice_cluster_clock_offset_seconds",
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

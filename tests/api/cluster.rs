@@ -350,24 +350,45 @@ impl Cluster {
     /// Waits until every running node shows the same state of `event`
     /// (a node that has not applied its creation yet answers 404).
     pub async fn converged(&self, event: u64) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            let mut states = Vec::new();
-            for node in self.nodes.iter().filter(|n| n.server.is_some()) {
-                states.push(try_event_state(&node.base(), event).await.unwrap_or_else(
-                    |(status, answer)| json!({"not yet": status.as_u16(), "answer": answer}),
-                ));
-            }
-            if states.windows(2).all(|w| w[0] == w[1]) && states[0].get("not yet").is_none() {
-                return states.swap_remove(0);
-            }
-            assert!(
-                Instant::now() < deadline,
-                "nodes did not converge: {states:#?}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let bases: Vec<String> = self
+            .nodes
+            .iter()
+            .filter(|n| n.server.is_some())
+            .map(Node::base)
+            .collect();
+        converged_on(&bases, event, Duration::from_secs(15)).await
     }
+}
+
+/// Waits up to `within` until every node at `bases` shows the same state
+/// of `event` (a node that has not applied its creation yet answers 404).
+pub async fn converged_on(bases: &[String], event: u64, within: Duration) -> Value {
+    let deadline = Instant::now() + within;
+    loop {
+        let mut states = Vec::new();
+        for base in bases {
+            states.push(try_event_state(base, event).await.unwrap_or_else(
+                |(status, answer)| json!({"not yet": status.as_u16(), "answer": answer}),
+            ));
+        }
+        if states.windows(2).all(|w| w[0] == w[1]) && states[0].get("not yet").is_none() {
+            return states.swap_remove(0);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "nodes did not converge: {states:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A reply's `X-Boxoffice-Index`.
+pub fn index_of(res: &reqwest::Response) -> u64 {
+    res.headers()
+        .get("x-boxoffice-index")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("X-Boxoffice-Index on the reply")
 }
 
 impl Cluster {
@@ -513,14 +534,14 @@ pub async fn change(
 }
 
 /// The value of the label-less sample `name` in a Prometheus text page.
-fn metric(page: &str, name: &str) -> f64 {
+pub fn metric(page: &str, name: &str) -> f64 {
     page.lines()
         .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
         .unwrap_or_else(|| panic!("{name} in {page}"))
 }
 
 /// `GET {base}/metrics`.
-async fn metrics(base: &str) -> String {
+pub async fn metrics(base: &str) -> String {
     reqwest::get(format!("{base}/metrics"))
         .await
         .expect("metrics")
@@ -580,12 +601,7 @@ async fn three_nodes_keep_every_answered_change_through_leader_and_whole_cluster
         .await
         .expect("booking sent");
     assert_eq!(res.status(), StatusCode::OK);
-    let index: u64 = res
-        .headers()
-        .get("x-boxoffice-index")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok())
-        .expect("the leader's X-Boxoffice-Index");
+    let index = index_of(&res);
     let booked: Value = res.json().await.expect("JSON");
     assert_eq!(booked["booking"]["status"], "confirmed", "{booked}");
     // The leader made it: a read on the leader at that index shows it.
@@ -649,12 +665,7 @@ async fn three_nodes_keep_every_answered_change_through_leader_and_whole_cluster
             .await
             .expect("booking sent");
         assert!(res.status().is_success(), "{}", res.status());
-        last_index = res
-            .headers()
-            .get("x-boxoffice-index")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok())
-            .expect("X-Boxoffice-Index on a change");
+        last_index = index_of(&res);
         let body: Value = res.json().await.expect("JSON");
         answered.push((user, body["booking"]["id"].as_u64().expect("id")));
     }
@@ -669,12 +680,7 @@ async fn three_nodes_keep_every_answered_change_through_leader_and_whole_cluster
         .await
         .expect("read sent");
     assert_eq!(res.status(), StatusCode::OK);
-    let index: u64 = res
-        .headers()
-        .get("x-boxoffice-index")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok())
-        .expect("X-Boxoffice-Index on a read");
+    let index = index_of(&res);
     assert!(index >= last_index);
     let res = http
         .get(format!(

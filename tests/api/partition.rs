@@ -26,8 +26,10 @@ use std::time::{Duration, Instant};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use super::cluster::{assert_not_oversold, new_secret, probe_client, ELECTION_DEADLINE};
-use super::process::{binary, configure, request, try_event_state, Server};
+use super::cluster::{
+    assert_not_oversold, converged_on, metric, metrics, new_secret, probe_client, ELECTION_DEADLINE,
+};
+use super::process::{binary, configure, request, Server};
 
 /// The nodes' election timeout here (the default).
 const ELECTION_TIMEOUT: Duration = Duration::from_millis(1_000);
@@ -58,10 +60,14 @@ struct Net {
 
 impl Net {
     fn new(size: usize) -> Net {
+        // Unique to this process and this test within it (tests run in
+        // parallel); interface names stay within 15 bytes.
+        static NETS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NETS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let pid = std::process::id();
         let net = Net {
-            tag: format!("bo{}", pid % 100_000),
-            subnet: pid % 250,
+            tag: format!("bo{}{}", pid % 100_000, n % 10),
+            subnet: (pid + n * 97) % 250,
             size,
         };
         let bridge = net.bridge();
@@ -158,6 +164,10 @@ impl Drop for Net {
             let _ = Command::new("ip")
                 .args(["netns", "del", &self.ns(i)])
                 .output();
+            // Gone with its peer in the namespace, unless that never got it.
+            let _ = Command::new("ip")
+                .args(["link", "del", &format!("{}h{i}", self.tag)])
+                .output();
         }
         let _ = Command::new("ip")
             .args(["link", "del", &self.bridge()])
@@ -232,23 +242,7 @@ impl Nodes {
 
     /// Waits until every node shows the same state of `event`.
     async fn converged(&self, event: u64) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let mut states = Vec::new();
-            for base in &self.bases {
-                states.push(try_event_state(base, event).await.unwrap_or_else(
-                    |(status, answer)| json!({"not yet": status.as_u16(), "answer": answer}),
-                ));
-            }
-            if states.windows(2).all(|w| w[0] == w[1]) && states[0].get("not yet").is_none() {
-                return states.swap_remove(0);
-            }
-            assert!(
-                Instant::now() < deadline,
-                "nodes did not converge: {states:#?}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        converged_on(&self.bases, event, Duration::from_secs(30)).await
     }
 }
 
@@ -395,17 +389,7 @@ async fn an_isolated_leader_answers_within_its_bound_and_nothing_from_its_old_st
 
 /// `boxoffice_cluster_term` of the node at `base`.
 async fn term(base: &str) -> u64 {
-    let page = probe_client()
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("body");
-    page.lines()
-        .find_map(|line| line.strip_prefix("boxoffice_cluster_term ")?.parse().ok())
-        .unwrap_or_else(|| panic!("the term in {page}"))
+    metric(&metrics(base).await, "boxoffice_cluster_term") as u64
 }
 
 /// Issue 35, finding 4: on c0394eb a follower cut off for 10 s went from
