@@ -287,6 +287,12 @@ impl ClusterLog {
         if only.is_some() && inner.leading != only {
             return;
         }
+        self.end_leadership(&mut inner);
+    }
+
+    /// Ends this node's leadership, if it leads: everything it handed out
+    /// and was not committed fails (a new epoch), and its actors undo it.
+    fn end_leadership(&self, inner: &mut Inner) {
         let Some(term) = inner.leading.take() else {
             return;
         };
@@ -326,6 +332,15 @@ impl ClusterLog {
             let durable = self.state.borrow().durable;
             self.waiters.wake_through(durable);
         } else {
+            // A committed entry that this leadership did not make can only
+            // come from a newer leader (the entries before this leadership
+            // were applied before it began): it is over, whether or not the
+            // leadership watcher has seen openraft say so. End it first, so
+            // that its uncommitted LSNs fail before `durable` moves past
+            // them (else an actor would take its own uncommitted change
+            // for durable and keep it: the woken leader of a SIGSTOP under
+            // load did, holding a booking no other node had).
+            self.end_leadership(&mut inner);
             for (_, record) in proposal.records {
                 let lsn = inner.next_lsn;
                 inner.next_lsn = lsn.next();
@@ -402,6 +417,8 @@ impl ClusterLog {
             .applier
             .get()
             .ok_or_else(|| io::Error::other("a snapshot before the service"))?;
+        // A snapshot comes from a newer leader: as for its entries above.
+        self.end_leadership(&mut inner);
         let lsn = inner.next_lsn;
         let installed = applier.install(image, lsn)?;
         let next_change = installed.next_change_index;
@@ -522,5 +539,46 @@ impl ChangeLog for ClusterLog {
 
     fn wait_bound(&self) -> Option<std::time::Duration> {
         self.leadership.get().map(|(_, bound)| *bound)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{EventId, Timestamp, UserId};
+
+    fn cancelled(user: &str) -> Record {
+        Record::Cancelled {
+            event: EventId::try_from(1).expect("id"),
+            user: UserId::try_from(user).expect("user"),
+            at: Timestamp::from_millis(0),
+        }
+    }
+
+    /// A leader applies a committed entry of another leader before its
+    /// leadership watcher has seen it deposed: its own uncommitted LSN must
+    /// fail, not count as durable because `durable` moved past it.
+    #[test]
+    fn a_newer_leader_s_entry_fails_what_this_leadership_had_not_committed() {
+        let (log, _queue) = ClusterLog::new(1, Lsn::new(1));
+        log.start_leading(1);
+        let epoch = log.state().epoch;
+        let mine = log.submit(cancelled("mine"), epoch).expect("submitted");
+        log.apply_proposal(
+            5,
+            2,
+            Proposal {
+                origin: 2,
+                leadership: 2,
+                records: vec![(Lsn::new(1), cancelled("theirs"))],
+            },
+        );
+        let state = log.state();
+        assert!(state.durable > mine, "the other leader's entry is durable");
+        assert!(!state.is_durable(mine), "its own uncommitted LSN is not");
+        assert!(state.has_failed(mine));
+        assert_ne!(state.epoch, epoch, "a new epoch: its actors undo");
+        drop(state);
+        assert_eq!(log.leading(), None);
     }
 }
