@@ -69,6 +69,7 @@ pub fn end_to_end(name: &str) -> bool {
             | "te"
             | "trailer"
             | "upgrade"
+            | "expect"
             | "host"
             | "content-length"
             | TOKEN_HEADER
@@ -178,10 +179,12 @@ mod tests {
 
     #[test]
     fn connection_headers_and_the_forwarding_ones_are_not_passed_on() {
+        // `expect`: the follower has read the whole body already.
         for name in [
             "connection",
             "transfer-encoding",
             "host",
+            "expect",
             TOKEN_HEADER,
             CLIENT_HEADER,
         ] {
