@@ -459,6 +459,8 @@ struct Asked {
     /// 0 when no answer came.
     status: u16,
     booking_id: Option<u64>,
+    /// A repeat of a booking already answered.
+    rebook: bool,
 }
 
 /// Books unique users through every node, round robin, until `stop`;
@@ -481,9 +483,9 @@ async fn book_until(
     while !stop.load(std::sync::atomic::Ordering::Relaxed) {
         let node = (client + n) % bases.len();
         let again = asked.iter().rev().find(|a| a.status == 200);
-        let user = match again {
-            Some(a) if n % 3 == 2 => a.user.clone(),
-            _ => format!("c{client}-{n}"),
+        let (user, rebook) = match again {
+            Some(a) if n % 3 == 2 => (a.user.clone(), true),
+            _ => (format!("c{client}-{n}"), false),
         };
         n += 1;
         let sent = Instant::now();
@@ -510,9 +512,38 @@ async fn book_until(
             answered: Instant::now(),
             status,
             booking_id,
+            rebook,
         });
     }
     asked
+}
+
+/// Bookings answered before another was sent, whose id is not below it:
+/// real-time order broken (booking ids are handed out in commit order,
+/// and a committed booking's id is below every later one's, across
+/// leaders too).
+fn out_of_order(asked: &[&Asked]) -> Vec<String> {
+    let mut firsts: Vec<&&Asked> = asked.iter().filter(|a| !a.rebook).collect();
+    let mut by_answer = firsts.clone();
+    by_answer.sort_by_key(|a| a.answered);
+    firsts.sort_by_key(|a| a.sent);
+    let mut broken = Vec::new();
+    let mut before = by_answer.iter().peekable();
+    let mut highest: Option<(u64, &str)> = None;
+    for b in firsts {
+        while let Some(a) = before.next_if(|a| a.answered < b.sent) {
+            let id = a.booking_id.unwrap_or(0);
+            if highest.is_none_or(|(h, _)| id > h) {
+                highest = Some((id, &a.user));
+            }
+        }
+        if let (Some((h, user)), Some(id)) = (highest, b.booking_id) {
+            if id <= h {
+                broken.push(format!("{} (id {id}) after {user} (id {h})", b.user));
+            }
+        }
+    }
+    broken
 }
 
 /// The longest stretch in `[from, to]` without a 2xx answer.
@@ -536,7 +567,9 @@ fn longest_gap(asked: &[Asked], from: Instant, to: Instant) -> Duration {
 /// the heal, then a check of the whole history: every acknowledged booking
 /// is on every node with the id it was answered (0 lost, none twice), no
 /// oversell, and no 2xx from the cut-off node for a request sent after the
-/// cut (0 stale). Failover and heal gaps are printed.
+/// cut (0 stale), and a booking answered before another was sent has the
+/// lower id (real-time order: nobody overtaken). Failover and heal gaps are
+/// printed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs root for network namespaces; .ci/run runs it as root"]
 async fn bookings_through_every_node_across_a_partition_lose_nothing_and_answer_nothing_stale() {
@@ -596,6 +629,7 @@ async fn bookings_through_every_node_across_a_partition_lose_nothing_and_answer_
         .iter()
         .filter(|a| a.node == old && a.sent > cut && a.sent < healed)
         .collect();
+    let overtaken = out_of_order(&acknowledged);
     let unanswered = asked.iter().filter(|a| a.status == 0).count();
     let refused = asked.iter().filter(|a| a.status == 503).count();
     let other: Vec<u16> = asked
@@ -604,17 +638,22 @@ async fn bookings_through_every_node_across_a_partition_lose_nothing_and_answer_
         .filter(|s| ![0, 200, 503].contains(s))
         .collect();
     println!(
-        "{} bookings asked, {} acknowledged, {refused} 503, {unanswered} unanswered; lost {}, stale {}; \
+        "{} bookings asked, {} acknowledged, {refused} 503, {unanswered} unanswered; lost {}, stale {}, out of order {}; \
          longest stretch without a 2xx: {:?} after the cut, {:?} after the heal",
         asked.len(),
         acknowledged.len(),
         lost.len(),
         stale.len(),
+        overtaken.len(),
         longest_gap(&asked, cut, healed),
         longest_gap(&asked, healed, end),
     );
     assert!(lost.is_empty(), "acknowledged and not held: {lost:#?}");
     assert!(stale.is_empty(), "2xx from the cut-off node: {stale:#?}");
+    assert!(
+        overtaken.is_empty(),
+        "real-time order broken: {overtaken:#?}"
+    );
     assert!(other.is_empty(), "unexpected answers: {other:?}");
     let confirmed = state[0]["confirmedCount"].as_u64().expect("confirmed");
     // Answers lost on the way may still have been made: at least as many
