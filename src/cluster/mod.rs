@@ -3,6 +3,8 @@
 //!
 //! - [`settings`]: the `cluster` section of the settings.
 //! - [`clock_offset`]: how far this node's clock is from its peers'.
+//! - [`peer_watch`]: reading the peers' clocks, and what that decides
+//!   (no leadership with a wrong clock, no campaign without a majority).
 //! - [`confirm`]: confirming a leadership with a majority, many askers
 //!   per round (Raft's read index).
 //! - [`feed`]: the change feed's own journal on a cluster node.
@@ -26,6 +28,7 @@ pub mod forward;
 pub mod log;
 pub mod network;
 pub mod node;
+pub mod peer_watch;
 pub mod settings;
 #[cfg(test)]
 mod simulation;

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,11 +18,11 @@ use openraft::network::RaftNetworkFactory;
 use openraft::{ChangeMembers, Config, Raft, ServerState, SnapshotPolicy};
 use tokio::sync::mpsc;
 
-use super::clock_offset::{Offsets, Verdict};
 use super::confirm::Rounds;
 use super::forward::{ForwardAnswer, Forwarded, LocalHttp};
 use super::log::{ClusterLog, Queued};
 use super::network::{self, ForwardFailed, Network};
+use super::peer_watch::PeerWatch;
 use super::settings::ClusterSettings;
 use super::state_machine::StateMachine;
 use crate::persistence::change_log::ChangeLog;
@@ -127,17 +127,8 @@ pub struct ClusterNode {
     rounds: Arc<Rounds>,
     /// Answers changes that followers forward to this node while it leads.
     local_http: Arc<LocalHttp>,
-    /// The peers' clocks as last read (`clock_offset.rs`).
-    offsets: std::sync::Mutex<Offsets>,
-    /// This node's clock minus the cluster's, in ms (for `/metrics`).
-    clock_offset_ms: AtomicI64,
-    /// Whether that is over `cluster.max_clock_offset_ms`: no leadership.
-    clock_too_far: AtomicBool,
-    /// Wakes the leadership watcher when `clock_too_far` changes.
-    clock_changed: tokio::sync::Notify,
-    /// Whether this node reaches a majority of the voters (itself
-    /// included) over the peer connection: it campaigns only then.
-    reaches_majority: AtomicBool,
+    /// Its peers' clocks and whether it reaches them (`peer_watch.rs`).
+    peers: PeerWatch,
     runtime: tokio::runtime::Handle,
     /// Ends the runtime a process's node runs on (see [`start`]): the
     /// peer listener and every connection close with it, so a stopped
@@ -248,67 +239,12 @@ impl ClusterNode {
     /// Why this node must not lead now, for `GET /health`: its clock is
     /// too far from the cluster's.
     pub fn clock_fault(&self) -> Option<String> {
-        self.clock_too_far.load(Ordering::Relaxed).then(|| {
-            format!(
-                "this node's clock is {} ms from the cluster's, over cluster.max_clock_offset_ms ({}): it does not lead until its clock is set right",
-                self.clock_offset_ms.load(Ordering::Relaxed),
-                self.settings.max_clock_offset_ms
-            )
-        })
+        self.peers.clock_fault(self.settings.max_clock_offset_ms)
     }
 
-    /// Takes a new reading of this node's clock against the cluster's: over
-    /// the limit, it stops campaigning and sending heartbeats (so that the
-    /// others elect a leader if it led) and gives up taking changes; back
-    /// within, it may lead again.
-    fn judge_clock(&self, verdict: Verdict) {
-        self.clock_offset_ms
-            .store(verdict.offset_ms, Ordering::Relaxed);
-        let was = self.clock_too_far.swap(verdict.too_far, Ordering::Relaxed);
-        if was == verdict.too_far {
-            return;
-        }
-        let me = self.log.node_id();
-        let max = self.settings.max_clock_offset_ms;
-        if verdict.too_far {
-            log::error!(
-                "node {me}: this node's clock is {} ms from the cluster's, over cluster.max_clock_offset_ms ({max} ms): it neither leads nor campaigns until its clock is set right",
-                verdict.offset_ms
-            );
-        } else {
-            log::info!(
-                "node {me}: this node's clock is back within {max} ms of the cluster's ({} ms); it may lead again",
-                verdict.offset_ms
-            );
-        }
-        let runtime = self.raft.runtime_config();
-        runtime.elect(!verdict.too_far && self.reaches_majority.load(Ordering::Relaxed));
-        runtime.heartbeat(!verdict.too_far);
-        self.clock_changed.notify_waiters();
-    }
-
-    /// Takes a new count of the voters this node reaches (itself included)
-    /// out of `voters`: with fewer than a majority it could not win an
-    /// election, and each one it started would only raise its term, so
-    /// that on its return it would depose a healthy leader (openraft 0.9
-    /// has no Pre-Vote; issue 35, finding 4). It campaigns again once it
-    /// reaches a majority.
-    fn judge_reach(&self, reached: usize, voters: usize) {
-        let majority = reached > voters / 2;
-        let was = self.reaches_majority.swap(majority, Ordering::Relaxed);
-        if was == majority {
-            return;
-        }
-        let me = self.log.node_id();
-        if majority {
-            log::info!("node {me}: reaches {reached} of {voters} voters; it may campaign again");
-        } else {
-            log::warn!(
-                "node {me}: reaches {reached} of {voters} voters, no majority: it does not campaign (an election it cannot win would only raise its term)"
-            );
-        }
-        let too_far = self.clock_too_far.load(Ordering::Relaxed);
-        self.raft.runtime_config().elect(majority && !too_far);
+    /// Its peers' clocks and whether it reaches them.
+    pub(crate) fn peer_watch(&self) -> &PeerWatch {
+        &self.peers
     }
 
     /// Whether this node takes changes and a majority acknowledges it now
@@ -335,7 +271,7 @@ impl ClusterNode {
             term: metrics.current_term,
             snapshot_index: metrics.snapshot.map_or(0, |id| id.index),
             purged_index: metrics.purged.map_or(0, |id| id.index),
-            clock_offset_ms: self.clock_offset_ms.load(Ordering::Relaxed),
+            clock_offset_ms: self.peers.offset_ms(),
             commit_index: self.store.committed().map_or(0, |c| c.index),
             applied_index: self.log.applied_index(),
             leader_changes: self.leader_changes.load(Ordering::Relaxed),
@@ -588,7 +524,7 @@ async fn run_node(
         secret,
         Arc::clone(&node.local_http),
     ));
-    tokio::spawn(watch_clocks(Arc::clone(&node)));
+    tokio::spawn(super::peer_watch::watch(Arc::clone(&node)));
     Ok(node)
 }
 
@@ -691,11 +627,7 @@ pub(crate) async fn assemble<N: RaftNetworkFactory<TypeConfig>>(
         leader_changes: AtomicU64::new(0),
         rounds,
         local_http,
-        offsets: std::sync::Mutex::new(Offsets::default()),
-        clock_offset_ms: AtomicI64::new(0),
-        clock_too_far: AtomicBool::new(false),
-        clock_changed: tokio::sync::Notify::new(),
-        reaches_majority: AtomicBool::new(true),
+        peers: PeerWatch::default(),
         runtime,
         end_runtime: std::sync::Mutex::new(None),
     });
@@ -813,7 +745,7 @@ async fn watch_leadership(node: Arc<ClusterNode>, service: Arc<dyn Service>) {
     let mut last_leader = None;
     loop {
         // Made before the clock is looked at, so no change is missed.
-        let clock_changed = node.clock_changed.notified();
+        let clock_changed = node.peers.changed();
         let (state, term, leader) = {
             let m = metrics.borrow_and_update();
             (m.state, m.current_term, m.current_leader)
@@ -824,9 +756,7 @@ async fn watch_leadership(node: Arc<ClusterNode>, service: Arc<dyn Service>) {
         }
         // A node whose clock is too far from the cluster's does not lead
         // (it stopped its heartbeats, so the others elect another).
-        let leads = state == ServerState::Leader
-            && leader == Some(me)
-            && !node.clock_too_far.load(Ordering::Relaxed);
+        let leads = state == ServerState::Leader && leader == Some(me) && !node.peers.too_far();
         match (leads, node.log.leading()) {
             (true, Some(t)) if t == term => {}
             (true, current) => {
@@ -860,75 +790,6 @@ async fn watch_leadership(node: Arc<ClusterNode>, service: Arc<dyn Service>) {
                 return;
             },
             () = clock_changed => {}
-        }
-    }
-}
-
-/// How often each peer's clock is read (which also tells whether it is
-/// reached).
-const CLOCK_READ_INTERVAL: Duration = Duration::from_millis(250);
-/// How long a clock reading may take (a slower peer is skipped this time).
-const CLOCK_READ_TIMEOUT: Duration = Duration::from_millis(400);
-/// A peer counts as reached while its last reading is this recent. With
-/// the interval and timeout above, a node cut off knows it within about
-/// 1.45 s, before the earliest election it could start (1.5 x the
-/// election timeout after the last heartbeat at the default 1,000 ms).
-const REACH_WINDOW: Duration = Duration::from_millis(800);
-
-/// Reads every peer's clock each [`CLOCK_READ_INTERVAL`] and judges this
-/// node's by them (`clock_offset.rs`), for as long as the node runs.
-async fn watch_clocks(node: Arc<ClusterNode>) {
-    let secret = network::digest(&node.settings.secret);
-    let me = node.log.node_id();
-    let mut streams: BTreeMap<NodeId, Option<tokio::net::TcpStream>> = BTreeMap::new();
-    let mut tick = tokio::time::interval(CLOCK_READ_INTERVAL);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        let (peers, voters): (Vec<(NodeId, String)>, BTreeSet<NodeId>) = {
-            let metrics = node.raft.metrics().borrow().clone();
-            let membership = metrics.membership_config.membership();
-            let peers = membership
-                .nodes()
-                .filter(|(id, _)| **id != me)
-                .map(|(id, member)| (*id, member.peer.clone()))
-                .collect();
-            (peers, membership.voter_ids().collect())
-        };
-        streams.retain(|id, _| peers.iter().any(|(peer, _)| peer == id));
-        // Every peer at once: one that does not answer delays no other.
-        let readings = peers.iter().map(|(id, address)| {
-            let mut stream = streams.remove(id).flatten();
-            async move {
-                let read =
-                    network::read_peer_clock(&mut stream, address, &secret, CLOCK_READ_TIMEOUT)
-                        .await;
-                (*id, stream, read)
-            }
-        });
-        for (id, stream, read) in futures_util::future::join_all(readings).await {
-            streams.insert(id, stream);
-            match read {
-                Ok((sent, theirs, round_trip)) => node
-                    .offsets
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .record(id, sent, theirs, round_trip, std::time::Instant::now()),
-                Err(e) => log::debug!("node {me}: reading node {id}'s clock: {e}"),
-            }
-        }
-        let now = std::time::Instant::now();
-        let (verdict, reached_voters) = {
-            let mut offsets = node.offsets.lock().unwrap_or_else(|p| p.into_inner());
-            offsets.retain(|id| peers.iter().any(|(peer, _)| *peer == id));
-            (
-                offsets.verdict(now, node.settings.max_clock_offset_ms),
-                offsets.reached(now, REACH_WINDOW, |id| voters.contains(&id)),
-            )
-        };
-        node.judge_clock(verdict);
-        if voters.contains(&me) {
-            node.judge_reach(1 + reached_voters, voters.len());
         }
     }
 }
