@@ -453,11 +453,12 @@ impl BoxOffice {
     /// What event `id`'s actor last published, if it may be served now
     /// (see [`crate::actors::Published::servable`]).
     fn servable_published(&self, id: EventId) -> Result<Option<Arc<crate::actors::Published>>> {
-        let published = self
+        let (published, current) = self
             .registry
-            .published(id)
+            .published_current(id)
             .ok_or(ServiceError::EventNotFound)?;
-        let servable = published.servable(self.registry.clock().now(), &self.log.state());
+        let servable =
+            current && published.servable(self.registry.clock().now(), &self.log.state());
         Ok(servable.then_some(published))
     }
 

@@ -58,6 +58,9 @@ struct EventHandle {
     /// Bumped by the actor after each change it makes (to the change's
     /// LSN), so live streams know when to read again.
     changed: LiveReceivers,
+    /// The LSN of the newest committed change sent to the actor (a
+    /// follower's): what it published is current only once it reaches it.
+    sent: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// Event id to actor address, plus the service-wide sequences.
@@ -242,6 +245,20 @@ impl Registry {
             .map(|a| a.value().changed.published.load_full())
     }
 
+    /// What event `id`'s actor last published, and whether it reflects
+    /// every committed change sent to the actor (a follower's actor may not
+    /// have handled the newest yet: a read with `X-Boxoffice-Min-Index`
+    /// that the applied index lets through must not be served an older
+    /// status).
+    pub fn published_current(&self, id: EventId) -> Option<(Arc<Published>, bool)> {
+        self.actors.get(&id).map(|a| {
+            let published = a.value().changed.published.load_full();
+            let sent = a.value().sent.load(Ordering::Acquire);
+            let current = published.lsn().get() >= sent;
+            (published, current)
+        })
+    }
+
     /// A receiver that wakes after every change to event `id`.
     pub fn changes(&self, id: EventId) -> Option<LiveReceivers> {
         self.actors.get(&id).map(|a| a.value().changed.clone())
@@ -392,7 +409,10 @@ impl Registry {
         match self.actors.get(&id) {
             // Queued behind whatever the actor has; never refused for a
             // full mailbox: a committed change must be applied.
-            Some(handle) => handle.addr.do_send(ApplyCommitted { lsn, change }),
+            Some(handle) => {
+                handle.sent.fetch_max(lsn.get(), Ordering::AcqRel);
+                handle.addr.do_send(ApplyCommitted { lsn, change });
+            }
             None => log::error!("committed change to event {id}, which does not exist here"),
         }
     }
@@ -444,6 +464,7 @@ impl Registry {
             addr,
             started_at: applied_lsn,
             changed,
+            sent: Arc::new(std::sync::atomic::AtomicU64::new(applied_lsn.get())),
         }
     }
 
@@ -764,6 +785,48 @@ mod tests {
             actor_thread(&registry, later).await.expect("answered"),
             worker_thread
         );
+        worker.stop();
+    }
+
+    /// A committed change sent to an actor that has not handled it yet
+    /// makes the published status not current (a follower's read with
+    /// `X-Boxoffice-Min-Index` would get an older status); it is once the
+    /// actor has handled it.
+    #[actix_web::test]
+    async fn the_published_status_is_current_only_once_the_actor_has_what_was_sent() {
+        let (registry, id) = empty_registry();
+        registry.place_on_workers(1);
+        registry
+            .create(
+                Some(id),
+                &EventSettings::new(None, 5, 1),
+                Default::default(),
+                Clock::system().now(),
+            )
+            .expect("created");
+        let (_, current) = registry.published_current(id).expect("event");
+        assert!(current, "nothing sent yet");
+        // The actor's worker has not joined: the change waits in its mailbox.
+        let booked = crate::persistence::journal::Record::Booked {
+            event: id,
+            booking: crate::domain::BookingIdSequence::starting_at(100).next_id(),
+            user: crate::domain::UserId::try_from("u1").expect("user"),
+            at: Clock::system().now(),
+        };
+        registry.apply_committed(Lsn::new(5), booked);
+        let (published, current) = registry.published_current(id).expect("event");
+        assert!(!current, "published at {:?}, 5 sent", published.lsn());
+
+        let worker = Arbiter::new();
+        let joining = Arc::clone(&registry);
+        worker.spawn_fn(move || joining.join_worker());
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !registry.published_current(id).expect("event").1 {
+            assert!(std::time::Instant::now() < deadline, "never current");
+            actix_web::rt::time::sleep(Duration::from_millis(10)).await;
+        }
+        let (published, _) = registry.published_current(id).expect("event");
+        assert_eq!(published.lsn(), Lsn::new(5));
         worker.stop();
     }
 

@@ -324,6 +324,11 @@ impl ClusterLog {
                 self.note_record(*lsn, record);
                 self.publish(record);
             }
+            // Applied before its waiters wake: each answers with the
+            // applied index (`X-Boxoffice-Index`), which must reach this
+            // entry, or a follower read with that Min-Index may not show
+            // the change (stress run 4: a read-your-writes read got 404).
+            self.applied(index);
             let (through, changes) = last_positions(&proposal);
             self.state.send_modify(|state| {
                 state.durable = state.durable.max(through);
@@ -553,6 +558,47 @@ mod tests {
             user: UserId::try_from(user).expect("user"),
             at: Timestamp::from_millis(0),
         }
+    }
+
+    /// Reads the applied index at the moment it is woken.
+    struct Probe {
+        log: Arc<ClusterLog>,
+        seen: std::sync::Mutex<Option<u64>>,
+    }
+
+    impl std::task::Wake for Probe {
+        fn wake(self: Arc<Self>) {
+            *self.seen.lock().expect("lock") = Some(self.log.applied_index());
+        }
+    }
+
+    /// The answer to a change carries the applied index, read as soon as
+    /// its waiter wakes: the index must reach the change's entry first.
+    #[test]
+    fn a_leader_s_own_entry_is_applied_before_its_waiters_wake() {
+        let (log, _queue) = ClusterLog::new(1, Lsn::new(1));
+        log.start_leading(1);
+        let epoch = log.state().epoch;
+        let mine = log.submit(cancelled("mine"), epoch).expect("submitted");
+        let probe = Arc::new(Probe {
+            log: Arc::clone(&log),
+            seen: std::sync::Mutex::new(None),
+        });
+        let waker = std::task::Waker::from(Arc::clone(&probe));
+        let mut cx = std::task::Context::from_waker(&waker);
+        let mut waiting = Box::pin(crate::persistence::change_log::wait_durable(&*log, mine));
+        assert!(waiting.as_mut().poll(&mut cx).is_pending());
+        log.apply_proposal(
+            7,
+            1,
+            Proposal {
+                origin: 1,
+                leadership: 1,
+                records: vec![(mine, cancelled("mine"))],
+            },
+        );
+        assert_eq!(*probe.seen.lock().expect("lock"), Some(7));
+        assert!(waiting.as_mut().poll(&mut cx).is_ready());
     }
 
     /// A leader applies a committed entry of another leader before its
