@@ -134,6 +134,9 @@ pub struct ClusterNode {
     /// peer listener and every connection close with it, so a stopped
     /// node neither holds its port nor answers a peer.
     end_runtime: std::sync::Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
+    /// The thread that runs that runtime: `shutdown` waits for it, so that
+    /// the peer listener is closed when it returns.
+    runtime_thread: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 impl ClusterNode {
@@ -428,6 +431,20 @@ impl ClusterNode {
         if let Some(end) = end {
             let _ = end.send(());
         }
+        // Its tasks, the peer listener among them, are dropped as the
+        // runtime shuts down (bounded there by 5 s); a caller that stops a
+        // node and binds its peer port at once must find it free (a
+        // coverage run's slow build lost that race).
+        let thread = self
+            .runtime_thread
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
+        if let Some(thread) = thread {
+            if thread.join().is_err() {
+                log::error!("the Raft node's runtime thread panicked while stopping");
+            }
+        }
     }
 }
 
@@ -453,7 +470,7 @@ pub fn start(
     let (end, ended) = tokio::sync::oneshot::channel::<()>();
     // The runtime is built and run on its own thread: the caller may be
     // inside another runtime (actix's), where blocking on one is refused.
-    std::thread::Builder::new()
+    let thread = std::thread::Builder::new()
         .name("raft-runtime".into())
         .spawn(move || {
             let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -492,6 +509,10 @@ pub fn start(
         .end_runtime
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(end);
+    *node
+        .runtime_thread
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(thread);
     Ok(node)
 }
 
@@ -630,6 +651,7 @@ pub(crate) async fn assemble<N: RaftNetworkFactory<TypeConfig>>(
         peers: PeerWatch::default(),
         runtime,
         end_runtime: std::sync::Mutex::new(None),
+        runtime_thread: std::sync::Mutex::new(None),
     });
     tokio::spawn(propose(raft, Arc::clone(&log), queue));
     tokio::spawn(watch_leadership(Arc::clone(&node), service));
