@@ -14,7 +14,10 @@
 # the docs' blocks; then prints the figure per crate and writes
 # an HTML report to target/llvm-cov/html.
 # Needs cargo-llvm-cov (installed here with `cargo install` when missing)
-# and rustup's llvm-tools component (added when missing).
+# and rustup's llvm-tools component (added when missing). It builds in
+# `target/` itself: run no other cargo command in this checkout meanwhile
+# (an ordinary build there replaces instrumented objects, and what it
+# replaced goes uncounted), or run it from a clone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
