@@ -519,7 +519,22 @@ impl Room {
             };
             last.turn_at(0, per_minute)
         } else {
-            self.pace.anchor.plus_millis(-step_millis(per_minute))
+            // A schedule begun by turning the room on starts at once, not
+            // a step after the admission before it (the room model found
+            // 1 -> off -> 30 -> 60 a minute admitting again at the instant
+            // of the last admission): the entries' own admission times
+            // count too. Rare (an organiser's change), so a scan is fine.
+            let assumed = self.pace.anchor.plus_millis(-step_millis(per_minute));
+            self.entries
+                .iter()
+                .filter(|r| {
+                    matches!(
+                        r.status,
+                        EntryStatus::Admitted | EntryStatus::Used | EntryStatus::Expired
+                    )
+                })
+                .map(|r| r.admitted_at)
+                .fold(assumed, Timestamp::max)
         }
     }
 

@@ -189,6 +189,16 @@ fn changing_the_pace_back_and_forth_admits_no_faster_than_the_pace() {
     pace(&mut e, 2, 32_000);
     work(&mut e, 32_000, 1);
     assert_eq!(e.status().room.admitted, 3);
+    // Off and on at the instant of that admission, then a new pace before
+    // anyone else came in: the next one is a step of it after the last
+    // (the room model's counterexample: it was admitted at once).
+    pace(&mut e, 0, 32_000);
+    pace(&mut e, 30, 32_000);
+    pace(&mut e, 60, 32_000);
+    work(&mut e, 32_999, 1);
+    assert_eq!(e.status().room.admitted, 3, "not before 1 s after 32,000");
+    work(&mut e, 33_000, 1);
+    assert_eq!(e.status().room.admitted, 4);
     e.verify().expect("invariants");
 }
 
