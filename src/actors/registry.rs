@@ -728,6 +728,18 @@ mod tests {
         (registry, id)
     }
 
+    /// Creates event `id` with 5 tickets.
+    fn create(registry: &Registry, id: EventId) {
+        registry
+            .create(
+                Some(id),
+                &EventSettings::new(None, 5, 1),
+                Default::default(),
+                Clock::system().now(),
+            )
+            .expect("created");
+    }
+
     /// Which thread the event's actor answers from.
     async fn actor_thread(registry: &Registry, id: EventId) -> Result<String, Unavailable> {
         let addr = registry.get(id).expect("event exists");
@@ -746,14 +758,7 @@ mod tests {
     async fn an_actor_made_before_its_worker_runs_on_it_once_it_joins() {
         let (registry, id) = empty_registry();
         registry.place_on_workers(1);
-        registry
-            .create(
-                Some(id),
-                &EventSettings::new(None, 5, 1),
-                Default::default(),
-                Clock::system().now(),
-            )
-            .expect("created");
+        create(&registry, id);
         let early = actix_web::rt::spawn({
             let registry = Arc::clone(&registry);
             async move { actor_thread(&registry, id).await }
@@ -773,14 +778,7 @@ mod tests {
         assert_eq!(answered, worker_thread, "the actor runs on its worker");
         // Events created after the worker joined go straight to it.
         let later = EventId::try_from(2).expect("id");
-        registry
-            .create(
-                Some(later),
-                &EventSettings::new(None, 5, 1),
-                Default::default(),
-                Clock::system().now(),
-            )
-            .expect("created");
+        create(&registry, later);
         assert_eq!(
             actor_thread(&registry, later).await.expect("answered"),
             worker_thread
@@ -796,14 +794,7 @@ mod tests {
     async fn the_published_status_is_current_only_once_the_actor_has_what_was_sent() {
         let (registry, id) = empty_registry();
         registry.place_on_workers(1);
-        registry
-            .create(
-                Some(id),
-                &EventSettings::new(None, 5, 1),
-                Default::default(),
-                Clock::system().now(),
-            )
-            .expect("created");
+        create(&registry, id);
         let (_, current) = registry.published_current(id).expect("event");
         assert!(current, "nothing sent yet");
         // The actor's worker has not joined: the change waits in its mailbox.
