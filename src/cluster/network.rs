@@ -104,6 +104,23 @@ async fn write_message(
     stream.write_all(&out).await
 }
 
+/// Sends one request (carrying the secret) and reads its answer, both
+/// within `ttl`; a timeout is `TimedOut`.
+async fn exchange(
+    stream: &mut TcpStream,
+    secret: &SecretDigest,
+    request: &[u8],
+    ttl: Duration,
+) -> io::Result<Vec<u8>> {
+    let both = async {
+        write_message(stream, Some(secret), request).await?;
+        read_message(stream, None).await
+    };
+    tokio::time::timeout(ttl, both)
+        .await
+        .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))?
+}
+
 /// Serves peers on `listener` until the process ends; forwarded changes
 /// go through `local`.
 pub async fn serve(
@@ -194,15 +211,9 @@ pub async fn forward(
     let mut stream = connect(address)
         .await
         .map_err(|e| ForwardFailed::NotSent(e.to_string()))?;
-    let exchange = async {
-        write_message(&mut stream, Some(secret), &bytes).await?;
-        read_message(&mut stream, None).await
-    };
-    let answer = match tokio::time::timeout(ttl, exchange).await {
-        Ok(Ok(answer)) => answer,
-        Ok(Err(e)) => return Err(ForwardFailed::Lost(e.to_string())),
-        Err(_) => return Err(ForwardFailed::Lost(format!("no answer within {ttl:?}"))),
-    };
+    let answer = exchange(&mut stream, secret, &bytes, ttl)
+        .await
+        .map_err(|e| ForwardFailed::Lost(e.to_string()))?;
     match codec::decode(&answer) {
         Ok(PeerResponse::Forward(Ok(answer))) => Ok(answer),
         Ok(PeerResponse::Forward(Err(why))) => Err(ForwardFailed::Lost(why)),
@@ -213,9 +224,9 @@ pub async fn forward(
     }
 }
 
-/// The wall clock, in milliseconds since the epoch.
-pub fn wall_clock_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
+/// The wall clock, in milliseconds since the epoch (`clock.rs` reads it).
+fn wall_clock_ms() -> i64 {
+    crate::clock::Clock::system().now().millis()
 }
 
 /// One peer's clock, read over `stream` (opened to `address` when it is
@@ -237,13 +248,7 @@ pub async fn read_peer_clock(
         let started = std::time::Instant::now();
         let sent = wall_clock_ms();
         let request = codec::encode(&PeerRequest::Clock(sent)).map_err(io::Error::other)?;
-        let exchange = async {
-            write_message(open, Some(secret), &request).await?;
-            read_message(open, None).await
-        };
-        let answer = tokio::time::timeout(ttl, exchange)
-            .await
-            .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??;
+        let answer = exchange(open, secret, &request, ttl).await?;
         let round_trip = started.elapsed();
         match codec::decode(&answer) {
             Ok(PeerResponse::Clock(peer)) => Ok((sent, peer, round_trip)),
@@ -342,19 +347,11 @@ impl PeerClient {
         let Some(stream) = self.stream.as_mut() else {
             return Err(CallError::Unreachable(io::ErrorKind::NotConnected.into()));
         };
-        let exchange = async {
-            write_message(stream, Some(&self.secret), &bytes).await?;
-            read_message(stream, None).await
-        };
-        let answer = match tokio::time::timeout(ttl, exchange).await {
-            Ok(Ok(answer)) => answer,
-            Ok(Err(e)) => {
+        let answer = match exchange(stream, &self.secret, &bytes, ttl).await {
+            Ok(answer) => answer,
+            Err(e) => {
                 self.stream = None;
                 return Err(CallError::Network(e));
-            }
-            Err(_) => {
-                self.stream = None;
-                return Err(CallError::Network(io::ErrorKind::TimedOut.into()));
             }
         };
         codec::decode(&answer).map_err(|e| {
