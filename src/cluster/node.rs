@@ -123,8 +123,6 @@ pub struct ClusterNode {
     pub settings: ClusterSettings,
     /// Leaderships seen to change, for `/metrics`.
     pub leader_changes: AtomicU64,
-    /// Confirms this node's leadership with a majority, now.
-    rounds: Arc<Rounds>,
     /// Answers changes that followers forward to this node while it leads.
     local_http: Arc<LocalHttp>,
     /// Its peers' clocks and whether it reaches them (`peer_watch.rs`).
@@ -223,8 +221,9 @@ impl ClusterNode {
         peer: &str,
         request: Forwarded,
     ) -> Result<ForwardAnswer, ForwardFailed> {
-        let ttl = Duration::from_millis(self.settings.election_timeout_ms.saturating_mul(2))
-            + Duration::from_secs(1);
+        // The leader answers within its own bound on a commit; a second
+        // more for the way there and back.
+        let ttl = self.log.wait_bound().unwrap_or_default() + Duration::from_secs(1);
         network::forward(peer, &network::digest(&self.settings.secret), request, ttl).await
     }
 
@@ -258,12 +257,13 @@ impl ClusterNode {
     /// moved on answers false until a majority answers it again (it will
     /// not: they follow a newer term, and it steps down).
     pub async fn confirms_leadership(&self) -> bool {
-        let Some(term) = self.log.leading() else {
-            return false;
-        };
+        // The change log's own confirmation (leading, a round, still the
+        // same term), bounded here by the election timeout.
         let bound = Duration::from_millis(self.settings.election_timeout_ms);
-        let confirmed = tokio::time::timeout(bound, self.rounds.confirm()).await;
-        matches!(confirmed, Ok(true)) && self.log.leading() == Some(term)
+        matches!(
+            tokio::time::timeout(bound, self.log.confirm()).await,
+            Ok(Ok(()))
+        )
     }
 
     /// What `/metrics` shows of this node's place in the cluster.
@@ -634,11 +634,10 @@ pub(crate) async fn assemble<N: RaftNetworkFactory<TypeConfig>>(
         }),
         runtime.clone(),
     );
-    let for_log = Arc::clone(&rounds);
     // A change not committed within the same bound is answered 503 (the
     // contract's "within 2 x election_timeout_ms"): an isolated leader's
     // clients are not held until the partition heals.
-    log.set_leadership(Box::new(move || Box::pin(for_log.confirm())), bound);
+    log.set_leadership(Box::new(move || Box::pin(rounds.confirm())), bound);
     let local_http = Arc::new(LocalHttp::new(bound + Duration::from_secs(1))?);
     let node = Arc::new(ClusterNode {
         raft: raft.clone(),
@@ -646,7 +645,6 @@ pub(crate) async fn assemble<N: RaftNetworkFactory<TypeConfig>>(
         store,
         settings,
         leader_changes: AtomicU64::new(0),
-        rounds,
         local_http,
         peers: PeerWatch::default(),
         runtime,
