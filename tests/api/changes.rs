@@ -353,12 +353,16 @@ async fn receiver(
         3 => tokio::time::sleep(Duration::from_millis(300)).await,
         _ => tokio::time::sleep(Duration::from_millis(100)).await,
     }
-    let delivery: Value = serde_json::from_slice(&body).expect("json");
-    let mut seen = seen.lock().expect("lock");
-    for item in delivery["items"].as_array().expect("items") {
-        seen.accepted.push(item["index"].as_u64().expect("index"));
-    }
+    accept(&body, &mut seen.lock().expect("lock").accepted);
     HttpResponse::Ok().finish()
+}
+
+/// Notes the indexes of a delivery's items as accepted.
+fn accept(body: &[u8], accepted: &mut Vec<u64>) {
+    let delivery: Value = serde_json::from_slice(body).expect("json");
+    for item in delivery["items"].as_array().expect("items") {
+        accepted.push(item["index"].as_u64().expect("index"));
+    }
 }
 
 #[actix_web::test]
@@ -523,10 +527,7 @@ async fn redirecting(
             .insert_header(("Location", "/elsewhere"))
             .finish(),
         _ => {
-            let delivery: Value = serde_json::from_slice(&body).expect("json");
-            for item in delivery["items"].as_array().expect("items") {
-                seen.accepted.push(item["index"].as_u64().expect("index"));
-            }
+            accept(&body, &mut seen.accepted);
             HttpResponse::Ok().finish()
         }
     }
