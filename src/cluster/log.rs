@@ -560,6 +560,17 @@ mod tests {
         }
     }
 
+    /// A log leading in term 1 with one change submitted, not committed:
+    /// the log, that change's LSN, the epoch, and the proposal queue
+    /// (kept open).
+    fn leading_with_one_change() -> (Arc<ClusterLog>, Lsn, u64, mpsc::UnboundedReceiver<Queued>) {
+        let (log, queue) = ClusterLog::new(1, Lsn::new(1));
+        log.start_leading(1);
+        let epoch = log.state().epoch;
+        let mine = log.submit(cancelled("mine"), epoch).expect("submitted");
+        (log, mine, epoch, queue)
+    }
+
     /// Reads the applied index at the moment it is woken.
     struct Probe {
         log: Arc<ClusterLog>,
@@ -576,10 +587,7 @@ mod tests {
     /// its waiter wakes: the index must reach the change's entry first.
     #[test]
     fn a_leader_s_own_entry_is_applied_before_its_waiters_wake() {
-        let (log, _queue) = ClusterLog::new(1, Lsn::new(1));
-        log.start_leading(1);
-        let epoch = log.state().epoch;
-        let mine = log.submit(cancelled("mine"), epoch).expect("submitted");
+        let (log, mine, _, _queue) = leading_with_one_change();
         let probe = Arc::new(Probe {
             log: Arc::clone(&log),
             seen: std::sync::Mutex::new(None),
@@ -606,10 +614,7 @@ mod tests {
     /// fail, not count as durable because `durable` moved past it.
     #[test]
     fn a_newer_leader_s_entry_fails_what_this_leadership_had_not_committed() {
-        let (log, _queue) = ClusterLog::new(1, Lsn::new(1));
-        log.start_leading(1);
-        let epoch = log.state().epoch;
-        let mine = log.submit(cancelled("mine"), epoch).expect("submitted");
+        let (log, mine, epoch, _queue) = leading_with_one_change();
         log.apply_proposal(
             5,
             2,
