@@ -128,13 +128,17 @@ pub struct ClusterNode {
     /// Its peers' clocks and whether it reaches them (`peer_watch.rs`).
     peers: PeerWatch,
     runtime: tokio::runtime::Handle,
-    /// Ends the runtime a process's node runs on (see [`start`]): the
-    /// peer listener and every connection close with it, so a stopped
-    /// node neither holds its port nor answers a peer.
-    end_runtime: std::sync::Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
-    /// The thread that runs that runtime: `shutdown` waits for it, so that
-    /// the peer listener is closed when it returns.
-    runtime_thread: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// The runtime a process's node runs on (see [`start`]), to end.
+    own_runtime: std::sync::Mutex<Option<OwnRuntime>>,
+}
+
+/// The runtime of a process's node: ending it closes the peer listener and
+/// every connection, so a stopped node neither holds its port nor answers
+/// a peer; `shutdown` waits for its thread, so that they are closed when
+/// it returns.
+struct OwnRuntime {
+    end: tokio::sync::oneshot::Sender<()>,
+    thread: std::thread::JoinHandle<()>,
 }
 
 impl ClusterNode {
@@ -423,24 +427,17 @@ impl ClusterNode {
         let _ = finished.recv_timeout(Duration::from_secs(5));
         self.store.close();
         self.log.close_feed();
-        let end = self
-            .end_runtime
+        let own = self
+            .own_runtime
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .take();
-        if let Some(end) = end {
+        if let Some(OwnRuntime { end, thread }) = own {
             let _ = end.send(());
-        }
-        // Its tasks, the peer listener among them, are dropped as the
-        // runtime shuts down (bounded there by 5 s); a caller that stops a
-        // node and binds its peer port at once must find it free (a
-        // coverage run's slow build lost that race).
-        let thread = self
-            .runtime_thread
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .take();
-        if let Some(thread) = thread {
+            // Its tasks, the peer listener among them, are dropped as the
+            // runtime shuts down (bounded there by 5 s); a caller that
+            // stops a node and binds its peer port at once must find it
+            // free (a coverage run's slow build lost that race).
             if thread.join().is_err() {
                 log::error!("the Raft node's runtime thread panicked while stopping");
             }
@@ -506,13 +503,9 @@ pub fn start(
         .recv()
         .map_err(|_| io::Error::other("the Raft node's thread ended while starting"))??;
     *node
-        .end_runtime
+        .own_runtime
         .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(end);
-    *node
-        .runtime_thread
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(thread);
+        .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(OwnRuntime { end, thread });
     Ok(node)
 }
 
@@ -648,8 +641,7 @@ pub(crate) async fn assemble<N: RaftNetworkFactory<TypeConfig>>(
         local_http,
         peers: PeerWatch::default(),
         runtime,
-        end_runtime: std::sync::Mutex::new(None),
-        runtime_thread: std::sync::Mutex::new(None),
+        own_runtime: std::sync::Mutex::new(None),
     });
     tokio::spawn(propose(raft, Arc::clone(&log), queue));
     tokio::spawn(watch_leadership(Arc::clone(&node), service));
