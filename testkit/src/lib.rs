@@ -1,7 +1,9 @@
 //! What boxoffice's tests, benches and bench tools share, written once: a
 //! small seeded random generator (so a failing run can be replayed), the
-//! nearest-rank percentile, and reading the address from the service's
-//! start-up line.
+//! nearest-rank percentile, reading the address from the service's
+//! start-up line, and the linearizability search over recorded histories.
+
+pub mod linearizability;
 
 /// A xorshift64 generator: fast, deterministic for a seed, and good enough
 /// to pick users, operations and delays. Not for anything secret.

@@ -26,7 +26,10 @@ use reqwest::{Method, StatusCode};
 use serde_json::json;
 use tokio::sync::RwLock;
 
+use boxoffice_testkit::linearizability::Call;
+
 use super::cluster::{assert_not_oversold, wait_until_voter, Cluster, Proxy, ELECTION_DEADLINE};
+use super::history::{assert_linearizable, settle, settled_on, unanswered_users, History, Op};
 use super::process::{command, request, Server};
 
 /// Workers sending changes through the proxy at once.
@@ -35,6 +38,8 @@ const WORKERS: usize = 8;
 const PACE: Duration = Duration::from_millis(10);
 /// The load stops by itself after this long, whatever the test does.
 const LOAD_LIMIT: Duration = Duration::from_secs(600);
+/// The event's tickets: the queue starts to fill in the third round.
+const TICKETS: u64 = 300;
 /// How long a fault may keep the proxy from answering 2xx.
 const RECOVERY_DEADLINE: Duration = Duration::from_secs(20);
 
@@ -49,6 +54,8 @@ enum Answer {
 struct Load {
     /// When each answered request was sent and answered, and the answer.
     answers: Arc<Mutex<Vec<(Instant, Instant, Answer)>>>,
+    /// Every request, answered or not, for the linearizability check.
+    history: Arc<History>,
     /// Workers hold it for reading around each request; a check takes it
     /// for writing, so it sees no request in flight.
     gate: Arc<RwLock<()>>,
@@ -59,12 +66,14 @@ struct Load {
 impl Load {
     fn start(proxy: &str, event: u64) -> Load {
         let answers = Arc::new(Mutex::new(Vec::new()));
+        let history = Arc::new(History::new());
         let gate = Arc::new(RwLock::new(()));
         let stop = Arc::new(AtomicBool::new(false));
         let started = Instant::now();
         let workers = (0..WORKERS)
             .map(|w| {
                 let (answers, gate, stop) = (answers.clone(), gate.clone(), stop.clone());
+                let history = history.clone();
                 let base = format!("{proxy}/api/events/{event}/bookings");
                 tokio::spawn(async move {
                     let http = reqwest::Client::builder()
@@ -91,12 +100,25 @@ impl Load {
                                 .await;
                             (Answer::Booked { user, id: 0 }, sent)
                         };
-                        let ok = match sent {
-                            Ok(res) if res.status().is_success() => {
-                                let body: serde_json::Value = match res.json().await {
-                                    Ok(body) => body,
-                                    Err(_) => continue,
-                                };
+                        let answered = match sent {
+                            Ok(res) => {
+                                let status = res.status();
+                                res.json::<serde_json::Value>()
+                                    .await
+                                    .ok()
+                                    .map(|body| (status, body))
+                            }
+                            Err(_) => None,
+                        };
+                        let answered_at = Instant::now();
+                        let seen = answered.as_ref().map(|(status, body)| (*status, body));
+                        let op = match &answer {
+                            Answer::Booked { user, .. } => Op::book(user, seen),
+                            Answer::Cancelled { user } => Op::cancel(user, seen),
+                        };
+                        history.record(sent_at, answered_at, op);
+                        let ok = match answered {
+                            Some((status, body)) if status.is_success() => {
                                 let answer = match answer {
                                     Answer::Booked { user, .. } => {
                                         let id = body["booking"]["id"]
@@ -109,14 +131,15 @@ impl Load {
                                 };
                                 answers.lock().expect("answers").push((
                                     sent_at,
-                                    Instant::now(),
+                                    answered_at,
                                     answer,
                                 ));
                                 true
                             }
                             // Not answered 2xx: it may or may not have
-                            // happened, so it is not checked (a booking
-                            // retried later under the same user could be).
+                            // happened, so it is not checked here (a
+                            // booking retried later under the same user
+                            // could be); the history keeps it as unknown.
                             _ => false,
                         };
                         drop(_open);
@@ -129,6 +152,7 @@ impl Load {
             .collect();
         Load {
             answers,
+            history,
             gate,
             stop,
             workers,
@@ -162,13 +186,15 @@ impl Load {
         answers.iter().filter(|(sent, _, _)| *sent > since).count()
     }
 
-    async fn finish(self) -> Vec<Answer> {
+    /// Stops the load: every 2xx answer, and every call made.
+    async fn finish(self) -> (Vec<Answer>, Vec<Call<Op>>) {
         self.stop.store(true, Ordering::Relaxed);
         for worker in self.workers {
             worker.await.expect("load worker");
         }
         let answers = self.answers.lock().expect("answers");
-        answers.iter().map(|(_, _, a)| a.clone()).collect()
+        let answers = answers.iter().map(|(_, _, a)| a.clone()).collect();
+        (answers, self.history.calls())
     }
 }
 
@@ -306,7 +332,7 @@ async fn cluster_proxy_keeps_every_answer_through_every_fault() {
     let event = loop {
         let res = http
             .post(format!("{}/api/events", proxy.base))
-            .json(&json!({"name": "proxied on-sale", "totalTickets": 300}))
+            .json(&json!({"name": "proxied on-sale", "totalTickets": TICKETS}))
             .send()
             .await;
         if let Ok(res) = res {
@@ -471,9 +497,22 @@ async fn cluster_proxy_keeps_every_answer_through_every_fault() {
     )
     .await;
 
-    let answers = load.finish().await;
+    let (answers, calls) = load.finish().await;
     // Every answer again, on every node, after all the faults.
     check_answers(&cluster, event, &answers, 0, "at the end, every answer").await;
+    // And the whole history, answered or not, in one order the contract's
+    // rules explain: no stale answer, nobody overtaken, no id out of order.
+    let node = cluster
+        .nodes
+        .iter()
+        .find(|n| n.server.is_some())
+        .expect("a node");
+    let settled = settled_on(&node.base(), event, &unanswered_users(&calls)).await;
+    assert_linearizable(
+        TICKETS,
+        settle(calls, &settled),
+        "every call through the proxy",
+    );
     let booked = answers
         .iter()
         .filter(|a| matches!(a, Answer::Booked { .. }))

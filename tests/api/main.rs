@@ -17,6 +17,7 @@ mod disk_full;
 mod errors;
 mod forwarding;
 mod helpers;
+mod history;
 mod holds;
 mod hostile;
 mod idempotency;

@@ -29,6 +29,7 @@ use serde_json::{json, Value};
 use super::cluster::{
     assert_not_oversold, converged_on, metric, metrics, new_secret, probe_client, ELECTION_DEADLINE,
 };
+use super::history::{assert_linearizable, settle, settled_on, unanswered_users, History, Op};
 use super::process::{binary, configure, request, Server};
 
 /// The nodes' election timeout here (the default).
@@ -472,6 +473,7 @@ async fn book_until(
     event: u64,
     client: usize,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    history: std::sync::Arc<History>,
 ) -> Vec<Asked> {
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
@@ -499,11 +501,15 @@ async fn book_until(
             .await;
         let (status, booking_id) = match res {
             Ok(res) => {
-                let status = res.status().as_u16();
+                let status = res.status();
                 let body: Value = res.json().await.unwrap_or(Value::Null);
-                (status, body["booking"]["id"].as_u64())
+                history.record(sent, Instant::now(), Op::book(&user, Some((status, &body))));
+                (status.as_u16(), body["booking"]["id"].as_u64())
             }
-            Err(_) => (0, None),
+            Err(_) => {
+                history.record(sent, Instant::now(), Op::book(&user, None));
+                (0, None)
+            }
         };
         asked.push(Asked {
             node,
@@ -589,8 +595,12 @@ async fn bookings_through_every_node_across_a_partition_lose_nothing_and_answer_
     nodes.converged(event).await;
 
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let history = std::sync::Arc::new(History::new());
     let clients: Vec<_> = (0..6)
-        .map(|c| tokio::spawn(book_until(nodes.bases.clone(), event, c, stop.clone())))
+        .map(|c| {
+            let client = book_until(nodes.bases.clone(), event, c, stop.clone(), history.clone());
+            tokio::spawn(client)
+        })
         .collect();
     tokio::time::sleep(Duration::from_secs(1)).await;
     nodes.net.isolate(old);
@@ -655,6 +665,13 @@ async fn bookings_through_every_node_across_a_partition_lose_nothing_and_answer_
         "real-time order broken: {overtaken:#?}"
     );
     assert!(other.is_empty(), "unexpected answers: {other:?}");
+    let calls = history.calls();
+    let settled = settled_on(&nodes.bases[0], event, &unanswered_users(&calls)).await;
+    assert_linearizable(
+        TICKETS,
+        settle(calls, &settled),
+        "every booking through every node",
+    );
     let confirmed = state[0]["confirmedCount"].as_u64().expect("confirmed");
     // Answers lost on the way may still have been made: at least as many
     // confirmed as were acknowledged, up to the tickets.
