@@ -8,12 +8,20 @@
 //!
 //! A seeded schedule drives bookings, cancellations and event creates at
 //! the leader, and faults: dropped, delayed and duplicated messages (a
-//! duplicate arrives later, so out of order), partitions, and crashes and
-//! restarts of nodes with what their disks held. After every schedule the
-//! faults are healed and it checks that every change acknowledged to a
-//! client is in every node's state exactly once, that no two nodes
-//! acknowledged in one term, that no event is oversold, and that every node
-//! holds the same records in the same order.
+//! duplicate arrives later, so out of order), partitions, pauses of the
+//! leader (its messages, both ways, held until it wakes and then delivered
+//! late), and crashes and restarts of nodes with what their disks held.
+//! Repeated bookings and cancellations that change nothing are sent to
+//! every node that believes it leads, a paused one as it wakes included:
+//! such an answer is decided on the node's state and given only once its
+//! leadership is confirmed, as the service does (issue 35). After every
+//! schedule the faults are healed and it checks that every change
+//! acknowledged to a client is in every node's state exactly once, that no
+//! two nodes acknowledged in one term, that no event is oversold, that
+//! every node holds the same records in the same order, and that every
+//! answer without a change stood on a state that was the cluster's: one
+//! that held every change acknowledged before it was asked, and a prefix of
+//! the agreed records.
 //!
 //! The schedule (which operation or fault, when, to whom) is a function of
 //! the seed alone, so a failing seed replays its faults. Message timings
@@ -102,6 +110,9 @@ struct Net {
     /// Directed links that carry nothing.
     cut: Mutex<BTreeSet<(NodeId, NodeId)>>,
     faults: Mutex<LinkFaults>,
+    /// Paused nodes and when they wake: what they send or are sent waits
+    /// until then.
+    paused: Mutex<BTreeMap<NodeId, tokio::time::Instant>>,
 }
 
 /// What happens to one request.
@@ -138,6 +149,22 @@ impl Net {
 
     fn raft(&self, id: NodeId) -> Option<Raft<TypeConfig>> {
         lock(&self.up).get(&id).cloned()
+    }
+
+    /// Waits until neither `a` nor `b` is paused.
+    async fn awake(&self, a: NodeId, b: NodeId) {
+        loop {
+            let until = {
+                let paused = lock(&self.paused);
+                [a, b].iter().filter_map(|n| paused.get(n)).max().copied()
+            };
+            match until {
+                Some(until) if until > tokio::time::Instant::now() => {
+                    tokio::time::sleep_until(until).await
+                }
+                _ => return,
+            }
+        }
     }
 }
 
@@ -203,10 +230,12 @@ impl SimLink {
             });
         }
         tokio::time::sleep(delay).await;
+        self.net.awake(self.from, self.to).await;
         let raft = self.net.raft(self.to).ok_or_else(|| unreachable("down"))?;
         let answer = call(raft, request)
             .await
             .map_err(|_| unreachable("shut down"))?;
+        self.net.awake(self.from, self.to).await;
         if answer_lost || lock(&self.net.cut).contains(&(self.to, self.from)) {
             return Err(unreachable("answer dropped"));
         }
@@ -321,6 +350,20 @@ impl Service for Model {
     }
 }
 
+/// What a node decided for a client.
+enum Decision {
+    /// A change, handed to the change log at this LSN.
+    Made(Lsn, Record),
+    /// Nothing to change: the answer is whether the user's booking is
+    /// active, decided on `view` (every record the node held, in order;
+    /// the newest at `through`).
+    Unchanged {
+        view: Vec<Record>,
+        through: Lsn,
+        active: bool,
+    },
+}
+
 /// One client's change, decided at the leader.
 #[derive(Debug, Clone)]
 enum Op {
@@ -366,9 +409,16 @@ impl Model {
         (records, epoch)
     }
 
-    /// Decides `op` on this node's state, applies it ahead and hands it to
-    /// the change log; its LSN and record, or why not.
-    fn decide(&self, op: &Op, now: Timestamp) -> Result<(Lsn, Record), String> {
+    /// The LSN of the newest record this node's state holds.
+    fn newest(&self) -> Lsn {
+        let (records, _) = self.settle();
+        records.keys().next_back().copied().unwrap_or(Lsn::ZERO)
+    }
+
+    /// Decides `op` on this node's state; a change is applied ahead and
+    /// handed to the change log; else the answer and what it stood on; or
+    /// why neither.
+    fn decide(&self, op: &Op, now: Timestamp) -> Result<Decision, String> {
         let (mut records, epoch) = self.settle();
         let mut state = fold(lock(&self.base).iter().chain(records.values()))?;
         let (event, change) = match op {
@@ -395,10 +445,26 @@ impl Model {
                         .map(|o| o.made),
                     _ => target.cancel(&user, now).map(|o| o.made),
                 };
-                let made = outcome
-                    .map_err(|e| format!("refused: {e:?}"))?
-                    .ok_or("nothing to change")?;
-                (id, made.change)
+                let unchanged = |active| {
+                    let view = lock(&self.base)
+                        .iter()
+                        .chain(records.values())
+                        .cloned()
+                        .collect();
+                    let through = records.keys().next_back().copied().unwrap_or(Lsn::ZERO);
+                    Ok(Decision::Unchanged {
+                        view,
+                        through,
+                        active,
+                    })
+                };
+                match outcome {
+                    Ok(Some(made)) => (id, made.change),
+                    // A repeated booking: the active one, unchanged.
+                    Ok(None) => return unchanged(true),
+                    Err(crate::domain::DomainError::BookingNotFound) => return unchanged(false),
+                    Err(e) => return Err(format!("refused: {e:?}")),
+                }
             }
         };
         let record = Record::Change { event, change };
@@ -407,7 +473,7 @@ impl Model {
             .submit(record.clone(), epoch)
             .map_err(|_| "not leading".to_string())?;
         records.insert(lsn, record.clone());
-        Ok((lsn, record))
+        Ok(Decision::Made(lsn, record))
     }
 }
 
@@ -477,6 +543,39 @@ fn check_not_oversold(folded: &Folded) -> Result<(), String> {
     Ok(())
 }
 
+/// Every answer without a change stood on a state that was the cluster's
+/// when it was asked: a prefix of the agreed `records` that holds every
+/// change acknowledged before (`acks`, held at `positions`). A deposed or
+/// paused leader answering from its old state breaks the second.
+fn check_unchanged_answers(
+    answers: &[Unchanged],
+    acks: &[Ack],
+    positions: &[usize],
+    records: &[Record],
+) -> Result<(), String> {
+    for answer in answers {
+        let seen = answer.view.len();
+        if records.get(..seen) != Some(&answer.view[..]) {
+            return Err(format!(
+                "node {} answered {:?} ({}) from records that are not the cluster's",
+                answer.node, answer.op, answer.active
+            ));
+        }
+        let missed = acks
+            .iter()
+            .zip(positions)
+            .find(|(ack, at)| ack.answered < answer.asked && **at >= seen);
+        if let Some((ack, _)) = missed {
+            return Err(format!(
+                "node {} answered {:?} (active: {}) from a state without {:?}, \
+                 acknowledged by node {} in term {} before it was asked",
+                answer.node, answer.op, answer.active, ack.record, ack.node, ack.term
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// A node of the simulation, up or down; its directory outlives it.
 struct SimNode {
     id: NodeId,
@@ -490,6 +589,18 @@ struct Ack {
     node: NodeId,
     term: u64,
     record: Record,
+    answered: Instant,
+}
+
+/// An answer that changed nothing, given to its client.
+#[derive(Debug, Clone)]
+struct Unchanged {
+    node: NodeId,
+    /// When the client asked (the node decided at once).
+    asked: Instant,
+    view: Vec<Record>,
+    op: Op,
+    active: bool,
 }
 
 struct Simulation {
@@ -498,6 +609,7 @@ struct Simulation {
     net: Arc<Net>,
     nodes: Vec<SimNode>,
     acks: Arc<Mutex<Vec<Ack>>>,
+    unchanged: Arc<Mutex<Vec<Unchanged>>>,
     /// Changes handed to a leader's change log.
     submitted: usize,
     /// Snapshots installed by any node (a restart's own included).
@@ -542,9 +654,11 @@ impl Simulation {
                 up: Mutex::new(BTreeMap::new()),
                 cut: Mutex::new(BTreeSet::new()),
                 faults: Mutex::new(LinkFaults::default()),
+                paused: Mutex::new(BTreeMap::new()),
             }),
             nodes: sim_nodes,
             acks: Arc::new(Mutex::new(Vec::new())),
+            unchanged: Arc::new(Mutex::new(Vec::new())),
             submitted: 0,
             installs: Arc::default(),
             clients: Vec::new(),
@@ -624,16 +738,28 @@ impl Simulation {
         views.join("; ")
     }
 
-    /// The node that takes changes now, if any.
+    /// Whether node `i` is paused now.
+    fn paused(&self, i: usize) -> bool {
+        lock(&self.net.paused)
+            .get(&self.nodes[i].id)
+            .is_some_and(|until| *until > tokio::time::Instant::now())
+    }
+
+    /// The node that takes changes now, if any (a paused one takes none).
     fn leader(&self) -> Option<usize> {
-        self.nodes.iter().position(|n| {
-            n.up.as_ref()
-                .is_some_and(|(node, _)| node.log.leading().is_some())
+        (0..self.nodes.len()).find(|&i| {
+            !self.paused(i)
+                && self.nodes[i]
+                    .up
+                    .as_ref()
+                    .is_some_and(|(node, _)| node.log.leading().is_some())
         })
     }
 
     /// Sends `op` to node `i` as a client would; an acknowledgement is
-    /// recorded with the node and its term.
+    /// recorded with the node and its term; an answer without a change
+    /// (after what it stood on is durable and the node's leadership is
+    /// confirmed, as the service answers) with what it stood on.
     fn client(&mut self, i: usize, op: Op, now: Timestamp) {
         let Some((node, model)) = self.nodes[i].up.clone() else {
             return;
@@ -641,23 +767,62 @@ impl Simulation {
         let Some(term) = node.log.leading() else {
             return;
         };
-        let Ok((lsn, record)) = model.decide(&op, now) else {
-            return;
-        };
-        self.submitted += 1;
-        let acks = Arc::clone(&self.acks);
-        let log = Arc::clone(&node.log);
+        let epoch = node.log.state().epoch;
+        let asked = Instant::now();
         let id = self.nodes[i].id;
-        self.clients.push(tokio::spawn(async move {
-            let acked = tokio::time::timeout(CLIENT_TIMEOUT, acknowledged(&log, lsn)).await;
-            if matches!(acked, Ok(true)) {
-                lock(&acks).push(Ack {
-                    node: id,
-                    term,
-                    record,
-                });
+        let log = Arc::clone(&node.log);
+        match model.decide(&op, now) {
+            Ok(Decision::Made(lsn, record)) => {
+                self.submitted += 1;
+                let acks = Arc::clone(&self.acks);
+                self.clients.push(tokio::spawn(async move {
+                    let acked = tokio::time::timeout(CLIENT_TIMEOUT, acknowledged(&log, lsn)).await;
+                    if matches!(acked, Ok(true)) {
+                        lock(&acks).push(Ack {
+                            node: id,
+                            term,
+                            record,
+                            answered: Instant::now(),
+                        });
+                    }
+                }));
             }
-        }));
+            Ok(Decision::Unchanged {
+                view,
+                through,
+                active,
+            }) => {
+                let answers = Arc::clone(&self.unchanged);
+                self.clients.push(tokio::spawn(async move {
+                    let confirmed = tokio::time::timeout(CLIENT_TIMEOUT, async {
+                        acknowledged(&log, through).await
+                            && log.confirm().await.is_ok()
+                            && log.state().epoch == epoch
+                    })
+                    .await;
+                    if matches!(confirmed, Ok(true)) {
+                        lock(&answers).push(Unchanged {
+                            node: id,
+                            asked,
+                            view,
+                            op,
+                            active,
+                        });
+                    }
+                }));
+            }
+            Err(_) => {}
+        }
+    }
+
+    /// Sends `op` to every node that believes it leads, but a paused one
+    /// (which is sent its own requests as it wakes).
+    fn client_at_every_leader(&mut self, op: &Op, now: Timestamp) {
+        for i in 0..self.nodes.len() {
+            if !self.paused(i) {
+                self.client(i, op.clone(), now);
+            }
+        }
     }
 
     /// Runs the seed's schedule, heals everything and checks the result.
@@ -670,15 +835,49 @@ impl Simulation {
         let mut users = 0u64;
         let mut events = 0u64;
         let mut booked: Vec<(u64, String)> = Vec::new();
+        let mut cancelled: Vec<(u64, String)> = Vec::new();
+        // A paused node and when it is sent requests that wait for its wake.
+        let mut waking: Option<(usize, tokio::time::Instant)> = None;
         let mut faults = 0;
         let clock = 1_800_000_000_000_i64;
         for step in 0..STEPS {
             let now = Timestamp::from_millis(clock + step as i64 * 1_000);
             let roll = schedule.below(100);
             let target = schedule.below(size as u64) as usize;
+            if let Some((paused, asked_from)) = waking {
+                if tokio::time::Instant::now() >= asked_from {
+                    waking = None;
+                    // Requests that reach it late in its pause (a new
+                    // leader has acknowledged changes by then): a real
+                    // process decides them as it wakes, before it reads
+                    // the messages that depose it, on its old state; the
+                    // answer must wait for its leadership to be confirmed
+                    // (the round's messages wait for the wake too).
+                    // Users from before the pause, which it knows: the
+                    // same booking, or "not found", so nothing to change.
+                    let rebooks = booked.iter().take(2).map(|(event, user)| Op::Book {
+                        event: *event,
+                        user: user.clone(),
+                    });
+                    let recancels = cancelled.iter().take(2).map(|(event, user)| Op::Cancel {
+                        event: *event,
+                        user: user.clone(),
+                    });
+                    // The cancellations first: a rebook of a user whose
+                    // booking never committed is a change, and answers
+                    // decided after it wait on it.
+                    let again: Vec<Op> = recancels.chain(rebooks).collect();
+                    for op in again {
+                        self.client(paused, op, now);
+                    }
+                }
+            }
             match roll {
                 0..=71 => {
+                    // No node leads: sent to any, as a client would, but
+                    // a paused node (sent its requests as it wakes).
                     let leader = self.leader().unwrap_or(target);
+                    let leader_paused = self.paused(leader);
                     for _ in 0..=schedule.below(3) {
                         let op = match schedule.below(10) {
                             _ if events == 0 => Op::Create {
@@ -690,7 +889,23 @@ impl Simulation {
                             1..=2 if !booked.is_empty() => {
                                 let (event, user) = booked
                                     .swap_remove(schedule.below(booked.len() as u64) as usize);
+                                cancelled.push((event, user.clone()));
                                 Op::Cancel { event, user }
+                            }
+                            // Asked again, at every node that believes it
+                            // leads: the same booking, or "not found".
+                            3 if !booked.is_empty() => {
+                                let (event, user) =
+                                    booked[schedule.below(booked.len() as u64) as usize].clone();
+                                self.client_at_every_leader(&Op::Book { event, user }, now);
+                                continue;
+                            }
+                            4 if !cancelled.is_empty() => {
+                                let (event, user) = cancelled
+                                    [schedule.below(cancelled.len() as u64) as usize]
+                                    .clone();
+                                self.client_at_every_leader(&Op::Cancel { event, user }, now);
+                                continue;
                             }
                             _ => {
                                 users += 1;
@@ -705,7 +920,9 @@ impl Simulation {
                         if matches!(op, Op::Create { .. }) {
                             events += 1;
                         }
-                        self.client(leader, op, now);
+                        if !leader_paused {
+                            self.client(leader, op, now);
+                        }
                     }
                 }
                 72..=76 => {
@@ -743,6 +960,36 @@ impl Simulation {
                         max_delay_ms: schedule.below(80),
                     };
                 }
+                94..=96 if waking.is_none() => {
+                    if let Some(leader) = self.leader() {
+                        faults += 1;
+                        // A pause of a healthy cluster's leader, with all
+                        // it took committed, so that what it knows was
+                        // true when it paused (finding 1 of issue 35) and
+                        // another node takes over and acknowledges.
+                        lock(&self.net.cut).clear();
+                        *lock(&self.net.faults) = LinkFaults::default();
+                        for i in 0..size {
+                            if self.nodes[i].up.is_none() {
+                                self.boot(i).await.map_err(|e| format!("restart: {e}"))?;
+                            }
+                        }
+                        if let Some((node, model)) = self.nodes[leader].up.clone() {
+                            let through = model.newest();
+                            let _ = tokio::time::timeout(
+                                Duration::from_secs(1),
+                                acknowledged(&node.log, through),
+                            )
+                            .await;
+                        }
+                        // Long enough for another node to be elected
+                        // (election timeout 300 ms) and acknowledge.
+                        let paused = tokio::time::Instant::now();
+                        let until = paused + Duration::from_millis(2_000 + schedule.below(1_000));
+                        lock(&self.net.paused).insert(self.nodes[leader].id, until);
+                        waking = Some((leader, paused + Duration::from_millis(1_500)));
+                    }
+                }
                 _ => *lock(&self.net.faults) = LinkFaults::default(),
             }
             tokio::time::sleep(Duration::from_millis(20 + schedule.below(100))).await;
@@ -753,8 +1000,9 @@ impl Simulation {
             let acks = lock(&self.acks).len();
             format!(
                 "{size} nodes, {faults} faults, {} changes submitted, {acks} acknowledged, \
-                 {agreed} records agreed, {} snapshots installed",
+                 {} answered without a change, {agreed} records agreed, {} snapshots installed",
                 self.submitted,
+                lock(&self.unchanged).len(),
                 self.installs.load(Ordering::Relaxed)
             )
         })
@@ -764,6 +1012,7 @@ impl Simulation {
     /// through the leader, so everything before it is committed.
     async fn heal(&mut self, now: Timestamp) -> Result<(), String> {
         lock(&self.net.cut).clear();
+        lock(&self.net.paused).clear();
         *lock(&self.net.faults) = LinkFaults::default();
         for i in 0..self.nodes.len() {
             if self.nodes[i].up.is_none() {
@@ -844,15 +1093,23 @@ impl Simulation {
             tokio::time::sleep(Duration::from_millis(50)).await;
         };
         let (_, _, records) = &states[0];
+        let mut positions = Vec::with_capacity(acks.len());
         for ack in &acks {
-            let held = records.iter().filter(|r| **r == ack.record).count();
-            if held != 1 {
-                return Err(format!(
-                    "an acknowledged change is held {held} times: {:?}",
-                    ack.record
-                ));
+            let mut held = records
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| **r == ack.record);
+            match (held.next(), held.next()) {
+                (Some((at, _)), None) => positions.push(at),
+                _ => {
+                    return Err(format!(
+                        "an acknowledged change is not held exactly once: {:?}",
+                        ack.record
+                    ))
+                }
             }
         }
+        check_unchanged_answers(&lock(&self.unchanged), &acks, &positions, records)?;
         let folded = fold(records.iter())?;
         check_not_oversold(&folded)?;
         Ok(records.len())
