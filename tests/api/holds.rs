@@ -213,7 +213,20 @@ async fn holds_survive_restarts_and_lapse_while_the_service_is_down() {
     assert_eq!(millis(&a["booking"]["updated_at"]), deadline);
     let b = booking_of(base, "b").await;
     assert_eq!(b["booking"]["status"], "held");
-    assert_eq!(millis(&b["booking"]["expires_at"]), deadline + 60_000);
+    // The offer lasts its 60 s from when it was made: the deadline, when
+    // the restarted service got to the lapse within a second of it, else
+    // when it got to it (a late lapse, contract v4 Corrections). Which one
+    // depends on how fast the machine starts the service: both are right.
+    let offered = millis(&b["booking"]["updated_at"]);
+    if offered != deadline {
+        assert!(
+            offered - deadline > boxoffice::domain::LATE_LAPSE_MILLIS
+                && offered <= chrono::Utc::now().timestamp_millis(),
+            "offered {} ms after the deadline: neither on time nor late",
+            offered - deadline
+        );
+    }
+    assert_eq!(millis(&b["booking"]["expires_at"]), offered + 60_000);
     let (status, log) = server.stop_with(Signal::SIGTERM);
     assert_eq!(status.code(), Some(0), "{log}");
 }
