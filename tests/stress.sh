@@ -7,7 +7,8 @@
 # tools' (testkit, bench tools, xtask), the disk-full test (root), the hostile clients, the
 # cluster behind HAProxy and a node's clock moved by libfaketime against
 # the `ci` build, tests/api on a cluster,
-# 8 simulation seeds, the docs' blocks, both contract runs, the browser.
+# 8 simulation seeds, the docs' blocks, the node replacement of
+# docs/operations.md, both contract runs, the browser.
 # Left out: fmt, clippy, the layer check and the bench smokes (they check
 # no behaviour of the service that a load could change). Builds happen once,
 # before the first round and its busy loops. Logs: $STRESS_OUT (a new
@@ -50,6 +51,7 @@ STAGES=(
   "clocks|env BOXOFFICE_TEST_BINARY=$ci_binary cargo test --locked --test api clocks -- --ignored --nocapture"
   "simulation|tests/cluster_soak.sh 8 120"
   "docs|python3 tests/docs/check_blocks.py $ci_binary README.md docs/guide.md"
+  "node-replacement|tests/docs/node_replacement.sh $ci_binary"
   "contract|tests/contract/run.sh"
   "contract-cluster|env CONTRACT_CLUSTER=1 tests/contract/run.sh"
   "browser|tests/browser/run.sh"
