@@ -30,6 +30,11 @@ ETC="$W/etc/boxoffice"
 VAR="$W/var/lib/boxoffice"
 HAPROXY_CFG="$W/etc/haproxy/haproxy.cfg"
 mkdir -p "$ETC" "$VAR" "$W/etc/haproxy"
+# This script must never write to the real machine paths.
+for real in /var/lib/boxoffice /etc/boxoffice; do
+  [ ! -e "$real" ] || [ -n "${REAL_PATHS_OK:-}" ] || {
+    echo "$real exists on this machine: the emulation must not mix with it (REAL_PATHS_OK=1 to run anyway)" >&2; exit 1; }
+done
 
 # Rewrites the page's and the unit's machine paths to the scratch ones.
 paths() {
@@ -87,6 +92,10 @@ systemctl() {
   esac
 }
 
+# install without owner and group; a file installed into the scratch
+# machine gets its machine paths moved too (node4.toml names its data
+# directory /var/lib/boxoffice/node4: on this machine that must be the
+# scratch one, never the real path).
 install() {
   local args=()
   while [ $# -gt 0 ]; do
@@ -96,6 +105,10 @@ install() {
     esac
   done
   command install "${args[@]}"
+  local last=${args[${#args[@]}-1]}
+  if [ -f "$last" ] && [[ "$last" == "$W"/* ]]; then
+    paths <"$last" >"$last.moved" && mv "$last.moved" "$last"
+  fi
 }
 
 fail() { echo "node replacement: $*" >&2; for f in "$W"/node*.log; do echo "== $f"; tail -20 "$f"; done >&2; exit 1; }
@@ -127,11 +140,16 @@ PROXY=http://127.0.0.1:8080
 AUTH=(-H "authorization: Bearer $TOKEN")
 until_ok 300 curl -fsS "$PROXY/leader" || fail "no leader behind the proxy after 30 s"
 
-created=$(curl -fsS "${AUTH[@]}" -H 'content-type: application/json' \
-  -d '{"totalTickets": 10}' "$PROXY/api/events") || fail "no event created"
-event=$(sed -n 's/.*"eventId":\([0-9]*\).*/\1/p' <<<"$created")
-curl -fsS "${AUTH[@]}" -X PUT "$PROXY/api/events/$event/bookings/before" >/dev/null \
-  || fail "no booking before the loss"
+# A cluster that just formed may still change its leader (a client
+# retries a 503 with an Idempotency-Key, as the contract allows).
+create() {
+  curl -fsS "${AUTH[@]}" -H 'content-type: application/json' -H 'idempotency-key: replacement-1' \
+    -d '{"totalTickets": 10}' "$PROXY/api/events" >"$W/created"
+}
+until_ok 300 create || fail "no event created in 30 s"
+event=$(sed -n 's/.*"eventId":\([0-9]*\).*/\1/p' "$W/created")
+book_before() { curl -fsS "${AUTH[@]}" -X PUT "$PROXY/api/events/$event/bookings/before" >/dev/null; }
+until_ok 300 book_before || fail "no booking before the loss"
 
 # Node 3's disk is lost (stopped first if it led, so that the proxy has a
 # leader to send the DELETE to).
@@ -187,4 +205,10 @@ for i in 1 2 4; do
   until_ok 100 curl -fsS "http://127.0.0.1:810$i/api/events/$event/bookings/before" \
     || fail "node $i does not have the booking made before the loss"
 done
+grep -q "$VAR/node4" "$W/node4.log" || fail "node 4 did not run in its scratch directory"
+if [ -z "${REAL_PATHS_OK:-}" ]; then
+  for real in /var/lib/boxoffice /etc/boxoffice; do
+    [ ! -e "$real" ] || fail "the run wrote to the real $real"
+  done
+fi
 echo "node replacement as docs/operations.md says: node 3 replaced by node 4, node $leader stopped, bookings answered"
