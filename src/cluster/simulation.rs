@@ -836,19 +836,28 @@ impl Simulation {
         let mut events = 0u64;
         let mut booked: Vec<(u64, String)> = Vec::new();
         let mut cancelled: Vec<(u64, String)> = Vec::new();
-        // A paused node and when it is sent requests that wait for its wake.
-        let mut waking: Option<(usize, tokio::time::Instant)> = None;
+        // A paused node, when it wakes, and how many changes had been
+        // acknowledged when it paused: it is sent requests (that wait for
+        // its wake) once another node has acknowledged one since.
+        let mut waking: Option<(usize, tokio::time::Instant, usize)> = None;
         let mut faults = 0;
         let clock = 1_800_000_000_000_i64;
         for step in 0..STEPS {
             let now = Timestamp::from_millis(clock + step as i64 * 1_000);
             let roll = schedule.below(100);
             let target = schedule.below(size as u64) as usize;
-            if let Some((paused, asked_from)) = waking {
-                if tokio::time::Instant::now() >= asked_from {
+            if let Some((paused, until, acked_before)) = waking {
+                let paused_id = self.nodes[paused].id;
+                let acked_since = lock(&self.acks)
+                    .iter()
+                    .skip(acked_before)
+                    .any(|ack| ack.node != paused_id);
+                if tokio::time::Instant::now() >= until {
                     waking = None;
-                    // Requests that reach it late in its pause (a new
-                    // leader has acknowledged changes by then): a real
+                } else if acked_since {
+                    waking = None;
+                    // Requests that reach it in its pause once a new
+                    // leader has acknowledged a change: a real
                     // process decides them as it wakes, before it reads
                     // the messages that depose it, on its old state; the
                     // answer must wait for its leadership to be confirmed
@@ -987,7 +996,7 @@ impl Simulation {
                         let paused = tokio::time::Instant::now();
                         let until = paused + Duration::from_millis(2_000 + schedule.below(1_000));
                         lock(&self.net.paused).insert(self.nodes[leader].id, until);
-                        waking = Some((leader, paused + Duration::from_millis(1_500)));
+                        waking = Some((leader, until, lock(&self.acks).len()));
                     }
                 }
                 _ => *lock(&self.net.faults) = LinkFaults::default(),
