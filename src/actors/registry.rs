@@ -238,13 +238,6 @@ impl Registry {
         self.actors.get(&id).map(|a| a.value().addr.clone())
     }
 
-    /// Event `id`'s status as its actor last published it.
-    pub fn published(&self, id: EventId) -> Option<Arc<Published>> {
-        self.actors
-            .get(&id)
-            .map(|a| a.value().changed.published.load_full())
-    }
-
     /// What event `id`'s actor last published, and whether it reflects
     /// every committed change sent to the actor (a follower's actor may not
     /// have handled the newest yet: a read with `X-Boxoffice-Min-Index`
