@@ -499,23 +499,24 @@ async fn book_until(
             .json(&json!({}))
             .send()
             .await;
-        let (status, booking_id) = match res {
+        let answer = match res {
             Ok(res) => {
                 let status = res.status();
-                let body: Value = res.json().await.unwrap_or(Value::Null);
-                history.record(sent, Instant::now(), Op::book(&user, Some((status, &body))));
-                (status.as_u16(), body["booking"]["id"].as_u64())
+                Some((status, res.json().await.unwrap_or(Value::Null)))
             }
-            Err(_) => {
-                history.record(sent, Instant::now(), Op::book(&user, None));
-                (0, None)
-            }
+            Err(_) => None,
         };
+        let answered = Instant::now();
+        let seen = answer.as_ref().map(|(status, body)| (*status, body));
+        history.record(sent, answered, Op::book(&user, seen));
+        let (status, booking_id) = answer.map_or((0, None), |(status, body)| {
+            (status.as_u16(), body["booking"]["id"].as_u64())
+        });
         asked.push(Asked {
             node,
             user,
             sent,
-            answered: Instant::now(),
+            answered,
             status,
             booking_id,
             rebook,
