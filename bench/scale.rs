@@ -432,7 +432,11 @@ async fn expiry_storm(holds: u64, dir: &std::path::Path) -> serde_json::Value {
                     let started = Instant::now();
                     let op = Box::new(|e: &Event| e.status());
                     let answer = ask(&addr, &std::sync::atomic::AtomicU64::new(0), |reply| {
-                        boxoffice::actors::messages::Read { op, reply }
+                        boxoffice::actors::messages::Read {
+                            op,
+                            reply,
+                            patience: None,
+                        }
                     })
                     .await
                     .expect("read");
@@ -464,6 +468,7 @@ async fn expiry_storm(holds: u64, dir: &std::path::Path) -> serde_json::Value {
         boxoffice::actors::messages::Read {
             op: Box::new(|e: &Event| e.status()),
             reply,
+            patience: None,
         }
     })
     .await

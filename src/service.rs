@@ -11,18 +11,19 @@
 use std::sync::Arc;
 
 use actix::Addr;
-use futures_util::future::join_all;
 
-use crate::actors::messages::{ActorError, Durable, MakeChange, Read};
+use crate::actors::messages::{ActorError, Durable, MakeChange};
 use crate::actors::{ask, CreateError, EventActor, Registry, Unavailable};
 use crate::config::LimitSettings;
 use crate::domain::{
     BookingChange, BookingView, CreateKey, DomainError, EntryView, Event, EventChange, EventId,
     EventPatch, EventSettings, EventStatus, Limit, RoomPatch, RoomSettings, Timestamp, UserId,
-    WaitingPage,
 };
 use crate::persistence::change_log::{wait_durable, ChangeLog};
 use crate::persistence::journal::Lsn;
+
+mod reads;
+pub use reads::READ_PATIENCE;
 
 /// Why an operation was refused. Nothing changed when one is returned.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -393,115 +394,9 @@ impl BoxOffice {
             .await
     }
 
-    /// `user`'s room entry at event `id`: the active one, else the latest.
-    pub async fn room_entry(&self, id: EventId, user: UserId) -> Result<EntryView> {
-        Ok(self
-            .read(id, move |event| event.room_entry(&user))
-            .await??)
-    }
-
-    /// [`Self::room_entry`] for many users in one read, with the LSN the
-    /// answers reflect (durable), for live streams.
-    pub async fn room_entries_at(
-        &self,
-        id: EventId,
-        users: Vec<UserId>,
-    ) -> Result<(Vec<std::result::Result<EntryView, DomainError>>, Lsn)> {
-        self.read_at(id, move |event| {
-            users.iter().map(|user| event.room_entry(user)).collect()
-        })
-        .await
-    }
-
-    /// `user`'s booking at event `id`: the active one, else the latest ended.
-    pub async fn booking(&self, id: EventId, user: UserId) -> Result<BookingView> {
-        Ok(self.read(id, move |event| event.booking(&user)).await??)
-    }
-
-    /// Event `id`'s settings and counters.
-    pub async fn status(&self, id: EventId) -> Result<EventStatus> {
-        Ok(self.status_at(id).await?.0)
-    }
-
-    /// [`Self::status`] with the LSN of the newest change it reflects (which
-    /// is durable), for live streams.
-    pub async fn status_at(&self, id: EventId) -> Result<(EventStatus, Lsn)> {
-        // What the actor published, when all of it is durable and still
-        // true; else the actor's turn, as for every other read.
-        if let Some(published) = self.servable_published(id)? {
-            return Ok((published.status.clone(), published.lsn()));
-        }
-        self.read_at(id, |event| event.status()).await
-    }
-
-    /// Event `id`'s status as the reply body `render` makes of it. A
-    /// published status keeps its body, so between two changes every read
-    /// sends the bytes the first one made; else the actor's answer is
-    /// rendered for this read alone.
-    pub async fn status_body<E: From<ServiceError>>(
-        &self,
-        id: EventId,
-        render: impl FnOnce(&EventStatus) -> std::result::Result<bytes::Bytes, E>,
-    ) -> std::result::Result<bytes::Bytes, E> {
-        if let Some(published) = self.servable_published(id)? {
-            return published.rendered(render);
-        }
-        let (status, _) = self.read_at(id, |event| event.status()).await?;
-        render(&status)
-    }
-
-    /// What event `id`'s actor last published, if it may be served now
-    /// (see [`crate::actors::Published::servable`]).
-    fn servable_published(&self, id: EventId) -> Result<Option<Arc<crate::actors::Published>>> {
-        let (published, current) = self
-            .registry
-            .published_current(id)
-            .ok_or(ServiceError::EventNotFound)?;
-        let servable =
-            current && published.servable(self.registry.clock().now(), &self.log.state());
-        Ok(servable.then_some(published))
-    }
-
-    /// [`Self::booking`] for many users in one read of the event, with the
-    /// LSN of the newest change the answers reflect (which is durable).
-    pub async fn bookings_at(
-        &self,
-        id: EventId,
-        users: Vec<UserId>,
-    ) -> Result<(Vec<std::result::Result<BookingView, DomainError>>, Lsn)> {
-        self.read_at(id, move |event| {
-            users.iter().map(|user| event.booking(user)).collect()
-        })
-        .await
-    }
-
     /// Wakes after every change to event `id` (`None`: no such event).
     pub fn changes(&self, id: EventId) -> Option<crate::actors::LiveReceivers> {
         self.registry.changes(id)
-    }
-
-    /// A page of event `id`'s waiting list.
-    pub async fn waiting_page(
-        &self,
-        id: EventId,
-        offset: usize,
-        limit: usize,
-    ) -> Result<WaitingPage> {
-        self.read(id, move |event| event.waiting_page(offset, limit))
-            .await
-    }
-
-    /// Up to `limit` events from 0-based `offset`, in id order, and how many
-    /// there are.
-    pub async fn events(&self, offset: usize, limit: usize) -> Result<(Vec<EventStatus>, u64)> {
-        let (ids, total) = self.registry.page(offset, limit);
-        let statuses = join_all(ids.into_iter().map(|id| self.status(id))).await;
-        let items = statuses
-            .into_iter()
-            // An event whose creation failed may vanish between listing and reading.
-            .filter(|s| !matches!(s, Err(ServiceError::EventNotFound)))
-            .collect::<Result<Vec<_>>>()?;
-        Ok((items, total as u64))
     }
 
     /// Why changes cannot be made durable right now, if they cannot.
@@ -566,33 +461,6 @@ impl BoxOffice {
             return Err(Unavailable.into());
         }
         answer
-    }
-
-    /// Reads from event `id`'s actor what is durable.
-    async fn read<T: Send + 'static>(
-        &self,
-        id: EventId,
-        op: impl FnOnce(&crate::domain::Event) -> T + Send + 'static,
-    ) -> Result<T> {
-        Ok(self.read_at(id, op).await?.0)
-    }
-
-    /// [`Self::read`], with the LSN of the newest change the answer reflects.
-    async fn read_at<T: Send + 'static>(
-        &self,
-        id: EventId,
-        op: impl FnOnce(&crate::domain::Event) -> T + Send + 'static,
-    ) -> Result<(T, Lsn)> {
-        let addr = self.actor_of(id)?;
-        let op = Box::new(op);
-        let answer = ask(
-            &addr,
-            &self.registry.counters().mailbox_rejections,
-            |reply| Read { op, reply },
-        )
-        .await?;
-        let lsn = answer.lsn;
-        Ok((self.durable(answer).await?, lsn))
     }
 
     fn forget_created(&self, id: EventId, lsn: Lsn, key: Option<&str>) {

@@ -11,11 +11,9 @@
 //! and before any message is handled everything due is expired, so no
 //! answer shows a hold past its deadline even when the timer runs late.
 
-use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix::{Actor, ActorContext, AsyncContext, Context, Handler, SpawnHandle};
 use tokio::sync::watch;
@@ -24,11 +22,10 @@ use super::counters::{BookedAs, EventCounters};
 use super::messages::{
     ActorError, ApplyCommitted, Durable, MakeChange, Read, TakeCommitted, TakeSnapshot, Unavailable,
 };
+use super::pending::PendingChanges;
 use super::published::{Published, PublishedSlot};
 use crate::clock::Clock;
-use crate::domain::{
-    BookingIdSequence, BookingStatus, Change, Event, Made, Outcome, Timestamp, Undo,
-};
+use crate::domain::{BookingIdSequence, BookingStatus, Change, Event, Made, Outcome, Timestamp};
 use crate::persistence::change_log::ChangeLog;
 use crate::persistence::journal::{Lsn, Record};
 use crate::persistence::StoredEvent;
@@ -110,8 +107,8 @@ pub struct EventActor {
     changes: Arc<AtomicU64>,
     /// Where changes are made durable.
     log: Arc<dyn ChangeLog>,
-    /// Changes applied but not yet known durable, oldest first, with undos.
-    pending: VecDeque<(Lsn, Undo)>,
+    /// Changes applied but not yet known durable.
+    pending: PendingChanges,
     /// The journal epoch this actor's pending changes belong to.
     epoch: u64,
     /// The LSN of the newest change known durable.
@@ -158,7 +155,7 @@ impl EventActor {
             ids,
             changes,
             log,
-            pending: VecDeque::new(),
+            pending: PendingChanges::default(),
             epoch,
             durable_lsn: applied_lsn,
             timer: None,
@@ -288,12 +285,8 @@ impl EventActor {
     /// the journal has faulted since they were made.
     fn settle(&mut self) {
         let state = self.log.state();
-        while let Some(&(lsn, _)) = self.pending.front() {
-            if !state.is_durable(lsn) {
-                break;
-            }
+        if let Some(lsn) = self.pending.forget_durable(|lsn| state.is_durable(lsn)) {
             self.durable_lsn = lsn;
-            self.pending.pop_front();
         }
         if state.epoch != self.epoch {
             self.epoch = state.epoch;
@@ -305,11 +298,7 @@ impl EventActor {
                     self.pending.len()
                 );
             }
-            let undone = !self.pending.is_empty();
-            while let Some((_, undo)) = self.pending.pop_back() {
-                self.event.undo(undo);
-            }
-            if undone {
+            if self.pending.undo_all(&mut self.event) > 0 {
                 self.announce(self.durable_lsn, true, true);
             }
         }
@@ -334,9 +323,7 @@ impl EventActor {
 
     /// The LSN of the newest change reflected in the state.
     fn applied_lsn(&self) -> Lsn {
-        self.pending
-            .back()
-            .map_or(self.durable_lsn, |&(lsn, _)| lsn)
+        self.pending.newest().unwrap_or(self.durable_lsn)
     }
 
     /// Whether changes may be made at all right now.
@@ -403,7 +390,7 @@ impl EventActor {
         };
         match self.log.submit(record, self.epoch) {
             Ok(lsn) => {
-                self.pending.push_back((lsn, made.undo));
+                self.pending.push(lsn, made.undo, Instant::now());
                 self.changes.fetch_add(1, Ordering::Relaxed);
                 counted();
                 // Readers of the change still wait until it is durable.
@@ -469,7 +456,23 @@ impl<T: Send + 'static> Handler<Read<T>> for EventActor {
     type Result = ();
 
     fn handle(&mut self, msg: Read<T>, ctx: &mut Self::Context) {
-        self.catch_up(self.clock.now(), ctx);
+        let now = self.clock.now();
+        self.catch_up(now, ctx);
+        let stalled = msg
+            .patience
+            .is_some_and(|patience| self.pending.stalled(Instant::now(), patience));
+        if stalled {
+            let durable = self.durable_lsn;
+            let view = self.pending.durable_view(&self.event, durable);
+            if view.next_deadline().is_none_or(|due| due > now) {
+                let _ = msg.reply.send(Durable {
+                    value: (msg.op)(view),
+                    lsn: durable,
+                    made: false,
+                });
+                return;
+            }
+        }
         let _ = msg.reply.send(Durable {
             value: (msg.op)(&self.event),
             lsn: self.applied_lsn(),
@@ -522,16 +525,9 @@ impl Handler<TakeCommitted> for EventActor {
         // committed. The caller holds the commit mark still, so what is
         // pending beyond `through` is still pending after settling.
         self.settle();
-        let ahead = self.pending.iter().position(|&(lsn, _)| lsn > msg.through);
-        let event = match ahead {
+        let event = match self.pending.without_changes_after(&self.event, msg.through) {
             None => self.event.to_snapshot(),
-            Some(first) => {
-                let mut committed = self.event.clone();
-                for (_, undo) in self.pending.iter().skip(first).rev() {
-                    committed.undo(undo.clone());
-                }
-                committed.to_snapshot()
-            }
+            Some(committed) => committed.to_snapshot(),
         };
         let _ = msg.reply.send(StoredEvent {
             applied_lsn: self.durable_lsn.min(msg.through),
@@ -569,62 +565,15 @@ mod tests {
         )
     }
 
-    /// A change log that is not the journal: durable only when the test
-    /// says so, and able to start a new epoch (as a leader that lost its
-    /// leadership would), abandoning what it had taken.
-    struct ScriptedLog {
-        next: std::sync::Mutex<u64>,
-        state: tokio::sync::watch::Sender<crate::persistence::journal::JournalState>,
-        waiters: crate::persistence::durable_waiters::DurableWaiters,
-    }
-
-    impl crate::persistence::change_log::ChangeLog for ScriptedLog {
-        fn submit(
-            &self,
-            _: crate::persistence::journal::Record,
-            epoch: u64,
-        ) -> Result<crate::persistence::journal::Lsn, crate::persistence::journal::Refused>
-        {
-            if epoch != self.state.borrow().epoch {
-                return Err(crate::persistence::journal::Refused);
-            }
-            let mut next = self.next.lock().expect("lock");
-            *next += 1;
-            Ok(crate::persistence::journal::Lsn::new(*next))
-        }
-
-        fn next_lsn(&self) -> crate::persistence::journal::Lsn {
-            crate::persistence::journal::Lsn::new(*self.next.lock().expect("lock") + 1)
-        }
-
-        fn state(&self) -> tokio::sync::watch::Ref<'_, crate::persistence::journal::JournalState> {
-            self.state.borrow()
-        }
-
-        fn watch(&self) -> tokio::sync::watch::Receiver<crate::persistence::journal::JournalState> {
-            self.state.subscribe()
-        }
-
-        fn waiters(&self) -> &crate::persistence::durable_waiters::DurableWaiters {
-            &self.waiters
-        }
-    }
-
     /// The actor works against any change log: what the log makes durable
     /// stays, and what it abandons in a new epoch is undone before the
     /// next answer.
     #[actix_web::test]
     async fn changes_a_log_abandons_in_a_new_epoch_are_undone() {
-        use crate::persistence::journal::{JournalState, Lsn};
+        use crate::actors::scripted_log::ScriptedLog;
+        use crate::persistence::journal::Lsn;
         use actix::Actor;
-        let log = Arc::new(ScriptedLog {
-            next: std::sync::Mutex::new(1),
-            state: tokio::sync::watch::Sender::new(JournalState {
-                durable: Lsn::new(1),
-                ..JournalState::default()
-            }),
-            waiters: Default::default(),
-        });
+        let log = Arc::new(ScriptedLog::durable_through(Lsn::new(1)));
         let clock = Clock::manual(Timestamp::from_millis(1_700_000_000_000));
         let id = EventId::try_from(1).expect("id");
         let (event, _) =
@@ -651,7 +600,11 @@ mod tests {
         };
         let available = || {
             let op = Box::new(|e: &Event| e.status().available_tickets);
-            ask(&addr, &rejections, |reply| Read { op, reply })
+            ask(&addr, &rejections, |reply| Read {
+                op,
+                reply,
+                patience: None,
+            })
         };
         let a = ask(&addr, &rejections, |reply| MakeChange {
             op: book("a"),
@@ -660,8 +613,7 @@ mod tests {
         .await
         .expect("sent")
         .expect("booked");
-        log.state.send_modify(|s| s.durable = a.lsn);
-        log.waiters.wake_all();
+        log.make_durable(a.lsn);
         let b = ask(&addr, &rejections, |reply| MakeChange {
             op: book("b"),
             reply,
@@ -689,11 +641,7 @@ mod tests {
         assert_eq!(available_in(&through_b), 0);
         assert_eq!(available().await.expect("read").value, 0, "b still pending");
         // The log loses b's change: a new epoch, b's LSN abandoned.
-        log.state.send_modify(|s| {
-            s.epoch += 1;
-            s.failed.push(b.lsn..=b.lsn);
-        });
-        log.waiters.wake_all();
+        log.lose(b.lsn);
         assert_eq!(
             available().await.expect("read").value,
             1,
@@ -707,6 +655,84 @@ mod tests {
         .await
         .expect("sent")
         .expect("booked in the new epoch");
+    }
+
+    /// A read that may not wait behind a pending change (patience spent)
+    /// is answered from the state as the durable changes left it, with
+    /// their LSN; a stream's read (no patience) from the newest. A durable
+    /// state with a hold past its deadline is never served: the lapse is
+    /// pending too.
+    #[actix_web::test]
+    async fn a_read_that_may_not_wait_is_served_from_the_durable_state() {
+        use crate::actors::scripted_log::ScriptedLog;
+        use crate::persistence::journal::Lsn;
+        use actix::Actor;
+        let log = Arc::new(ScriptedLog::durable_through(Lsn::new(1)));
+        let clock = Clock::manual(Timestamp::from_millis(1_700_000_000_000));
+        let id = EventId::try_from(1).expect("id");
+        let mut settings = EventSettings::new(None, 3, 1);
+        settings.hold_secs = 60;
+        let (event, _) = Event::create(id, settings, clock.now()).expect("event");
+        let (signals, _) = super::LiveSignals::new(&event, Lsn::new(1));
+        let shared = super::ActorShared {
+            ids: Arc::default(),
+            changes: Arc::default(),
+            log: Arc::clone(&log) as Arc<dyn crate::persistence::change_log::ChangeLog>,
+            counters: Arc::default(),
+            clock: clock.clone(),
+        };
+        let addr = super::EventActor::new(event, Lsn::new(1), shared, signals).start();
+        let rejections = std::sync::atomic::AtomicU64::new(0);
+        let book = |name: &str| {
+            let user = UserId::try_from(name).expect("user");
+            let op: crate::actors::messages::ChangeOp<()> = Box::new(move |e, ids, now| {
+                e.book(&user, 1, ids, now).map(|o| crate::domain::Outcome {
+                    value: (),
+                    made: o.made,
+                })
+            });
+            ask(&addr, &rejections, |reply| MakeChange { op, reply })
+        };
+        let held = |patience: Option<Duration>| {
+            let op = Box::new(|e: &Event| e.status().held_tickets);
+            ask(&addr, &rejections, move |reply| Read {
+                op,
+                reply,
+                patience,
+            })
+        };
+        let a = book("a").await.expect("sent").expect("held");
+        log.make_durable(a.lsn);
+        let b = book("b").await.expect("sent").expect("held");
+        assert!(b.lsn > a.lsn);
+
+        let newest = held(None).await.expect("read");
+        assert_eq!((newest.value, newest.lsn), (2, b.lsn));
+        let patient = held(Some(Duration::from_secs(3_600))).await.expect("read");
+        assert_eq!(
+            (patient.value, patient.lsn),
+            (2, b.lsn),
+            "b is not late yet"
+        );
+        let durable = held(Some(Duration::ZERO)).await.expect("read");
+        assert_eq!(
+            (durable.value, durable.lsn),
+            (1, a.lsn),
+            "a's hold, not b's"
+        );
+
+        // b becomes durable: the newest state is.
+        log.make_durable(b.lsn);
+        let c = book("c").await.expect("sent").expect("held");
+        let durable = held(Some(Duration::ZERO)).await.expect("read");
+        assert_eq!((durable.value, durable.lsn), (2, b.lsn));
+
+        // Past the deadlines: the lapses are pending, and the durable state
+        // (c pending aside) still shows a's and b's holds.
+        clock.advance(61_000);
+        let read = held(Some(Duration::ZERO)).await.expect("read");
+        assert_eq!(read.value, 0, "every hold lapsed");
+        assert!(read.lsn > c.lsn, "the newest state, with the lapses");
     }
 
     /// A hold lapses by the actor's own timer, with no request arriving:
@@ -786,6 +812,7 @@ mod tests {
         let status = ask(&addr, &std::sync::atomic::AtomicU64::new(0), |reply| Read {
             op,
             reply,
+            patience: None,
         })
         .await
         .expect("read")
@@ -856,7 +883,7 @@ mod tests {
                         .expect("journal alive");
                 }
                 let op = Box::new(|e: &Event| e.to_snapshot());
-                let live = ask(&addr, &std::sync::atomic::AtomicU64::new(0), |reply| Read { op, reply }).await.expect("read").value;
+                let live = ask(&addr, &std::sync::atomic::AtomicU64::new(0), |reply| Read { op, reply, patience: None }).await.expect("read").value;
                 registry.stop();
                 journal.shutdown();
                 (live, answered)

@@ -80,6 +80,14 @@ pub struct Read<T: Send + 'static> {
     pub op: ReadOp<T>,
     /// Receives it.
     pub reply: Reply<Durable<T>>,
+    /// How long the oldest change not yet durable may have waited before
+    /// the read is served from the state as the durable changes left it
+    /// (whose LSN is durable already: nothing to wait for) instead of the
+    /// current one. `None`: always the current state (a live stream's
+    /// read, which must show the newest state once it is durable). A
+    /// durable state with a deadline passed in it is never served (its
+    /// lapse is among what waits): the current state is.
+    pub patience: Option<std::time::Duration>,
 }
 
 /// Hand over the event's state for a snapshot.

@@ -4,9 +4,12 @@
 mod counters;
 mod event_actor;
 pub mod messages;
+mod pending;
 mod placement;
 mod published;
 mod registry;
+#[cfg(test)]
+pub mod scripted_log;
 mod snapshotter;
 
 pub use counters::{BookedAs, EventCounters};

@@ -423,6 +423,7 @@ impl Registry {
                     .send(super::messages::Read {
                         op: Box::new(|_| ()),
                         reply,
+                        patience: None,
                     })
                     .await
                     .is_ok()
@@ -739,6 +740,7 @@ mod tests {
         let name = ask(&addr, &AtomicU64::new(0), |reply| Read {
             op: Box::new(|_: &crate::domain::Event| format!("{:?}", std::thread::current().id())),
             reply,
+            patience: None,
         })
         .await?;
         Ok(name.value)

@@ -324,15 +324,25 @@ impl ClusterLog {
                 self.note_record(*lsn, record);
                 self.publish(record);
             }
-            // Applied before its waiters wake: each answers with the
-            // applied index (`X-Boxoffice-Index`), which must reach this
-            // entry, or a follower read with that Min-Index may not show
-            // the change (stress run 4: a read-your-writes read got 404).
-            self.applied(index);
+            // The applied index and the durable mark move as one, before
+            // the waiters wake. Each answer carries the applied index
+            // (`X-Boxoffice-Index`), which must reach this entry, or a
+            // follower read with that Min-Index may not show the change
+            // (stress run 4: a read-your-writes read got 404). And a read
+            // that a Min-Index let through must find the entry durable,
+            // since a read may be served from the durable state alone
+            // (`service::reads`). The durable mark is set while the
+            // applied index is locked for writing: whoever sees either
+            // one move sees the other moved too.
             let (through, changes) = last_positions(&proposal);
-            self.state.send_modify(|state| {
-                state.durable = state.durable.max(through);
-                state.changes_durable = state.changes_durable.max(changes);
+            self.applied_index.send_if_modified(|applied| {
+                self.state.send_modify(|state| {
+                    state.durable = state.durable.max(through);
+                    state.changes_durable = state.changes_durable.max(changes);
+                });
+                let moved = index > *applied;
+                *applied = (*applied).max(index);
+                moved
             });
             let durable = self.state.borrow().durable;
             self.waiters.wake_through(durable);

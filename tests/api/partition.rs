@@ -9,6 +9,8 @@
 //! answers came from its stale state):
 //! - a change is answered 503 within `2 × election_timeout_ms` (plus a
 //!   margin for a loaded machine), not held until the heal;
+//! - reads of that event are answered at once from its durable state,
+//!   not held behind the pending change;
 //! - once the others moved on, it answers nothing from its old state (a
 //!   rebook is not "confirmed", a booking made since is not 404) and its
 //!   `GET /leader` is 503;
@@ -315,6 +317,34 @@ async fn an_isolated_leader_answers_within_its_bound_and_nothing_from_its_old_st
     assert!(
         waited <= bound,
         "held {waited:?}, over 2 x election_timeout_ms"
+    );
+    // Reads of that event there do not wait behind its pending change
+    // (finding 3; before, each waited for the bound and answered 503):
+    // they show the durable state, without the change.
+    for (path, want) in [
+        (format!("/api/events/{event}"), StatusCode::OK),
+        (booking("x"), StatusCode::OK),
+        (booking("during"), StatusCode::NOT_FOUND),
+        ("/api/events".to_owned(), StatusCode::OK),
+    ] {
+        let started = Instant::now();
+        let (status, seen) = request(&http, Method::GET, at(old, &path), None).await;
+        println!(
+            "GET {path} on the isolated leader: {status} after {:?}",
+            started.elapsed()
+        );
+        assert_eq!(status, want, "GET {path}: {seen}");
+    }
+    let (_, seen) = request(
+        &http,
+        Method::GET,
+        at(old, &format!("/api/events/{event}")),
+        None,
+    )
+    .await;
+    assert_eq!(
+        seen["waitingListCount"], 0,
+        "the pending booking is not shown: {seen}"
     );
 
     // The others elect a leader and move on.
