@@ -44,6 +44,12 @@ use crate::persistence::raft::{NodeId, Proposal};
 const MAX_FAILED_RANGES: usize = 1_024;
 /// How long a snapshot waits for the feed journal to hold what it covers.
 const FEED_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+/// Records a leader holds that openraft has not taken yet; a change
+/// beyond them is refused (503 `UNAVAILABLE`), as the journal refuses one
+/// when its own queue ([`crate::persistence::journal::QUEUE_CAPACITY`],
+/// the same size) is full: memory stays bounded when the cluster is
+/// slower than its clients.
+const PROPOSAL_QUEUE: usize = crate::persistence::journal::QUEUE_CAPACITY;
 /// What `fault` says on a node that is not the leader.
 pub const NOT_LEADER: &str = "this node is not the cluster's leader";
 
@@ -95,7 +101,7 @@ pub struct ClusterLog {
     state: watch::Sender<JournalState>,
     /// Answers waiting for their LSN to be committed, woken by LSN.
     waiters: DurableWaiters,
-    proposals: mpsc::UnboundedSender<Queued>,
+    proposals: mpsc::Sender<Queued>,
     /// The Raft index of the newest entry applied here.
     applied_index: watch::Sender<u64>,
     /// Changes applied that this node did not make go there; set once,
@@ -129,8 +135,18 @@ type ChangeIndexes = std::collections::VecDeque<(Lsn, u64)>;
 impl ClusterLog {
     /// The log of node `me`, whose state so far reflects LSNs before
     /// `next_lsn`; the receiver is the proposer's.
-    pub fn new(me: NodeId, next_lsn: Lsn) -> (Arc<Self>, mpsc::UnboundedReceiver<Queued>) {
-        let (proposals, queue) = mpsc::unbounded_channel();
+    pub fn new(me: NodeId, next_lsn: Lsn) -> (Arc<Self>, mpsc::Receiver<Queued>) {
+        Self::with_queue(me, next_lsn, PROPOSAL_QUEUE)
+    }
+
+    /// [`Self::new`] with room for `capacity` records not yet handed to
+    /// openraft.
+    fn with_queue(
+        me: NodeId,
+        next_lsn: Lsn,
+        capacity: usize,
+    ) -> (Arc<Self>, mpsc::Receiver<Queued>) {
+        let (proposals, queue) = mpsc::channel(capacity);
         let state = JournalState {
             durable: next_lsn.prev(),
             fault: Some(NOT_LEADER.into()),
@@ -509,8 +525,10 @@ impl ChangeLog for ClusterLog {
         }
         let lsn = inner.next_lsn;
         let next_change = record.number_feed_items(inner.next_change);
+        // Full (openraft is behind) or closed: refused, never blocked,
+        // like the journal's queue.
         self.proposals
-            .send((term, lsn, record))
+            .try_send((term, lsn, record))
             .map_err(|_| Refused)?;
         inner.next_lsn = lsn.next();
         inner.next_change = next_change;
@@ -573,12 +591,29 @@ mod tests {
     /// A log leading in term 1 with one change submitted, not committed:
     /// the log, that change's LSN, the epoch, and the proposal queue
     /// (kept open).
-    fn leading_with_one_change() -> (Arc<ClusterLog>, Lsn, u64, mpsc::UnboundedReceiver<Queued>) {
+    fn leading_with_one_change() -> (Arc<ClusterLog>, Lsn, u64, mpsc::Receiver<Queued>) {
         let (log, queue) = ClusterLog::new(1, Lsn::new(1));
         log.start_leading(1);
         let epoch = log.state().epoch;
         let mine = log.submit(cancelled("mine"), epoch).expect("submitted");
         (log, mine, epoch, queue)
+    }
+
+    /// A leader whose proposals openraft has not taken fills its queue,
+    /// then refuses changes (the actor undoes them: 503) instead of
+    /// holding more; once the proposer takes one, there is room again.
+    #[test]
+    fn a_full_proposal_queue_refuses_changes_instead_of_growing() {
+        let (log, mut queue) = ClusterLog::with_queue(1, Lsn::new(1), 2);
+        log.start_leading(1);
+        let epoch = log.state().epoch;
+        let first = log.submit(cancelled("a"), epoch).expect("room");
+        log.submit(cancelled("b"), epoch).expect("room");
+        assert!(log.submit(cancelled("c"), epoch).is_err(), "full");
+        assert_eq!(log.next_lsn(), first.next().next(), "no LSN spent on c");
+        let (_, taken, _) = queue.try_recv().expect("queued");
+        assert_eq!(taken, first);
+        log.submit(cancelled("c"), epoch).expect("room again");
     }
 
     /// Reads the applied index at the moment it is woken.

@@ -450,7 +450,7 @@ pub fn start(
     settings: &ClusterSettings,
     options: LogStoreOptions,
     log: Arc<ClusterLog>,
-    queue: mpsc::UnboundedReceiver<Queued>,
+    queue: mpsc::Receiver<Queued>,
     service: Arc<dyn Service>,
 ) -> io::Result<Arc<ClusterNode>> {
     let me = settings
@@ -516,7 +516,7 @@ async fn run_node(
     listener: std::net::TcpListener,
     store: RaftLogStore,
     log: Arc<ClusterLog>,
-    queue: mpsc::UnboundedReceiver<Queued>,
+    queue: mpsc::Receiver<Queued>,
     service: Arc<dyn Service>,
     runtime: tokio::runtime::Handle,
 ) -> io::Result<Arc<ClusterNode>> {
@@ -551,7 +551,7 @@ pub(crate) async fn assemble<N: RaftNetworkFactory<TypeConfig>>(
     network: N,
     store: RaftLogStore,
     log: Arc<ClusterLog>,
-    queue: mpsc::UnboundedReceiver<Queued>,
+    queue: mpsc::Receiver<Queued>,
     service: Arc<dyn Service>,
     runtime: tokio::runtime::Handle,
 ) -> io::Result<Arc<ClusterNode>> {
@@ -650,11 +650,7 @@ pub(crate) async fn assemble<N: RaftNetworkFactory<TypeConfig>>(
 
 /// Hands queued records to openraft in order, as few entries as possible,
 /// without waiting for commits.
-async fn propose(
-    raft: Raft<TypeConfig>,
-    log: Arc<ClusterLog>,
-    mut queue: mpsc::UnboundedReceiver<Queued>,
-) {
+async fn propose(raft: Raft<TypeConfig>, log: Arc<ClusterLog>, mut queue: mpsc::Receiver<Queued>) {
     let me = log.node_id();
     let mut progress = log.watch();
     // Proposals handed over and not yet durable: (epoch, last LSN). Counted
