@@ -54,9 +54,9 @@ e.g. BOXOFFICE__SERVER__PORT=9000, which wins over the file):
   cluster.join, cluster.heartbeat_ms, cluster.election_timeout_ms,
   cluster.snapshot_entries, cluster.max_clock_offset_ms
 
-exit codes: 0 clean stop; 1 could not start (address in use, data
-directory locked by another process) or stop cleanly; 2 bad command line
-or configuration; 3 stored data could not be read (see docs/operations.md).";
+exit codes: 0 clean stop; 1 could not start (address in use, data directory
+locked) or stop cleanly; 2 bad command line or configuration; 3 stored data
+could not be read; 4 the node's state diverged (see docs/operations.md).";
 
 /// The file read when no `--config` is given.
 pub const DEFAULT_CONFIG_FILE: &str = "config.toml";

@@ -2,7 +2,8 @@
 //! or SIGINT, write a final snapshot, exit.
 //!
 //! Exit codes: 0 clean stop; 1 could not start or stop cleanly; 2 bad
-//! command line or configuration; 3 stored data could not be read.
+//! command line or configuration; 3 stored data could not be read; 4 a
+//! cluster node's state diverged from the cluster's log (`actors::divergence`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;

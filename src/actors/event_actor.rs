@@ -19,6 +19,7 @@ use actix::{Actor, ActorContext, AsyncContext, Context, Handler, SpawnHandle};
 use tokio::sync::watch;
 
 use super::counters::{BookedAs, EventCounters};
+use super::divergence::Divergence;
 use super::messages::{
     ActorError, ApplyCommitted, Durable, MakeChange, Read, TakeCommitted, TakeSnapshot, Unavailable,
 };
@@ -121,6 +122,8 @@ pub struct EventActor {
     signals: LiveSignals,
     /// Where "now" comes from.
     clock: Clock,
+    /// Told when a committed change cannot be applied.
+    divergence: Divergence,
 }
 
 /// What every event's actor shares with the others: handed to each by the
@@ -137,6 +140,8 @@ pub struct ActorShared {
     pub counters: Arc<EventCounters>,
     /// Where "now" comes from.
     pub clock: Clock,
+    /// Told when a committed change cannot be applied.
+    pub divergence: Divergence,
 }
 
 impl EventActor {
@@ -148,6 +153,7 @@ impl EventActor {
             log,
             counters,
             clock,
+            divergence,
         } = shared;
         let epoch = log.state().epoch;
         Self {
@@ -162,6 +168,7 @@ impl EventActor {
             counters,
             signals,
             clock,
+            divergence,
         }
     }
 
@@ -488,13 +495,15 @@ impl Handler<ApplyCommitted> for EventActor {
         // Undoes first what this node made and lost with its leadership.
         self.settle();
         if let Err(e) = self.event.apply(&msg.change) {
-            // The leader applied it to the same state: a divergence here is
-            // a bug, and this node's copy can no longer be trusted.
-            log::error!(
+            // The leader applied it to the same state: this node's copy can
+            // no longer be trusted, and answers nothing more.
+            self.divergence.report(&format!(
                 "event {}: committed change {} cannot be applied: {e}",
                 self.event.id(),
                 msg.lsn
-            );
+            ));
+            ctx.stop();
+            return;
         }
         self.durable_lsn = msg.lsn;
         self.announce(msg.lsn, true, true);
@@ -565,6 +574,27 @@ mod tests {
         )
     }
 
+    /// `event`'s actor on `log`, at LSN 1, telling `divergence`.
+    fn start_on(
+        log: &Arc<crate::actors::scripted_log::ScriptedLog>,
+        event: Event,
+        clock: Clock,
+        divergence: crate::actors::Divergence,
+    ) -> actix::Addr<super::EventActor> {
+        use actix::Actor;
+        let lsn = crate::persistence::journal::Lsn::new(1);
+        let (signals, _) = super::LiveSignals::new(&event, lsn);
+        let shared = super::ActorShared {
+            ids: Arc::default(),
+            changes: Arc::default(),
+            log: Arc::clone(log) as Arc<dyn crate::persistence::change_log::ChangeLog>,
+            counters: Arc::default(),
+            clock,
+            divergence,
+        };
+        super::EventActor::new(event, lsn, shared, signals).start()
+    }
+
     /// The actor works against any change log: what the log makes durable
     /// stays, and what it abandons in a new epoch is undone before the
     /// next answer.
@@ -572,21 +602,12 @@ mod tests {
     async fn changes_a_log_abandons_in_a_new_epoch_are_undone() {
         use crate::actors::scripted_log::ScriptedLog;
         use crate::persistence::journal::Lsn;
-        use actix::Actor;
         let log = Arc::new(ScriptedLog::durable_through(Lsn::new(1)));
         let clock = Clock::manual(Timestamp::from_millis(1_700_000_000_000));
         let id = EventId::try_from(1).expect("id");
         let (event, _) =
             Event::create(id, EventSettings::new(None, 2, 2), clock.now()).expect("event");
-        let (signals, _) = super::LiveSignals::new(&event, Lsn::new(1));
-        let shared = super::ActorShared {
-            ids: Arc::default(),
-            changes: Arc::default(),
-            log: Arc::clone(&log) as Arc<dyn crate::persistence::change_log::ChangeLog>,
-            counters: Arc::default(),
-            clock,
-        };
-        let addr = super::EventActor::new(event, Lsn::new(1), shared, signals).start();
+        let addr = start_on(&log, event, clock, crate::actors::Divergence::default());
         let rejections = std::sync::atomic::AtomicU64::new(0);
         let book = |name: &str| {
             let user = UserId::try_from(name).expect("user");
@@ -666,22 +687,18 @@ mod tests {
     async fn a_read_that_may_not_wait_is_served_from_the_durable_state() {
         use crate::actors::scripted_log::ScriptedLog;
         use crate::persistence::journal::Lsn;
-        use actix::Actor;
         let log = Arc::new(ScriptedLog::durable_through(Lsn::new(1)));
         let clock = Clock::manual(Timestamp::from_millis(1_700_000_000_000));
         let id = EventId::try_from(1).expect("id");
         let mut settings = EventSettings::new(None, 3, 1);
         settings.hold_secs = 60;
         let (event, _) = Event::create(id, settings, clock.now()).expect("event");
-        let (signals, _) = super::LiveSignals::new(&event, Lsn::new(1));
-        let shared = super::ActorShared {
-            ids: Arc::default(),
-            changes: Arc::default(),
-            log: Arc::clone(&log) as Arc<dyn crate::persistence::change_log::ChangeLog>,
-            counters: Arc::default(),
-            clock: clock.clone(),
-        };
-        let addr = super::EventActor::new(event, Lsn::new(1), shared, signals).start();
+        let addr = start_on(
+            &log,
+            event,
+            clock.clone(),
+            crate::actors::Divergence::default(),
+        );
         let rejections = std::sync::atomic::AtomicU64::new(0);
         let book = |name: &str| {
             let user = UserId::try_from(name).expect("user");
@@ -733,6 +750,48 @@ mod tests {
         let read = held(Some(Duration::ZERO)).await.expect("read");
         assert_eq!(read.value, 0, "every hold lapsed");
         assert!(read.lsn > c.lsn, "the newest state, with the lapses");
+    }
+
+    /// A committed change that the actor's state cannot take (here a
+    /// cancellation of a booking it does not have) is a divergence: it is
+    /// reported (in the service: ERROR and exit 4) and the actor answers
+    /// nothing more.
+    #[actix_web::test]
+    async fn a_committed_change_that_cannot_be_applied_stops_the_actor() {
+        use crate::actors::scripted_log::ScriptedLog;
+        use crate::persistence::journal::Lsn;
+        let log = Arc::new(ScriptedLog::durable_through(Lsn::new(1)));
+        let clock = Clock::manual(Timestamp::from_millis(1_700_000_000_000));
+        let id = EventId::try_from(1).expect("id");
+        let (event, _) =
+            Event::create(id, EventSettings::new(None, 2, 2), clock.now()).expect("event");
+        let (reports, reported) = std::sync::mpsc::channel::<String>();
+        let reports = std::sync::Mutex::new(reports);
+        let divergence = crate::actors::Divergence::calling(move |what| {
+            let _ = reports.lock().expect("lock").send(what.to_owned());
+        });
+        let addr = start_on(&log, event, clock.clone(), divergence);
+        addr.do_send(crate::actors::messages::ApplyCommitted {
+            lsn: Lsn::new(2),
+            change: crate::domain::Change::Cancelled {
+                user: UserId::try_from("nobody").expect("user"),
+                at: clock.now(),
+            },
+        });
+        let rejections = std::sync::atomic::AtomicU64::new(0);
+        let op = Box::new(|e: &Event| e.status());
+        let read = ask(&addr, &rejections, |reply| Read {
+            op,
+            reply,
+            patience: None,
+        })
+        .await;
+        assert!(read.is_err(), "a diverged actor answers nothing: {read:?}");
+        let what = reported.try_recv().expect("reported");
+        assert!(
+            what.contains("event 1: committed change 2 cannot be applied"),
+            "{what}"
+        );
     }
 
     /// A hold lapses by the actor's own timer, with no request arriving:

@@ -2,6 +2,7 @@
 //! them, and the [`Snapshotter`] that writes their state to disk.
 
 mod counters;
+pub mod divergence;
 mod event_actor;
 pub mod messages;
 mod pending;
@@ -13,6 +14,7 @@ pub mod scripted_log;
 mod snapshotter;
 
 pub use counters::{BookedAs, EventCounters};
+pub use divergence::Divergence;
 pub use event_actor::{EventActor, LiveReceivers, LiveSignals, MAILBOX_CAPACITY};
 pub use messages::Unavailable;
 pub use published::{Published, PublishedSlot};

@@ -12,8 +12,9 @@ use dashmap::DashMap;
 use tokio::sync::oneshot;
 
 use super::counters::EventCounters;
+use super::divergence::Divergence;
 use super::event_actor::{ActorShared, EventActor, LiveReceivers, LiveSignals};
-use super::messages::{ApplyCommitted, Reply, TakeCommitted, TakeSnapshot, Unavailable};
+use super::messages::{Reply, TakeSnapshot, Unavailable};
 use super::placement::Placement;
 use super::published::Published;
 use crate::clock::Clock;
@@ -25,6 +26,8 @@ use crate::persistence::change_log::ChangeLog;
 use crate::persistence::journal::{Journal, Lsn, Record};
 use crate::persistence::recovery::Recovered;
 use crate::persistence::StoredEvent;
+
+mod replication;
 
 /// Idempotency keys kept until `limits.max_create_keys` says otherwise.
 const DEFAULT_CREATE_KEYS: usize = 100_000;
@@ -96,6 +99,8 @@ pub struct Registry {
     create_keys: Mutex<(CreateKeys, Lsn)>,
     /// What the actors decided, for `/metrics`.
     counters: Arc<EventCounters>,
+    /// Told when a committed change cannot be applied (a cluster node).
+    divergence: Divergence,
 }
 
 impl Registry {
@@ -128,7 +133,15 @@ impl Registry {
             changes: Arc::new(AtomicU64::new(0)),
             journal,
             counters: Arc::default(),
+            divergence: Divergence::fail_stop(),
         }
+    }
+
+    /// This registry, telling `divergence` (rather than stopping the
+    /// process) when a committed change cannot be applied: for tests.
+    pub fn with_divergence(mut self, divergence: Divergence) -> Self {
+        self.divergence = divergence;
+        self
     }
 
     /// What the actors decided so far.
@@ -366,76 +379,6 @@ impl Registry {
             .remove(&id);
     }
 
-    /// Applies a change that a cluster committed and this node did not
-    /// make itself (a follower's, or a former leader's after its undo), at
-    /// `lsn`, in commit order: through the event's actor, or as a new event
-    /// or idempotency key.
-    pub fn apply_committed(&self, lsn: Lsn, record: Record) {
-        let record = match record {
-            Record::KeyedCreate(key) => return self.note_create_key(&mut self.keys(), key, lsn),
-            Record::CreateKey(key) => {
-                return self.note_create_key(&mut self.keys(), key.into(), lsn)
-            }
-            other => other,
-        };
-        let Some((id, change)) = record.into_change() else {
-            return;
-        };
-        if let crate::domain::Change::Booked { booking, .. } = &change {
-            self.ids.skip_past(*booking);
-        }
-        self.changes.fetch_add(1, Ordering::Relaxed);
-        if let Some((settings, room, at)) = change.creation() {
-            let event = match Event::created_with_room(id, settings, room, at) {
-                Ok(event) => event,
-                Err(e) => {
-                    log::error!("committed creation of event {id} cannot be applied: {e}");
-                    return;
-                }
-            };
-            let mut ordered = self.ordered.write().unwrap_or_else(|p| p.into_inner());
-            // An actor already there is this node's own creation, undone.
-            self.actors.insert(id, self.start(event, lsn));
-            self.note_id(&mut ordered, id);
-            return;
-        }
-        match self.actors.get(&id) {
-            // Queued behind whatever the actor has; never refused for a
-            // full mailbox: a committed change must be applied.
-            Some(handle) => {
-                handle.sent.fetch_max(lsn.get(), Ordering::AcqRel);
-                handle.addr.do_send(ApplyCommitted { lsn, change });
-            }
-            None => log::error!("committed change to event {id}, which does not exist here"),
-        }
-    }
-
-    /// Waits until every actor has handled every message sent to it
-    /// before this call (committed changes among them).
-    pub async fn barrier(&self) {
-        use futures_util::stream::{self, StreamExt};
-        let (ids, _) = self.page(0, usize::MAX);
-        stream::iter(ids)
-            .filter_map(|id| std::future::ready(self.get(id)))
-            .map(|addr| async move {
-                let (reply, answer) = oneshot::channel();
-                if addr
-                    .send(super::messages::Read {
-                        op: Box::new(|_| ()),
-                        reply,
-                        patience: None,
-                    })
-                    .await
-                    .is_ok()
-                {
-                    let _ = answer.await;
-                }
-            })
-            .buffer_unordered(COLLECT_IN_FLIGHT)
-            .collect::<()>()
-            .await;
-    }
-
     /// Records `id` in the listing and keeps auto-numbering past it.
     fn note_id(&self, ordered: &mut BTreeSet<EventId>, id: EventId) {
         self.next_event_id
@@ -451,6 +394,7 @@ impl Registry {
             log: Arc::clone(&self.log),
             counters: Arc::clone(&self.counters),
             clock: self.clock.clone(),
+            divergence: self.divergence.clone(),
         };
         let actor = EventActor::new(event, applied_lsn, shared, notify);
         let addr = self.placement.start(actor);
@@ -529,149 +473,10 @@ impl Registry {
         Ok(events)
     }
 
-    /// The state as a cluster committed it through `through` (this node's
-    /// LSN), encoded: a Raft snapshot's image. Each event's actor is asked
-    /// before this returns, so a committed change applied after the call
-    /// is in none of them; the caller keeps the commit mark from moving
-    /// until the future is done (see `TakeCommitted`). Events created
-    /// beyond `through` (a leader's, not committed yet) are left out, and
-    /// idempotency keys of events left out with them.
-    pub fn committed_image(
-        &self,
-        through: Lsn,
-        next_change_index: u64,
-    ) -> impl std::future::Future<Output = std::io::Result<Vec<u8>>> + Send + 'static {
-        use futures_util::stream::{self, StreamExt, TryStreamExt};
-        let addrs: Vec<Addr<EventActor>> = {
-            let ordered = self.ordered.read().unwrap_or_else(|p| p.into_inner());
-            ordered
-                .iter()
-                .filter_map(|id| self.actors.get(id))
-                .filter(|handle| handle.started_at <= through)
-                .map(|handle| handle.addr.clone())
-                .collect()
-        };
-        let asked: Vec<_> = addrs
-            .iter()
-            .map(|addr| {
-                let (reply, answer) = oneshot::channel();
-                // Unbounded, so it is queued now, behind every committed
-                // change sent before it and ahead of any after.
-                addr.do_send(TakeCommitted { through, reply });
-                answer
-            })
-            .collect();
-        let (create_keys, _) = self.create_keys();
-        let taken_at = self.clock.now();
-        let (next_event_id, next_booking_id) = (self.next_event_id(), self.next_booking_id());
-        let log = Arc::clone(&self.log);
-        async move {
-            let mut events: Vec<StoredEvent> = stream::iter(asked)
-                .map(|answer| async move {
-                    answer
-                        .await
-                        .map_err(|_| std::io::Error::other("an event's actor stopped"))
-                })
-                .buffer_unordered(COLLECT_IN_FLIGHT)
-                .try_collect()
-                .await?;
-            events.sort_unstable_by_key(|e| e.event.id);
-            // An image's `applied_lsn` is the event's change index (a
-            // node's LSNs mean nothing to another node): live stream ids
-            // go on from it on a node that installs the image.
-            for stored in &mut events {
-                stored.applied_lsn = Lsn::new(log.live_id(stored.event.id, stored.applied_lsn));
-            }
-            let present: BTreeSet<EventId> = events.iter().map(|e| e.event.id).collect();
-            let image = crate::persistence::ServiceSnapshot {
-                taken_at,
-                journal_lsn: through,
-                // Ahead of the committed state on a leader: ids skipped,
-                // never reused.
-                next_event_id,
-                next_booking_id,
-                events,
-                create_keys: create_keys
-                    .into_iter()
-                    .filter(|key| present.contains(&key.event))
-                    .collect(),
-                next_change_index,
-            };
-            crate::persistence::codec::encode(&image).map_err(std::io::Error::other)
-        }
-    }
-
-    /// Replaces the whole state with a Raft snapshot's image
-    /// ([`Self::committed_image`]), each event numbered `lsn`; the change
-    /// feed index the next item gets and each event's change index. Actors
-    /// of the state it replaces stop.
-    pub fn replace_with_image(
-        &self,
-        image: &[u8],
-        lsn: Lsn,
-    ) -> std::io::Result<crate::cluster::log::Installed> {
-        let bad = |why: String| std::io::Error::new(std::io::ErrorKind::InvalidData, why);
-        let image: crate::persistence::ServiceSnapshot =
-            crate::persistence::codec::decode(image).map_err(|e| bad(e.to_string()))?;
-        let mut events = std::collections::BTreeMap::new();
-        let mut change_indexes = Vec::with_capacity(image.events.len());
-        for stored in image.events {
-            let id = stored.event.id;
-            change_indexes.push((id, stored.applied_lsn.get()));
-            let event = Event::from_snapshot(stored.event)
-                .map_err(|e| bad(format!("event {id} in a snapshot: {e}")))?;
-            events.insert(id, (event, lsn));
-        }
-        self.actors.clear();
-        self.ordered
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .clear();
-        self.keys().0.clear();
-        let next_change_index = image.next_change_index;
-        self.install(Recovered {
-            events,
-            next_event_id: image.next_event_id,
-            next_booking_id: image.next_booking_id,
-            next_lsn: lsn.next(),
-            snapshot: None,
-            replayed: 0,
-            replayed_bytes: 0,
-            bookings: 0,
-            create_keys: image.create_keys,
-            next_change_index,
-        });
-        self.changes.fetch_add(1, Ordering::Relaxed);
-        Ok(crate::cluster::log::Installed {
-            next_change_index,
-            change_indexes,
-        })
-    }
-
     /// Stops the actor threads of its own; used at shutdown after the last
     /// snapshot (actors on the HTTP workers stop with them).
     pub fn stop(&self) {
         self.placement.stop();
-    }
-}
-
-impl crate::cluster::log::Applier for Registry {
-    fn apply(&self, lsn: Lsn, record: Record) {
-        self.apply_committed(lsn, record);
-    }
-
-    fn image(&self, through: Lsn, next_change_index: u64) -> crate::cluster::log::ImageFuture {
-        Box::pin(self.committed_image(through, next_change_index))
-    }
-
-    fn install(&self, image: &[u8], lsn: Lsn) -> std::io::Result<crate::cluster::log::Installed> {
-        self.replace_with_image(image, lsn)
-    }
-}
-
-impl crate::cluster::node::Service for Registry {
-    fn barrier(self: Arc<Self>) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
-        Box::pin(async move { Registry::barrier(&self).await })
     }
 }
 
