@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::JournalSettings;
+use crate::persistence::journal::JournalSettings;
 use crate::persistence::journal::{self, feed, Journal, JournalOptions, Lsn};
 
 /// How often segments beyond the feed's retention are deleted.
@@ -43,7 +43,7 @@ pub fn open(dir: &Path, settings: &JournalSettings) -> io::Result<Arc<Journal>> 
         .unwrap_or((Lsn::ZERO, 0));
     let options = JournalOptions {
         dir: dir.to_path_buf(),
-        fsync: crate::config::FsyncMode::Interval,
+        fsync: crate::persistence::journal::FsyncMode::Interval,
         fsync_interval: Duration::from_millis(settings.fsync_interval_ms),
         segment_bytes: settings.segment_bytes,
         faults: None,

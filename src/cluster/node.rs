@@ -126,7 +126,7 @@ pub struct ClusterNode {
     /// Answers changes that followers forward to this node while it leads.
     local_http: Arc<LocalHttp>,
     /// Its peers' clocks and whether it reaches them (`peer_watch.rs`).
-    peers: PeerWatch,
+    peers: Arc<PeerWatch>,
     runtime: tokio::runtime::Handle,
     /// The runtime a process's node runs on (see [`start`]), to end.
     own_runtime: std::sync::Mutex<Option<OwnRuntime>>,
@@ -246,11 +246,6 @@ impl ClusterNode {
     /// too far from the cluster's.
     pub fn clock_fault(&self) -> Option<String> {
         self.peers.clock_fault(self.settings.max_clock_offset_ms)
-    }
-
-    /// Its peers' clocks and whether it reaches them.
-    pub(crate) fn peer_watch(&self) -> &PeerWatch {
-        &self.peers
     }
 
     /// Whether this node takes changes and a majority acknowledges it now
@@ -538,7 +533,13 @@ async fn run_node(
         secret,
         Arc::clone(&node.local_http),
     ));
-    tokio::spawn(super::peer_watch::watch(Arc::clone(&node)));
+    tokio::spawn(super::peer_watch::watch(
+        Arc::clone(&node.peers),
+        node.raft.clone(),
+        node.log.node_id(),
+        network::digest(&node.settings.secret),
+        node.settings.max_clock_offset_ms,
+    ));
     Ok(node)
 }
 
@@ -639,7 +640,7 @@ pub(crate) async fn assemble<N: RaftNetworkFactory<TypeConfig>>(
         settings,
         leader_changes: AtomicU64::new(0),
         local_http,
-        peers: PeerWatch::default(),
+        peers: Arc::default(),
         runtime,
         own_runtime: std::sync::Mutex::new(None),
     });

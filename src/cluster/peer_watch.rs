@@ -16,7 +16,6 @@ use tokio::sync::Notify;
 
 use super::clock_offset::{Offsets, Verdict};
 use super::network;
-use super::node::ClusterNode;
 use crate::persistence::raft::{NodeId, TypeConfig};
 
 /// How often each peer's clock is read (which also tells whether it is
@@ -133,20 +132,23 @@ impl PeerWatch {
     }
 }
 
-/// Reads every peer's clock each [`READ_INTERVAL`] and judges this node by
-/// the readings, for as long as the node runs.
-pub async fn watch(node: Arc<ClusterNode>) {
-    let secret = network::digest(&node.settings.secret);
-    let me = node.log.node_id();
-    let max_ms = node.settings.max_clock_offset_ms;
-    let watch = node.peer_watch();
+/// Reads every peer's clock each [`READ_INTERVAL`] and judges node `me`
+/// (its openraft node `raft`, peer messages signed with `secret`) by the
+/// readings into `watch`, for as long as the node runs.
+pub async fn watch(
+    watch: Arc<PeerWatch>,
+    raft: Raft<TypeConfig>,
+    me: NodeId,
+    secret: network::SecretDigest,
+    max_ms: u64,
+) {
     let mut streams: BTreeMap<NodeId, Option<tokio::net::TcpStream>> = BTreeMap::new();
     let mut tick = tokio::time::interval(READ_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
         let (peers, voters): (Vec<(NodeId, String)>, BTreeSet<NodeId>) = {
-            let metrics = node.raft.metrics().borrow().clone();
+            let metrics = raft.metrics().borrow().clone();
             let membership = metrics.membership_config.membership();
             let peers = membership
                 .nodes()
@@ -185,9 +187,9 @@ pub async fn watch(node: Arc<ClusterNode>) {
                 offsets.reached(now, REACH_WINDOW, |id| voters.contains(&id)),
             )
         };
-        watch.judge_clock(verdict, &node.raft, me, max_ms);
+        watch.judge_clock(verdict, &raft, me, max_ms);
         if voters.contains(&me) {
-            watch.judge_reach(1 + reached_voters, voters.len(), &node.raft, me);
+            watch.judge_reach(1 + reached_voters, voters.len(), &raft, me);
         }
     }
 }

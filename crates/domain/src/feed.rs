@@ -9,9 +9,9 @@
 use serde::{Deserialize, Serialize};
 
 use crate::booking::BookingView;
-use crate::event::EventStatus;
 use crate::ids::EventId;
 use crate::room::{EntryView, RoomStatus};
+use crate::status::EventStatus;
 
 /// One object after a change. Stored by variant index: variants are only
 /// ever appended (the waiting room's entries come next).

@@ -40,13 +40,14 @@ mod ids;
 mod queue;
 mod room;
 mod settings;
+mod status;
 
 pub use booking::{BookingRecord, BookingStatus, BookingView};
 pub use change::{Change, LATE_LAPSE_MILLIS};
 pub use chunked::ChunkedVec;
 pub use event::{
-    Applied, BookingChange, Event, EventChange, EventSnapshot, EventStatus, Made, Outcome, Undo,
-    WaitingEntry, WaitingPage,
+    Applied, BookingChange, Event, EventChange, EventSnapshot, Made, Outcome, Undo, WaitingEntry,
+    WaitingPage,
 };
 pub use feed::FeedItem;
 pub use idempotency::{valid_key, CreateKey, CreateKeys, KEY_LIFETIME_MILLIS, MAX_KEY_LEN};
@@ -61,6 +62,7 @@ pub use room::{
     MAX_ADMIT_SECS,
 };
 pub use settings::{EventPatch, EventSettings, Sales};
+pub use status::EventStatus;
 
 /// A configured limit that refuses a change once reached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

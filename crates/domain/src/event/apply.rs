@@ -3,7 +3,7 @@
 
 use std::hash::BuildHasher;
 
-use super::{check_settings, Event};
+use super::{check_settings, Deadline, Event};
 use crate::booking::{BookingRecord, BookingStatus};
 use crate::change::Change;
 use crate::ids::{BookingId, Timestamp, UserId};
@@ -47,9 +47,6 @@ pub struct Undo {
     /// What the change did to the waiting room, if anything.
     room: Option<Box<RoomUndo>>,
 }
-
-/// A hold's place in the deadline index: when it lapses, and whose it is.
-pub(super) type Deadline = (Timestamp, u32);
 
 /// One step taken on the queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

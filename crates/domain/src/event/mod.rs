@@ -20,9 +20,11 @@ use std::hash::BuildHasher;
 
 use hashbrown::{DefaultHashBuilder, HashTable};
 
-use apply::Deadline;
 pub use apply::{Applied, Undo};
 pub use snapshot::EventSnapshot;
+
+/// A hold's place in the deadline index: when it lapses, and whose it is.
+pub(super) type Deadline = (Timestamp, u32);
 
 use super::booking::{BookingRecord, BookingStatus, BookingView};
 use super::change::{Change, LATE_LAPSE_MILLIS};
@@ -30,8 +32,9 @@ use super::chunked::ChunkedVec;
 use super::feed::FeedItem;
 use super::ids::{BookingIdSequence, EventId, Timestamp, UserId};
 use super::queue::WaitingQueue;
-use super::room::{Room, RoomPatch, RoomSettings, RoomStatus};
+use super::room::{Room, RoomPatch, RoomSettings};
 use super::settings::{EventPatch, EventSettings, Sales};
+use super::status::EventStatus;
 use super::DomainError;
 
 /// A change that was made, ready to journal, with its way back.
@@ -83,35 +86,6 @@ pub struct EventChange {
     pub status: EventStatus,
     /// Promoted bookings, in queue order.
     pub promotions: Vec<BookingView>,
-}
-
-/// An event's settings and counters, as a reader sees them. (The change
-/// feed stores it field by field: fields are only ever appended.)
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct EventStatus {
-    /// The event's id.
-    pub id: EventId,
-    /// What the organiser set.
-    pub settings: EventSettings,
-    /// Tickets nobody holds.
-    pub available_tickets: u64,
-    /// Tickets in confirmed bookings.
-    pub confirmed_tickets: u64,
-    /// Tickets in held bookings.
-    pub held_tickets: u64,
-    /// Bookings in the queue.
-    pub waiting_count: u64,
-    /// Tickets the queued bookings ask for.
-    pub waiting_tickets: u64,
-    /// When the event was created.
-    pub created_at: Timestamp,
-    /// When a booking or a setting last changed.
-    pub updated_at: Timestamp,
-    /// The waiting room's settings and counters. Not stored with the
-    /// status: the feed stores it beside (`FeedItem::EventWithRoom`), so a
-    /// status without a room keeps the form it had before rooms.
-    #[serde(skip)]
-    pub room: RoomStatus,
 }
 
 /// One entry of a waiting-list page.
