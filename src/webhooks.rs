@@ -125,7 +125,7 @@ pub fn read_ack(dir: &Path) -> u64 {
 /// Writes `index` as the last acknowledged one, crash-safely: a reader
 /// finds the old value or the new one, never a torn file.
 pub fn write_ack(dir: &Path, index: u64) -> io::Result<()> {
-    crate::persistence::data_dir::replace_file(
+    crate::persistence::file::replace_file(
         dir,
         &dir.join(ACK_FILE),
         format!("{index}\n").as_bytes(),

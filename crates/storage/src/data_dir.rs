@@ -22,30 +22,6 @@ use crate::journal::JournalSettings;
 /// The lock file's name inside the data directory.
 pub const LOCK_FILE: &str = "LOCK";
 
-/// Replaces `path` (a file in `dir`) with `bytes` the crash-safe way:
-/// written to `<name>.tmp` beside it, synced, renamed over it, the
-/// directory synced; a reader finds the old file or the whole new one.
-pub fn replace_file(dir: &Path, path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
-    tmp_name.push(".tmp");
-    let tmp = path.with_file_name(tmp_name);
-    let written = (|| {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()
-    })();
-    if let Err(e) = written {
-        let _ = fs::remove_file(&tmp);
-        return Err(io::Error::new(e.kind(), format!("{}: {e}", tmp.display())));
-    }
-    fs::rename(&tmp, path)?;
-    File::open(dir)?.sync_all()
-}
-
 /// Why the data directory could not be taken.
 #[derive(Debug, thiserror::Error)]
 pub enum DataDirError {

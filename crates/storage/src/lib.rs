@@ -6,15 +6,16 @@
 //! Nothing here runs on a request thread: callers hand the work to a
 //! blocking thread.
 
-pub mod change_log;
 pub mod codec;
 pub mod data_dir;
-pub mod durable_waiters;
+pub mod file;
 pub mod journal;
-mod legacy;
+pub mod log;
 pub mod raft;
 pub mod recovery;
 pub mod snapshot;
 pub mod stats;
 
+// The seam's modules, where they were before it had a module of its own.
+pub use log::{change_log, durable_waiters};
 pub use snapshot::{ServiceSnapshot, SnapshotError, SnapshotStore, StoredEvent, WrittenSnapshot};

@@ -25,7 +25,6 @@
 pub mod feed;
 pub(crate) mod frame;
 pub mod recent;
-pub mod record;
 pub mod replay;
 mod segment;
 #[cfg(test)]
@@ -35,7 +34,6 @@ mod writer;
 use crate::stats::JournalStats;
 use std::fs;
 use std::io;
-use std::ops::RangeInclusive;
 use std::path::PathBuf;
 use std::sync::mpsc::{self, SyncSender};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -45,58 +43,16 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
+pub use crate::log::record::{self, CreateKeyV5, Record, V1_MAX_PER_USER};
+pub use crate::log::{JournalState, Lsn, Refused};
 pub use frame::{FRAME_HEADER_BYTES, MAX_RECORD_BYTES};
-pub use record::{CreateKeyV5, Record, V1_MAX_PER_USER};
 pub use replay::{release, replay, segments, sync_newest, JournalError, ReplayEnd};
 pub use segment::{FaultInjector, IoOp};
 
-use crate::durable_waiters::DurableWaiters;
+use crate::log::change_log::ChangeLog;
+use crate::log::durable_waiters::DurableWaiters;
 use segment::Segment;
 use writer::Writer;
-
-/// A log sequence number: the position of a record in the journal, from 1.
-/// [`Lsn::ZERO`] is the position before the first record: "everything up to
-/// here" is then nothing, so waiting for it never waits.
-#[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
-#[serde(transparent)]
-pub struct Lsn(u64);
-
-impl Lsn {
-    /// Before the first record.
-    pub const ZERO: Lsn = Lsn(0);
-    /// The first record's.
-    pub const FIRST: Lsn = Lsn(1);
-    /// After every record (the disabled journal's durable mark).
-    pub const MAX: Lsn = Lsn(u64::MAX);
-
-    /// The LSN with this number.
-    pub const fn new(raw: u64) -> Self {
-        Self(raw)
-    }
-
-    /// Its number.
-    pub const fn get(self) -> u64 {
-        self.0
-    }
-
-    /// The next position.
-    pub fn next(self) -> Self {
-        Self(self.0.saturating_add(1))
-    }
-
-    /// The position before (`ZERO` stays `ZERO`).
-    pub fn prev(self) -> Self {
-        Self(self.0.saturating_sub(1))
-    }
-}
-
-impl std::fmt::Display for Lsn {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
-    }
-}
 
 /// When an answer may be sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -138,45 +94,11 @@ pub struct JournalOptions {
     pub faults: Option<FaultInjector>,
 }
 
-/// What waiters and actors read about the journal.
-#[derive(Debug, Clone, Default)]
-pub struct JournalState {
-    /// Every LSN up to this one is durable, unless it lies in `failed`.
-    pub durable: Lsn,
-    /// Bumped at every fault; an actor that sees a new epoch undoes its
-    /// changes that are not durable.
-    pub epoch: u64,
-    /// LSN ranges abandoned after faults.
-    pub failed: Vec<RangeInclusive<Lsn>>,
-    /// Why writes are refused right now, if they are.
-    pub fault: Option<String>,
-    /// The change feed's newest index on disk: every item up to it that a
-    /// record not in `failed` holds can be read back (0: none yet).
-    pub changes_durable: u64,
-}
-
-impl JournalState {
-    /// Whether `lsn` is on disk for good.
-    pub fn is_durable(&self, lsn: Lsn) -> bool {
-        lsn <= self.durable && !self.failed.iter().any(|r| r.contains(&lsn))
-    }
-
-    /// Whether `lsn` will never be durable.
-    pub fn has_failed(&self, lsn: Lsn) -> bool {
-        self.failed.iter().any(|r| r.contains(&lsn)) || (self.fault.is_some() && lsn > self.durable)
-    }
-}
-
 /// Records queued for the writer before submissions are refused (503):
 /// a stalled disk must not grow memory without bound.
 pub const QUEUE_CAPACITY: usize = 65_536;
 /// Abandoned LSN ranges remembered for waiters; only the newest are kept.
 const MAX_FAILED_RANGES: usize = 1_024;
-
-/// Why a submission was refused; nothing was queued.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("the journal is not accepting changes")]
-pub struct Refused;
 
 /// The part submitters share, behind one short lock.
 struct Submitter {
@@ -438,7 +360,7 @@ impl Journal {
     /// Waits until `lsn` is durable; `Err` if it never will be.
     /// [`Lsn::ZERO`] (a read that follows no change) returns at once.
     pub async fn wait_durable(&self, lsn: Lsn) -> Result<(), Refused> {
-        crate::change_log::wait_durable(self, lsn).await
+        crate::log::change_log::wait_durable(self, lsn).await
     }
 
     /// Stops the writer after it has written and synced everything queued.
@@ -448,5 +370,27 @@ impl Journal {
         if let Some(handle) = handle {
             let _ = handle.join();
         }
+    }
+}
+
+impl ChangeLog for Journal {
+    fn submit(&self, record: Record, epoch: u64) -> Result<Lsn, Refused> {
+        Journal::submit(self, record, epoch)
+    }
+
+    fn next_lsn(&self) -> Lsn {
+        Journal::next_lsn(self)
+    }
+
+    fn state(&self) -> watch::Ref<'_, JournalState> {
+        Journal::state(self)
+    }
+
+    fn watch(&self) -> watch::Receiver<JournalState> {
+        Journal::watch(self)
+    }
+
+    fn waiters(&self) -> &DurableWaiters {
+        Journal::waiters(self)
     }
 }

@@ -170,7 +170,7 @@ const MANIFEST_HEADER: &str = "boxoffice journal manifest 1";
 /// Records, atomically and durably, that the newest segment starts at
 /// `first_lsn`.
 fn write_manifest(dir: &Path, first_lsn: Lsn) -> io::Result<()> {
-    crate::data_dir::replace_file(
+    crate::file::replace_file(
         dir,
         &dir.join(MANIFEST_FILE),
         format!("{MANIFEST_HEADER}\nnewest_segment {first_lsn}\n").as_bytes(),

@@ -433,7 +433,7 @@ impl Writer {
     /// renames it over the old one and syncs the directory; appends go to
     /// it from then on.
     fn replace(&mut self, bytes: &[u8]) -> io::Result<()> {
-        crate::data_dir::replace_file(&self.dir, &self.path, bytes)?;
+        crate::file::replace_file(&self.dir, &self.path, bytes)?;
         self.file = OpenOptions::new().append(true).open(&self.path)?;
         Ok(())
     }

@@ -107,7 +107,7 @@ impl SnapshotFile {
     /// Replaces the file with `bytes` ([`StoredSnapshot::encode`]'s), durably.
     /// Blocking.
     pub fn write(&self, bytes: &[u8]) -> io::Result<()> {
-        crate::data_dir::replace_file(&self.dir, &self.path(), bytes)
+        crate::file::replace_file(&self.dir, &self.path(), bytes)
     }
 
     /// The file's bytes, `None` if there is none. Blocking.

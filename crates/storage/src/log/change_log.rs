@@ -16,8 +16,9 @@ use std::pin::Pin;
 
 use tokio::sync::watch;
 
-use crate::durable_waiters::{verdict, DurableWaiters, Filed};
-use crate::journal::{Journal, JournalState, Lsn, Record, Refused};
+use super::durable_waiters::{verdict, DurableWaiters, Filed};
+use super::record::Record;
+use super::{JournalState, Lsn, Refused};
 
 /// Where changes become durable, in the order they were handed over.
 pub trait ChangeLog: Send + Sync {
@@ -70,28 +71,6 @@ pub trait ChangeLog: Send + Sync {
 
 /// What [`ChangeLog::confirm`] returns.
 pub type Confirming<'a> = Pin<Box<dyn Future<Output = Result<(), Refused>> + Send + 'a>>;
-
-impl ChangeLog for Journal {
-    fn submit(&self, record: Record, epoch: u64) -> Result<Lsn, Refused> {
-        Journal::submit(self, record, epoch)
-    }
-
-    fn next_lsn(&self) -> Lsn {
-        Journal::next_lsn(self)
-    }
-
-    fn state(&self) -> watch::Ref<'_, JournalState> {
-        Journal::state(self)
-    }
-
-    fn watch(&self) -> watch::Receiver<JournalState> {
-        Journal::watch(self)
-    }
-
-    fn waiters(&self) -> &DurableWaiters {
-        Journal::waiters(self)
-    }
-}
 
 /// Waits until `lsn` is durable in `log`; `Err` if it never will be.
 /// [`Lsn::ZERO`] (a read that follows no change) returns at once.

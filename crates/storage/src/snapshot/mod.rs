@@ -3,7 +3,11 @@
 //!
 //! Files are written the crash-safe way (temporary file, fsync, rename, fsync
 //! the directory), so a reader finds either the old file or the whole new one;
-//! the CRC catches anything the disk damaged later.
+//! the CRC catches anything the disk damaged later. What a snapshot holds
+//! is in `format`; the older formats it still reads, in `legacy`.
+
+mod format;
+mod legacy;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -11,19 +15,18 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
+use crate::codec::{self, CodecError};
+use crate::log::Lsn;
+use legacy::{ServiceSnapshotV2, ServiceSnapshotV3, ServiceSnapshotV4, ServiceSnapshotV5};
 
-use super::codec::{self, CodecError};
-use super::journal::Lsn;
-use super::legacy::{ServiceSnapshotV2, ServiceSnapshotV3, ServiceSnapshotV4, ServiceSnapshotV5};
-use boxoffice_domain::{CreateKey, EventSnapshot, Timestamp};
+pub use format::{ServiceSnapshot, StoredEvent};
 
 /// First bytes of every snapshot file.
 const MAGIC: [u8; 8] = *b"BOXOSNAP";
 /// Bumped whenever the header's or the payload's shape or encoding changes.
 /// 3: events carry settings and bookings a quantity; 4: idempotency keys;
 /// 5: the change feed's next index; 6: waiting rooms. Older versions this
-/// build still reads are in `legacy.rs`.
+/// build still reads are in `legacy.rs` beside this file.
 pub const FORMAT_VERSION: u32 = 6;
 /// Format 5: format 6 without waiting rooms.
 const FORMAT_VERSION_V5: u32 = 5;
@@ -38,38 +41,6 @@ const HEADER_BYTES: usize = 32;
 const PREFIX: &str = "snapshot-";
 const SUFFIX: &str = ".bin";
 const TMP_SUFFIX: &str = ".tmp";
-
-/// One event as snapshots store it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StoredEvent {
-    /// The LSN of the last journal record reflected in `event`; replay skips
-    /// this event's records up to it.
-    pub applied_lsn: Lsn,
-    /// The event's state.
-    pub event: EventSnapshot,
-}
-
-/// The whole service's state at one moment.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ServiceSnapshot {
-    /// When the snapshot was taken.
-    pub taken_at: Timestamp,
-    /// Every journal record up to this LSN is reflected here, so replay
-    /// starts after it and older segments may be deleted.
-    pub journal_lsn: Lsn,
-    /// The id the next auto-numbered event gets.
-    pub next_event_id: u64,
-    /// The id the next booking gets.
-    pub next_booking_id: u64,
-    /// Every event, in id order.
-    pub events: Vec<StoredEvent>,
-    /// The idempotency keys of creates still remembered, oldest first
-    /// (format 4 on).
-    pub create_keys: Vec<CreateKey>,
-    /// The change feed index the next item gets (format 5 on): with every
-    /// journal segment released, the feed still goes on from it.
-    pub next_change_index: u64,
-}
 
 /// Why a snapshot could not be written or read.
 #[derive(Debug, thiserror::Error)]
@@ -380,7 +351,9 @@ fn sync_dir(dir: &Path) -> Result<(), SnapshotError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use boxoffice_domain::{BookingIdSequence, Event, EventId, EventSettings, UserId};
+    use boxoffice_domain::{
+        BookingIdSequence, CreateKey, Event, EventId, EventSettings, Timestamp, UserId,
+    };
 
     fn sample(bookings: usize) -> ServiceSnapshot {
         let ids = BookingIdSequence::default();
@@ -492,7 +465,7 @@ mod tests {
     #[test]
     fn a_version_2_file_written_by_v1_is_read_and_converted() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let payload = codec::encode(&super::super::legacy::tests::v2_sample()).expect("encode");
+        let payload = codec::encode(&super::legacy::tests::v2_sample()).expect("encode");
         let mut header = header_for(&payload, Lsn::new(4));
         header[8..12].copy_from_slice(&FORMAT_VERSION_V2.to_le_bytes());
         let path = dir.path().join("snapshot-00000000000000000001.bin");
@@ -516,7 +489,7 @@ mod tests {
             v4.journal_lsn,
             v4.next_event_id,
             v4.next_booking_id,
-            crate::legacy::downgraded(&v4.events),
+            super::legacy::downgraded(&v4.events),
         ))
         .expect("encode");
         let mut header = header_for(&payload, v4.journal_lsn);
@@ -539,7 +512,7 @@ mod tests {
             v5.journal_lsn,
             v5.next_event_id,
             v5.next_booking_id,
-            crate::legacy::downgraded(&v5.events),
+            super::legacy::downgraded(&v5.events),
             v5.create_keys.clone(),
         ))
         .expect("encode");
@@ -563,7 +536,7 @@ mod tests {
             v6.journal_lsn,
             v6.next_event_id,
             v6.next_booking_id,
-            crate::legacy::downgraded(&v6.events),
+            super::legacy::downgraded(&v6.events),
             v6.create_keys.clone(),
             v6.next_change_index,
         ))

@@ -10,8 +10,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::journal::{CreateKeyV5, Lsn, V1_MAX_PER_USER};
-use super::snapshot::{ServiceSnapshot, StoredEvent};
+use super::format::{ServiceSnapshot, StoredEvent};
+use crate::log::record::{CreateKeyV5, V1_MAX_PER_USER};
+use crate::log::Lsn;
 use boxoffice_domain::{
     BookingId, BookingRecord, BookingStatus, ChunkedVec, EventId, EventSettings, EventSnapshot,
     Timestamp, UserId,

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::task::{Poll, Waker};
 
-use crate::journal::{JournalState, Lsn, Refused};
+use super::{JournalState, Lsn, Refused};
 
 /// The waiting answers of one log.
 #[derive(Debug, Default)]
