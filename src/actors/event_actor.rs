@@ -574,6 +574,32 @@ mod tests {
         )
     }
 
+    /// A booking of one ticket by `name`, as a change for an actor.
+    fn booking_of(name: &str) -> crate::actors::messages::ChangeOp<()> {
+        let user = UserId::try_from(name).expect("user");
+        Box::new(move |e, ids, now| {
+            e.book(&user, 1, ids, now).map(|o| crate::domain::Outcome {
+                value: (),
+                made: o.made,
+            })
+        })
+    }
+
+    /// A log durable through LSN 1, a manual clock, and event 1 with
+    /// `settings`, created at that clock's now.
+    fn scripted(
+        settings: EventSettings,
+    ) -> (Arc<crate::actors::scripted_log::ScriptedLog>, Clock, Event) {
+        use crate::persistence::journal::Lsn;
+        let log = Arc::new(crate::actors::scripted_log::ScriptedLog::durable_through(
+            Lsn::new(1),
+        ));
+        let clock = Clock::manual(Timestamp::from_millis(1_700_000_000_000));
+        let id = EventId::try_from(1).expect("id");
+        let (event, _) = Event::create(id, settings, clock.now()).expect("event");
+        (log, clock, event)
+    }
+
     /// `event`'s actor on `log`, at LSN 1, telling `divergence`.
     fn start_on(
         log: &Arc<crate::actors::scripted_log::ScriptedLog>,
@@ -600,25 +626,10 @@ mod tests {
     /// next answer.
     #[actix_web::test]
     async fn changes_a_log_abandons_in_a_new_epoch_are_undone() {
-        use crate::actors::scripted_log::ScriptedLog;
-        use crate::persistence::journal::Lsn;
-        let log = Arc::new(ScriptedLog::durable_through(Lsn::new(1)));
-        let clock = Clock::manual(Timestamp::from_millis(1_700_000_000_000));
-        let id = EventId::try_from(1).expect("id");
-        let (event, _) =
-            Event::create(id, EventSettings::new(None, 2, 2), clock.now()).expect("event");
+        let (log, clock, event) = scripted(EventSettings::new(None, 2, 2));
         let addr = start_on(&log, event, clock, crate::actors::Divergence::default());
         let rejections = std::sync::atomic::AtomicU64::new(0);
-        let book = |name: &str| {
-            let user = UserId::try_from(name).expect("user");
-            let op: crate::actors::messages::ChangeOp<()> = Box::new(move |e, ids, now| {
-                e.book(&user, 1, ids, now).map(|o| crate::domain::Outcome {
-                    value: (),
-                    made: o.made,
-                })
-            });
-            op
-        };
+        let book = booking_of;
         let available = || {
             let op = Box::new(|e: &Event| e.status().available_tickets);
             ask(&addr, &rejections, |reply| Read {
@@ -685,14 +696,9 @@ mod tests {
     /// pending too.
     #[actix_web::test]
     async fn a_read_that_may_not_wait_is_served_from_the_durable_state() {
-        use crate::actors::scripted_log::ScriptedLog;
-        use crate::persistence::journal::Lsn;
-        let log = Arc::new(ScriptedLog::durable_through(Lsn::new(1)));
-        let clock = Clock::manual(Timestamp::from_millis(1_700_000_000_000));
-        let id = EventId::try_from(1).expect("id");
         let mut settings = EventSettings::new(None, 3, 1);
         settings.hold_secs = 60;
-        let (event, _) = Event::create(id, settings, clock.now()).expect("event");
+        let (log, clock, event) = scripted(settings);
         let addr = start_on(
             &log,
             event,
@@ -701,13 +707,7 @@ mod tests {
         );
         let rejections = std::sync::atomic::AtomicU64::new(0);
         let book = |name: &str| {
-            let user = UserId::try_from(name).expect("user");
-            let op: crate::actors::messages::ChangeOp<()> = Box::new(move |e, ids, now| {
-                e.book(&user, 1, ids, now).map(|o| crate::domain::Outcome {
-                    value: (),
-                    made: o.made,
-                })
-            });
+            let op = booking_of(name);
             ask(&addr, &rejections, |reply| MakeChange { op, reply })
         };
         let held = |patience: Option<Duration>| {
@@ -758,13 +758,8 @@ mod tests {
     /// nothing more.
     #[actix_web::test]
     async fn a_committed_change_that_cannot_be_applied_stops_the_actor() {
-        use crate::actors::scripted_log::ScriptedLog;
         use crate::persistence::journal::Lsn;
-        let log = Arc::new(ScriptedLog::durable_through(Lsn::new(1)));
-        let clock = Clock::manual(Timestamp::from_millis(1_700_000_000_000));
-        let id = EventId::try_from(1).expect("id");
-        let (event, _) =
-            Event::create(id, EventSettings::new(None, 2, 2), clock.now()).expect("event");
+        let (log, clock, event) = scripted(EventSettings::new(None, 2, 2));
         let (reports, reported) = std::sync::mpsc::channel::<String>();
         let reports = std::sync::Mutex::new(reports);
         let divergence = crate::actors::Divergence::calling(move |what| {
