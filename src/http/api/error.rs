@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use crate::changes::PageError;
 use crate::domain::DomainError;
+use crate::http::transport::refusal::Refusal;
 use crate::service::ServiceError;
 
 /// One invalid field of a request.
@@ -75,16 +76,16 @@ pub enum ApiError {
     },
     /// The request (head or body) did not arrive within
     /// `server.client_request_timeout_ms`.
-    #[error("The request did not arrive in time")]
+    #[error("{}", Refusal::RequestTimeout.message())]
     RequestTimeout,
     /// Not HTTP/1.x that can be parsed (request line, headers, framing).
-    #[error("Malformed HTTP request")]
+    #[error("{}", Refusal::MalformedRequest.message())]
     MalformedRequest,
     /// The request head is larger than the parser takes.
-    #[error("Request headers are too large")]
+    #[error("{}", Refusal::HeadersTooLarge.message())]
     HeadersTooLarge,
     /// The client's address holds `server.max_connections_per_ip` connections.
-    #[error("{0} connections from this address are open, the most allowed; retry later")]
+    #[error("{}", Refusal::TooManyConnections(*.0).message())]
     TooManyConnections(usize),
     /// The body is larger than `limits.max_body_bytes`.
     #[error("Request body is larger than {0} bytes")]
@@ -139,11 +140,11 @@ impl ApiError {
             Self::EventExists(_) => "EVENT_EXISTS",
             Self::Conflict { code, .. } => code,
             Self::PayloadTooLarge(_) => "PAYLOAD_TOO_LARGE",
-            Self::RequestTimeout => "REQUEST_TIMEOUT",
+            Self::RequestTimeout => Refusal::RequestTimeout.code(),
             Self::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
             Self::RateLimited(_) | Self::TooManyConnections(_) => "RATE_LIMITED",
-            Self::MalformedRequest => "BAD_REQUEST",
-            Self::HeadersTooLarge => "HEADERS_TOO_LARGE",
+            Self::MalformedRequest => Refusal::MalformedRequest.code(),
+            Self::HeadersTooLarge => Refusal::HeadersTooLarge.code(),
             Self::Unavailable | Self::Uncertain | Self::StreamsFull(_) => "UNAVAILABLE",
             Self::NotLeader(_) => "NOT_LEADER",
             Self::Gone { .. } => "GONE",
@@ -391,6 +392,28 @@ impl From<ServiceError> for ApiError {
 mod tests {
     use super::*;
     use actix_web::body::to_bytes;
+
+    /// The connection layer answers four of the API's errors itself: a
+    /// client gets the same bytes, status and code from either layer.
+    #[actix_web::test]
+    async fn the_connection_layer_s_errors_are_the_api_s() {
+        for (refusal, error) in [
+            (Refusal::RequestTimeout, ApiError::RequestTimeout),
+            (Refusal::MalformedRequest, ApiError::MalformedRequest),
+            (Refusal::HeadersTooLarge, ApiError::HeadersTooLarge),
+            (
+                Refusal::TooManyConnections(7),
+                ApiError::TooManyConnections(7),
+            ),
+        ] {
+            assert_eq!(refusal.body_bytes(), error.body_bytes(), "{error:?}");
+            let reply = to_bytes(error.error_response().into_body())
+                .await
+                .expect("body");
+            assert_eq!(reply.as_ref(), refusal.body_bytes().as_slice());
+            assert_eq!(refusal.code(), error.code());
+        }
+    }
 
     async fn body_of(e: ApiError) -> serde_json::Value {
         let bytes = to_bytes(e.error_response().into_body())

@@ -4,27 +4,27 @@
 //! arrive in time (408) and a head too large (431) itself, below any
 //! middleware, with an empty body and no hook to change it. Every error of
 //! this service is JSON with a code, so [`ServedStream`](crate::http::transport::stream::ServedStream)
-//! writes those replies with the JSON body of the matching [`ApiError`]
-//! instead. They are recognisable exactly: `content-length: 0` as the
+//! writes those replies with the JSON body of the matching [`Refusal`]
+//! (the API's error of the same name) instead. They are recognisable exactly: `content-length: 0` as the
 //! first header of a 400, 408 or 431, which no reply of the application
 //! has (its errors always carry a body).
 
-use crate::http::api::ApiError;
+use super::refusal::Refusal;
 
 /// The header that marks actix-http's bodiless replies: it is the first
 /// header there, and the application never sends an empty error.
 const MARK: &[u8] = b"\r\ncontent-length: 0\r\n";
 
 /// Which bare error a status line starts, if any.
-fn bare_error(status_line: &[u8]) -> Option<ApiError> {
+fn bare_error(status_line: &[u8]) -> Option<Refusal> {
     // "HTTP/1.1 400 " is 13 bytes; the reason phrase follows.
     if status_line.len() < 13 || !status_line.starts_with(b"HTTP/1.") {
         return None;
     }
     match &status_line[9..13] {
-        b"400 " => Some(ApiError::MalformedRequest),
-        b"408 " => Some(ApiError::RequestTimeout),
-        b"431 " => Some(ApiError::HeadersTooLarge),
+        b"400 " => Some(Refusal::MalformedRequest),
+        b"408 " => Some(Refusal::RequestTimeout),
+        b"431 " => Some(Refusal::HeadersTooLarge),
         _ => None,
     }
 }

@@ -49,5 +49,6 @@
 pub mod bare_errors;
 pub mod connections;
 pub mod pipeline;
+pub mod refusal;
 pub mod server;
 pub mod stream;

@@ -23,7 +23,7 @@ use actix_service::{
 use actix_web::dev::{AppConfig, Extensions};
 use actix_web::rt::net::TcpStream;
 
-use crate::http::api::ApiError;
+use super::refusal::Refusal;
 use crate::http::transport::connections::Connections;
 use crate::http::transport::stream::ServedStream;
 
@@ -149,7 +149,7 @@ fn admit(
 /// A 429 written straight to a new socket, whose send buffer is empty, so
 /// one non-blocking write takes it whole; then the socket is closed.
 fn refuse(io: &TcpStream, per_ip: usize) {
-    let error = ApiError::TooManyConnections(per_ip);
+    let error = Refusal::TooManyConnections(per_ip);
     let body = error.body_bytes();
     let mut reply = Vec::with_capacity(160 + body.len());
     // Writing into a Vec cannot fail.
