@@ -10,7 +10,7 @@ use boxoffice_metrics::{counter, gauge, gauge_f64, resident_bytes, Exporter};
 
 use crate::actors::EventCounters;
 use crate::cluster::node::ClusterGauges;
-use crate::http::live::Live;
+use crate::http::api::live::Live;
 use crate::http::middleware::metrics::HttpStats;
 use crate::http::transport::connections::Connections;
 use crate::persistence::stats::{JournalStats, SnapshotStats};

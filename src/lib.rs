@@ -10,7 +10,7 @@
 //! - [`http`]: the connection layer ([`http::transport`]), the middleware
 //!   every request passes ([`http::middleware`]: identity, metrics, rate
 //!   limit), then the route table and handlers ([`http::api`]) or a live
-//!   stream ([`http::live`]);
+//!   stream ([`http::api::live`]);
 //! - [`service`]: [`service::BoxOffice`], every operation of the service:
 //!   finds the event's actor, sends it the operation, waits until the
 //!   answer is durable;

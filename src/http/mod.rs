@@ -1,9 +1,11 @@
-//! Everything HTTP, in four rooms by job:
+//! Everything HTTP, by job:
 //! - [`api`]: the routes of `docs/API.md`, their handlers, bodies, errors,
-//!   access control and the OpenAPI document;
-//! - [`live`]: the Server-Sent Event streams;
-//! - [`middleware`]: what every request passes through: its identity
-//!   (client address, request id), the per-IP rate limit, the metrics;
+//!   access control, the Server-Sent Event streams ([`api::live`], the
+//!   change feed's in `api/change_stream.rs`) and the OpenAPI document;
+//! - [`identity`]: a request's client address (through trusted proxies)
+//!   and request id, set by the first middleware and read by the API;
+//! - [`middleware`]: what every request passes through: the per-IP rate
+//!   limit, the cluster's leader-only changes, the metrics;
 //! - [`transport`]: the connection layer under actix-web, which works
 //!   against actix-http from underneath (its module doc lists every
 //!   assumption it makes, and the version they were checked against).
@@ -11,8 +13,7 @@
 //! [`AppState`] is what every handler shares.
 
 pub mod api;
-pub(crate) mod change_stream;
-pub mod live;
+pub mod identity;
 pub mod middleware;
 pub mod transport;
 
@@ -35,7 +36,7 @@ pub struct AppState {
     /// `/api/openapi.json`, rendered at start with the configured limits.
     pub openapi: actix_web::web::Bytes,
     /// Open live streams.
-    pub live: Arc<live::Live>,
+    pub live: Arc<api::live::Live>,
     /// The change feed.
     pub changes: Arc<crate::changes::ChangeFeed>,
     /// Set once the service has begun to stop; `/ready` then says 503 and

@@ -19,8 +19,8 @@ use crate::http::api::error::{json_line_bytes, ApiError, JsonLine};
 use crate::http::api::extract::{
     event_id, user_id, ChangesQuery, OptionalJson, PageQuery, ValidJson,
 };
-use crate::http::live::Watched;
-use crate::http::middleware::identity::client_ip_of;
+use crate::http::api::live::Watched;
+use crate::http::identity::client_ip_of;
 use crate::http::transport::stream::ClientGone;
 use crate::http::AppState;
 use crate::service::NewEvent;
@@ -536,7 +536,7 @@ pub async fn changes_live(
 ) -> Result<impl Responder, ApiError> {
     let after = resume_after(&req)?.unwrap_or(query.after);
     let slot = state.live.admit(client_ip_of(&req))?;
-    let stream = crate::http::change_stream::open(
+    let stream = crate::http::api::change_stream::open(
         Arc::clone(&state.changes),
         after,
         slot,

@@ -4,10 +4,12 @@
 //! reply.
 
 pub mod auth;
+pub(crate) mod change_stream;
 pub mod dto;
 pub mod error;
 pub mod extract;
 pub(crate) mod handlers;
+pub mod live;
 pub(crate) mod members;
 pub mod openapi;
 pub mod route_table;

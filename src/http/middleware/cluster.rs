@@ -19,7 +19,7 @@ use futures_util::future::{Either, FutureExt, LocalBoxFuture, Map};
 use crate::cluster::forward::{self, ForwardAnswer, Forwarded};
 use crate::cluster::network::ForwardFailed;
 use crate::cluster::node::{ChangeRoute, ClusterNode};
-use crate::http::middleware::identity;
+use crate::http::identity;
 use crate::http::{ApiError, AppState};
 
 /// The index of the last change a reply reflects.

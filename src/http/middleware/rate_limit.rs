@@ -1,7 +1,7 @@
 //! Per-client-IP request quota, enforced with `governor`.
 //!
 //! Written here rather than taken from `actix-governor`, which is GPL-3.0.
-//! The key is the client address settled by [`crate::http::middleware::identity`]: the TCP peer,
+//! The key is the client address settled by [`crate::http::identity`]: the TCP peer,
 //! unless that is one of `server.trusted_proxies` (a client's own
 //! `X-Forwarded-For` would let it pick a fresh quota per request).
 
@@ -20,7 +20,7 @@ use governor::{DefaultKeyedRateLimiter, Quota};
 
 use crate::config::RateLimitSettings;
 use crate::http::api::error::ApiError;
-use crate::http::middleware::identity::client_ip_of;
+use crate::http::identity::client_ip_of;
 use crate::http::transport::connections::address_key;
 
 /// Paths never counted against the quota: monitoring must always get through.

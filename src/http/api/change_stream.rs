@@ -15,7 +15,7 @@ use tokio::sync::watch;
 use crate::changes::{ChangeFeed, PageError};
 use crate::http::api::dto::ChangeJson;
 use crate::http::api::error::ApiError;
-use crate::http::live::Slot;
+use crate::http::api::live::Slot;
 use crate::http::transport::stream::ClientGone;
 use crate::persistence::journal::feed::FeedEntry;
 
