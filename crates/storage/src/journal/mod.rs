@@ -18,7 +18,8 @@
 //!
 //! The files here: [`record`] (what is journalled), `frame` (the bytes of
 //! one record on disk), `segment` (one file being appended to), `writer`
-//! (the thread that group-commits and repairs after a fault), [`mod@replay`]
+//! (the thread that group-commits and repairs after a fault, and
+//! `Journal::start`, which starts it), [`mod@replay`]
 //! (reading segments back at start, and deleting covered ones). This file is
 //! the side the service sees: submitting, waiting until durable, shutdown.
 
@@ -32,8 +33,6 @@ pub(crate) mod tests;
 mod writer;
 
 use crate::stats::JournalStats;
-use std::fs;
-use std::io;
 use std::path::PathBuf;
 use std::sync::mpsc::{self, SyncSender};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -51,8 +50,6 @@ pub use segment::{FaultInjector, IoOp};
 
 use crate::log::change_log::ChangeLog;
 use crate::log::durable_waiters::DurableWaiters;
-use segment::Segment;
-use writer::Writer;
 
 /// When an answer may be sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -183,44 +180,6 @@ impl Journal {
         }
         s.accepting = fault.is_none();
         self.publish(|state| state.fault = fault);
-    }
-
-    /// Starts the writer on a fresh segment beginning at `next_lsn`.
-    pub fn start(options: JournalOptions, next_lsn: Lsn) -> io::Result<Arc<Self>> {
-        fs::create_dir_all(&options.dir)?;
-        let segment = Segment::create(&options.dir, next_lsn, options.faults.clone())?;
-        let (queue, records) = mpsc::sync_channel(QUEUE_CAPACITY);
-        let state = JournalState {
-            durable: next_lsn.prev(),
-            ..JournalState::default()
-        };
-        let journal = Arc::new(Self {
-            submitter: Mutex::new(Submitter {
-                next_lsn,
-                queue: Some(queue),
-                accepting: true,
-                epoch: 0,
-                next_change: 1,
-            }),
-            state: watch::Sender::new(state),
-            writer: Mutex::new(None),
-            snapshot_only: false,
-            stats: Arc::default(),
-            recent: Arc::default(),
-            waiters: DurableWaiters::default(),
-        });
-        let writer = Writer::new(
-            Arc::clone(&journal),
-            records,
-            segment,
-            options,
-            next_lsn.prev(),
-        );
-        let handle = std::thread::Builder::new()
-            .name("journal-writer".into())
-            .spawn(move || writer.run())?;
-        *journal.writer.lock().unwrap_or_else(|p| p.into_inner()) = Some(handle);
-        Ok(journal)
     }
 
     fn submitter(&self) -> MutexGuard<'_, Submitter> {

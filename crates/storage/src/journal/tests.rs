@@ -1,3 +1,4 @@
+use std::fs;
 use std::path::Path;
 
 use super::frame::{decode_frame, encode_frame};

@@ -1,16 +1,22 @@
 //! The writer thread: group commit, segment rotation, and repair after a
-//! failed write or sync.
+//! failed write or sync; and starting a journal, which is starting it.
 
 use std::fs;
 use std::io;
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
-use std::sync::Arc;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
 
 use super::frame::encode_frame;
 use super::segment::{segment_path, Segment};
-use super::{FsyncMode, Journal, JournalOptions, Lsn, Record, MAX_FAILED_RANGES};
+use super::{
+    FsyncMode, Journal, JournalOptions, JournalState, Lsn, Record, Submitter, MAX_FAILED_RANGES,
+    QUEUE_CAPACITY,
+};
+use crate::log::durable_waiters::DurableWaiters;
 
 /// The writer thread's state.
 pub(super) struct Writer {
@@ -24,6 +30,46 @@ pub(super) struct Writer {
     options: JournalOptions,
     /// The highest LSN written.
     last_lsn: Lsn,
+}
+
+impl Journal {
+    /// Starts the writer on a fresh segment beginning at `next_lsn`.
+    pub fn start(options: JournalOptions, next_lsn: Lsn) -> io::Result<Arc<Self>> {
+        fs::create_dir_all(&options.dir)?;
+        let segment = Segment::create(&options.dir, next_lsn, options.faults.clone())?;
+        let (queue, records) = mpsc::sync_channel(QUEUE_CAPACITY);
+        let state = JournalState {
+            durable: next_lsn.prev(),
+            ..JournalState::default()
+        };
+        let journal = Arc::new(Self {
+            submitter: Mutex::new(Submitter {
+                next_lsn,
+                queue: Some(queue),
+                accepting: true,
+                epoch: 0,
+                next_change: 1,
+            }),
+            state: watch::Sender::new(state),
+            writer: Mutex::new(None),
+            snapshot_only: false,
+            stats: Arc::default(),
+            recent: Arc::default(),
+            waiters: DurableWaiters::default(),
+        });
+        let writer = Writer::new(
+            Arc::clone(&journal),
+            records,
+            segment,
+            options,
+            next_lsn.prev(),
+        );
+        let handle = std::thread::Builder::new()
+            .name("journal-writer".into())
+            .spawn(move || writer.run())?;
+        *journal.writer.lock().unwrap_or_else(|p| p.into_inner()) = Some(handle);
+        Ok(journal)
+    }
 }
 
 /// Frames gathered into one write before syncing, at most.
