@@ -403,11 +403,10 @@ impl BoxOffice {
     pub fn fault(&self) -> Option<String> {
         // A cluster follower refuses changes by design; it is healthy, and
         // serves reads and live streams.
-        self.log
-            .state()
-            .fault
-            .clone()
-            .filter(|why| why != crate::cluster::log::NOT_LEADER)
+        match &self.log.state().fault {
+            Some(crate::persistence::journal::Fault::Failing(why)) => Some(why.clone()),
+            Some(crate::persistence::journal::Fault::NotLeader) | None => None,
+        }
     }
 
     /// Sends a change to event `id`'s actor and waits until it is durable.

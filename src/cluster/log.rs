@@ -37,7 +37,7 @@ use crate::domain::EventId;
 
 use crate::persistence::change_log::ChangeLog;
 use crate::persistence::durable_waiters::DurableWaiters;
-use crate::persistence::journal::{Journal, JournalState, Lsn, Record, Refused};
+use crate::persistence::journal::{Fault, Journal, JournalState, Lsn, Record, Refused};
 use crate::persistence::raft::{NodeId, Proposal};
 
 /// Failed LSN ranges remembered for waiters; only the newest are kept.
@@ -50,8 +50,6 @@ const FEED_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 /// the same size) is full: memory stays bounded when the cluster is
 /// slower than its clients.
 const PROPOSAL_QUEUE: usize = crate::persistence::journal::QUEUE_CAPACITY;
-/// What `fault` says on a node that is not the leader.
-pub const NOT_LEADER: &str = "this node is not the cluster's leader";
 
 /// One record on its way to openraft, with the leadership (term) that
 /// decided it.
@@ -149,7 +147,7 @@ impl ClusterLog {
         let (proposals, queue) = mpsc::channel(capacity);
         let state = JournalState {
             durable: next_lsn.prev(),
-            fault: Some(NOT_LEADER.into()),
+            fault: Some(Fault::NotLeader),
             ..JournalState::default()
         };
         let log = Arc::new(Self {
@@ -315,7 +313,7 @@ impl ClusterLog {
         let next = inner.next_lsn;
         self.state.send_modify(|state| {
             state.epoch += 1;
-            state.fault = Some(NOT_LEADER.into());
+            state.fault = Some(Fault::NotLeader);
             let first = state.durable.next();
             if first < next {
                 state.failed.push(first..=next.prev());

@@ -43,7 +43,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 pub use crate::log::record::{self, CreateKeyV5, Record, V1_MAX_PER_USER};
-pub use crate::log::{JournalState, Lsn, Refused};
+pub use crate::log::{Fault, JournalState, Lsn, Refused};
 pub use frame::{FRAME_HEADER_BYTES, MAX_RECORD_BYTES};
 pub use replay::{release, replay, segments, sync_newest, JournalError, ReplayEnd};
 pub use segment::{FaultInjector, IoOp};
@@ -174,7 +174,8 @@ impl Journal {
             return;
         }
         let mut s = self.submitter();
-        let fault = failure.map(|why| format!("snapshot failed and the journal is off: {why}"));
+        let fault = failure
+            .map(|why| Fault::Failing(format!("snapshot failed and the journal is off: {why}")));
         if s.accepting == fault.is_none() && self.state.borrow().fault == fault {
             return;
         }

@@ -13,8 +13,8 @@ use tokio::sync::watch;
 use super::frame::encode_frame;
 use super::segment::{segment_path, Segment};
 use super::{
-    FsyncMode, Journal, JournalOptions, JournalState, Lsn, Record, Submitter, MAX_FAILED_RANGES,
-    QUEUE_CAPACITY,
+    Fault, FsyncMode, Journal, JournalOptions, JournalState, Lsn, Record, Submitter,
+    MAX_FAILED_RANGES, QUEUE_CAPACITY,
 };
 use crate::log::durable_waiters::DurableWaiters;
 
@@ -245,7 +245,7 @@ impl Writer {
         let epoch = s.epoch;
         self.journal.publish(|state| {
             state.epoch = epoch;
-            state.fault = Some(reason);
+            state.fault = Some(Fault::Failing(reason));
         });
     }
 

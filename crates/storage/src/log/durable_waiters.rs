@@ -229,7 +229,7 @@ mod tests {
         assert_eq!(verdict(&state, Lsn::new(6)), None);
         state.failed.push(Lsn::new(6)..=Lsn::new(8));
         assert_eq!(verdict(&state, Lsn::new(7)), Some(Err(Refused)));
-        state.fault = Some("disk".into());
+        state.fault = Some(crate::log::Fault::Failing("disk".into()));
         assert_eq!(verdict(&state, Lsn::new(9)), Some(Err(Refused)));
     }
 }

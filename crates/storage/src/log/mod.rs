@@ -12,4 +12,4 @@ pub mod durable_waiters;
 pub mod record;
 pub mod state;
 
-pub use state::{JournalState, Lsn, Refused};
+pub use state::{Fault, JournalState, Lsn, Refused};

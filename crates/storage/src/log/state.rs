@@ -52,6 +52,27 @@ impl std::fmt::Display for Lsn {
 }
 
 /// What waiters and actors read about the journal.
+/// Why a log refuses changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// A cluster node that does not lead: its changes are the leader's to
+    /// make. By design, not a fault of the node: it is healthy and serves
+    /// reads.
+    NotLeader,
+    /// The log cannot make changes durable now (a disk fault being
+    /// repaired, a failed snapshot with the journal off): why.
+    Failing(String),
+}
+
+impl std::fmt::Display for Fault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::NotLeader => f.write_str("this node is not the cluster's leader"),
+            Self::Failing(why) => f.write_str(why),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct JournalState {
     /// Every LSN up to this one is durable, unless it lies in `failed`.
@@ -62,7 +83,7 @@ pub struct JournalState {
     /// LSN ranges abandoned after faults.
     pub failed: Vec<RangeInclusive<Lsn>>,
     /// Why writes are refused right now, if they are.
-    pub fault: Option<String>,
+    pub fault: Option<Fault>,
     /// The change feed's newest index on disk: every item up to it that a
     /// record not in `failed` holds can be read back (0: none yet).
     pub changes_durable: u64,
