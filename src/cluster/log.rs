@@ -42,6 +42,9 @@ use crate::persistence::raft::{NodeId, Proposal};
 
 /// Failed LSN ranges remembered for waiters; only the newest are kept.
 const MAX_FAILED_RANGES: usize = 1_024;
+/// How often a committed entry waiting for room in the feed journal's
+/// queue looks again (the disk is behind; openraft's other work goes on).
+const FEED_ROOM_POLL: std::time::Duration = std::time::Duration::from_millis(1);
 /// How long a snapshot waits for the feed journal to hold what it covers.
 const FEED_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 /// Records a leader holds that openraft has not taken yet; a change
@@ -232,6 +235,19 @@ impl ClusterLog {
             if !items.is_empty() {
                 self.note_index(*event, lsn, first_index + items.len() as u64 - 1);
             }
+        }
+    }
+
+    /// Waits, without holding up the Raft runtime, until the feed journal
+    /// has room for `records` more: the state machine calls it before it
+    /// applies an entry, so [`Self::publish`] (under this log's lock) never
+    /// finds the queue full. The feed journal has no other writer.
+    pub async fn feed_room(&self, records: usize) {
+        let Some((feed, _)) = self.feed.get() else {
+            return;
+        };
+        while !feed.has_room(records) {
+            tokio::time::sleep(FEED_ROOM_POLL).await;
         }
     }
 

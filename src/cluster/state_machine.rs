@@ -159,6 +159,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             self.last_applied = Some(log_id);
             match entry.payload {
                 EntryPayload::Normal(proposal) => {
+                    self.log.feed_room(proposal.records.len()).await;
                     self.log
                         .apply_proposal(log_id.index, log_id.leader_id.term, proposal);
                 }

@@ -34,7 +34,8 @@ mod writer;
 
 use crate::stats::JournalStats;
 use std::path::PathBuf;
-use std::sync::mpsc::{self, SyncSender};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::SyncSender;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -128,6 +129,9 @@ pub struct Journal {
     recent: Arc<recent::RecentChanges>,
     /// Answers waiting for their LSN, woken by the batch that syncs it.
     waiters: DurableWaiters,
+    /// Records in the writer's queue: counted in before they are sent,
+    /// out once the writer has taken them, so it never reads low.
+    queued: AtomicUsize,
 }
 
 impl Journal {
@@ -152,6 +156,7 @@ impl Journal {
             stats: Arc::default(),
             recent: Arc::default(),
             waiters: DurableWaiters::default(),
+            queued: AtomicUsize::new(0),
         })
     }
 
@@ -209,7 +214,7 @@ impl Journal {
         let next_change = record.number_feed_items(s.next_change);
         if let Some(queue) = &s.queue {
             // Full (the disk is behind) or closed: refused, never blocked.
-            queue.try_send((lsn, record)).map_err(|_| Refused)?;
+            self.enqueue(queue, lsn, record)?;
         }
         s.next_lsn = s.next_lsn.next();
         s.next_change = next_change;
@@ -218,12 +223,13 @@ impl Journal {
 
     /// Queues `record`, whose feed items are numbered already (a cluster's
     /// committed change, numbered by the leader that made it), to a journal
-    /// kept only for the feed: waits for room rather than drop it, and
-    /// skips it when the journal holds its items already (a restart applies
-    /// the Raft log after its snapshot again). Items this journal never
-    /// got (those a snapshot brought) are passed over: the feed starts
-    /// after them. `false` if the journal refused it (a disk fault: the
-    /// feed misses it, which is logged).
+    /// kept only for the feed, and skips it when the journal holds its
+    /// items already (a restart applies the Raft log after its snapshot
+    /// again). Items this journal never got (those a snapshot brought) are
+    /// passed over: the feed starts after them. `false` if the journal
+    /// refused it: a disk fault, or a full queue (the feed misses it, which
+    /// the caller logs). Never blocks: a caller that must not lose a record
+    /// waits for [`Self::has_room`] first, without holding up its thread.
     pub fn append_numbered(&self, record: Record) -> bool {
         let Record::Published {
             first_index, items, ..
@@ -232,41 +238,66 @@ impl Journal {
             return true;
         };
         let (first, next) = (*first_index, first_index + items.len() as u64);
-        let mut pending = Some(record);
-        loop {
-            let mut s = self.submitter();
-            if first < s.next_change {
-                return true;
-            }
-            // Items before `first` this journal never got: its feed goes
-            // on after them (readers learn of it once this record is
-            // written, as of every record).
-            if first > s.next_change {
-                s.next_change = first;
-            }
-            if !s.accepting {
-                return false;
-            }
-            let Some(queue) = &s.queue else {
-                return true;
-            };
-            let Some(record) = pending.take() else {
-                return false;
-            };
-            match queue.try_send((s.next_lsn, record)) {
-                Ok(()) => {
-                    s.next_lsn = s.next_lsn.next();
-                    s.next_change = next;
-                    return true;
-                }
-                Err(mpsc::TrySendError::Full((_, record))) => {
-                    pending = Some(record);
-                    drop(s);
-                    std::thread::sleep(std::time::Duration::from_millis(1));
-                }
-                Err(mpsc::TrySendError::Disconnected(_)) => return false,
-            }
+        let mut s = self.submitter();
+        if first < s.next_change {
+            return true;
         }
+        // Items before `first` this journal never got: its feed goes on
+        // after them (readers learn of it once this record is written, as
+        // of every record).
+        if first > s.next_change {
+            s.next_change = first;
+        }
+        if !s.accepting {
+            return false;
+        }
+        let Some(queue) = &s.queue else {
+            return true;
+        };
+        let lsn = s.next_lsn;
+        if self.enqueue(queue, lsn, record).is_err() {
+            return false;
+        }
+        s.next_lsn = lsn.next();
+        s.next_change = next;
+        true
+    }
+
+    /// Whether the writer's queue has room for `records` more (at most its
+    /// whole capacity), or nothing to wait for (no queue, or refusing).
+    pub fn has_room(&self, records: usize) -> bool {
+        let s = self.submitter();
+        if !s.accepting || s.queue.is_none() {
+            return true;
+        }
+        let queued = self.queued.load(Ordering::Acquire);
+        QUEUE_CAPACITY.saturating_sub(queued) >= records.min(QUEUE_CAPACITY)
+    }
+
+    /// Sends `(lsn, record)` to the writer, counted in `queued` first;
+    /// refused when the queue is full or closed.
+    fn enqueue(
+        &self,
+        queue: &SyncSender<(Lsn, Record)>,
+        lsn: Lsn,
+        record: Record,
+    ) -> Result<(), Refused> {
+        self.queued.fetch_add(1, Ordering::AcqRel);
+        queue.try_send((lsn, record)).map_err(|_| {
+            self.queued.fetch_sub(1, Ordering::AcqRel);
+            Refused
+        })
+    }
+
+    /// The writer took `records` off the queue.
+    fn dequeued(&self, records: usize) {
+        self.queued.fetch_sub(records, Ordering::AcqRel);
+    }
+
+    /// The writer took a batch of `records` off the queue to write.
+    fn took_batch(&self, records: usize) {
+        self.dequeued(records);
+        self.stats.batch_records.observe(records as u64);
     }
 
     /// The LSN and the change feed index the next record gets, read

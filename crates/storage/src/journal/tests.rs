@@ -473,3 +473,82 @@ proptest! {
         prop_assert_eq!(&replayed(dir.path()), &durable, "failed: {:?}", failed);
     }
 }
+
+/// A committed change whose one feed item is numbered `first`, as a
+/// cluster's feed journal gets it.
+fn numbered(first: u64) -> Record {
+    let event = EventId::try_from(1).expect("id");
+    let settings = boxoffice_domain::EventSettings::new(None, 5, 1);
+    let (made, change) =
+        boxoffice_domain::Event::create(event, settings, Timestamp::from_millis(0)).expect("event");
+    Record::Published {
+        first_index: first,
+        event,
+        change,
+        items: vec![boxoffice_domain::FeedItem::event(made.status())],
+    }
+}
+
+/// With the disk stalled, a numbered record finds the queue full and is
+/// refused at once (the Raft runtime that hands it over must not be held
+/// up); `has_room` says so beforehand, and says when to go on.
+#[test]
+fn a_full_queue_refuses_a_numbered_record_at_once_and_says_when_there_is_room() {
+    let dir = tempfile::tempdir().expect("dir");
+    let armed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let released = Mutex::new(released);
+    let mut options = options(dir.path(), 64 << 20);
+    options.faults = Some(FaultInjector::new({
+        let armed = Arc::clone(&armed);
+        move |op| {
+            // A stalled disk: the write waits until the test lets go.
+            if op == IoOp::Write && armed.load(std::sync::atomic::Ordering::SeqCst) {
+                let _ = released.lock().map(|rx| rx.recv());
+            }
+            false
+        }
+    }));
+    let journal = Journal::start(options, Lsn::FIRST).expect("start");
+    armed.store(true, std::sync::atomic::Ordering::SeqCst);
+    assert!(journal.has_room(1));
+    // The writer gathers what it can into its stalled batch; the queue
+    // fills behind it.
+    let mut accepted = 0;
+    for first in 1..=(8 * QUEUE_CAPACITY as u64) {
+        if !journal.append_numbered(numbered(first)) {
+            break;
+        }
+        accepted = first;
+    }
+    assert!(
+        accepted < 8 * QUEUE_CAPACITY as u64,
+        "the queue never filled"
+    );
+    assert!(!journal.has_room(1), "full");
+    assert!(
+        !journal.append_numbered(numbered(accepted + 1)),
+        "refused again"
+    );
+
+    drop(release);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !journal.has_room(QUEUE_CAPACITY) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the queue never drained"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert!(
+        journal.append_numbered(numbered(accepted + 1)),
+        "taken once there is room"
+    );
+    journal.shutdown();
+    let (records, _) = read(dir.path(), Lsn::ZERO).expect("replay");
+    assert_eq!(
+        records.len() as u64,
+        accepted + 1,
+        "every accepted record written"
+    );
+}

@@ -3,7 +3,7 @@
 
 use std::fs;
 use std::io;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -56,6 +56,7 @@ impl Journal {
             stats: Arc::default(),
             recent: Arc::default(),
             waiters: DurableWaiters::default(),
+            queued: AtomicUsize::new(0),
         });
         let writer = Writer::new(
             Arc::clone(&journal),
@@ -159,7 +160,7 @@ impl Writer {
                     Err(_) => break,
                 }
             }
-            self.journal.stats().batch_records.observe(records);
+            self.journal.took_batch(records);
             let base = self.segment.good_len;
             let written = match self.options.fsync {
                 FsyncMode::Always => self
@@ -266,7 +267,9 @@ impl Writer {
             // The lock is held only to read that, never across the I/O.
             let through = {
                 let s = self.journal.submitter();
-                while self.records.try_recv().is_ok() {}
+                while self.records.try_recv().is_ok() {
+                    self.journal.dequeued(1);
+                }
                 if s.queue.is_none() {
                     return;
                 }
