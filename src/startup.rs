@@ -5,22 +5,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix::{Actor, Addr};
+use actix::Addr;
 use actix_web::dev::Server;
 use actix_web::middleware::{from_fn, Condition, Logger};
 use actix_web::{web, App};
 
-use crate::actors::{
-    take_snapshot, Registry, RestoredFrom, SnapshotFailed, SnapshotPolicy, Snapshotter,
-    StopSnapshots,
-};
-use crate::changes::ChangeFeed;
-use crate::clock::Clock;
-use crate::cluster::log::Applier;
-use crate::cluster::node::ClusterGauges;
-use crate::cluster::{ClusterLog, ClusterNode};
-use crate::config::{cores, Settings};
-use crate::exporter::Sources;
+use crate::actors::{take_snapshot, Registry, SnapshotFailed, Snapshotter, StopSnapshots};
+use crate::cluster::ClusterNode;
+use crate::config::Settings;
 use crate::http::api::auth::{Gate, KeyFileError};
 use crate::http::api::live::Live;
 use crate::http::api::{self, routes};
@@ -28,19 +20,17 @@ use crate::http::identity::{self, Identify};
 use crate::http::middleware::cluster as cluster_headers;
 use crate::http::middleware::metrics::{self as http_metrics, HttpStats};
 use crate::http::middleware::rate_limit::{self, IpRateLimiter};
-use crate::http::transport::connections::Connections;
-use crate::http::transport::server::{self, ServeOptions};
+use crate::http::transport::server;
 use crate::http::transport::stream;
 use crate::http::AppState;
-use crate::persistence::change_log::ChangeLog;
 use crate::persistence::data_dir::{DataDir, DataDirError};
 use crate::persistence::journal::JournalError;
-use crate::persistence::raft::LogStoreOptions;
 use crate::persistence::recovery::RecoveryError;
 use crate::persistence::{SnapshotError, SnapshotStore};
 use crate::service::BoxOffice;
-use crate::webhooks::{WebhookStats, Webhooks};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+mod steps;
 
 /// How often idle per-IP quota cells are dropped.
 const RATE_LIMIT_SWEEP_SECS: u64 = 60;
@@ -182,207 +172,38 @@ impl Application {
         warn_if_open(&settings);
         // Before anything in the directory is read, cut or deleted.
         let data_dir = DataDir::lock(&settings.snapshot.dir)?;
-        log::info!(
-            "data directory {} (snapshots and journal)",
-            data_dir.path().display()
-        );
-        let restore_started = std::time::Instant::now();
-        let (store, recovered) = data_dir.recover(settings.snapshot.keep)?;
-        let store = Arc::new(store);
-        log::info!(
-            "restored {} events and {} bookings from {} plus {} journal record(s) in {} ms; next LSN {}",
-            recovered.events.len(),
-            recovered.bookings,
-            recovered
-                .snapshot
-                .as_ref()
-                .map_or_else(|| String::from("no snapshot"), |p| p.display().to_string()),
-            recovered.replayed,
-            restore_started.elapsed().as_millis(),
-            recovered.next_lsn,
-        );
-        if !settings.journal.enabled {
-            log::warn!(
-                "journal disabled: changes since the last snapshot are lost if the process dies"
-            );
-        }
-        let clustered = settings.cluster.enabled();
-        if clustered && (!recovered.events.is_empty() || recovered.replayed > 0) {
-            return Err(StartupError::Cluster(format!(
-                "{} holds a single node's data; a cluster node starts from an empty data directory (docs/operations.md, \"A cluster\")",
-                data_dir.path().display()
-            )));
-        }
-        // A cluster node's changes are kept in its Raft log; the journal
-        // stays off (its feed and statistics are then empty).
-        let journal = if clustered {
-            crate::persistence::journal::Journal::disabled(recovered.next_lsn)
-        } else {
-            data_dir
-                .start_journal(&settings.journal, recovered.next_lsn)
-                .map_err(StartupError::Journal)?
-        };
-        journal.resume_changes_at(recovered.next_change_index);
-        store.retain_journal_bytes(settings.changes.retain_bytes);
-        // A cluster node's feed is a journal of its own, of committed items.
-        let cluster_feed = if clustered {
-            let dir = crate::cluster::feed::dir(data_dir.path());
-            let feed = crate::cluster::feed::open(&dir, &settings.journal)
-                .map_err(|e| StartupError::Cluster(format!("change feed journal: {e}")))?;
-            actix_web::rt::spawn(crate::cluster::feed::release_old(
-                dir.clone(),
-                Arc::clone(&feed),
-                settings.changes.retain_bytes,
-            ));
-            Some((dir, feed))
-        } else {
-            None
-        };
-        let changes = Arc::new(match &cluster_feed {
-            Some((dir, feed)) => ChangeFeed::of_committed_copy(dir, Arc::clone(feed)),
-            None => ChangeFeed::new(data_dir.path(), Arc::clone(&journal)),
-        });
-        let restored_from = RestoredFrom {
-            snapshot_bytes: recovered
-                .snapshot
-                .as_ref()
-                .and_then(|path| std::fs::metadata(path).ok())
-                .map(|meta| meta.len()),
-            replayed_bytes: recovered.replayed_bytes,
-        };
-        let cluster_log =
-            clustered.then(|| ClusterLog::new(settings.cluster.node_id, recovered.next_lsn));
-        let log: Arc<dyn ChangeLog> = match &cluster_log {
-            Some((log, _)) => Arc::clone(log) as Arc<dyn ChangeLog>,
-            None => Arc::clone(&journal) as Arc<dyn ChangeLog>,
-        };
-        let registry = Arc::new(Registry::with_log(
-            cores(),
-            Arc::clone(&journal),
-            Arc::clone(&log),
-            Clock::system(),
-        ));
-        // Each actor starts on its HTTP worker's thread when that worker
-        // comes up (addresses work at once: messages queue until then).
-        registry.place_on_workers(settings.worker_count());
-        registry.install(recovered);
-        let cluster = match cluster_log {
-            Some((cluster_log, queue)) => {
-                cluster_log.set_applier(Arc::clone(&registry) as Arc<dyn Applier>);
-                if let Some((dir, feed)) = &cluster_feed {
-                    cluster_log.set_feed(Arc::clone(feed), dir);
-                }
-                let options = LogStoreOptions {
-                    dir: data_dir.path().join("raft"),
-                    sync_every_batch: settings.journal.fsync == crate::config::FsyncMode::Always,
-                    sync_interval: Duration::from_millis(settings.journal.fsync_interval_ms),
-                };
-                let node = crate::cluster::node::start(
-                    &settings.cluster,
-                    options,
-                    cluster_log,
-                    queue,
-                    Arc::clone(&registry) as Arc<dyn crate::cluster::node::Service>,
-                )
-                .map_err(|e| StartupError::Cluster(e.to_string()))?;
-                log::info!(
-                    "cluster node {} of {}: Raft log in {}",
-                    settings.cluster.node_id,
-                    settings.cluster.nodes.len(),
-                    data_dir.path().join("raft").display()
-                );
-                Some(node)
-            }
-            None => None,
-        };
-
-        let address = format!("{}:{}", settings.server.host, settings.server.port);
-        let bind_error = |source| StartupError::Bind {
-            address: address.clone(),
-            source,
-        };
-        let listener = server::bind(&address).map_err(bind_error)?;
-        let bound = listener.local_addr().map_err(bind_error)?;
-
-        let limiter = IpRateLimiter::from_settings(&settings.rate_limit);
-        let sweeper = limiter.as_ref().map(|limiter| {
-            let limiter = Arc::clone(limiter);
-            actix_web::rt::spawn(async move {
-                let mut tick =
-                    actix_web::rt::time::interval(Duration::from_secs(RATE_LIMIT_SWEEP_SECS));
-                loop {
-                    tick.tick().await;
-                    limiter.forget_idle();
-                }
-            })
-        });
-        let body_timeout = Duration::from_millis(settings.server.client_request_timeout_ms);
-        let http_stats = Arc::new(HttpStats::default());
-        // Validated with the settings, so this cannot fail here.
-        let trusted = settings.server.trusted_networks().unwrap_or_default();
-        let connections = Connections::new(
-            settings.server.max_connections_per_ip,
-            Duration::from_millis(settings.server.send_timeout_ms),
-            trusted.clone(),
-        );
+        let steps::Restored {
+            store,
+            recovered,
+            restored_from: from,
+        } = steps::restore(&data_dir, &settings)?;
+        let logs = steps::open_logs(&settings, &data_dir, &store, &recovered)?;
+        let registry = steps::registry(&settings, &logs, recovered);
+        let cluster = steps::start_cluster(&settings, &data_dir, logs.cluster, &registry)?;
+        let (listener, bound) = steps::listen(&settings)?;
+        let (limiter, sweeper) = steps::rate_limiter(&settings);
+        let trusted = steps::trusted_networks(&settings);
+        let connections = steps::connections(&settings, trusted.clone());
         let live = Arc::new(Live::new(&settings.live));
-        let webhook_stats = Arc::new(WebhookStats::default());
-        if let Some(mut webhooks) = Webhooks::new(
-            &settings.webhooks,
-            Arc::clone(&changes),
-            data_dir.path(),
-            Arc::clone(&webhook_stats),
-        )? {
-            if let Some(node) = &cluster {
-                let log = Arc::clone(&node.log);
-                webhooks = webhooks.while_leading(Arc::new(move || log.leading().is_some()));
-            }
-            // Ends when the service begins to stop (with the live streams);
-            // what it acknowledged is on disk after each delivery.
-            actix_web::rt::spawn(webhooks.run(live.stopping()));
-        }
+        let webhooks =
+            steps::start_webhooks(&settings, &logs.changes, &data_dir, cluster.as_ref(), &live)?;
         let service = Arc::new(BoxOffice::new(
             Arc::clone(&registry),
-            Arc::clone(&log),
+            Arc::clone(&logs.log),
             settings.limits.clone(),
         ));
-        let exporter = Sources {
+        let http_stats = Arc::new(HttpStats::default());
+        let exporter = steps::exporter(steps::Measured {
             http: Arc::clone(&http_stats),
-            events: Arc::clone(registry.counters()),
-            event_count: {
-                let registry = Arc::clone(&registry);
-                Box::new(move || registry.event_count())
-            },
-            room_waiting: {
-                let registry = Arc::clone(&registry);
-                Box::new(move || registry.room_waiting())
-            },
-            journal: Arc::clone(journal.stats()),
-            snapshots: Arc::clone(store.stats()),
+            registry: Arc::clone(&registry),
+            journal: Arc::clone(&logs.journal),
+            store: Arc::clone(&store),
             live: Arc::clone(&live),
-            webhooks: webhook_stats,
+            webhooks,
             connections: Arc::clone(&connections),
-            cluster: {
-                let (cluster, service) = (cluster.clone(), Arc::clone(&service));
-                Box::new(move || match &cluster {
-                    Some(node) => node.gauges(),
-                    None => {
-                        let (durable, applied) = service.log_position();
-                        ClusterGauges {
-                            is_leader: true,
-                            term: 0,
-                            commit_index: durable,
-                            applied_index: applied,
-                            leader_changes: 0,
-                            snapshot_index: 0,
-                            purged_index: 0,
-                            clock_offset_ms: 0,
-                        }
-                    }
-                })
-            },
-        }
-        .into_exporter();
+            cluster: cluster.clone(),
+            service: Arc::clone(&service),
+        });
         let state = web::Data::new(AppState {
             gate,
             http_stats,
@@ -390,72 +211,29 @@ impl Application {
             stopping: AtomicBool::new(false),
             in_flight: AtomicUsize::new(0),
             live,
-            changes,
+            changes: logs.changes,
             openapi: openapi_bytes(&settings.limits),
-            body_timeout,
+            body_timeout: Duration::from_millis(settings.server.client_request_timeout_ms),
             service,
             cluster: cluster.clone(),
         });
-        let access_log = settings.log.access_log;
-        let shared = state.clone();
-        let mut identify = Identify::new(trusted);
-        if let Some(node) = &cluster {
-            // Changes that followers forward are run through this listener
-            // (cluster/forward.rs).
-            node.local_http().set_address(bound);
-            identify = identify.with_forward_token(node.local_http().token());
-        }
-        let identify = web::Data::new(identify);
-        let joining = Arc::clone(&registry);
+        let identify = steps::identify(trusted, cluster.as_ref(), bound);
+        let (shared, identify) = (state.clone(), web::Data::new(identify));
+        let (joining, access_log) = (Arc::clone(&registry), settings.log.access_log);
         let app = move || {
             // Runs once on each worker's thread, as the worker starts.
             joining.join_worker();
-            let mut app = App::new()
-                .app_data(shared.clone())
-                .app_data(identify.clone());
-            if let Some(limiter) = &limiter {
-                app = app.app_data(web::Data::new(Arc::clone(limiter)));
-            }
-            // Off (load tests) means out of the request path entirely.
-            app.wrap(cluster_headers::ClusterHeaders)
-                .wrap(Condition::new(
-                    limiter.is_some(),
-                    from_fn(rate_limit::enforce),
-                ))
-                .wrap(Condition::new(access_log, access_logger()))
-                .wrap(from_fn(http_metrics::record))
-                .wrap(from_fn(identity::identify))
-                // Outermost: a connection over its unsent bound does no work.
-                .wrap(from_fn(stream::wait_for_room))
-                .configure(routes)
-                .default_service(web::to(api::not_found))
-        };
-        let options = ServeOptions {
-            workers: settings.worker_count(),
-            max_connections: settings.server.max_connections,
-            client_request_timeout: body_timeout,
-            keep_alive: Duration::from_secs(settings.server.keep_alive_secs),
-            shutdown_timeout_secs: settings.server.shutdown_timeout_secs,
-            max_unsent_bytes: settings.server.max_unsent_bytes,
-        };
-        let server = server::serve(app, listener, &options, connections).map_err(bind_error)?;
-
-        let interval = Duration::from_secs(settings.snapshot.interval_secs);
-        let policy = SnapshotPolicy {
-            journal_percent: settings.snapshot.journal_percent,
-            journal_on: settings.journal.enabled,
-        };
-        // A cluster node rebuilds its state from its Raft log: no snapshots.
-        let snapshotter = cluster.is_none().then(|| {
-            Snapshotter::new(
-                Arc::clone(&registry),
-                Arc::clone(&store),
-                interval,
-                policy,
-                restored_from,
+            app(
+                shared.clone(),
+                identify.clone(),
+                limiter.clone(),
+                access_log,
             )
-            .start()
-        });
+        };
+        let options = steps::serve_options(&settings);
+        let server = server::serve(app, listener, &options, connections)
+            .map_err(steps::bind_error(&settings))?;
+        let snapshotter = steps::snapshotter(&settings, &registry, &store, from, cluster.is_some());
         Ok(Self {
             address: bound,
             server,
@@ -558,6 +336,41 @@ impl Application {
         drop(data_dir);
         result
     }
+}
+
+/// The app each HTTP worker runs: its middleware, outermost last, over
+/// the routes.
+fn app(
+    shared: web::Data<AppState>,
+    identify: web::Data<Identify>,
+    limiter: Option<Arc<IpRateLimiter>>,
+    access_log: bool,
+) -> App<
+    impl actix_web::dev::ServiceFactory<
+        actix_web::dev::ServiceRequest,
+        Config = (),
+        Response = actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    let mut app = App::new().app_data(shared).app_data(identify);
+    if let Some(limiter) = &limiter {
+        app = app.app_data(web::Data::new(Arc::clone(limiter)));
+    }
+    // Off (load tests) means out of the request path entirely.
+    app.wrap(cluster_headers::ClusterHeaders)
+        .wrap(Condition::new(
+            limiter.is_some(),
+            from_fn(rate_limit::enforce),
+        ))
+        .wrap(Condition::new(access_log, access_logger()))
+        .wrap(from_fn(http_metrics::record))
+        .wrap(from_fn(identity::identify))
+        // Outermost: a connection over its unsent bound does no work.
+        .wrap(from_fn(stream::wait_for_room))
+        .configure(routes)
+        .default_service(web::to(api::not_found))
 }
 
 /// Waits until no request is in flight, or `timeout` has passed.
