@@ -12,7 +12,7 @@
 //! lost. It is made once per durable position (a clone of the event with
 //! the pending changes undone) and kept while the changes stay pending, so
 //! a stalled leader clones each read event once, not once per read; it is
-//! dropped as soon as nothing is pending.
+//! dropped as soon as the durable position moves or nothing is pending.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -68,7 +68,10 @@ impl PendingChanges {
             newest = Some(oldest.lsn);
             self.queue.pop_front();
         }
-        if self.queue.is_empty() {
+        // A copy of an older durable state is of no more use: dropped, so
+        // that under steady load (something always pending) it is kept
+        // only while the log stands still.
+        if newest.is_some() || self.queue.is_empty() {
             self.durable_copy = None;
         }
         newest
@@ -196,11 +199,13 @@ mod tests {
         );
         assert_eq!(pending.newest(), Some(Lsn::new(4)));
 
-        // b became durable: the copy is made again, with b.
+        // b became durable: the old copy goes at once; one with b is made
+        // when asked.
         assert_eq!(
             pending.forget_durable(|lsn| lsn <= Lsn::new(2)),
             Some(Lsn::new(2))
         );
+        assert!(pending.durable_copy.is_none());
         assert_eq!(
             pending
                 .durable_view(&event, Lsn::new(2))
