@@ -22,10 +22,12 @@ const TASKS: &[Task] = &[
     },
     Task {
         name: "check",
-        about: "fmt, clippy and the single-node tests (the README's `cargo test`): under 3 minutes once built",
+        about: "fmt, clippy, the size and circle checks, and the single-node tests (the README's `cargo test`): under 3 minutes once built",
         steps: &[
             &["cargo", "fmt", "--all", "--check"],
             &["cargo", "clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"],
+            &[".ci/sizes"],
+            &[".ci/circles"],
             &["cargo", "test", "--locked"],
         ],
     },
