@@ -149,6 +149,34 @@ impl Net {
         }
     }
 
+    /// What each node's drop queue has dropped so far (`tc -s`), one line
+    /// a node: evidence of whether a cut was in effect.
+    fn drops(&self) -> String {
+        (0..self.size)
+            .map(|i| {
+                let out = Command::new("tc")
+                    .args([
+                        "-s",
+                        "-n",
+                        &self.ns(i),
+                        "qdisc",
+                        "show",
+                        "dev",
+                        &self.inner(i),
+                    ])
+                    .output()
+                    .map(|out| String::from_utf8_lossy(&out.stdout).into_owned())
+                    .unwrap_or_else(|e| e.to_string());
+                let drop_queue = out
+                    .split("qdisc ")
+                    .find(|q| q.starts_with("pfifo 20:"))
+                    .map_or("no drop queue", |q| q.trim());
+                format!("node {i}: {}", drop_queue.replace('\n', " "))
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
     /// Every link passes everything again.
     fn heal(&self) {
         for i in 0..self.size {
@@ -637,6 +665,8 @@ async fn bookings_through_every_node_across_a_partition_lose_nothing_and_answer_
     nodes.net.isolate(old);
     let cut = Instant::now();
     tokio::time::sleep(Duration::from_secs(5)).await;
+    let drops = nodes.net.drops();
+    println!("drop queues before the heal:\n{drops}");
     nodes.net.heal();
     let healed = Instant::now();
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -690,7 +720,21 @@ async fn bookings_through_every_node_across_a_partition_lose_nothing_and_answer_
         longest_gap(&asked, healed, end),
     );
     assert!(lost.is_empty(), "acknowledged and not held: {lost:#?}");
-    assert!(stale.is_empty(), "2xx from the cut-off node: {stale:#?}");
+    let when: Vec<String> = stale
+        .iter()
+        .map(|a| {
+            format!(
+                "{} sent {:?} after the cut, answered {:?} after",
+                a.user,
+                a.sent - cut,
+                a.answered - cut
+            )
+        })
+        .collect();
+    assert!(
+        stale.is_empty(),
+        "2xx from the cut-off node {old}: {when:#?}\n{stale:#?}\ndrop queues before the heal:\n{drops}"
+    );
     assert!(
         overtaken.is_empty(),
         "real-time order broken: {overtaken:#?}"
