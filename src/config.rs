@@ -10,6 +10,8 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
+mod validate;
+
 pub use crate::cluster::settings::{ClusterSettings, NodeAddress};
 pub use crate::persistence::journal::{FsyncMode, JournalSettings};
 
@@ -440,141 +442,6 @@ impl Settings {
             .map_err(|e| ConfigError::Parse(e.to_string()))?;
         settings.validate()?;
         Ok(settings)
-    }
-
-    /// Range checks serde cannot express.
-    fn validate(&self) -> Result<(), ConfigError> {
-        let invalid = |key, why: &str| {
-            Err(ConfigError::Invalid {
-                key,
-                why: why.to_string(),
-            })
-        };
-        if self.server.host.trim().is_empty() {
-            return invalid("server.host", "must not be empty");
-        }
-        if self.server.workers > 1024 {
-            return invalid("server.workers", "must be 0 (one per core) to 1024");
-        }
-        // actix-http times the head against a clock it refreshes every 500 ms,
-        // so a shorter limit could fire at once.
-        if !(1_000..=600_000).contains(&self.server.client_request_timeout_ms) {
-            return invalid("server.client_request_timeout_ms", "must be 1000 to 600000");
-        }
-        if self.server.keep_alive_secs > 3_600 {
-            return invalid("server.keep_alive_secs", "must be 0 (off) to 3600");
-        }
-        if !(1..=1_000_000).contains(&self.server.max_connections) {
-            return invalid("server.max_connections", "must be 1 to 1000000");
-        }
-        if self.server.max_connections_per_ip > 1_000_000 {
-            return invalid(
-                "server.max_connections_per_ip",
-                "must be 0 (no cap) to 1000000",
-            );
-        }
-        if !(1_000..=3_600_000).contains(&self.server.send_timeout_ms) {
-            return invalid("server.send_timeout_ms", "must be 1000 to 3600000");
-        }
-        if !(4_096..=1 << 30).contains(&self.server.max_unsent_bytes) {
-            return invalid("server.max_unsent_bytes", "must be 4096 to 1073741824");
-        }
-        if self.server.shutdown_timeout_secs > 3_600 {
-            return invalid("server.shutdown_timeout_secs", "must be 0 to 3600");
-        }
-        if let Err(bad) = self.server.trusted_networks() {
-            return invalid(
-                "server.trusted_proxies",
-                &format!("{bad:?} is not an IP address or CIDR (e.g. 10.0.0.0/8)"),
-            );
-        }
-        if !(1..=crate::domain::MAX_EVENT_ID).contains(&self.limits.max_tickets_per_event) {
-            return invalid("limits.max_tickets_per_event", "must be 1 to 2^53 - 1");
-        }
-        if !(256..=64 * 1024 * 1024).contains(&self.limits.max_body_bytes) {
-            return invalid("limits.max_body_bytes", "must be 256 to 67108864");
-        }
-        if !(1..=MAX_TICKETS_PER_USER).contains(&self.limits.max_tickets_per_user) {
-            return invalid("limits.max_tickets_per_user", "must be 1 to 1000000");
-        }
-        if !(1..=10_000_000).contains(&self.limits.max_events) {
-            return invalid("limits.max_events", "must be 1 to 10000000");
-        }
-        if !(1..=1_000).contains(&self.webhooks.batch_max) {
-            return invalid("webhooks.batch_max", "must be 1 to 1000");
-        }
-        if !(100..=600_000).contains(&self.webhooks.timeout_ms) {
-            return invalid("webhooks.timeout_ms", "must be 100 to 600000");
-        }
-        let url = &self.webhooks.url;
-        let off = url.is_empty();
-        if !(off || url.starts_with("http://") || url.starts_with("https://")) {
-            return invalid(
-                "webhooks.url",
-                "must be empty (off) or an http:// or https:// URL",
-            );
-        }
-        if !url.is_empty() && self.webhooks.secret.is_empty() {
-            return invalid("webhooks.secret", "must be set when webhooks.url is");
-        }
-        // A record handle is a u32, and u32::MAX is reserved.
-        if !(1..=u64::from(u32::MAX - 1)).contains(&self.limits.max_bookings_per_event) {
-            return invalid("limits.max_bookings_per_event", "must be 1 to 4294967294");
-        }
-        if !(1..=10_000_000).contains(&self.limits.max_create_keys) {
-            return invalid("limits.max_create_keys", "must be 1 to 10000000");
-        }
-        if self.rate_limit.requests == 0 {
-            return invalid("rate_limit.requests", "must be at least 1");
-        }
-        // Past a year the quota's arithmetic overflows (a panic, not a limit).
-        if !(1..=MAX_RATE_PERIOD_SECS).contains(&self.rate_limit.period_secs) {
-            return invalid("rate_limit.period_secs", "must be 1 to 31536000 (a year)");
-        }
-        if self.snapshot.dir.as_os_str().is_empty() {
-            return invalid("snapshot.dir", "must not be empty");
-        }
-        if !(1..=86_400).contains(&self.snapshot.interval_secs) {
-            return invalid("snapshot.interval_secs", "must be 1 to 86400");
-        }
-        if !(1..=1000).contains(&self.snapshot.keep) {
-            return invalid("snapshot.keep", "must be 1 to 1000");
-        }
-        if self.snapshot.journal_percent > 10_000 {
-            return invalid("snapshot.journal_percent", "must be 0 to 10000");
-        }
-        if !(1..=60_000).contains(&self.journal.fsync_interval_ms) {
-            return invalid("journal.fsync_interval_ms", "must be 1 to 60000");
-        }
-        if !(4096..=1 << 34).contains(&self.journal.segment_bytes) {
-            return invalid("journal.segment_bytes", "must be 4096 to 17179869184");
-        }
-        self.auth.validate()?;
-        if !(1..=1_000_000).contains(&self.live.max_streams) {
-            return invalid("live.max_streams", "must be 1 to 1000000");
-        }
-        if self.live.max_streams_per_ip > 1_000_000 {
-            return invalid("live.max_streams_per_ip", "must be 0 to 1000000");
-        }
-        if !(1..=10_000_000).contains(&self.live.max_messages_per_sec) {
-            return invalid("live.max_messages_per_sec", "must be 1 to 10000000");
-        }
-        if !(1..=60_000).contains(&self.live.min_interval_ms) {
-            return invalid("live.min_interval_ms", "must be 1 to 60000");
-        }
-        if !(1..=3_600).contains(&self.live.keep_alive_secs) {
-            return invalid("live.keep_alive_secs", "must be 1 to 3600");
-        }
-        if let Err((key, why)) = self.cluster.validate() {
-            return invalid(key, why.as_str());
-        }
-        if self.log.level.parse::<log::LevelFilter>().is_err() {
-            return invalid(
-                "log.level",
-                "must be one of off, error, warn, info, debug, trace",
-            );
-        }
-        Ok(())
     }
 
     /// HTTP workers to start: the configured number, or one per core.
