@@ -73,6 +73,17 @@ impl Journal {
     }
 }
 
+/// One batch of records, encoded.
+struct Gathered {
+    /// The newest LSN in it.
+    last: Lsn,
+    /// The newest change feed index in it, if it holds feed items.
+    last_change: Option<u64>,
+    /// Its records, kept for the feed's followers once written (see
+    /// `recent`).
+    kept: Vec<Record>,
+}
+
 /// Frames gathered into one write before syncing, at most.
 const MAX_BATCH_BYTES: usize = 4 << 20;
 /// Time between repair attempts while faulted.
@@ -141,26 +152,11 @@ impl Writer {
                     return;
                 }
             };
-            batch.clear();
-            let mut last = first.0;
-            let mut records = 1;
-            let mut last_change = last_change_index(&first.1);
-            encode_frame(&mut batch, first.0, &first.1);
-            // Kept for the feed's followers once written (see `recent`).
-            let mut kept = vec![first.1];
-            while batch.len() < MAX_BATCH_BYTES {
-                match self.records.try_recv() {
-                    Ok((lsn, record)) => {
-                        encode_frame(&mut batch, lsn, &record);
-                        last = lsn;
-                        records += 1;
-                        last_change = last_change_index(&record).or(last_change);
-                        kept.push(record);
-                    }
-                    Err(_) => break,
-                }
-            }
-            self.journal.took_batch(records);
+            let Gathered {
+                last,
+                last_change,
+                kept,
+            } = self.gather(first, &mut batch);
             let base = self.segment.good_len;
             let written = match self.options.fsync {
                 FsyncMode::Always => self
@@ -193,6 +189,35 @@ impl Writer {
                 }
                 Err(e) => self.fail_and_repair(base, &e),
             }
+        }
+    }
+
+    /// Encodes `first` and whatever else has queued, up to
+    /// [`MAX_BATCH_BYTES`], into `batch` (cleared first): one write.
+    fn gather(&self, first: (Lsn, Record), batch: &mut Vec<u8>) -> Gathered {
+        batch.clear();
+        let mut last = first.0;
+        let mut records = 1;
+        let mut last_change = last_change_index(&first.1);
+        encode_frame(batch, first.0, &first.1);
+        let mut kept = vec![first.1];
+        while batch.len() < MAX_BATCH_BYTES {
+            match self.records.try_recv() {
+                Ok((lsn, record)) => {
+                    encode_frame(batch, lsn, &record);
+                    last = lsn;
+                    records += 1;
+                    last_change = last_change_index(&record).or(last_change);
+                    kept.push(record);
+                }
+                Err(_) => break,
+            }
+        }
+        self.journal.took_batch(records);
+        Gathered {
+            last,
+            last_change,
+            kept,
         }
     }
 
