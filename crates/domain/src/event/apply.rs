@@ -69,16 +69,7 @@ impl Event {
     /// state itself demands (no clock, no configured limit), and on an error
     /// nothing has changed.
     pub fn apply(&mut self, change: &Change) -> Result<Applied, DomainError> {
-        let mut undo = Undo {
-            available_tickets: self.available_tickets,
-            held_tickets: self.held_tickets,
-            updated_at: self.updated_at,
-            settings: None,
-            records: Vec::new(),
-            queue: Vec::new(),
-            holds: Vec::new(),
-            room: None,
-        };
+        let mut undo = self.undo_from_here();
         let mut room_undo = RoomUndo::default();
         let mut entries = Vec::new();
         let handle = match change {
@@ -149,6 +140,21 @@ impl Event {
             entries,
             undo,
         })
+    }
+
+    /// An undo that restores the counters as they are now; each step of a
+    /// change adds what it takes back to it.
+    fn undo_from_here(&self) -> Undo {
+        Undo {
+            available_tickets: self.available_tickets,
+            held_tickets: self.held_tickets,
+            updated_at: self.updated_at,
+            settings: None,
+            records: Vec::new(),
+            queue: Vec::new(),
+            holds: Vec::new(),
+            room: None,
+        }
     }
 
     /// Reverses a change made by [`Self::apply`]. Undos must come newest
