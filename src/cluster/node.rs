@@ -5,7 +5,7 @@
 //! openraft runs on a tokio runtime of its own, on its own thread, so the
 //! HTTP workers (where the event actors run) never run consensus work.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::network::RaftNetworkFactory;
-use openraft::{ChangeMembers, Config, Raft, ServerState, SnapshotPolicy};
+use openraft::{ChangeMembers, Raft, ServerState};
 use tokio::sync::mpsc;
 
 use super::confirm::Rounds;
@@ -45,9 +45,6 @@ const PROPOSALS_IN_FLIGHT: usize = 2;
 const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(10);
 /// A learner this close to the leader's last entry becomes a voter.
 const CAUGHT_UP_ENTRIES: u64 = 64;
-/// Raft entries kept before the newest snapshot at most: a follower that
-/// far behind catches up from entries, one further from the snapshot.
-const SNAPSHOT_TAIL_ENTRIES: u64 = 1_000;
 /// How long a learner may take to catch up before the leader stops waiting
 /// to make it a voter (`PUT` the member again to wait again).
 const PROMOTE_DEADLINE: Duration = Duration::from_secs(3_600);
@@ -556,27 +553,7 @@ pub(crate) async fn assemble<N: RaftNetworkFactory<TypeConfig>>(
     service: Arc<dyn Service>,
     runtime: tokio::runtime::Handle,
 ) -> io::Result<Arc<ClusterNode>> {
-    let config = Config {
-        cluster_name: "boxoffice".into(),
-        heartbeat_interval: settings.heartbeat_ms,
-        // openraft waits out a leader lease (election_timeout_max) before
-        // its randomised election timeout once a leader was known, so a
-        // follower elects between 1.5 and 2 times the setting after it last
-        // heard the leader: inside the contract's "randomised up to twice
-        // that". (With min = the setting and max = twice it, elections came
-        // 3 to 4 times the setting after the last heartbeat: 3.4 to 4.0 s
-        // measured at 1,000 ms; bench/README.md.)
-        election_timeout_min: settings.election_timeout_ms / 2,
-        election_timeout_max: settings.election_timeout_ms,
-        // A snapshot every `snapshot_entries` entries; the log before it
-        // goes, but for a tail that lets a follower a little behind catch
-        // up from entries rather than a whole snapshot.
-        snapshot_policy: SnapshotPolicy::LogsSinceLast(settings.snapshot_entries),
-        max_in_snapshot_log_to_keep: settings.snapshot_entries.min(SNAPSHOT_TAIL_ENTRIES),
-        ..Config::default()
-    }
-    .validate()
-    .map_err(io::Error::other)?;
+    let config = settings.raft_config()?;
     let state_machine = StateMachine::open(Arc::clone(&log), store.dir())?;
     let raft = Raft::new(
         settings.node_id,
@@ -588,24 +565,11 @@ pub(crate) async fn assemble<N: RaftNetworkFactory<TypeConfig>>(
     .await
     .map_err(io::Error::other)?;
     if !settings.join {
-        let members: BTreeMap<NodeId, Member> = settings
-            .nodes
-            .iter()
-            .map(|n| {
-                (
-                    n.id,
-                    Member {
-                        peer: n.peer.clone(),
-                        http: n.http.clone(),
-                    },
-                )
-            })
-            .collect();
         // Every listed node initialises with the same membership, so they
         // agree whatever order they start in; a node that already holds a
         // log (a restart) is initialised and skips this.
         if let Ok(false) = raft.is_initialized().await {
-            if let Err(e) = raft.initialize(members).await {
+            if let Err(e) = raft.initialize(settings.members()).await {
                 log::info!("cluster: initialise: {e}");
             }
         }
