@@ -523,24 +523,13 @@ impl Room {
             // a step after the admission before it (the room model found
             // 1 -> off -> 30 -> 60 a minute admitting again at the instant
             // of the last admission): the entries' own admission times
-            // count too. Rare (an organiser's change), so a scan is fine.
-            // A left entry counts as well: it may have left once admitted
-            // (the model found that too, the admitted person leaving while
-            // the room was off); one that left while waiting holds its
-            // join time there, which can only make the new schedule start
-            // later, never sooner than the pace allows.
+            // count too, a left one's as well (the model found the admitted
+            // person leaving while the room was off; one that left waiting
+            // holds its join time: later, never sooner). Rare, so a scan.
             let assumed = self.pace.anchor.plus_millis(-step_millis(per_minute));
             self.entries
                 .iter()
-                .filter(|r| {
-                    matches!(
-                        r.status,
-                        EntryStatus::Admitted
-                            | EntryStatus::Used
-                            | EntryStatus::Expired
-                            | EntryStatus::Left
-                    )
-                })
+                .filter(|r| r.status != EntryStatus::Waiting)
                 .map(|r| r.admitted_at)
                 .fold(assumed, Timestamp::max)
         }
