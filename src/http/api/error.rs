@@ -261,11 +261,7 @@ impl ApiError {
     /// This error's body as bytes, newline included, for replies written
     /// outside actix-web (see `http::stream`).
     pub fn body_bytes(&self) -> Vec<u8> {
-        let mut bytes = serde_json::to_vec(&self.body()).unwrap_or_else(|_| {
-            b"{\"error\":\"Internal server error\",\"code\":\"INTERNAL\"}".to_vec()
-        });
-        bytes.push(b'\n');
-        bytes
+        crate::http::transport::refusal::error_line(&self.body())
     }
 }
 

@@ -62,10 +62,17 @@ impl Refusal {
             error: self.message(),
             code: self.code(),
         };
-        let mut bytes = serde_json::to_vec(&body).unwrap_or_else(|_| {
-            b"{\"error\":\"Internal server error\",\"code\":\"INTERNAL\"}".to_vec()
-        });
-        bytes.push(b'\n');
-        bytes
+        error_line(&body)
     }
+}
+
+/// An error body as bytes, newline included, as every JSON reply ends;
+/// the internal error's if `body` cannot be serialised. Shared with the
+/// API's errors (`ApiError::body_bytes`), so both layers write the same.
+pub fn error_line(body: &impl Serialize) -> Vec<u8> {
+    let mut bytes = serde_json::to_vec(body).unwrap_or_else(|_| {
+        b"{\"error\":\"Internal server error\",\"code\":\"INTERNAL\"}".to_vec()
+    });
+    bytes.push(b'\n');
+    bytes
 }
