@@ -530,6 +530,7 @@ fn feed_read_rate(changes: u64, dir: &std::path::Path) -> serde_json::Value {
             expires_at: None,
             created_at: at,
             updated_at: at,
+            seats: None,
         };
         let record = Record::Published {
             first_index: 0,

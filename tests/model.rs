@@ -558,7 +558,7 @@ proptest! {
         tickets in 1u64..5,
         steps in proptest::collection::vec(step(), 1..60),
     ) {
-        use boxoffice::domain::{BookingView, FeedItem};
+        use boxoffice::domain::{BookingView, FeedView};
         let ids = BookingIdSequence::default();
         let (mut event, _) = new_event(tickets);
         let mut folded_event = event.status();
@@ -570,10 +570,10 @@ proptest! {
             let back: Record = codec::decode(&codec::encode(&record).expect("encodes")).expect("decodes");
             let Record::Published { items, .. } = back else { unreachable!("published") };
             for item in items {
-                match item {
-                    FeedItem::Event(status) | FeedItem::EventWithRoom(status, _) => folded_event = status,
-                    FeedItem::Booking(view) => { folded.insert(view.user_id.as_str().to_string(), view); }
-                    FeedItem::Entry(_) => {}
+                match item.into_view() {
+                    FeedView::Event(status) => folded_event = status,
+                    FeedView::Booking(view) => { folded.insert(view.user_id.as_str().to_string(), view); }
+                    FeedView::Entry(_) => {}
                 }
             }
         }

@@ -144,4 +144,10 @@ pub struct BookingView {
     pub created_at: Timestamp,
     /// When its status or quantity last changed.
     pub updated_at: Timestamp,
+    /// At a seated event, its seat ids in map order (none while waiting;
+    /// an ended booking keeps its last); `None` at an unseated event. Not
+    /// stored with the view: the feed stores them beside
+    /// (`FeedItem::SeatedBooking`), so other bookings keep their form.
+    #[serde(skip)]
+    pub seats: Option<Vec<String>>,
 }

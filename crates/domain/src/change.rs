@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ids::{BookingId, Timestamp, UserId};
 use super::room::{RoomPatch, RoomSettings};
+use super::seating::{SeatIx, SeatRequest, SeatShape};
 use super::settings::{EventPatch, EventSettings};
 
 /// One change to one event. Stored by variant index: variants are only ever
@@ -139,6 +140,39 @@ pub enum Change {
         /// When the lapse was handled: the promotions' moment.
         handled_at: Timestamp,
     },
+    /// A seated event was created: its settings (`total_tickets` is the
+    /// map's seat count), its room's and its map's shape.
+    CreatedSeated {
+        /// Its settings.
+        settings: EventSettings,
+        /// Its room's (the default when it has none).
+        room: RoomSettings,
+        /// The map.
+        shape: SeatShape,
+        /// When.
+        at: Timestamp,
+    },
+    /// A user booked at a seated event; the seats (or the wait) follow
+    /// from the request and the state.
+    BookedSeats {
+        /// The new booking's id.
+        booking: BookingId,
+        /// Who.
+        user: UserId,
+        /// Which seats, or how many and how.
+        request: SeatRequest,
+        /// When.
+        at: Timestamp,
+    },
+    /// The organiser blocked and unblocked seats.
+    SeatsBlocked {
+        /// Now blocked (each was free).
+        block: Vec<SeatIx>,
+        /// Now free again (each was blocked).
+        unblock: Vec<SeatIx>,
+        /// When.
+        at: Timestamp,
+    },
 }
 
 /// A lapse handled more than this after its deadline is late (the service
@@ -158,11 +192,22 @@ impl Change {
         )
     }
 
+    /// The id of the booking the change makes, if it makes one.
+    pub fn new_booking(&self) -> Option<BookingId> {
+        match self {
+            Self::Booked { booking, .. } | Self::BookedSeats { booking, .. } => Some(*booking),
+            _ => None,
+        }
+    }
+
     /// The settings of a creation, with its room's.
     pub fn creation(&self) -> Option<(&EventSettings, RoomSettings, Timestamp)> {
         match self {
             Self::Created { settings, at } => Some((settings, RoomSettings::default(), *at)),
-            Self::CreatedWithRoom { settings, room, at } => Some((settings, *room, *at)),
+            Self::CreatedWithRoom { settings, room, at }
+            | Self::CreatedSeated {
+                settings, room, at, ..
+            } => Some((settings, *room, *at)),
             _ => None,
         }
     }
@@ -193,7 +238,10 @@ impl Change {
             | Self::RoomLeft { at, .. }
             | Self::RoomDrawn { at, .. }
             | Self::RoomAdmitted { at, .. }
-            | Self::RoomLapsed { at } => *at,
+            | Self::RoomLapsed { at }
+            | Self::CreatedSeated { at, .. }
+            | Self::BookedSeats { at, .. }
+            | Self::SeatsBlocked { at, .. } => *at,
         }
     }
 }

@@ -28,12 +28,20 @@ pub enum FeedItem {
     /// with the room's. ([`EventStatus`] stores no room, so events without
     /// one keep the form they had before rooms.)
     EventWithRoom(EventStatus, RoomStatus),
+    /// A seated event was created or changed: its status, its room's
+    /// and its blocked seats.
+    SeatedEvent(EventStatus, RoomStatus, u64),
+    /// A booking at a seated event, with its seat ids.
+    SeatedBooking(BookingView, Vec<String>),
 }
 
 impl FeedItem {
     /// The item for an event's status: with its room's when it has one.
     pub fn event(status: EventStatus) -> Self {
-        if status.room == RoomStatus::default() {
+        if let Some(blocked) = status.blocked_seats {
+            let room = status.room;
+            Self::SeatedEvent(status, room, blocked)
+        } else if status.room == RoomStatus::default() {
             Self::Event(status)
         } else {
             let room = status.room;
@@ -41,11 +49,44 @@ impl FeedItem {
         }
     }
 
+    /// The item for a booking: with its seats at a seated event.
+    pub fn booking(view: BookingView) -> Self {
+        match view.seats.clone() {
+            Some(seats) => Self::SeatedBooking(view, seats),
+            None => Self::Booking(view),
+        }
+    }
+
+    /// The item as readers see it: the fields stored beside put back in
+    /// the status or the booking.
+    pub fn into_view(self) -> FeedView {
+        match self {
+            Self::Event(status) => FeedView::Event(status),
+            Self::EventWithRoom(mut status, room) => {
+                status.room = room;
+                FeedView::Event(status)
+            }
+            Self::SeatedEvent(mut status, room, blocked) => {
+                status.room = room;
+                status.blocked_seats = Some(blocked);
+                FeedView::Event(status)
+            }
+            Self::Booking(view) => FeedView::Booking(view),
+            Self::SeatedBooking(mut view, seats) => {
+                view.seats = Some(seats);
+                FeedView::Booking(view)
+            }
+            Self::Entry(entry) => FeedView::Entry(entry),
+        }
+    }
+
     /// The event the object belongs to.
     pub fn event_id(&self) -> EventId {
         match self {
-            Self::Event(status) | Self::EventWithRoom(status, _) => status.id,
-            Self::Booking(booking) => booking.event_id,
+            Self::Event(status)
+            | Self::EventWithRoom(status, _)
+            | Self::SeatedEvent(status, ..) => status.id,
+            Self::Booking(booking) | Self::SeatedBooking(booking, _) => booking.event_id,
             Self::Entry(entry) => entry.event_id,
         }
     }
@@ -53,9 +94,20 @@ impl FeedItem {
     /// The feed's name for its kind: `event`, `booking` or `entry`.
     pub fn kind(&self) -> &'static str {
         match self {
-            Self::Event(_) | Self::EventWithRoom(..) => "event",
-            Self::Booking(_) => "booking",
+            Self::Event(_) | Self::EventWithRoom(..) | Self::SeatedEvent(..) => "event",
+            Self::Booking(_) | Self::SeatedBooking(..) => "booking",
             Self::Entry(_) => "entry",
         }
     }
+}
+
+/// A feed item as readers see it: one object, whole.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FeedView {
+    /// An event's status, with its room's and seats' counters.
+    Event(EventStatus),
+    /// A booking, with its seats at a seated event.
+    Booking(BookingView),
+    /// A waiting-room entry.
+    Entry(EntryView),
 }

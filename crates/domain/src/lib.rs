@@ -39,6 +39,7 @@ mod idempotency;
 mod ids;
 mod queue;
 mod room;
+pub mod seating;
 mod settings;
 mod status;
 
@@ -49,7 +50,7 @@ pub use event::{
     Applied, BookingChange, Event, EventChange, EventSnapshot, Made, Outcome, Undo, WaitingEntry,
     WaitingPage,
 };
-pub use feed::FeedItem;
+pub use feed::{FeedItem, FeedView};
 pub use idempotency::{valid_key, CreateKey, CreateKeys, KEY_LIFETIME_MILLIS, MAX_KEY_LEN};
 pub use ids::{
     BookingId, BookingIdSequence, EventId, Rfc3339, Timestamp, UserId, MAX_EVENT_ID,
@@ -158,6 +159,21 @@ pub enum DomainError {
     /// The event has used up the 2^32 booking slots it can index.
     #[error("this event cannot take more bookings")]
     EventFull,
+    /// A seat map, or a booking's seats, that break a rule: `field` names
+    /// the part of the request at fault (`seats`, `seating.sections[0].name`).
+    #[error("{field} {message}")]
+    InvalidSeats {
+        /// Where, as the request names it.
+        field: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// Some of the seats asked for are held, booked or blocked; nothing changed.
+    #[error("some of these seats are taken: {}", .0.join(", "))]
+    SeatsUnavailable(Vec<String>),
+    /// A seat route, or seats asked for, at an event without a seat map.
+    #[error("this event has no seat map")]
+    NotSeated,
     /// Stored state that breaks an invariant; it is refused rather than served.
     #[error("inconsistent event state: {0}")]
     Inconsistent(String),

@@ -32,4 +32,9 @@ pub struct EventStatus {
     /// status without a room keeps the form it had before rooms.
     #[serde(skip)]
     pub room: RoomStatus,
+    /// At a seated event, its blocked seats; `None` at an unseated one.
+    /// Not stored with the status, for the same reason as `room`
+    /// (`FeedItem::SeatedEvent`).
+    #[serde(skip)]
+    pub blocked_seats: Option<u64>,
 }

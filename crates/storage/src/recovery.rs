@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use super::journal::{self, JournalError, Lsn, Record};
 use super::snapshot::{read_file, ServiceSnapshot, SnapshotError, SnapshotStore};
-use boxoffice_domain::{BookingId, Change, CreateKey, DomainError, Event, EventId};
+use boxoffice_domain::{BookingId, CreateKey, DomainError, Event, EventId};
 
 /// Why the state could not be rebuilt.
 #[derive(Debug, thiserror::Error)]
@@ -227,15 +227,14 @@ fn apply(
     let Some((id, change)) = record.into_change() else {
         return Ok(());
     };
-    if let Change::Booked { booking, .. } = &change {
+    if let Some(booking) = change.new_booking() {
         *next_booking_id = (*next_booking_id).max(booking.get() + 1);
     }
-    match (events.get_mut(&id), change.creation()) {
+    match (events.get_mut(&id), Event::from_creation(id, &change)) {
         (Some((_, applied)), _) if *applied >= lsn => Ok(()),
         (Some(_), Some(_)) => Err(format!("event {id} created twice")),
-        (None, Some((settings, room, at))) => {
-            let created =
-                Event::created_with_room(id, settings, room, at).map_err(|e| e.to_string())?;
+        (None, Some(created)) => {
+            let created = created.map_err(|e| e.to_string())?;
             events.insert(id, (created, lsn));
             *next_event_id = (*next_event_id).max(id.get() + 1);
             Ok(())
@@ -252,7 +251,7 @@ fn apply(
 mod tests {
     use super::*;
     use crate::journal::Journal;
-    use boxoffice_domain::{EventSettings, Timestamp};
+    use boxoffice_domain::{Change, EventSettings, Timestamp};
 
     fn key(key: &str, event: u64) -> CreateKey {
         CreateKey {

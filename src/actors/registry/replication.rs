@@ -35,12 +35,12 @@ impl Registry {
         let Some((id, change)) = record.into_change() else {
             return;
         };
-        if let crate::domain::Change::Booked { booking, .. } = &change {
-            self.ids.skip_past(*booking);
+        if let Some(booking) = change.new_booking() {
+            self.ids.skip_past(booking);
         }
         self.changes.fetch_add(1, Ordering::Relaxed);
-        if let Some((settings, room, at)) = change.creation() {
-            let event = match Event::created_with_room(id, settings, room, at) {
+        if let Some(created) = Event::from_creation(id, &change) {
+            let event = match created {
                 Ok(event) => event,
                 Err(e) => {
                     self.divergence.report(&format!(

@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 use validator::{Validate, ValidationError};
 
 use crate::domain::{
-    BookingChange, BookingStatus, BookingView, EntryView, EventStatus, FeedItem, Timestamp, UserId,
+    BookingChange, BookingStatus, BookingView, EntryView, EventStatus, FeedView, Timestamp, UserId,
     WaitingEntry, MAX_ADMIT_PER_MINUTE, MAX_ADMIT_SECS, MAX_EVENT_ID, MAX_EVENT_NAME_CHARS,
 };
 use crate::http::api::error::ApiError;
@@ -406,6 +406,10 @@ pub struct EventJson {
     room_waiting: u64,
     /// Room entries admitted now, not yet used or lapsed.
     room_admitted: u64,
+    /// Whether the event's tickets are the seats of a seat map.
+    seated: bool,
+    /// Seats the organiser blocked (always 0 at an unseated event).
+    blocked_seats: u64,
 }
 
 impl From<EventStatus> for EventJson {
@@ -431,6 +435,8 @@ impl From<EventStatus> for EventJson {
             room_admit_secs: s.room.settings.admit_secs,
             room_waiting: s.room.waiting,
             room_admitted: s.room.admitted,
+            seated: s.blocked_seats.is_some(),
+            blocked_seats: s.blocked_seats.unwrap_or(0),
         }
     }
 }
@@ -494,6 +500,9 @@ pub struct BookingJson {
     #[serde(serialize_with = "rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     updated_at: Timestamp,
+    /// Its seat ids in map order at a seated event (`[]` while waiting; an
+    /// ended booking keeps its last); null at an unseated event.
+    seats: Option<Vec<String>>,
 }
 
 impl From<BookingView> for BookingJson {
@@ -509,6 +518,7 @@ impl From<BookingView> for BookingJson {
             expires_at: b.expires_at,
             created_at: b.created_at,
             updated_at: b.updated_at,
+            seats: b.seats,
         }
     }
 }
@@ -871,14 +881,10 @@ pub enum ChangeType {
 impl From<FeedEntry> for ChangeJson {
     fn from(e: FeedEntry) -> Self {
         let kind = e.item.kind();
-        let (event, booking, entry) = match e.item {
-            FeedItem::Event(status) => (Some(EventJson::from(status)), None, None),
-            FeedItem::EventWithRoom(mut status, room) => {
-                status.room = room;
-                (Some(EventJson::from(status)), None, None)
-            }
-            FeedItem::Booking(view) => (None, Some(BookingJson::from(view)), None),
-            FeedItem::Entry(view) => (None, None, Some(EntryJson::from(view))),
+        let (event, booking, entry) = match e.item.into_view() {
+            FeedView::Event(status) => (Some(EventJson::from(status)), None, None),
+            FeedView::Booking(view) => (None, Some(BookingJson::from(view)), None),
+            FeedView::Entry(view) => (None, None, Some(EntryJson::from(view))),
         };
         Self {
             index: e.index,

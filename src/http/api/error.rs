@@ -87,6 +87,9 @@ pub enum ApiError {
     /// The client's address holds `server.max_connections_per_ip` connections.
     #[error("{}", Refusal::TooManyConnections(*.0).message())]
     TooManyConnections(usize),
+    /// Seats asked for (or to block) are held, booked or blocked.
+    #[error("Some of these seats are taken: {}", .0.join(", "))]
+    SeatsUnavailable(Vec<String>),
     /// The body is larger than `limits.max_body_bytes`.
     #[error("Request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
@@ -139,6 +142,7 @@ impl ApiError {
             Self::MethodNotAllowed => "METHOD_NOT_ALLOWED",
             Self::EventExists(_) => "EVENT_EXISTS",
             Self::Conflict { code, .. } => code,
+            Self::SeatsUnavailable(_) => "SEATS_UNAVAILABLE",
             Self::PayloadTooLarge(_) => "PAYLOAD_TOO_LARGE",
             Self::RequestTimeout => Refusal::RequestTimeout.code(),
             Self::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
@@ -179,6 +183,10 @@ pub struct ErrorBody<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>, required = false)]
     leader_url: Option<Option<&'a str>>,
+    /// The seats that are taken, with `SEATS_UNAVAILABLE` only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<String>>, required = false)]
+    seats: Option<&'a [String]>,
 }
 
 impl ResponseError for ApiError {
@@ -191,7 +199,9 @@ impl ResponseError for ApiError {
                 StatusCode::NOT_FOUND
             }
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::EventExists(_) | Self::Conflict { .. } => StatusCode::CONFLICT,
+            Self::EventExists(_) | Self::Conflict { .. } | Self::SeatsUnavailable(_) => {
+                StatusCode::CONFLICT
+            }
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -249,12 +259,17 @@ impl ApiError {
             Self::NotLeader(url) => Some(url.as_deref()),
             _ => None,
         };
+        let seats = match self {
+            Self::SeatsUnavailable(seats) => Some(seats.as_slice()),
+            _ => None,
+        };
         ErrorBody {
             error,
             code: self.code(),
             details,
             earliest,
             leader_url,
+            seats,
         }
     }
 
@@ -343,6 +358,9 @@ impl From<DomainError> for ApiError {
             DomainError::LimitReached { .. } => Self::conflict("LIMIT_REACHED", &e),
             DomainError::NoRoom => Self::conflict("NO_ROOM", &e),
             DomainError::EntryNotFound => Self::EntryNotFound,
+            DomainError::InvalidSeats { field, message } => Self::field(&field, &message),
+            DomainError::SeatsUnavailable(seats) => Self::SeatsUnavailable(seats),
+            DomainError::NotSeated => Self::conflict("NOT_SEATED", &e),
             DomainError::NotAdmitted => Self::NotAdmitted,
             DomainError::Inconsistent(why) => Self::Internal(why),
         }

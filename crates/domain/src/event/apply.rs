@@ -8,6 +8,7 @@ use crate::booking::{BookingRecord, BookingStatus};
 use crate::change::Change;
 use crate::ids::{BookingId, Timestamp, UserId};
 use crate::room::RoomUndo;
+use crate::seating::{SeatIx, SeatRequest, SeatState, SeatUndo, Want};
 use crate::settings::{EventPatch, EventSettings};
 use crate::DomainError;
 
@@ -46,6 +47,15 @@ pub struct Undo {
     holds: Vec<(bool, Deadline)>,
     /// What the change did to the waiting room, if anything.
     room: Option<Box<RoomUndo>>,
+    /// What the change did to the seats, if anything.
+    seats: Option<Box<SeatUndo>>,
+}
+
+impl Undo {
+    /// The seats' part, made when first needed.
+    fn seats(&mut self) -> &mut SeatUndo {
+        self.seats.get_or_insert_with(Box::default)
+    }
 }
 
 /// One step taken on the queue.
@@ -73,7 +83,9 @@ impl Event {
         let mut room_undo = RoomUndo::default();
         let mut entries = Vec::new();
         let handle = match change {
-            Change::Created { .. } | Change::CreatedWithRoom { .. } => {
+            Change::Created { .. }
+            | Change::CreatedWithRoom { .. }
+            | Change::CreatedSeated { .. } => {
                 return Err(self.inconsistent(format!("event {} created twice", self.id)));
             }
             Change::UpdatedWithRoom { patch, room, at } => {
@@ -109,9 +121,34 @@ impl Event {
                 quantity,
                 at,
             } => {
-                let handle = self.apply_booked(*booking, user, *quantity, *at, &mut undo)?;
+                let request = self.seating.is_some().then_some(SeatRequest::Best {
+                    quantity: *quantity,
+                    category: None,
+                    together: true,
+                });
+                let handle =
+                    self.apply_booked(*booking, user, request.as_ref(), *quantity, *at, &mut undo)?;
                 entries.extend(self.room.use_admission(user, *at, &mut room_undo));
                 handle
+            }
+            Change::BookedSeats {
+                booking,
+                user,
+                request,
+                at,
+            } => {
+                let quantity = request.quantity();
+                let handle =
+                    self.apply_booked(*booking, user, Some(request), quantity, *at, &mut undo)?;
+                entries.extend(self.room.use_admission(user, *at, &mut room_undo));
+                handle
+            }
+            Change::SeatsBlocked { block, unblock, .. } => {
+                let seating = self.seating.as_deref_mut().ok_or(DomainError::NotSeated)?;
+                seating.block(block, unblock, undo.seats())?;
+                self.available_tickets =
+                    self.available_tickets + unblock.len() as u64 - block.len() as u64;
+                0
             }
             Change::Cancelled { user, at } => self.apply_cancelled(user, *at, &mut undo)?,
             Change::QuantityLowered { user, quantity, at } => {
@@ -154,6 +191,7 @@ impl Event {
             queue: Vec::new(),
             holds: Vec::new(),
             room: None,
+            seats: None,
         }
     }
 
@@ -162,6 +200,9 @@ impl Event {
     pub fn undo(&mut self, undo: Undo) {
         if let Some(room) = undo.room {
             self.room.undo(*room);
+        }
+        if let (Some(seats), Some(seating)) = (undo.seats, self.seating.as_deref_mut()) {
+            seating.undo(*seats);
         }
         for (added, deadline) in undo.holds.into_iter().rev() {
             if added {
@@ -212,6 +253,7 @@ impl Event {
         &mut self,
         id: BookingId,
         user: &UserId,
+        request: Option<&SeatRequest>,
         quantity: u32,
         at: Timestamp,
         undo: &mut Undo,
@@ -224,7 +266,44 @@ impl Event {
             return Err(self.inconsistent(format!("{user} booked no tickets")));
         }
         self.ensure_room(existing)?;
-        let fits = self.queue.is_empty() && u64::from(quantity) <= self.available_tickets;
+        // At a seated event: the seats it gets now, if any, and what it
+        // waits for otherwise.
+        let (seats, want) = match (request, self.seating.as_deref()) {
+            (None, None) => (None, Want::default()),
+            (Some(_), None) => return Err(DomainError::NotSeated),
+            (None, Some(_)) => return Err(self.inconsistent(format!("{user} booked no seats"))),
+            (Some(SeatRequest::Exact(seats)), Some(seating)) => {
+                if !seating.taken(seats).is_empty() {
+                    return Err(self.inconsistent(format!("{user} booked taken seats")));
+                }
+                (Some(seats.clone()), Want::default())
+            }
+            (
+                Some(&SeatRequest::Best {
+                    category, together, ..
+                }),
+                Some(seating),
+            ) => {
+                let want = Want {
+                    category,
+                    apart: !together,
+                };
+                let seats = self
+                    .queue
+                    .is_empty()
+                    .then(|| seating.choose(quantity, want))
+                    .flatten();
+                (seats, want)
+            }
+        };
+        let fits = match &seats {
+            Some(_) => true,
+            None => {
+                self.seating.is_none()
+                    && self.queue.is_empty()
+                    && u64::from(quantity) <= self.available_tickets
+            }
+        };
         let record = BookingRecord {
             id,
             user: user.clone(),
@@ -255,10 +334,14 @@ impl Event {
         };
         if fits {
             self.grant(handle, at, self.settings.hold_secs, undo);
+            self.seat(handle, seats.unwrap_or_default(), want, undo)?;
         } else {
             let seq = self.queue.push(handle, quantity);
             self.records[handle as usize].queue_seq = seq;
             undo.queue.push(QueueStep::Pushed(seq));
+            if let Some(seating) = self.seating.as_deref_mut() {
+                seating.wait(handle, want, undo.seats());
+            }
         }
         Ok(handle)
     }
@@ -280,6 +363,38 @@ impl Event {
             self.held_tickets += wanted;
             self.holds.insert((deadline, handle));
             undo.holds.push((true, (deadline, handle)));
+        }
+    }
+
+    /// Gives a booking that was just granted its tickets its seats, held or
+    /// booked as its status says (nothing at an unseated event).
+    fn seat(
+        &mut self,
+        handle: u32,
+        seats: Vec<SeatIx>,
+        want: Want,
+        undo: &mut Undo,
+    ) -> Result<(), DomainError> {
+        let state = self.seat_state(handle);
+        if let Some(seating) = self.seating.as_deref_mut() {
+            seating.assign(handle, seats, state, want, undo.seats())?;
+        }
+        Ok(())
+    }
+
+    /// What a booking's seats are while it has its tickets.
+    fn seat_state(&self, handle: u32) -> SeatState {
+        match self.records[handle as usize].status {
+            BookingStatus::Held => SeatState::Held,
+            BookingStatus::Confirmed => SeatState::Booked,
+            _ => SeatState::Free,
+        }
+    }
+
+    /// Moves every seat of a booking to `state` (nothing at an unseated event).
+    fn mark_seats(&mut self, handle: u32, state: SeatState, undo: &mut Undo) {
+        if let Some(seating) = self.seating.as_deref_mut() {
+            seating.mark_all(handle, state, undo.seats());
         }
     }
 
@@ -320,6 +435,9 @@ impl Event {
         self.release_hold(handle, &before, undo);
         if to == BookingStatus::Expired {
             self.available_tickets += u64::from(before.quantity);
+            self.mark_seats(handle, SeatState::Free, undo);
+        } else {
+            self.mark_seats(handle, SeatState::Booked, undo);
         }
         Ok(handle)
     }
@@ -344,6 +462,7 @@ impl Event {
                     self.release_hold(handle, &before, undo);
                 }
                 self.available_tickets += u64::from(before.quantity);
+                self.mark_seats(handle, SeatState::Free, undo);
             }
         }
         Ok(handle)
@@ -380,6 +499,9 @@ impl Event {
                     self.held_tickets -= freed;
                 }
                 self.available_tickets += freed;
+                if let Some(seating) = self.seating.as_deref_mut() {
+                    seating.keep_first(handle, quantity as usize, undo.seats());
+                }
             }
         }
         Ok(handle)
@@ -388,6 +510,12 @@ impl Event {
     fn apply_updated(&mut self, patch: &EventPatch, undo: &mut Undo) -> Result<(), DomainError> {
         let next = patch.applied_to(&self.settings);
         check_settings(&next)?;
+        if self.seating.is_some() && next.total_tickets != self.settings.total_tickets {
+            return Err(DomainError::InvalidSettings {
+                field: "totalTickets",
+                message: "cannot change at a seated event: its tickets are its map's seats".into(),
+            });
+        }
         let sold = self.settings.total_tickets - self.available_tickets;
         if next.total_tickets < sold {
             return Err(DomainError::CapacityConflict(format!(
@@ -428,10 +556,28 @@ impl Event {
             if wanted > self.available_tickets {
                 break;
             }
+            // At a seated event the head takes the seats its own request
+            // finds, or everyone waits on.
+            let mut seats = None;
+            if let Some(seating) = self.seating.as_deref() {
+                let want = seating.want_of(head.handle);
+                match seating.choose(head.quantity, want) {
+                    Some(chosen) => seats = Some((chosen, want)),
+                    None => break,
+                }
+            }
             let before = self.records[head.handle as usize].clone();
             undo.records.push((head.handle, Some(before.clone())));
             self.leave_queue(head.handle, &before, undo);
             self.grant(head.handle, at, self.settings.offer_secs, undo);
+            if let Some((chosen, want)) = seats {
+                let state = self.seat_state(head.handle);
+                if let Some(seating) = self.seating.as_deref_mut() {
+                    // The seats were just found free: this cannot fail.
+                    let assigned = seating.assign(head.handle, chosen, state, want, undo.seats());
+                    debug_assert!(assigned.is_ok(), "chosen seats are free");
+                }
+            }
             promoted.push(head.handle);
         }
         promoted

@@ -11,6 +11,9 @@ mod apply;
 mod room_ops;
 #[cfg(test)]
 mod room_tests;
+mod seat_ops;
+#[cfg(test)]
+mod seat_tests;
 mod snapshot;
 #[cfg(test)]
 mod tests;
@@ -33,6 +36,7 @@ use super::feed::FeedItem;
 use super::ids::{BookingIdSequence, EventId, Timestamp, UserId};
 use super::queue::WaitingQueue;
 use super::room::{Room, RoomPatch, RoomSettings};
+use super::seating::Seating;
 use super::settings::{EventPatch, EventSettings, Sales};
 use super::status::EventStatus;
 use super::DomainError;
@@ -141,6 +145,9 @@ pub struct Event {
     queue: WaitingQueue,
     /// The waiting room (off, and empty, unless the organiser turns it on).
     room: Room,
+    /// The seats of a seated event; `None` at an unseated one (boxed: most
+    /// events have none, and they pay one pointer for it).
+    seating: Option<Box<Seating>>,
 }
 
 impl Event {
@@ -207,6 +214,7 @@ impl Event {
             hasher: DefaultHashBuilder::default(),
             queue: WaitingQueue::new(),
             room: Room::new(room),
+            seating: None,
         })
     }
 
@@ -232,6 +240,14 @@ impl Event {
         ids: &BookingIdSequence,
         now: Timestamp,
     ) -> Result<Outcome<BookingView>, DomainError> {
+        if self.seating.is_some() {
+            let request = crate::seating::SeatRequest::Best {
+                quantity,
+                category: None,
+                together: true,
+            };
+            return self.book_seats(user, request, ids, now);
+        }
         let existing = self.find(user.as_str());
         if let Some(handle) = existing {
             let record = &self.records[handle as usize];
@@ -460,13 +476,15 @@ impl Event {
             available_tickets: self.available_tickets,
             confirmed_tickets: self.settings.total_tickets
                 - self.available_tickets
-                - self.held_tickets,
+                - self.held_tickets
+                - self.blocked_seats(),
             held_tickets: self.held_tickets,
             waiting_count: self.queue.len() as u64,
             waiting_tickets: self.queue.tickets(),
             created_at: self.created_at,
             updated_at: self.updated_at,
             room: self.room.status(),
+            blocked_seats: self.seating.as_ref().map(|s| s.blocked()),
         }
     }
 
@@ -543,7 +561,9 @@ impl Event {
             | Change::Updated { .. }
             | Change::CreatedWithRoom { .. }
             | Change::UpdatedWithRoom { .. }
-            | Change::RoomDrawn { .. } => {
+            | Change::RoomDrawn { .. }
+            | Change::CreatedSeated { .. }
+            | Change::SeatsBlocked { .. } => {
                 // A room's estimates move with any settings change (sales
                 // switched off or on, the pace).
                 room_moved |= !matches!(change, Change::Created { .. })
@@ -554,7 +574,7 @@ impl Event {
             | Change::RoomLeft { .. }
             | Change::RoomAdmitted { .. }
             | Change::RoomLapsed { .. } => {}
-            _ => items.push(FeedItem::Booking(self.view(applied.handle))),
+            _ => items.push(FeedItem::booking(self.view(applied.handle))),
         }
         items.extend(
             applied
@@ -566,7 +586,7 @@ impl Event {
             applied
                 .promoted
                 .iter()
-                .map(|&h| FeedItem::Booking(self.view(h))),
+                .map(|&h| FeedItem::booking(self.view(h))),
         );
         Made {
             change,
@@ -626,6 +646,13 @@ impl Event {
             expires_at: r.expires_at,
             created_at: r.created_at,
             updated_at: r.updated_at,
+            seats: self.seating.as_ref().map(|s| {
+                let layout = s.layout();
+                s.seats_of(handle)
+                    .iter()
+                    .map(|&x| layout.seat_id(x))
+                    .collect()
+            }),
         }
     }
 
@@ -640,9 +667,18 @@ impl Event {
             "more tickets available or held than exist"
         );
         debug_assert!(
-            self.queue
-                .head()
-                .is_none_or(|h| u64::from(h.quantity) > self.available_tickets),
+            self.available_tickets + self.held_tickets + self.blocked_seats()
+                <= self.settings.total_tickets,
+            "more seats free, held or blocked than exist"
+        );
+        // At a seated event the head may wait with enough free seats
+        // that are not together.
+        debug_assert!(
+            self.seating.is_some()
+                || self
+                    .queue
+                    .head()
+                    .is_none_or(|h| u64::from(h.quantity) > self.available_tickets),
             "the head of the queue fits in the available tickets"
         );
     }

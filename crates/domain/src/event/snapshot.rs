@@ -13,6 +13,7 @@ use crate::chunked::ChunkedVec;
 use crate::ids::{EventId, Timestamp};
 use crate::queue::WaitingQueue;
 use crate::room::{Room, RoomSettings, RoomSnapshot};
+use crate::seating::{SeatState, Seating, SeatingSnapshot};
 use crate::settings::EventSettings;
 use crate::DomainError;
 
@@ -34,6 +35,8 @@ pub struct EventSnapshot {
     pub waiting: Vec<u32>,
     /// The waiting room, unless it is off and nobody ever joined (format 6).
     pub room: Option<RoomSnapshot>,
+    /// A seated event's seats (format 7).
+    pub seating: Option<SeatingSnapshot>,
 }
 
 impl Event {
@@ -49,6 +52,7 @@ impl Event {
             waiting: self.queue.handles().collect(),
             room: (self.room.settings() != RoomSettings::default() || self.room.has_entries())
                 .then(|| self.room.to_snapshot()),
+            seating: self.seating.as_ref().map(|s| s.to_snapshot()),
         }
     }
 
@@ -63,6 +67,7 @@ impl Event {
             mut records,
             waiting,
             room,
+            seating,
         } = snapshot;
         let bad = |why: String| Err(DomainError::Inconsistent(format!("event {id}: {why}")));
         let room = match room {
@@ -81,7 +86,15 @@ impl Event {
         // Refuse bad counts before any index is built.
         let confirmed = tickets_in(&records, BookingStatus::Confirmed);
         let held = tickets_in(&records, BookingStatus::Held);
-        if confirmed + held > settings.total_tickets {
+        let seating = match seating {
+            Some(s) => match Seating::from_snapshot(s, u64::MAX) {
+                Ok(seating) => Some(Box::new(seating)),
+                Err(why) => return bad(why),
+            },
+            None => None,
+        };
+        let blocked = seating.as_ref().map_or(0, |s| s.blocked());
+        if confirmed + held + blocked > settings.total_tickets {
             return bad(format!(
                 "{confirmed} tickets confirmed and {held} held of {}",
                 settings.total_tickets
@@ -132,7 +145,7 @@ impl Event {
         }
         let mut event = Self {
             id,
-            available_tickets: settings.total_tickets - confirmed - held,
+            available_tickets: settings.total_tickets - confirmed - held - blocked,
             held_tickets: held,
             holds,
             settings,
@@ -143,7 +156,20 @@ impl Event {
             hasher: DefaultHashBuilder::default(),
             queue,
             room,
+            seating,
         };
+        if let Some(seating) = event.seating.as_deref_mut() {
+            for (handle, record) in records.iter().enumerate() {
+                let state = match record.status {
+                    BookingStatus::Held => SeatState::Held,
+                    BookingStatus::Confirmed => SeatState::Booked,
+                    _ => continue,
+                };
+                if let Err(why) = seating.restore_taken(handle as u32, state) {
+                    return bad(why);
+                }
+            }
+        }
         let hasher = &event.hasher;
         for (handle, record) in records.iter().enumerate() {
             let user = record.user.as_str();
@@ -172,14 +198,16 @@ impl Event {
         let bad = |why: String| Err(self.inconsistent(why));
         let confirmed = tickets_in(&self.records, BookingStatus::Confirmed);
         let held = tickets_in(&self.records, BookingStatus::Held);
+        let blocked = self.blocked_seats();
         if held != self.held_tickets
-            || confirmed + held + self.available_tickets != self.settings.total_tickets
+            || confirmed + held + blocked + self.available_tickets != self.settings.total_tickets
         {
             return bad(format!(
-                "{confirmed} confirmed + {held} held (counted {}) + {} available != {} total",
+                "{confirmed} confirmed + {held} held (counted {}) + {blocked} blocked + {} available != {} total",
                 self.held_tickets, self.available_tickets, self.settings.total_tickets
             ));
         }
+        self.verify_seats()?;
         let holds_in_records = self
             .records
             .iter()
@@ -196,7 +224,7 @@ impl Event {
         if let Some(r) = self.records.iter().find(|r| r.quantity == 0) {
             return bad(format!("booking {} has no tickets", r.id.get()));
         }
-        if let Some(head) = self.queue.head() {
+        if let (Some(head), None) = (self.queue.head(), &self.seating) {
             if u64::from(head.quantity) <= self.available_tickets {
                 return bad(format!(
                     "the head of the queue asks for {} of {} available tickets",
@@ -246,6 +274,59 @@ impl Event {
             return bad("user index out of step with records".into());
         }
         self.room.verify().or_else(bad)
+    }
+
+    /// At a seated event: each booking with tickets has as many seats as
+    /// tickets, in the state its status says; no seat is in two bookings;
+    /// free seats are the available tickets; the head of the queue finds
+    /// no seats (else it would have them).
+    fn verify_seats(&self) -> Result<(), DomainError> {
+        let Some(seating) = self.seating.as_deref() else {
+            return Ok(());
+        };
+        let bad = |why: String| Err(self.inconsistent(why));
+        let mut owner = vec![false; seating.layout().seat_count as usize];
+        for (handle, record) in self.records.iter().enumerate() {
+            let state = match record.status {
+                BookingStatus::Held => SeatState::Held,
+                BookingStatus::Confirmed => SeatState::Booked,
+                _ => continue,
+            };
+            let seats = seating.seats_of(handle as u32);
+            if seats.len() != record.quantity as usize {
+                return bad(format!(
+                    "booking {} has {} tickets and {} seats",
+                    record.id.get(),
+                    record.quantity,
+                    seats.len()
+                ));
+            }
+            for &seat in seats {
+                if seating.state(seat) != state
+                    || std::mem::replace(&mut owner[seat as usize], true)
+                {
+                    return bad(format!("seat {seat} is out of step with its booking"));
+                }
+            }
+        }
+        let free = (0..owner.len() as u32)
+            .filter(|&s| seating.state(s) == SeatState::Free)
+            .count() as u64;
+        if free != self.available_tickets {
+            return bad(format!(
+                "{free} free seats, {} available",
+                self.available_tickets
+            ));
+        }
+        if let Some(head) = self.queue.head() {
+            if seating
+                .choose(head.quantity, seating.want_of(head.handle))
+                .is_some()
+            {
+                return bad("the head of the queue fits in the free seats".into());
+            }
+        }
+        Ok(())
     }
 }
 

@@ -434,6 +434,7 @@ mod tests {
             expires_at: None,
             created_at: at,
             updated_at: at,
+            seats: None,
         };
         Record::Published {
             first_index: 0,

@@ -119,6 +119,7 @@ mod tests {
             created_at: at,
             updated_at: at,
             room: Default::default(),
+            blocked_seats: None,
         };
         Record::Published {
             first_index,

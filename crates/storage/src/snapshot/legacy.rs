@@ -7,6 +7,7 @@
 //! - Version 3: as version 4, without the idempotency keys of creates.
 //! - Version 4: as version 5, without the change feed's next index.
 //! - Version 5: as version 6, without waiting rooms.
+//! - Version 6: as version 7, without seat maps.
 
 use serde::{Deserialize, Serialize};
 
@@ -15,7 +16,7 @@ use crate::log::record::{CreateKeyV5, V1_MAX_PER_USER};
 use crate::log::Lsn;
 use boxoffice_domain::{
     BookingId, BookingRecord, BookingStatus, ChunkedVec, EventId, EventSettings, EventSnapshot,
-    Timestamp, UserId,
+    RoomSnapshot, Timestamp, UserId,
 };
 
 /// A version 2 booking record.
@@ -89,6 +90,7 @@ impl From<ServiceSnapshotV2> for ServiceSnapshot {
                         records,
                         waiting: e.waiting,
                         room: None,
+                        seating: None,
                     },
                 }
             })
@@ -136,6 +138,7 @@ impl From<StoredEventV5> for StoredEvent {
                 records: e.records,
                 waiting: e.waiting,
                 room: None,
+                seating: None,
             },
         }
     }
@@ -219,6 +222,96 @@ impl From<ServiceSnapshotV5> for ServiceSnapshot {
             next_change_index: old.next_change_index,
         }
     }
+}
+
+/// An event as format 6 stores it: before seat maps.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) struct EventSnapshotV6 {
+    id: EventId,
+    settings: EventSettings,
+    created_at: Timestamp,
+    updated_at: Timestamp,
+    records: ChunkedVec<BookingRecord>,
+    waiting: Vec<u32>,
+    room: Option<RoomSnapshot>,
+}
+
+/// A stored event of format 6.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) struct StoredEventV6 {
+    applied_lsn: Lsn,
+    event: EventSnapshotV6,
+}
+
+/// A format 6 snapshot: format 7 before seat maps.
+#[derive(Debug, Deserialize)]
+pub(super) struct ServiceSnapshotV6 {
+    taken_at: Timestamp,
+    journal_lsn: Lsn,
+    next_event_id: u64,
+    next_booking_id: u64,
+    events: Vec<StoredEventV6>,
+    create_keys: Vec<boxoffice_domain::CreateKey>,
+    next_change_index: u64,
+}
+
+impl From<ServiceSnapshotV6> for ServiceSnapshot {
+    fn from(old: ServiceSnapshotV6) -> Self {
+        let events = old
+            .events
+            .into_iter()
+            .map(|stored| {
+                let e = stored.event;
+                StoredEvent {
+                    applied_lsn: stored.applied_lsn,
+                    event: EventSnapshot {
+                        id: e.id,
+                        settings: e.settings,
+                        created_at: e.created_at,
+                        updated_at: e.updated_at,
+                        records: e.records,
+                        waiting: e.waiting,
+                        room: e.room,
+                        seating: None,
+                    },
+                }
+            })
+            .collect();
+        Self {
+            taken_at: old.taken_at,
+            journal_lsn: old.journal_lsn,
+            next_event_id: old.next_event_id,
+            next_booking_id: old.next_booking_id,
+            events,
+            create_keys: old.create_keys,
+            next_change_index: old.next_change_index,
+        }
+    }
+}
+
+/// `events` in the form format 6 stored them (for tests that write old
+/// files); every event must be unseated.
+#[cfg(test)]
+pub(super) fn downgraded_v6(events: &[StoredEvent]) -> Vec<StoredEventV6> {
+    events
+        .iter()
+        .map(|stored| {
+            let e = stored.event.clone();
+            assert!(e.seating.is_none(), "format 6 has no seat maps");
+            StoredEventV6 {
+                applied_lsn: stored.applied_lsn,
+                event: EventSnapshotV6 {
+                    id: e.id,
+                    settings: e.settings,
+                    created_at: e.created_at,
+                    updated_at: e.updated_at,
+                    records: e.records,
+                    waiting: e.waiting,
+                    room: e.room,
+                },
+            }
+        })
+        .collect()
 }
 
 /// `events` in the form formats 3 to 5 stored them (for tests that write

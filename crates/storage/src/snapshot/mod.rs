@@ -17,7 +17,9 @@ use std::time::{Duration, Instant};
 
 use crate::codec::{self, CodecError};
 use crate::log::Lsn;
-use legacy::{ServiceSnapshotV2, ServiceSnapshotV3, ServiceSnapshotV4, ServiceSnapshotV5};
+use legacy::{
+    ServiceSnapshotV2, ServiceSnapshotV3, ServiceSnapshotV4, ServiceSnapshotV5, ServiceSnapshotV6,
+};
 
 pub use format::{ServiceSnapshot, StoredEvent};
 
@@ -25,9 +27,11 @@ pub use format::{ServiceSnapshot, StoredEvent};
 const MAGIC: [u8; 8] = *b"BOXOSNAP";
 /// Bumped whenever the header's or the payload's shape or encoding changes.
 /// 3: events carry settings and bookings a quantity; 4: idempotency keys;
-/// 5: the change feed's next index; 6: waiting rooms. Older versions this
-/// build still reads are in `legacy.rs` beside this file.
-pub const FORMAT_VERSION: u32 = 6;
+/// 5: the change feed's next index; 6: waiting rooms; 7: seat maps. Older
+/// versions this build still reads are in `legacy.rs` beside this file.
+pub const FORMAT_VERSION: u32 = 7;
+/// Format 6: format 7 without seat maps.
+const FORMAT_VERSION_V6: u32 = 6;
 /// Format 5: format 6 without waiting rooms.
 const FORMAT_VERSION_V5: u32 = 5;
 /// Format 4: format 5 without the change feed's next index.
@@ -291,6 +295,7 @@ pub fn read_file(path: &Path) -> Result<ServiceSnapshot, SnapshotError> {
         FORMAT_VERSION_V3,
         FORMAT_VERSION_V4,
         FORMAT_VERSION_V5,
+        FORMAT_VERSION_V6,
         FORMAT_VERSION,
     ]
     .contains(&version)
@@ -335,6 +340,11 @@ pub fn read_file(path: &Path) -> Result<ServiceSnapshot, SnapshotError> {
     }
     if version == FORMAT_VERSION_V5 {
         return codec::decode::<ServiceSnapshotV5>(&payload)
+            .map(ServiceSnapshot::from)
+            .map_err(|e| corrupt(e.to_string()));
+    }
+    if version == FORMAT_VERSION_V6 {
+        return codec::decode::<ServiceSnapshotV6>(&payload)
             .map(ServiceSnapshot::from)
             .map_err(|e| corrupt(e.to_string()));
     }
@@ -549,6 +559,30 @@ mod tests {
         fs::write(&path, bytes).expect("write");
         let read = read_file(&path).expect("reads");
         assert_eq!(read, v6, "the same state, with no rooms");
+    }
+
+    #[test]
+    fn a_version_6_file_is_read_with_no_seat_maps() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let v7 = sample(3);
+        let payload = codec::encode(&(
+            v7.taken_at,
+            v7.journal_lsn,
+            v7.next_event_id,
+            v7.next_booking_id,
+            super::legacy::downgraded_v6(&v7.events),
+            v7.create_keys.clone(),
+            v7.next_change_index,
+        ))
+        .expect("encode");
+        let mut header = header_for(&payload, v7.journal_lsn);
+        header[8..12].copy_from_slice(&FORMAT_VERSION_V6.to_le_bytes());
+        let path = dir.path().join("snapshot-00000000000000000001.bin");
+        let mut bytes = header.to_vec();
+        bytes.extend_from_slice(&payload);
+        fs::write(&path, bytes).expect("write");
+        let read = read_file(&path).expect("reads");
+        assert_eq!(read, v7, "the same state, with no seat maps");
     }
 
     #[test]

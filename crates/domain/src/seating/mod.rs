@@ -1,0 +1,490 @@
+//! Reserved seating: a seated event's map, each seat's state, each
+//! booking's seats, and the choice of seats (exact, best available
+//! together, best available one by one).
+//!
+//! The map's layout is shared (`Arc`) and never changes; what moves is one
+//! byte a seat, each row's longest free run in [`MaxTree`]s (over all rows
+//! and per category), and the seat list of each booking. The event owns one
+//! of these and calls it from its `apply`, so seats move in the same step
+//! as the tickets they are, with the same exact undo.
+
+mod choose;
+mod layout;
+mod max_tree;
+mod shape;
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+pub use layout::Layout;
+pub use max_tree::MaxTree;
+pub use shape::{valid_name, RowShape, SeatShape, SectionShape, DEFAULT_CATEGORY, MAX_NAME_CHARS};
+
+use crate::DomainError;
+
+/// A seat's index in its map: sections, then rows, then seats, in order.
+pub type SeatIx = u32;
+
+/// What a seat is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum SeatState {
+    /// For sale.
+    Free = 0,
+    /// In a held booking.
+    Held = 1,
+    /// In a confirmed booking.
+    Booked = 2,
+    /// Not for sale (the organiser blocked it).
+    Blocked = 3,
+}
+
+impl SeatState {
+    /// The letter of the seat map: `f`, `h`, `b` or `x`.
+    pub fn letter(self) -> u8 {
+        match self {
+            Self::Free => b'f',
+            Self::Held => b'h',
+            Self::Booked => b'b',
+            Self::Blocked => b'x',
+        }
+    }
+
+    fn from_bits(bits: u8) -> Self {
+        match bits & STATE_BITS {
+            0 => Self::Free,
+            1 => Self::Held,
+            2 => Self::Booked,
+            _ => Self::Blocked,
+        }
+    }
+}
+
+/// The low bits of a seat's byte: its [`SeatState`].
+const STATE_BITS: u8 = 0b11;
+
+/// How a booking asks for seats.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum SeatRequest {
+    /// Exactly these seats, all or nothing; never waits.
+    Exact(Vec<SeatIx>),
+    /// The best `quantity` seats: adjacent ones when `together`, in
+    /// `category` (an index into [`Layout::categories`]) if given.
+    Best {
+        /// How many.
+        quantity: u32,
+        /// Only this category's sections.
+        category: Option<u16>,
+        /// One block of adjacent seats, or the best seats one by one.
+        together: bool,
+    },
+}
+
+impl SeatRequest {
+    /// Seats asked for.
+    pub fn quantity(&self) -> u32 {
+        match self {
+            Self::Exact(seats) => seats.len() as u32,
+            Self::Best { quantity, .. } => *quantity,
+        }
+    }
+}
+
+/// What a waiting booking will take once its turn comes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub struct Want {
+    /// Only this category's sections.
+    pub category: Option<u16>,
+    /// Adjacent seats only (the default); `false`: the best one by one.
+    pub apart: bool,
+}
+
+/// One booking's seats and, while it waits, what it waits for.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+struct BookingSeats {
+    /// Its seats, in map order; kept when it ends.
+    seats: Box<[SeatIx]>,
+    /// What it asked for.
+    want: Want,
+}
+
+/// How to take seat moves back exactly: the caller keeps one per change.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SeatUndo {
+    /// Each seat's byte before, in the order they moved.
+    states: Vec<(SeatIx, u8)>,
+    /// Each booking's seats before, and how many bookings there were.
+    bookings: Vec<(u32, BookingSeats, usize)>,
+    /// Blocked seats before, if that moved.
+    blocked: Option<u64>,
+}
+
+impl SeatUndo {
+    /// Whether the change moved no seat.
+    pub fn is_empty(&self) -> bool {
+        self.states.is_empty() && self.bookings.is_empty() && self.blocked.is_none()
+    }
+}
+
+/// A seated event's seats.
+#[derive(Debug, Clone)]
+pub struct Seating {
+    /// What never changes.
+    layout: Arc<Layout>,
+    /// One byte a seat: its [`SeatState`].
+    states: Vec<u8>,
+    /// Each row's longest run of free adjacent seats, over every row.
+    runs: MaxTree,
+    /// The same, one tree per category (other categories' rows are 0).
+    runs_by_category: Vec<MaxTree>,
+    /// Seats the organiser blocked.
+    blocked: u64,
+    /// Seats of each booking record, by its handle (shorter than the
+    /// records when the last ones have none).
+    bookings: Vec<BookingSeats>,
+}
+
+/// Equal when every seat and every booking's seats are: empty entries at
+/// the end of the bookings are padding (an undo may leave them).
+impl PartialEq for Seating {
+    fn eq(&self, other: &Self) -> bool {
+        let used = |b: &[BookingSeats]| {
+            let len = b
+                .iter()
+                .rposition(|x| *x != BookingSeats::default())
+                .map_or(0, |i| i + 1);
+            b[..len].to_vec()
+        };
+        self.layout == other.layout
+            && self.states == other.states
+            && self.runs == other.runs
+            && self.runs_by_category == other.runs_by_category
+            && self.blocked == other.blocked
+            && used(&self.bookings) == used(&other.bookings)
+    }
+}
+
+impl Eq for Seating {}
+
+/// A seated event's seats as snapshots store them: the shape, what is
+/// blocked and each booking's seats (states follow from the bookings).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeatingSnapshot {
+    /// The map.
+    pub shape: SeatShape,
+    /// Blocked seats, ascending.
+    pub blocked: Vec<SeatIx>,
+    /// Per booking handle that has seats or waits for some: its seats and
+    /// its want, ascending by handle.
+    pub bookings: Vec<(u32, Vec<SeatIx>, Want)>,
+}
+
+impl Seating {
+    /// Every seat free. The shape must have passed [`SeatShape::check`].
+    pub fn new(shape: SeatShape) -> Self {
+        let layout = Layout::new(shape);
+        let rows = layout.rows.len();
+        let categories = layout.categories.len();
+        let mut seating = Self {
+            states: vec![0; layout.seat_count as usize],
+            runs: MaxTree::new(rows),
+            runs_by_category: vec![MaxTree::new(rows); categories],
+            blocked: 0,
+            bookings: Vec::new(),
+            layout: Arc::new(layout),
+        };
+        for row in 0..rows {
+            seating.index_row(row);
+        }
+        seating
+    }
+
+    /// What never changes: the shape and its lookups.
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    /// Seats the organiser blocked.
+    pub fn blocked(&self) -> u64 {
+        self.blocked
+    }
+
+    /// A seat's state.
+    pub fn state(&self, seat: SeatIx) -> SeatState {
+        SeatState::from_bits(self.states[seat as usize])
+    }
+
+    /// The seats of the booking `handle`, in map order.
+    pub fn seats_of(&self, handle: u32) -> &[SeatIx] {
+        self.bookings.get(handle as usize).map_or(&[], |b| &b.seats)
+    }
+
+    /// What the booking `handle` waits for.
+    pub fn want_of(&self, handle: u32) -> Want {
+        self.bookings
+            .get(handle as usize)
+            .map_or(Want::default(), |b| b.want)
+    }
+
+    /// The map's letters for row `row` (`f`, `h`, `b`, `x`), appended.
+    pub fn push_row_letters(&self, row: usize, out: &mut String) {
+        let r = &self.layout.rows[row];
+        let seats = &self.states[r.first as usize..(r.first + r.seats) as usize];
+        out.extend(
+            seats
+                .iter()
+                .map(|&b| SeatState::from_bits(b).letter() as char),
+        );
+    }
+
+    /// Which of `seats` are taken (held, booked or blocked).
+    pub fn taken(&self, seats: &[SeatIx]) -> Vec<SeatIx> {
+        seats
+            .iter()
+            .copied()
+            .filter(|&s| self.state(s) != SeatState::Free)
+            .collect()
+    }
+
+    /// Gives the booking `handle` its `seats` as `state` (held or booked)
+    /// and notes what it waits for; every seat must be free.
+    pub fn assign(
+        &mut self,
+        handle: u32,
+        mut seats: Vec<SeatIx>,
+        state: SeatState,
+        want: Want,
+        undo: &mut SeatUndo,
+    ) -> Result<(), DomainError> {
+        if let Some(&seat) = seats.iter().find(|&&s| self.state(s) != SeatState::Free) {
+            return Err(DomainError::Inconsistent(format!(
+                "seat {} is taken",
+                self.layout.seat_id(seat)
+            )));
+        }
+        seats.sort_unstable();
+        self.set_states(&seats, state, undo);
+        self.set_booking(
+            handle,
+            BookingSeats {
+                seats: seats.into_boxed_slice(),
+                want,
+            },
+            undo,
+        );
+        Ok(())
+    }
+
+    /// Notes that the booking `handle` waits for seats (it has none).
+    pub fn wait(&mut self, handle: u32, want: Want, undo: &mut SeatUndo) {
+        self.set_booking(
+            handle,
+            BookingSeats {
+                seats: Box::default(),
+                want,
+            },
+            undo,
+        );
+    }
+
+    /// Moves every seat of the booking `handle` to `state`: booked when a
+    /// hold is confirmed, free when it ends (its list is kept).
+    pub fn mark_all(&mut self, handle: u32, state: SeatState, undo: &mut SeatUndo) {
+        let seats = self.seats_of(handle).to_vec();
+        self.set_states(&seats, state, undo);
+    }
+
+    /// Keeps the first `keep` seats of the booking `handle` and frees the rest.
+    pub fn keep_first(&mut self, handle: u32, keep: usize, undo: &mut SeatUndo) {
+        let before = self
+            .bookings
+            .get(handle as usize)
+            .cloned()
+            .unwrap_or_default();
+        self.set_states(
+            before.seats.get(keep..).unwrap_or(&[]),
+            SeatState::Free,
+            undo,
+        );
+        self.set_booking(
+            handle,
+            BookingSeats {
+                seats: before.seats[..keep.min(before.seats.len())].into(),
+                want: before.want,
+            },
+            undo,
+        );
+    }
+
+    /// Blocks `block` (each free) and unblocks `unblock` (each blocked).
+    pub fn block(
+        &mut self,
+        block: &[SeatIx],
+        unblock: &[SeatIx],
+        undo: &mut SeatUndo,
+    ) -> Result<(), DomainError> {
+        let wrong = block
+            .iter()
+            .find(|&&s| self.state(s) != SeatState::Free)
+            .or_else(|| {
+                unblock
+                    .iter()
+                    .find(|&&s| self.state(s) != SeatState::Blocked)
+            });
+        if let Some(&seat) = wrong {
+            return Err(DomainError::Inconsistent(format!(
+                "seat {} cannot move as the change says",
+                self.layout.seat_id(seat)
+            )));
+        }
+        undo.blocked.get_or_insert(self.blocked);
+        self.set_states(block, SeatState::Blocked, undo);
+        self.set_states(unblock, SeatState::Free, undo);
+        self.blocked = self.blocked + block.len() as u64 - unblock.len() as u64;
+        Ok(())
+    }
+
+    /// Takes back seat moves, newest change first.
+    pub fn undo(&mut self, undo: SeatUndo) {
+        let mut rows = Vec::new();
+        for (seat, byte) in undo.states.into_iter().rev() {
+            self.states[seat as usize] = byte;
+            rows.push(self.layout.row_of(seat));
+        }
+        for (handle, before, len) in undo.bookings.into_iter().rev() {
+            if (handle as usize) < len {
+                self.bookings[handle as usize] = before;
+            }
+            self.bookings.truncate(len);
+        }
+        if let Some(blocked) = undo.blocked {
+            self.blocked = blocked;
+        }
+        rows.sort_unstable();
+        rows.dedup();
+        for row in rows {
+            self.index_row(row);
+        }
+    }
+
+    /// The snapshot form.
+    pub fn to_snapshot(&self) -> SeatingSnapshot {
+        SeatingSnapshot {
+            shape: self.layout.shape.clone(),
+            blocked: (0..self.states.len() as SeatIx)
+                .filter(|&s| self.state(s) == SeatState::Blocked)
+                .collect(),
+            bookings: self
+                .bookings
+                .iter()
+                .enumerate()
+                .filter(|(_, b)| !b.seats.is_empty() || b.want != Want::default())
+                .map(|(h, b)| (h as u32, b.seats.to_vec(), b.want))
+                .collect(),
+        }
+    }
+
+    /// Seats as a snapshot stored them, before the bookings' states are
+    /// marked (the event does that, knowing which bookings hold seats).
+    pub fn from_snapshot(snapshot: SeatingSnapshot, max_seats: u64) -> Result<Self, String> {
+        snapshot.shape.check(max_seats).map_err(|e| e.to_string())?;
+        let mut seating = Self::new(snapshot.shape);
+        let mut undo = SeatUndo::default();
+        let seat_count = seating.states.len() as u64;
+        let in_range = |s: &SeatIx| u64::from(*s) < seat_count;
+        if !snapshot.blocked.iter().all(in_range) {
+            return Err("a blocked seat is not on the map".into());
+        }
+        let mut blocked = snapshot.blocked;
+        blocked.sort_unstable();
+        blocked.dedup();
+        seating
+            .block(&blocked, &[], &mut undo)
+            .map_err(|e| e.to_string())?;
+        for (handle, seats, want) in snapshot.bookings {
+            if !seats.iter().all(in_range) {
+                return Err(format!(
+                    "booking {handle} has a seat that is not on the map"
+                ));
+            }
+            if want
+                .category
+                .is_some_and(|c| usize::from(c) >= seating.layout.categories.len())
+            {
+                return Err(format!("booking {handle} waits for an unknown category"));
+            }
+            let mut seats = seats;
+            seats.sort_unstable();
+            seats.dedup();
+            seating.set_booking(
+                handle,
+                BookingSeats {
+                    seats: seats.into_boxed_slice(),
+                    want,
+                },
+                &mut undo,
+            );
+        }
+        Ok(seating)
+    }
+
+    /// Marks the seats of a restored booking that holds its tickets.
+    pub fn restore_taken(&mut self, handle: u32, state: SeatState) -> Result<(), String> {
+        let seats = self.seats_of(handle).to_vec();
+        if let Some(&seat) = seats.iter().find(|&&s| self.state(s) != SeatState::Free) {
+            return Err(format!("seat {} is taken twice", self.layout.seat_id(seat)));
+        }
+        self.set_states(&seats, state, &mut SeatUndo::default());
+        Ok(())
+    }
+
+    /// Heap bytes held for the seats (not the shared layout): for the
+    /// memory benchmark.
+    pub fn heap_bytes(&self) -> usize {
+        self.states.capacity()
+            + self.bookings.capacity() * std::mem::size_of::<BookingSeats>()
+            + self
+                .bookings
+                .iter()
+                .map(|b| b.seats.len() * std::mem::size_of::<SeatIx>())
+                .sum::<usize>()
+    }
+
+    /// Moves `seats` to `state`, then recounts each row they are in once.
+    fn set_states(&mut self, seats: &[SeatIx], state: SeatState, undo: &mut SeatUndo) {
+        let mut last_row = None;
+        for &seat in seats {
+            let byte = &mut self.states[seat as usize];
+            undo.states.push((seat, *byte));
+            *byte = (*byte & !STATE_BITS) | state as u8;
+        }
+        for &seat in seats {
+            let row = self.layout.row_of(seat);
+            if last_row != Some(row) {
+                self.index_row(row);
+                last_row = Some(row);
+            }
+        }
+    }
+
+    fn set_booking(&mut self, handle: u32, seats: BookingSeats, undo: &mut SeatUndo) {
+        let len = self.bookings.len();
+        let at = handle as usize;
+        if at >= len {
+            self.bookings.resize_with(at + 1, BookingSeats::default);
+        }
+        let before = std::mem::replace(&mut self.bookings[at], seats);
+        undo.bookings.push((handle, before, len));
+    }
+
+    /// Recounts row `row`'s longest free run into the trees.
+    fn index_row(&mut self, row: usize) {
+        let run = self.longest_run(row);
+        self.runs.set(row, run);
+        let category = usize::from(self.layout.rows[row].category);
+        self.runs_by_category[category].set(row, run);
+    }
+}
