@@ -274,6 +274,7 @@ async fn actor_sections(
                 None,
                 &EventSettings::new(None, 100, 10),
                 Default::default(),
+                None,
                 Clock::system().now(),
             )
             .expect("create");
@@ -498,7 +499,7 @@ async fn expiry_storm(holds: u64, dir: &std::path::Path) -> serde_json::Value {
 /// booking changes (one item each, as a booking makes).
 fn feed_read_rate(changes: u64, dir: &std::path::Path) -> serde_json::Value {
     use boxoffice::domain::{BookingId, BookingStatus, BookingView, Change, FeedItem};
-    use boxoffice::http::api::dto::ChangeJson;
+    use boxoffice::http::api::change_bodies::ChangeJson;
     use boxoffice::persistence::journal::feed::FeedReader;
     use boxoffice::persistence::journal::{FsyncMode, JournalOptions, Record};
     println!("\n## 7. Change feed read rate over {changes} changes\n");

@@ -38,7 +38,8 @@ e.g. BOXOFFICE__SERVER__PORT=9000, which wins over the file):
   server.trusted_proxies
   limits.max_tickets_per_event, limits.max_body_bytes,
   limits.max_tickets_per_user, limits.max_events,
-  limits.max_bookings_per_event, limits.max_create_keys
+  limits.max_bookings_per_event, limits.max_create_keys,
+  limits.max_seats_per_event, limits.max_seating_body_bytes
   rate_limit.enabled, rate_limit.requests, rate_limit.period_secs
   snapshot.dir (the data directory: snapshots and journal),
   snapshot.interval_secs, snapshot.keep, snapshot.journal_percent
@@ -238,6 +239,11 @@ pub struct LimitSettings {
     /// Most idempotency keys of creates remembered (each for a day); the
     /// oldest are forgotten first past it.
     pub max_create_keys: usize,
+    /// Most seats a seated event's map may have.
+    pub max_seats_per_event: u64,
+    /// Largest create body that carries a seat map, in bytes (other bodies
+    /// keep `max_body_bytes`).
+    pub max_seating_body_bytes: usize,
 }
 
 /// `[rate_limit]`
@@ -349,6 +355,8 @@ impl Default for Settings {
                 max_events: 100_000,
                 max_bookings_per_event: 10_000_000,
                 max_create_keys: 100_000,
+                max_seats_per_event: 200_000,
+                max_seating_body_bytes: 4 * 1024 * 1024,
             },
             rate_limit: RateLimitSettings {
                 enabled: true,

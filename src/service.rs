@@ -15,6 +15,7 @@ use actix::Addr;
 use crate::actors::messages::{ActorError, Durable, MakeChange};
 use crate::actors::{ask, CreateError, EventActor, Registry, Unavailable};
 use crate::config::LimitSettings;
+use crate::domain::seating::SeatShape;
 use crate::domain::{
     BookingChange, BookingView, CreateKey, DomainError, EntryView, Event, EventChange, EventId,
     EventPatch, EventSettings, EventStatus, Limit, RoomPatch, RoomSettings, Timestamp, UserId,
@@ -23,7 +24,9 @@ use crate::persistence::change_log::{wait_durable, ChangeLog};
 use crate::persistence::journal::Lsn;
 
 mod reads;
+mod seats;
 pub use reads::READ_PATIENCE;
+pub use seats::{SeatAsk, SeatMap};
 
 /// Why an operation was refused. Nothing changed when one is returned.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -99,6 +102,9 @@ pub struct NewEvent {
     pub sales_end: Option<Timestamp>,
     /// The waiting room's settings (`None`s take the defaults: no room).
     pub room: RoomPatch,
+    /// A seated event's map: its seats are the tickets (`total_tickets`
+    /// is then 0 when the client gave none, else must equal their count).
+    pub seating: Option<SeatShape>,
 }
 
 type Result<T> = std::result::Result<T, ServiceError>;
@@ -185,19 +191,32 @@ impl BoxOffice {
     /// Keyed creates go one at a time, so concurrent repeats make one event.
     pub async fn create_event(&self, new: NewEvent, key: Option<String>) -> Result<EventStatus> {
         let max_tickets = self.limits.max_tickets_per_event;
-        if new.total_tickets == 0 || new.total_tickets > max_tickets {
-            return Err(invalid(
-                "totalTickets",
-                format!("must be an integer from 1 to {max_tickets}"),
-            ));
-        }
+        let total_tickets = match &new.seating {
+            Some(shape) => {
+                let seats = shape.check(self.limits.max_seats_per_event)?;
+                if new.total_tickets != 0 && new.total_tickets != seats {
+                    return Err(invalid(
+                        "totalTickets",
+                        format!("must equal the seat map's {seats} seats, or be left out"),
+                    ));
+                }
+                seats
+            }
+            None if new.total_tickets == 0 || new.total_tickets > max_tickets => {
+                return Err(invalid(
+                    "totalTickets",
+                    format!("must be an integer from 1 to {max_tickets}"),
+                ));
+            }
+            None => new.total_tickets,
+        };
         let max_per_user = match new.max_per_user {
             Some(max) => self.check_max_per_user(max)?,
             None => self.limits.max_tickets_per_user.min(10),
         };
         let settings = EventSettings {
             name: new.name,
-            total_tickets: new.total_tickets,
+            total_tickets,
             max_per_user,
             hold_secs: new.hold_secs.unwrap_or(0),
             offer_secs: new.offer_secs.unwrap_or(0),
@@ -208,25 +227,44 @@ impl BoxOffice {
         let room = new.room.applied_to(RoomSettings::default());
         let requested = new.id;
         let Some(key) = key else {
-            return self.create(requested, &settings, room, None).await;
+            return self
+                .create(requested, &settings, room, new.seating.as_ref(), None)
+                .await;
         };
         let _one_at_a_time = self.keyed_creates.lock().await;
         let epoch = self.log.state().epoch;
         if let Some(first) = self.registry.create_key(&key) {
-            if !first.same_request(requested, &settings, room) {
+            // The key keeps the settings; a seat map is the event's own.
+            let shape = match self
+                .read(first.event, |e| {
+                    e.seating().map(|s| s.layout().shape.clone())
+                })
+                .await
+            {
+                Ok(shape) => shape,
+                Err(ServiceError::EventNotFound) => None,
+                Err(other) => return Err(other),
+            };
+            if !first.same_request(requested, &settings, room) || shape != new.seating {
                 return self
                     .confirmed(epoch, Err(ServiceError::IdempotencyConflict))
                     .await;
             }
-            // An event is made from its settings alone: this is the status
-            // the first reply showed.
-            let repeated =
-                Event::create_with_room(first.event, first.settings, first.room, first.at)
-                    .map(|(event, _)| event.status())
-                    .map_err(ServiceError::from);
+            // An event is made from its settings (and map) alone: this is
+            // the status the first reply showed.
+            let repeated = match &shape {
+                Some(shape) => {
+                    Event::created_seated(first.event, &first.settings, first.room, shape, first.at)
+                }
+                None => Event::create_with_room(first.event, first.settings, first.room, first.at)
+                    .map(|(event, _)| event),
+            }
+            .map(|event| event.status())
+            .map_err(ServiceError::from);
             return self.confirmed(epoch, repeated).await;
         }
-        self.create(requested, &settings, room, Some(key)).await
+        self.create(requested, &settings, room, new.seating.as_ref(), Some(key))
+            .await
     }
 
     /// Creates an event (remembering `key` with it) and answers once both
@@ -237,6 +275,7 @@ impl BoxOffice {
         requested: Option<EventId>,
         settings: &EventSettings,
         room: RoomSettings,
+        seating: Option<&SeatShape>,
         key: Option<String>,
     ) -> Result<EventStatus> {
         let max_events = self.limits.max_events;
@@ -249,7 +288,10 @@ impl BoxOffice {
             return self.confirmed(epoch, Err(full.into())).await;
         }
         let now = self.registry.clock().now();
-        let (status, lsn) = match self.registry.create(requested, settings, room, now) {
+        let (status, lsn) = match self
+            .registry
+            .create(requested, settings, room, seating, now)
+        {
             Ok(created) => created,
             Err(CreateError::Unavailable(e)) => return Err(e.into()),
             Err(refused) => return self.confirmed(epoch, Err(refused.into())).await,

@@ -32,7 +32,7 @@ use tokio::sync::watch;
 
 use crate::changes::{ChangeFeed, PageError};
 use crate::config::WebhookSettings;
-use crate::http::api::dto::ChangeJson;
+use crate::http::api::change_bodies::ChangeJson;
 
 /// The file, in the data directory, holding the last acknowledged index.
 pub const ACK_FILE: &str = "webhooks.ack";

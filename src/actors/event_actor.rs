@@ -816,7 +816,7 @@ mod tests {
         settings.hold_secs = 1;
         settings.offer_secs = 60;
         registry
-            .create(Some(id), &settings, Default::default(), clock.now())
+            .create(Some(id), &settings, Default::default(), None, clock.now())
             .expect("create");
         let addr = registry.get(id).expect("actor");
         for name in ["a", "b"] {
@@ -910,6 +910,7 @@ mod tests {
                         Some(id),
                         &EventSettings::new(None, 3, 2),
                         Default::default(),
+                        None,
                         Clock::system().now(),
                     )
                     .expect("create");

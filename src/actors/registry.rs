@@ -18,6 +18,7 @@ use super::messages::{Reply, TakeSnapshot, Unavailable};
 use super::placement::Placement;
 use super::published::Published;
 use crate::clock::Clock;
+use crate::domain::seating::SeatShape;
 use crate::domain::{
     BookingIdSequence, CreateKey, CreateKeys, DomainError, Event, EventId, EventSettings,
     EventStatus, FeedItem, RoomSettings, Timestamp, MAX_EVENT_ID,
@@ -277,11 +278,12 @@ impl Registry {
         requested: Option<EventId>,
         settings: &EventSettings,
         room: RoomSettings,
+        seating: Option<&SeatShape>,
         now: Timestamp,
     ) -> Result<(EventStatus, Lsn), CreateError> {
         let created = match requested {
             Some(id) => self
-                .insert(id, settings, room, now)?
+                .insert(id, settings, room, seating, now)?
                 .ok_or(CreateError::Exists(id))?,
             None => loop {
                 let raw = self.next_event_id.fetch_add(1, Ordering::Relaxed);
@@ -296,7 +298,7 @@ impl Registry {
                         id
                     }
                 };
-                if let Some(created) = self.insert(id, settings, room, now)? {
+                if let Some(created) = self.insert(id, settings, room, seating, now)? {
                     break created;
                 }
             },
@@ -313,6 +315,7 @@ impl Registry {
         id: EventId,
         settings: &EventSettings,
         room: RoomSettings,
+        seating: Option<&SeatShape>,
         now: Timestamp,
     ) -> Result<Option<(EventStatus, Lsn)>, CreateError> {
         // Held across the whole insert, so `close` cannot fall between the
@@ -324,7 +327,19 @@ impl Registry {
         match self.actors.entry(id) {
             Entry::Occupied(_) => Ok(None),
             Entry::Vacant(slot) => {
-                let (event, change) = Event::create_with_room(id, settings.clone(), room, now)?;
+                // The shape was checked against the configured limit by
+                // the service; none applies here.
+                let (event, change) = match seating {
+                    Some(shape) => Event::create_seated(
+                        id,
+                        settings.clone(),
+                        room,
+                        shape.clone(),
+                        u64::MAX,
+                        now,
+                    )?,
+                    None => Event::create_with_room(id, settings.clone(), room, now)?,
+                };
                 let status = event.status();
                 let record = Record::Published {
                     first_index: 0,
@@ -534,6 +549,7 @@ mod tests {
                 Some(id),
                 &EventSettings::new(None, 5, 1),
                 Default::default(),
+                None,
                 Clock::system().now(),
             )
             .expect("created");
@@ -632,6 +648,7 @@ mod tests {
                 Some(id),
                 &settings,
                 Default::default(),
+                None,
                 Clock::system().now(),
             )
             .expect("created");
@@ -643,6 +660,7 @@ mod tests {
                 Some(other),
                 &settings,
                 Default::default(),
+                None,
                 Clock::system().now(),
             ),
             Err(CreateError::Unavailable(Unavailable))

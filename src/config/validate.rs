@@ -178,6 +178,18 @@ impl Settings {
             limits.max_create_keys,
             1..=10_000_000,
             "must be 1 to 10000000",
+        )?;
+        within(
+            "limits.max_seats_per_event",
+            limits.max_seats_per_event,
+            1..=10_000_000,
+            "must be 1 to 10000000",
+        )?;
+        within(
+            "limits.max_seating_body_bytes",
+            limits.max_seating_body_bytes,
+            256..=256 * 1024 * 1024,
+            "must be 256 to 268435456",
         )
     }
 

@@ -149,7 +149,17 @@ impl BoxOffice {
     /// change until the commit bound, then answer 503). Either shows every
     /// acknowledged change and nothing a crash or a lost leadership could
     /// take back.
-    async fn read<T, F>(&self, id: EventId, op: F) -> Result<T>
+    pub(super) async fn read<T, F>(&self, id: EventId, op: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: Fn(&Event) -> T + Clone + Send + 'static,
+    {
+        Ok(self.read_indexed(id, op).await?.0)
+    }
+
+    /// [`Self::read`], with the LSN of the newest change the answer
+    /// reflects (durable).
+    pub(super) async fn read_indexed<T, F>(&self, id: EventId, op: F) -> Result<(T, Lsn)>
     where
         T: Send + 'static,
         F: Fn(&Event) -> T + Clone + Send + 'static,
@@ -161,12 +171,13 @@ impl BoxOffice {
         if let Ok(Settled::Durable) =
             tokio::time::timeout(READ_PATIENCE, self.settled(current.lsn)).await
         {
-            return Ok(current.value);
+            return Ok((current.value, current.lsn));
         }
         let durable = self
             .ask_read(&addr, op, Some(std::time::Duration::ZERO))
             .await?;
-        self.durable(durable).await
+        let lsn = durable.lsn;
+        Ok((self.durable(durable).await?, lsn))
     }
 
     /// Reads event `id`'s newest state from its actor, once what it shows

@@ -31,5 +31,6 @@ mod rate_limit;
 mod resource_routes;
 mod room;
 mod route_table;
+mod seats;
 mod seed_routes;
 mod snapshots;

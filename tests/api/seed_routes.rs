@@ -47,6 +47,7 @@ async fn initialize_creates_an_event_with_location_and_exact_shape() {
         keys,
         [
             "available_tickets",
+            "blocked_seats",
             "created_at",
             "held_tickets",
             "hold_secs",
@@ -61,6 +62,7 @@ async fn initialize_creates_an_event_with_location_and_exact_shape() {
             "sales_end",
             "sales_open",
             "sales_start",
+            "seated",
             "total_tickets",
             "updated_at",
             "waiting_list_count",
@@ -214,7 +216,8 @@ async fn status_has_both_the_event_object_and_the_flat_keys() {
                       "created_at": created["event"]["created_at"],
                       "updated_at": body["event"]["updated_at"],
                       "room_admit_per_minute": 0, "room_admit_secs": 600,
-                      "room_waiting": 0, "room_admitted": 0},
+                      "room_waiting": 0, "room_admitted": 0,
+                      "seated": false, "blocked_seats": 0},
             "eventId": event, "name": "Show", "totalTickets": 100, "availableTickets": 99,
             "confirmedCount": 1, "heldTickets": 0, "waitingListCount": 0, "waitingTickets": 0,
             "roomWaiting": 0, "roomAdmitted": 0

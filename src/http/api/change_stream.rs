@@ -13,7 +13,7 @@ use futures_util::{Stream, StreamExt};
 use tokio::sync::watch;
 
 use crate::changes::{ChangeFeed, PageError};
-use crate::http::api::dto::ChangeJson;
+use crate::http::api::change_bodies::ChangeJson;
 use crate::http::api::error::ApiError;
 use crate::http::api::live::Slot;
 use crate::http::transport::stream::ClientGone;

@@ -10,11 +10,11 @@ use utoipa::ToSchema;
 use validator::{Validate, ValidationError};
 
 use crate::domain::{
-    BookingChange, BookingStatus, BookingView, EntryView, EventStatus, FeedView, Timestamp, UserId,
+    BookingChange, BookingStatus, BookingView, EntryView, EventStatus, Timestamp, UserId,
     WaitingEntry, MAX_ADMIT_PER_MINUTE, MAX_ADMIT_SECS, MAX_EVENT_ID, MAX_EVENT_NAME_CHARS,
 };
 use crate::http::api::error::ApiError;
-use crate::persistence::journal::feed::FeedEntry;
+use crate::http::api::seat_bodies::SeatingRequest;
 
 /// `validator` compares string lengths as u64.
 const NAME_MAX_CHARS: u64 = MAX_EVENT_NAME_CHARS as u64;
@@ -148,11 +148,9 @@ pub fn check_window(start: Option<Timestamp>, end: Option<Timestamp>) -> Result<
 pub struct CreateEventRequest {
     /// Tickets for sale; the upper bound is `limits.max_tickets_per_event`,
     /// checked by the service because it comes from configuration.
-    #[validate(
-        required(message = "is required"),
-        range(min = 1, message = "must be an integer of at least 1")
-    )]
-    #[schema(value_type = u64, required = true, minimum = 1, maximum = 10_000_000)]
+    /// Required unless `seating` is given (then, if given, the seat count).
+    #[validate(range(min = 1, message = "must be an integer of at least 1"))]
+    #[schema(value_type = u64, required = false, minimum = 1, maximum = 10_000_000)]
     #[serde(default, deserialize_with = "whole")]
     pub total_tickets: Option<u64>,
     /// Optional display name.
@@ -211,6 +209,9 @@ pub struct CreateEventRequest {
     #[schema(value_type = u32, required = false, minimum = 1, maximum = 86_400)]
     #[serde(default, deserialize_with = "whole")]
     pub room_admit_secs: Option<u32>,
+    /// A seat map: the event is seated, its tickets are the map's seats.
+    #[schema(required = false)]
+    pub seating: Option<SeatingRequest>,
 }
 
 /// `PATCH /api/events/{eventId}`: absent fields stay as they are.
@@ -324,6 +325,15 @@ booking_target_body! {
         #[schema(value_type = u32, required = false, minimum = 1, maximum = 10)]
         #[serde(default, deserialize_with = "whole")]
         pub quantity: Option<u32>,
+        /// At a seated event: exactly these seats, all or nothing.
+        #[schema(required = false)]
+        pub seats: Option<Vec<String>>,
+        /// At a seated event: best available in this category only.
+        #[schema(required = false)]
+        pub category: Option<String>,
+        /// At a seated event: adjacent seats (default) or the best one by one.
+        #[schema(required = false)]
+        pub together: Option<bool>,
     }
 }
 
@@ -356,11 +366,32 @@ pub struct QuantityRequest {
     #[schema(value_type = u32, required = false, minimum = 1, maximum = 10)]
     #[serde(default, deserialize_with = "whole")]
     pub quantity: Option<u32>,
+    /// At a seated event: exactly these seats, all or nothing.
+    #[schema(required = false)]
+    pub seats: Option<Vec<String>>,
+    /// At a seated event: best available in this category only.
+    #[schema(required = false)]
+    pub category: Option<String>,
+    /// At a seated event: adjacent seats (default) or the best one by one.
+    #[schema(required = false)]
+    pub together: Option<bool>,
+}
+
+impl QuantityRequest {
+    /// What the body asks for.
+    pub fn ask(self) -> crate::service::SeatAsk {
+        crate::service::SeatAsk {
+            quantity: self.quantity,
+            seats: self.seats,
+            category: self.category,
+            together: self.together,
+        }
+    }
 }
 
 // `collect_str`: serde_json writes the formatted time into the body
 // directly; `to_rfc3339` would allocate a String for each.
-fn rfc3339<S: Serializer>(t: &Timestamp, s: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn rfc3339<S: Serializer>(t: &Timestamp, s: S) -> Result<S::Ok, S::Error> {
     s.collect_str(&t.rfc3339())
 }
 
@@ -839,71 +870,4 @@ pub struct PageResponse<T> {
     pub offset: usize,
     /// The page size asked for.
     pub limit: usize,
-}
-
-/// One item of the change feed: an object after a change.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ChangeJson {
-    /// Strictly increasing; the same after restarts.
-    #[schema(minimum = 1)]
-    index: u64,
-    /// When the change happened; the items of one change share it.
-    #[serde(serialize_with = "rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
-    at: Timestamp,
-    /// `event`, `booking` or `entry`: which of the three objects is set.
-    #[serde(rename = "type")]
-    #[schema(value_type = ChangeType)]
-    kind: &'static str,
-    /// The event the change was made to.
-    event_id: u64,
-    /// The Event after the change, with type `event`.
-    event: Option<EventJson>,
-    /// The Booking after the change, with type `booking`.
-    booking: Option<BookingJson>,
-    /// The room entry after the change, with type `entry`.
-    entry: Option<EntryJson>,
-}
-
-/// The `type` of a change feed item.
-#[derive(ToSchema)]
-#[schema(rename_all = "lowercase")]
-#[allow(dead_code)] // Only its schema is used: `ChangeJson` writes the name.
-pub enum ChangeType {
-    /// An event was created or changed.
-    Event,
-    /// A booking was made, promoted, held, confirmed, cancelled, lowered or expired.
-    Booking,
-    /// A room entry joined, was admitted, used, expired or left.
-    Entry,
-}
-
-impl From<FeedEntry> for ChangeJson {
-    fn from(e: FeedEntry) -> Self {
-        let kind = e.item.kind();
-        let (event, booking, entry) = match e.item.into_view() {
-            FeedView::Event(status) => (Some(EventJson::from(status)), None, None),
-            FeedView::Booking(view) => (None, Some(BookingJson::from(view)), None),
-            FeedView::Entry(view) => (None, None, Some(EntryJson::from(view))),
-        };
-        Self {
-            index: e.index,
-            at: e.at,
-            kind,
-            event_id: e.event_id.get(),
-            event,
-            booking,
-            entry,
-        }
-    }
-}
-
-/// `GET /api/changes`: a page of the change feed.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ChangesResponse {
-    /// The changes after `after`, oldest first.
-    pub items: Vec<ChangeJson>,
-    /// The last item's index, or `after` when there is none: the next
-    /// request's `after`.
-    pub next: u64,
 }

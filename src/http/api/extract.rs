@@ -25,6 +25,39 @@ type BodyFuture<T, Out> = Map<
     fn(Result<Option<T>, ApiError>) -> Out,
 >;
 
+/// A body type some of whose bodies may be larger than
+/// `limits.max_body_bytes`: a create with a seat map, up to
+/// `limits.max_seating_body_bytes`.
+pub trait LargeBody {
+    /// Whether this body is one that may be large.
+    fn may_be_large(&self) -> bool;
+}
+
+/// A create with a seat map may be up to `limits.max_seating_body_bytes`.
+impl LargeBody for crate::http::api::dto::CreateEventRequest {
+    fn may_be_large(&self) -> bool {
+        self.seating.is_some()
+    }
+}
+
+/// [`ValidJson`] for a [`LargeBody`]: read up to the larger limit, then
+/// held to `limits.max_body_bytes` unless it is one that may be large.
+pub struct LargeJson<T>(pub T);
+
+impl<T: DeserializeOwned + Validate + LargeBody + 'static> FromRequest for LargeJson<T> {
+    type Error = ApiError;
+    type Future = BodyFuture<T, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let required: fn(Result<Option<T>, ApiError>) -> Result<Self, ApiError> = |body| {
+            body?
+                .map(LargeJson)
+                .ok_or_else(|| ApiError::InvalidJson("the body is empty".into()))
+        };
+        read_json::<T>(req, payload, false, Some(T::may_be_large)).map(required)
+    }
+}
+
 impl<T: DeserializeOwned + Validate + 'static> FromRequest for ValidJson<T> {
     type Error = ApiError;
     type Future = BodyFuture<T, Result<Self, ApiError>>;
@@ -35,7 +68,7 @@ impl<T: DeserializeOwned + Validate + 'static> FromRequest for ValidJson<T> {
                 .map(ValidJson)
                 .ok_or_else(|| ApiError::InvalidJson("the body is empty".into()))
         };
-        read_json::<T>(req, payload, false).map(required)
+        read_json::<T>(req, payload, false, None).map(required)
     }
 }
 
@@ -50,19 +83,37 @@ impl<T: DeserializeOwned + Validate + 'static> FromRequest for OptionalJson<T> {
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let optional: fn(Result<Option<T>, ApiError>) -> Result<Self, ApiError> =
             |body| body.map(OptionalJson);
-        read_json::<T>(req, payload, true).map(optional)
+        read_json::<T>(req, payload, true, None).map(optional)
     }
 }
 
+/// (what may be read, `limits.max_body_bytes`): the first is the larger
+/// `limits.max_seating_body_bytes` for a body that may be large.
+fn body_limits(state: Option<&web::Data<AppState>>, may_be_large: bool) -> (usize, usize) {
+    let small = state.map_or(16_384, |s| s.service.limits().max_body_bytes);
+    let large = state.map_or(small, |s| s.service.limits().max_seating_body_bytes);
+    (
+        if may_be_large {
+            large.max(small)
+        } else {
+            small
+        },
+        small,
+    )
+}
+
 /// Reads and checks a JSON body; `Ok(None)` only when `optional` and the
-/// request carries no body bytes.
+/// request carries no body bytes. With `may_be_large`, a body up to
+/// `limits.max_seating_body_bytes` is read, and one over
+/// `limits.max_body_bytes` is kept only if `may_be_large` says it may be.
 fn read_json<T: DeserializeOwned + Validate + 'static>(
     req: &HttpRequest,
     payload: &mut Payload,
     optional: bool,
+    may_be_large: Option<fn(&T) -> bool>,
 ) -> LocalBoxFuture<'static, Result<Option<T>, ApiError>> {
     let state = req.app_data::<web::Data<AppState>>();
-    let limit = state.map_or(16_384, |s| s.service.limits().max_body_bytes);
+    let (limit, small) = body_limits(state, may_be_large.is_some());
     let timeout = state.map_or(std::time::Duration::from_secs(5), |s| s.body_timeout);
     let is_json = matches!(
         req.mime_type(),
@@ -121,6 +172,9 @@ fn read_json<T: DeserializeOwned + Validate + 'static>(
             other => other?,
         };
         if let Some(value) = &value {
+            if body.len() > small && !may_be_large.is_some_and(|large| large(value)) {
+                return Err(ApiError::PayloadTooLarge(small));
+            }
             value
                 .validate()
                 .map_err(|e| ApiError::Validation(field_errors(&e)))?;
@@ -204,6 +258,29 @@ pub fn event_id(raw: &str) -> Result<EventId, ApiError> {
         .filter(|_| raw.bytes().all(|b| b.is_ascii_digit()) && !raw.starts_with('0'))
         .and_then(|n| EventId::try_from(n).ok())
         .ok_or_else(|| ApiError::field("eventId", "must be an integer from 1 to 9007199254740991"))
+}
+
+/// The `Idempotency-Key` header, if sent: 1 to 255 printable ASCII
+/// characters, else 400. Sent twice it is 400 too: which one a client
+/// meant cannot be known, and taking either could create twice.
+pub fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
+    let mut values = req.headers().get_all("idempotency-key");
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(ApiError::field(
+            "Idempotency-Key",
+            "must be sent once; this request has it more than once",
+        ));
+    }
+    match value.to_str() {
+        Ok(key) if crate::domain::valid_key(key) => Ok(Some(key.to_string())),
+        _ => Err(ApiError::field(
+            "Idempotency-Key",
+            "must be 1 to 255 printable ASCII characters",
+        )),
+    }
 }
 
 /// Parses a path segment as a user id.

@@ -8,22 +8,22 @@ use actix_web_lab::sse::Sse;
 
 use crate::domain::{EventId, EventPatch, RoomPatch, UserId};
 use crate::http::api::auth::{Customer, Organiser};
+use crate::http::api::change_bodies::{ChangeJson, ChangesResponse};
 use crate::http::api::dto::{
     check_window, timestamp, BookedResponse, BookingChangeResponse, BookingJson, BookingRequest,
-    BookingResponse, BookingTargetRequest, CancelResponse, ChangeJson, ChangesResponse,
-    CreateEventRequest, CreatedResponse, EntryResponse, EventChangeResponse, EventJson,
-    PageResponse, QuantityChangeRequest, QuantityRequest, StatusResponse, UpdateEventRequest,
-    WaitingItemJson,
+    BookingResponse, BookingTargetRequest, CancelResponse, CreateEventRequest, CreatedResponse,
+    EntryResponse, EventChangeResponse, EventJson, PageResponse, QuantityChangeRequest,
+    QuantityRequest, StatusResponse, UpdateEventRequest, WaitingItemJson,
 };
 use crate::http::api::error::{json_line_bytes, ApiError, JsonLine};
 use crate::http::api::extract::{
-    event_id, user_id, ChangesQuery, OptionalJson, PageQuery, ValidJson,
+    event_id, idempotency_key, user_id, ChangesQuery, LargeJson, OptionalJson, PageQuery, ValidJson,
 };
 use crate::http::api::live::Watched;
 use crate::http::identity::client_ip_of;
 use crate::http::transport::stream::ClientGone;
 use crate::http::AppState;
-use crate::service::NewEvent;
+use crate::service::{NewEvent, SeatAsk};
 
 type State = web::Data<AppState>;
 type Answer = Result<HttpResponse, ApiError>;
@@ -33,7 +33,7 @@ pub async fn create_event(
     _: Organiser,
     req: HttpRequest,
     state: State,
-    body: ValidJson<CreateEventRequest>,
+    body: LargeJson<CreateEventRequest>,
 ) -> Answer {
     let key = idempotency_key(&req)?;
     let body = body.0;
@@ -46,12 +46,21 @@ pub async fn create_event(
         Some(Some(raw)) => Some(EventId::try_from(raw).map_err(|_| bad_id())?),
         Some(None) => return Err(bad_id()),
     };
+    let seating = match body.seating {
+        Some(seating) => Some(seating.shape(state.service.limits().max_seats_per_event)?),
+        None => None,
+    };
+    let total_tickets = match (&seating, body.total_tickets) {
+        (_, Some(total)) => total,
+        // The map's seat count.
+        (Some(_), None) => 0,
+        (None, None) => return Err(ApiError::field("totalTickets", "is required")),
+    };
     let new = NewEvent {
         id,
         name: body.name,
-        total_tickets: body
-            .total_tickets
-            .ok_or_else(|| ApiError::field("totalTickets", "is required"))?,
+        total_tickets,
+        seating,
         max_per_user: body.max_per_user,
         hold_secs: body.hold_secs,
         offer_secs: body.offer_secs,
@@ -68,29 +77,6 @@ pub async fn create_event(
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, location))
         .json_line(CreatedResponse::from(event)))
-}
-
-/// The `Idempotency-Key` header, if sent: 1 to 255 printable ASCII
-/// characters, else 400. Sent twice it is 400 too: which one a client
-/// meant cannot be known, and taking either could create twice.
-fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
-    let mut values = req.headers().get_all("idempotency-key");
-    let Some(value) = values.next() else {
-        return Ok(None);
-    };
-    if values.next().is_some() {
-        return Err(ApiError::field(
-            "Idempotency-Key",
-            "must be sent once; this request has it more than once",
-        ));
-    }
-    match value.to_str() {
-        Ok(key) if crate::domain::valid_key(key) => Ok(Some(key.to_string())),
-        _ => Err(ApiError::field(
-            "Idempotency-Key",
-            "must be 1 to 255 printable ASCII characters",
-        )),
-    }
 }
 
 /// `PATCH /api/events/{eventId}`.
@@ -157,9 +143,14 @@ pub async fn event_status(state: State, path: web::Path<String>) -> Answer {
 /// `POST /api/book`.
 pub async fn book_body(who: Customer, state: State, body: ValidJson<BookingRequest>) -> Answer {
     let body = body.0;
-    let quantity = body.quantity.unwrap_or(1);
     let (id, user) = customer_body(&who, body.event_id, body.user_id)?;
-    book(&state, id, user, quantity).await
+    let ask = SeatAsk {
+        quantity: body.quantity,
+        seats: body.seats,
+        category: body.category,
+        together: body.together,
+    };
+    book(&state, id, user, ask).await
 }
 
 /// `PUT /api/events/{eventId}/bookings/{userId}`, optional `{"quantity": n}`.
@@ -170,8 +161,8 @@ pub async fn book_path(
     body: OptionalJson<QuantityRequest>,
 ) -> Answer {
     let (id, user) = customer_path(&who, &path)?;
-    let quantity = body.0.and_then(|b| b.quantity).unwrap_or(1);
-    book(&state, id, user, quantity).await
+    let ask = body.0.map(QuantityRequest::ask).unwrap_or_default();
+    book(&state, id, user, ask).await
 }
 
 /// `POST /api/cancel`.
@@ -622,8 +613,8 @@ pub async fn metrics(_: Organiser, state: State) -> Answer {
         .body(text))
 }
 
-async fn book(state: &AppState, id: EventId, user: UserId, quantity: u32) -> Answer {
-    let booking = state.service.book(id, user, quantity).await?;
+async fn book(state: &AppState, id: EventId, user: UserId, ask: SeatAsk) -> Answer {
+    let booking = state.service.book_as(id, user, ask).await?;
     Ok(HttpResponse::Ok().json_line(BookedResponse::from(booking)))
 }
 

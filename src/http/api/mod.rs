@@ -4,6 +4,7 @@
 //! reply.
 
 pub mod auth;
+pub mod change_bodies;
 pub(crate) mod change_stream;
 pub mod dto;
 pub mod error;
@@ -12,7 +13,10 @@ pub(crate) mod handlers;
 pub mod live;
 pub(crate) mod members;
 pub mod openapi;
+pub mod params;
 pub mod route_table;
+pub mod seat_bodies;
+pub mod seats;
 
 use actix_web::{web, HttpRequest, ResponseError};
 
@@ -91,6 +95,8 @@ fn handler(path: &str, method: &str) -> Option<actix_web::Route> {
         (ROOM_ENTRY, "PUT") => route.to(join_room),
         (ROOM_ENTRY, "DELETE") => route.to(leave_room),
         (ROOM_LIVE, "GET") => route.to(room_live),
+        (SEATS, "GET") => route.to(seats::seat_map),
+        (SEATS, "PATCH") => route.to(seats::block_seats),
         _ => return None,
     })
 }

@@ -17,15 +17,21 @@ use utoipa::openapi::{OpenApi as Document, RefOr, Response, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 use crate::config::LimitSettings;
+use crate::http::api::change_bodies::ChangesResponse;
 use crate::http::api::dto::{
     BookedResponse, BookingChangeResponse, BookingRequest, BookingResponse, BookingTargetRequest,
-    CancelResponse, ChangesResponse, CreateEventRequest, CreatedResponse, EntryResponse,
-    EventChangeResponse, EventJson, PageResponse, QuantityChangeRequest, QuantityRequest,
-    StatusResponse, UpdateEventRequest, WaitingItemJson,
+    CancelResponse, CreateEventRequest, CreatedResponse, EntryResponse, EventChangeResponse,
+    EventJson, PageResponse, QuantityChangeRequest, QuantityRequest, StatusResponse,
+    UpdateEventRequest, WaitingItemJson,
 };
 use crate::http::api::error::ErrorBody;
 use crate::http::api::handlers::{ClusterJson, HealthJson, LeaderJson, MemberJson};
 use crate::http::api::members::{MemberAdded, MemberRemoved, MemberRequest};
+use crate::http::api::params::{
+    ChangesLiveParams, ChangesParams, EventIdParam, IdempotencyKeyParam, PageParams, UserIdParam,
+};
+use crate::http::api::seat_bodies::{RowJson, SeatMapJson, SeatsPatchRequest, SectionJson};
+use crate::http::api::seats;
 
 /// The whole document; see [`document`] for the copy the service serves.
 #[derive(OpenApi)]
@@ -44,10 +50,11 @@ use crate::http::api::members::{MemberAdded, MemberRemoved, MemberRequest};
         put_member, delete_member,
         changes, changes_live,
         join_room, get_room_entry, leave_room, room_live,
+        seats::get_seats, seats::patch_seats,
     ),
     components(schemas(
         ErrorBody, HealthJson, LeaderJson, ClusterJson, MemberJson, MemberRequest, MemberAdded,
-        MemberRemoved
+        MemberRemoved, SeatMapJson, SectionJson, RowJson, SeatsPatchRequest
     )),
     modifiers(&Shared),
     tags(
@@ -57,6 +64,7 @@ use crate::http::api::members::{MemberAdded, MemberRemoved, MemberRequest};
         (name = "live", description = "Server-Sent Event streams of an event's status and a booking"),
         (name = "operations", description = "Health, readiness, metrics, this document, the demo page"),
         (name = "changes", description = "Every committed change, in order: the change feed (organiser)"),
+        (name = "seats", description = "A seated event's seat map: each seat's state, blocking seats (organiser)"),
         (name = "room", description = "An event's waiting room: join before sales start, a fair random draw, admission at the organiser's pace (customer)"),
     )
 )]
@@ -311,7 +319,7 @@ fn initialize() {}
         (status = 400, description = "A field is missing or invalid, or the quantity is above the event's max_per_user", body = ErrorBody),
         (status = 404, description = "No such event", body = ErrorBody),
         (status = 403, description = "`NOT_ADMITTED`: the event has a waiting room and the user is not admitted now (or `FORBIDDEN`: a token for another user)", body = ErrorBody),
-        (status = 409, description = "`BOOKING_EXISTS` with another quantity, `SALES_NOT_OPEN`, `SALES_CLOSED` or `LIMIT_REACHED`", body = ErrorBody),
+        (status = 409, description = "`BOOKING_EXISTS` with another quantity or other seats, `SALES_NOT_OPEN`, `SALES_CLOSED`, `LIMIT_REACHED`, `SEATS_UNAVAILABLE` (`seats` lists the taken ones) or `NOT_SEATED` (seats asked for at an unseated event)", body = ErrorBody),
         (status = 503, description = "Changes cannot be made durable now; nothing changed", body = ErrorBody),
     ),
 )]
@@ -441,7 +449,7 @@ fn get_booking() {}
         (status = 400, description = "An id or the quantity is invalid", body = ErrorBody),
         (status = 404, description = "No such event", body = ErrorBody),
         (status = 403, description = "`NOT_ADMITTED`: the event has a waiting room and the user is not admitted now (or `FORBIDDEN`: a token for another user)", body = ErrorBody),
-        (status = 409, description = "`BOOKING_EXISTS` with another quantity, `SALES_NOT_OPEN`, `SALES_CLOSED` or `LIMIT_REACHED`", body = ErrorBody),
+        (status = 409, description = "`BOOKING_EXISTS` with another quantity or other seats, `SALES_NOT_OPEN`, `SALES_CLOSED`, `LIMIT_REACHED`, `SEATS_UNAVAILABLE` (`seats` lists the taken ones) or `NOT_SEATED` (seats asked for at an unseated event)", body = ErrorBody),
         (status = 503, description = "Changes cannot be made durable now; nothing changed", body = ErrorBody),
     ),
 )]
@@ -600,61 +608,6 @@ fn booking_live() {}
 ))]
 fn page() {}
 
-/// The `Idempotency-Key` header of creates.
-#[derive(utoipa::IntoParams)]
-#[into_params(parameter_in = Header)]
-struct IdempotencyKeyParam {
-    /// Makes a create safe to repeat: the same key within 24 hours answers
-    /// the first create and creates nothing. At most once a request
-    /// (sent twice: 400).
-    #[param(
-        rename = "Idempotency-Key",
-        min_length = 1,
-        max_length = 255,
-        pattern = r"^[\x20-\x7E]+$"
-    )]
-    idempotency_key: Option<String>,
-}
-
-/// The `eventId` path segment.
-#[derive(utoipa::IntoParams)]
-#[into_params(parameter_in = Path)]
-struct EventIdParam {
-    /// The event: an integer from 1 to 2^53 - 1, in plain decimal digits
-    /// (no sign, no leading zero, no fraction).
-    // Exactly 1 to 9007199254740991 (a test checks the bounds).
-    #[param(
-        rename = "eventId",
-        pattern = r"^(?:[1-9][0-9]{0,14}|[1-8][0-9]{15}|900[0-6][0-9]{12}|90070[0-9]{11}|90071[0-8][0-9]{10}|900719[0-8][0-9]{9}|9007199[0-1][0-9]{8}|90071992[0-4][0-9]{7}|900719925[0-3][0-9]{6}|9007199254[0-6][0-9]{5}|90071992547[0-3][0-9]{4}|9007199254740[0-8][0-9]{2}|90071992547409[0-8][0-9]{1}|9007199254740990|9007199254740991)$"
-    )]
-    event_id: String,
-}
-
-/// The `userId` path segment.
-#[derive(utoipa::IntoParams)]
-#[into_params(parameter_in = Path)]
-struct UserIdParam {
-    /// 1 to 64 letters, digits and `._-@:`; not `.` or `..`.
-    #[param(
-        rename = "userId",
-        pattern = r"^[A-Za-z0-9_@:-][A-Za-z0-9._@:-]{0,63}$|^\.[A-Za-z0-9._@:-]{2,63}$|^\.[A-Za-z0-9_@:-]$"
-    )]
-    user_id: String,
-}
-
-/// `after` and `limit` of the change feed.
-#[derive(utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-struct ChangesParams {
-    /// The index the items follow: 0 (default) from the oldest kept, else
-    /// the `next` of the previous page.
-    #[param(minimum = 0, maximum = 9_007_199_254_740_991_u64)]
-    after: Option<u64>,
-    /// Items per page, 1 to 1000 (default 100).
-    #[param(minimum = 1, maximum = 1000)]
-    limit: Option<u32>,
-}
-
 /// Every committed change after `after`, oldest first: the objects each
 /// change touched as they stood after it (a cancellation and the
 /// promotions it made are several items with the same `at`). Served from
@@ -687,25 +640,3 @@ fn changes() {}
     ),
 )]
 fn changes_live() {}
-
-/// `after` of the live change feed (it sends every change; no pages).
-#[derive(utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-struct ChangesLiveParams {
-    /// The index the stream starts after: 0 (default) from the oldest
-    /// kept; a reconnection's `Last-Event-ID` wins over it.
-    #[param(minimum = 0, maximum = 9_007_199_254_740_991_u64)]
-    after: Option<u64>,
-}
-
-/// `offset` and `limit` of a list.
-#[derive(utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-struct PageParams {
-    /// 0-based index of the first item (default 0).
-    #[param(minimum = 0, maximum = 9_007_199_254_740_991_u64)]
-    offset: Option<u64>,
-    /// Items per page, 1 to 1000 (default 100).
-    #[param(minimum = 1, maximum = 1000)]
-    limit: Option<u32>,
-}

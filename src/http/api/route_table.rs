@@ -118,6 +118,8 @@ pub mod paths {
     pub const ROOM_ENTRY: &str = "/api/events/{eventId}/room/{userId}";
     /// A waiting-room entry's live stream.
     pub const ROOM_LIVE: &str = "/api/events/{eventId}/room/{userId}/live";
+    /// A seated event's seat map; blocking seats (organiser).
+    pub const SEATS: &str = "/api/events/{eventId}/seats";
 }
 
 /// The table.
@@ -236,6 +238,14 @@ pub const ROUTES: &[Route] = &[
     Route {
         path: paths::ROOM_LIVE,
         operations: &READ_CUSTOMER,
+    },
+    Route {
+        path: paths::SEATS,
+        operations: &[
+            op("GET", Public),
+            op("HEAD", Public),
+            op("PATCH", Organiser),
+        ],
     },
 ];
 

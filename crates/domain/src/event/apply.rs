@@ -8,7 +8,7 @@ use crate::booking::{BookingRecord, BookingStatus};
 use crate::change::Change;
 use crate::ids::{BookingId, Timestamp, UserId};
 use crate::room::RoomUndo;
-use crate::seating::{SeatIx, SeatRequest, SeatState, SeatUndo, Want};
+use crate::seating::{SeatRequest, SeatState, SeatUndo};
 use crate::settings::{EventPatch, EventSettings};
 use crate::DomainError;
 
@@ -53,7 +53,7 @@ pub struct Undo {
 
 impl Undo {
     /// The seats' part, made when first needed.
-    fn seats(&mut self) -> &mut SeatUndo {
+    pub(super) fn seats(&mut self) -> &mut SeatUndo {
         self.seats.get_or_insert_with(Box::default)
     }
 }
@@ -116,38 +116,17 @@ impl Event {
                 0
             }
             Change::Booked {
-                booking,
-                user,
-                quantity,
-                at,
-            } => {
-                let request = self.seating.is_some().then_some(SeatRequest::Best {
-                    quantity: *quantity,
-                    category: None,
-                    together: true,
-                });
-                let handle =
-                    self.apply_booked(*booking, user, request.as_ref(), *quantity, *at, &mut undo)?;
-                entries.extend(self.room.use_admission(user, *at, &mut room_undo));
-                handle
+                booking, user, at, ..
             }
-            Change::BookedSeats {
-                booking,
-                user,
-                request,
-                at,
+            | Change::BookedSeats {
+                booking, user, at, ..
             } => {
-                let quantity = request.quantity();
-                let handle =
-                    self.apply_booked(*booking, user, Some(request), quantity, *at, &mut undo)?;
+                let handle = self.apply_booked(*booking, user, change, *at, &mut undo)?;
                 entries.extend(self.room.use_admission(user, *at, &mut room_undo));
                 handle
             }
             Change::SeatsBlocked { block, unblock, .. } => {
-                let seating = self.seating.as_deref_mut().ok_or(DomainError::NotSeated)?;
-                seating.block(block, unblock, undo.seats())?;
-                self.available_tickets =
-                    self.available_tickets + unblock.len() as u64 - block.len() as u64;
+                self.apply_blocked(block, unblock, &mut undo)?;
                 0
             }
             Change::Cancelled { user, at } => self.apply_cancelled(user, *at, &mut undo)?,
@@ -249,15 +228,28 @@ impl Event {
         self.debug_check();
     }
 
+    /// A booking: `change` is [`Change::Booked`] or [`Change::BookedSeats`].
     fn apply_booked(
         &mut self,
         id: BookingId,
         user: &UserId,
-        request: Option<&SeatRequest>,
-        quantity: u32,
+        change: &Change,
         at: Timestamp,
         undo: &mut Undo,
     ) -> Result<u32, DomainError> {
+        let (quantity, request) = match change {
+            Change::BookedSeats { request, .. } => (request.quantity(), Some(request.clone())),
+            // At a seated event, a booking without seats is best available.
+            Change::Booked { quantity, .. } => (
+                *quantity,
+                self.seating.is_some().then_some(SeatRequest::Best {
+                    quantity: *quantity,
+                    category: None,
+                    together: true,
+                }),
+            ),
+            _ => return Err(self.inconsistent(format!("{change:?} is not a booking"))),
+        };
         let existing = self.find(user.as_str());
         if existing.is_some_and(|h| self.records[h as usize].status.is_active()) {
             return Err(self.inconsistent(format!("{user} booked twice")));
@@ -266,36 +258,7 @@ impl Event {
             return Err(self.inconsistent(format!("{user} booked no tickets")));
         }
         self.ensure_room(existing)?;
-        // At a seated event: the seats it gets now, if any, and what it
-        // waits for otherwise.
-        let (seats, want) = match (request, self.seating.as_deref()) {
-            (None, None) => (None, Want::default()),
-            (Some(_), None) => return Err(DomainError::NotSeated),
-            (None, Some(_)) => return Err(self.inconsistent(format!("{user} booked no seats"))),
-            (Some(SeatRequest::Exact(seats)), Some(seating)) => {
-                if !seating.taken(seats).is_empty() {
-                    return Err(self.inconsistent(format!("{user} booked taken seats")));
-                }
-                (Some(seats.clone()), Want::default())
-            }
-            (
-                Some(&SeatRequest::Best {
-                    category, together, ..
-                }),
-                Some(seating),
-            ) => {
-                let want = Want {
-                    category,
-                    apart: !together,
-                };
-                let seats = self
-                    .queue
-                    .is_empty()
-                    .then(|| seating.choose(quantity, want))
-                    .flatten();
-                (seats, want)
-            }
-        };
+        let (seats, want) = self.seats_for(user, request, quantity)?;
         let fits = match &seats {
             Some(_) => true,
             None => {
@@ -363,38 +326,6 @@ impl Event {
             self.held_tickets += wanted;
             self.holds.insert((deadline, handle));
             undo.holds.push((true, (deadline, handle)));
-        }
-    }
-
-    /// Gives a booking that was just granted its tickets its seats, held or
-    /// booked as its status says (nothing at an unseated event).
-    fn seat(
-        &mut self,
-        handle: u32,
-        seats: Vec<SeatIx>,
-        want: Want,
-        undo: &mut Undo,
-    ) -> Result<(), DomainError> {
-        let state = self.seat_state(handle);
-        if let Some(seating) = self.seating.as_deref_mut() {
-            seating.assign(handle, seats, state, want, undo.seats())?;
-        }
-        Ok(())
-    }
-
-    /// What a booking's seats are while it has its tickets.
-    fn seat_state(&self, handle: u32) -> SeatState {
-        match self.records[handle as usize].status {
-            BookingStatus::Held => SeatState::Held,
-            BookingStatus::Confirmed => SeatState::Booked,
-            _ => SeatState::Free,
-        }
-    }
-
-    /// Moves every seat of a booking to `state` (nothing at an unseated event).
-    fn mark_seats(&mut self, handle: u32, state: SeatState, undo: &mut Undo) {
-        if let Some(seating) = self.seating.as_deref_mut() {
-            seating.mark_all(handle, state, undo.seats());
         }
     }
 

@@ -11,6 +11,7 @@ mod apply;
 mod room_ops;
 #[cfg(test)]
 mod room_tests;
+mod seat_apply;
 mod seat_ops;
 #[cfg(test)]
 mod seat_tests;

@@ -80,17 +80,25 @@ impl Event {
         self.seating.as_ref().map_or(0, |s| s.blocked())
     }
 
-    /// The seats `ids` name, in the order given: each must name a seat of
-    /// the map, once.
-    pub fn parse_seats(&self, ids: &[String]) -> Result<Vec<SeatIx>, DomainError> {
+    /// The seats `ids` name, in the order given: at least one, each a seat
+    /// of the map, listed once. Errors name `field`, the list's key.
+    pub fn parse_seats(&self, ids: &[String], field: &str) -> Result<Vec<SeatIx>, DomainError> {
+        if ids.is_empty() {
+            return Err(DomainError::InvalidSeats {
+                field: field.into(),
+                message: "must list at least one seat".into(),
+            });
+        }
+        self.parse_seat_list(ids, field)
+    }
+
+    /// [`Self::parse_seats`], where an empty list is allowed.
+    pub fn parse_seat_list(&self, ids: &[String], field: &str) -> Result<Vec<SeatIx>, DomainError> {
         let seating = self.seating.as_ref().ok_or(DomainError::NotSeated)?;
         let bad = |message: String| DomainError::InvalidSeats {
-            field: "seats".into(),
+            field: field.into(),
             message,
         };
-        if ids.is_empty() {
-            return Err(bad("must list at least one seat".into()));
-        }
         let mut seats = Vec::with_capacity(ids.len());
         for id in ids {
             let seat = seating

@@ -65,7 +65,7 @@ fn best(quantity: u32) -> SeatRequest {
 
 fn exact(e: &Event, ids: &[&str]) -> SeatRequest {
     let ids: Vec<String> = ids.iter().map(|s| s.to_string()).collect();
-    SeatRequest::Exact(e.parse_seats(&ids).expect("seats of the hall"))
+    SeatRequest::Exact(e.parse_seats(&ids, "seats").expect("seats of the hall"))
 }
 
 fn seats(view: &BookingView) -> Vec<&str> {
@@ -128,12 +128,12 @@ fn exact_seats_are_all_or_nothing_and_never_wait() {
     );
     let bad = ["Stalls-Z-1".to_string()];
     assert!(matches!(
-        e.parse_seats(&bad),
+        e.parse_seats(&bad, "seats"),
         Err(DomainError::InvalidSeats { .. })
     ));
     let twice = ["Stalls-A-1".to_string(), "Stalls-A-1".to_string()];
     assert!(matches!(
-        e.parse_seats(&twice),
+        e.parse_seats(&twice, "seats"),
         Err(DomainError::InvalidSeats { .. })
     ));
 }
@@ -147,7 +147,7 @@ fn the_queue_is_served_first_come_first_served_by_each_ones_request() {
         .iter()
         .map(|s| s.to_string())
         .collect();
-    let r = SeatRequest::Exact(e.parse_seats(&all).expect("seats"));
+    let r = SeatRequest::Exact(e.parse_seats(&all, "seats").expect("seats"));
     e.book_seats(&user("a"), r, &ids, at(1)).expect("a");
     let r = exact(&e, &["Stalls-A-5", "Stalls-A-6", "Stalls-B-1"]);
     e.book_seats(&user("b"), r, &ids, at(1)).expect("b");
@@ -230,13 +230,15 @@ fn lowering_keeps_the_first_seats_and_blocking_refuses_sold_seats() {
         .expect("lowers")
         .value;
     assert_eq!(seats(&lowered.booking), ["Stalls-B-1"]);
-    let sold = e.parse_seats(&["Stalls-B-1".into()]).expect("seat");
+    let sold = e
+        .parse_seats(&["Stalls-B-1".into()], "seats")
+        .expect("seat");
     assert_eq!(
         e.block_seats(&sold, &[], at(3)).map(|o| o.value),
         Err(DomainError::SeatsUnavailable(vec!["Stalls-B-1".into()]))
     );
     let free = e
-        .parse_seats(&["Stalls-B-2".into(), "Stalls-B-3".into()])
+        .parse_seats(&["Stalls-B-2".into(), "Stalls-B-3".into()], "seats")
         .expect("seats");
     let blocked = e
         .block_seats(&free, &[], at(4))

@@ -70,12 +70,9 @@ impl Event {
             seating,
         } = snapshot;
         let bad = |why: String| Err(DomainError::Inconsistent(format!("event {id}: {why}")));
-        let room = match room {
-            Some(room) => match Room::from_snapshot(room) {
-                Ok(room) => room,
-                Err(why) => return bad(why),
-            },
-            None => Room::default(),
+        let room = match room.map(Room::from_snapshot).transpose() {
+            Ok(room) => room.unwrap_or_default(),
+            Err(why) => return bad(why),
         };
         if let Err(e) = check_settings(&settings) {
             return bad(e.to_string());
@@ -86,12 +83,9 @@ impl Event {
         // Refuse bad counts before any index is built.
         let confirmed = tickets_in(&records, BookingStatus::Confirmed);
         let held = tickets_in(&records, BookingStatus::Held);
-        let seating = match seating {
-            Some(s) => match Seating::from_snapshot(s, u64::MAX) {
-                Ok(seating) => Some(Box::new(seating)),
-                Err(why) => return bad(why),
-            },
-            None => None,
+        let seating = match seats_from_snapshot(seating, &records) {
+            Ok(seating) => seating,
+            Err(why) => return bad(why),
         };
         let blocked = seating.as_ref().map_or(0, |s| s.blocked());
         if confirmed + held + blocked > settings.total_tickets {
@@ -100,24 +94,10 @@ impl Event {
                 settings.total_tickets
             ));
         }
-        let mut holds = BTreeSet::new();
-        for (handle, record) in records.iter().enumerate() {
-            match (record.status, record.expires_at) {
-                (BookingStatus::Held, Some(deadline)) => {
-                    holds.insert((deadline, handle as u32));
-                }
-                (BookingStatus::Held, None) => {
-                    return bad(format!("held booking {} has no deadline", record.id.get()));
-                }
-                (_, Some(_)) => {
-                    return bad(format!(
-                        "booking {} has a deadline but is not held",
-                        record.id.get()
-                    ));
-                }
-                (_, None) => {}
-            }
-        }
+        let holds = match holds_of(&records) {
+            Ok(holds) => holds,
+            Err(why) => return bad(why),
+        };
         let waiting_records = records
             .iter()
             .filter(|r| r.status == BookingStatus::Waiting)
@@ -158,18 +138,6 @@ impl Event {
             room,
             seating,
         };
-        if let Some(seating) = event.seating.as_deref_mut() {
-            for (handle, record) in records.iter().enumerate() {
-                let state = match record.status {
-                    BookingStatus::Held => SeatState::Held,
-                    BookingStatus::Confirmed => SeatState::Booked,
-                    _ => continue,
-                };
-                if let Err(why) = seating.restore_taken(handle as u32, state) {
-                    return bad(why);
-                }
-            }
-        }
         let hasher = &event.hasher;
         for (handle, record) in records.iter().enumerate() {
             let user = record.user.as_str();
@@ -199,13 +167,10 @@ impl Event {
         let confirmed = tickets_in(&self.records, BookingStatus::Confirmed);
         let held = tickets_in(&self.records, BookingStatus::Held);
         let blocked = self.blocked_seats();
-        if held != self.held_tickets
-            || confirmed + held + blocked + self.available_tickets != self.settings.total_tickets
-        {
-            return bad(format!(
-                "{confirmed} confirmed + {held} held (counted {}) + {blocked} blocked + {} available != {} total",
-                self.held_tickets, self.available_tickets, self.settings.total_tickets
-            ));
+        let (available, total) = (self.available_tickets, self.settings.total_tickets);
+        if held != self.held_tickets || confirmed + held + blocked + available != total {
+            let counted = self.held_tickets;
+            return bad(format!("{confirmed} confirmed + {held} held (counted {counted}) + {blocked} blocked + {available} available != {total} total"));
         }
         self.verify_seats()?;
         let holds_in_records = self
@@ -328,6 +293,47 @@ impl Event {
         }
         Ok(())
     }
+}
+
+/// The deadline index of the held bookings; every held booking has a
+/// deadline, and no other has one.
+fn holds_of(records: &ChunkedVec<BookingRecord>) -> Result<BTreeSet<super::Deadline>, String> {
+    let mut holds = BTreeSet::new();
+    for (handle, record) in records.iter().enumerate() {
+        let id = record.id.get();
+        match (record.status, record.expires_at) {
+            (BookingStatus::Held, Some(deadline)) => {
+                holds.insert((deadline, handle as u32));
+            }
+            (BookingStatus::Held, None) => {
+                return Err(format!("held booking {id} has no deadline"))
+            }
+            (_, Some(_)) => return Err(format!("booking {id} has a deadline but is not held")),
+            (_, None) => {}
+        }
+    }
+    Ok(holds)
+}
+
+/// A seated event's seats from its snapshot, each booking with tickets
+/// given its seats back.
+fn seats_from_snapshot(
+    snapshot: Option<SeatingSnapshot>,
+    records: &ChunkedVec<BookingRecord>,
+) -> Result<Option<Box<Seating>>, String> {
+    let Some(snapshot) = snapshot else {
+        return Ok(None);
+    };
+    let mut seating = Seating::from_snapshot(snapshot, u64::MAX)?;
+    for (handle, record) in records.iter().enumerate() {
+        let state = match record.status {
+            BookingStatus::Held => SeatState::Held,
+            BookingStatus::Confirmed => SeatState::Booked,
+            _ => continue,
+        };
+        seating.restore_taken(handle as u32, state)?;
+    }
+    Ok(Some(Box::new(seating)))
 }
 
 fn tickets_in(records: &ChunkedVec<BookingRecord>, status: BookingStatus) -> u64 {

@@ -169,6 +169,30 @@ impl PartialEq for Seating {
 
 impl Eq for Seating {}
 
+/// A section of the map as readers see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SectionView {
+    /// Its name.
+    pub name: String,
+    /// Its category.
+    pub category: String,
+    /// Its rows, best first.
+    pub rows: Vec<RowView>,
+}
+
+/// A row of the map as readers see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RowView {
+    /// Its name.
+    pub name: String,
+    /// How many seats.
+    pub seats: u32,
+    /// Seat numbers a gap follows.
+    pub gaps_after: Vec<u32>,
+    /// One letter a seat: `f` free, `h` held, `b` booked, `x` blocked.
+    pub states: String,
+}
+
 /// A seated event's seats as snapshots store them: the shape, what is
 /// blocked and each booking's seats (states follow from the bookings).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -238,6 +262,35 @@ impl Seating {
                 .iter()
                 .map(|&b| SeatState::from_bits(b).letter() as char),
         );
+    }
+
+    /// The map as readers see it: every row with one letter a seat.
+    pub fn map_view(&self) -> Vec<SectionView> {
+        let mut row = 0;
+        self.layout
+            .shape
+            .sections
+            .iter()
+            .map(|section| SectionView {
+                name: section.name.clone(),
+                category: section.category.clone(),
+                rows: section
+                    .rows
+                    .iter()
+                    .map(|shape| {
+                        let mut states = String::with_capacity(shape.seats as usize);
+                        self.push_row_letters(row, &mut states);
+                        row += 1;
+                        RowView {
+                            name: shape.name.clone(),
+                            seats: shape.seats,
+                            gaps_after: shape.gaps_after.clone(),
+                            states,
+                        }
+                    })
+                    .collect(),
+            })
+            .collect()
     }
 
     /// Which of `seats` are taken (held, booked or blocked).
