@@ -27,7 +27,6 @@ use crate::persistence::data_dir::{DataDir, DataDirError};
 use crate::persistence::journal::JournalError;
 use crate::persistence::recovery::RecoveryError;
 use crate::persistence::{SnapshotError, SnapshotStore};
-use crate::service::BoxOffice;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 mod steps;
@@ -187,11 +186,7 @@ impl Application {
         let live = Arc::new(Live::new(&settings.live));
         let webhooks =
             steps::start_webhooks(&settings, &logs.changes, &data_dir, cluster.as_ref(), &live)?;
-        let service = Arc::new(BoxOffice::new(
-            Arc::clone(&registry),
-            Arc::clone(&logs.log),
-            settings.limits.clone(),
-        ));
+        let service = steps::service(&settings, &registry, &logs.log);
         let http_stats = Arc::new(HttpStats::default());
         let exporter = steps::exporter(steps::Measured {
             http: Arc::clone(&http_stats),
@@ -211,6 +206,7 @@ impl Application {
             stopping: AtomicBool::new(false),
             in_flight: AtomicUsize::new(0),
             live,
+            seat_frames: Default::default(),
             changes: logs.changes,
             openapi: openapi_bytes(&settings.limits),
             body_timeout: Duration::from_millis(settings.server.client_request_timeout_ms),

@@ -8,7 +8,7 @@ use boxoffice_metrics::prometheus_client::metrics::MetricType;
 use boxoffice_metrics::{counter, gauge};
 
 /// What event actors decided, counted as they decide it.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct EventCounters {
     /// Bookings made, by what they got: `[confirmed, held, waiting]`.
     pub booked: [AtomicU64; 3],
@@ -24,6 +24,31 @@ pub struct EventCounters {
     pub room_admitted: AtomicU64,
     /// Waiting-room admissions that lapsed unused.
     pub room_expired: AtomicU64,
+    /// Seats booked (confirmed) at seated events.
+    pub seats_booked: AtomicU64,
+    /// How long a best-available booking took to decide, in nanoseconds.
+    pub best_available: boxoffice_metrics::AtomicHistogram,
+}
+
+impl Default for EventCounters {
+    fn default() -> Self {
+        // Best available takes microseconds (bench/README.md): buckets
+        // from a quarter of one to a millisecond, and one for outliers.
+        const NANOS: &[u64] = &[
+            250, 500, 1_000, 2_000, 5_000, 10_000, 20_000, 50_000, 100_000, 1_000_000,
+        ];
+        Self {
+            booked: Default::default(),
+            cancellations: Default::default(),
+            promotions: Default::default(),
+            holds_expired: Default::default(),
+            mailbox_rejections: Default::default(),
+            room_admitted: Default::default(),
+            room_expired: Default::default(),
+            seats_booked: Default::default(),
+            best_available: boxoffice_metrics::AtomicHistogram::new(NANOS, 1e9),
+        }
+    }
 }
 
 /// Which of [`EventCounters::booked`] a booking counts in.
@@ -92,6 +117,18 @@ impl EventCounters {
             "boxoffice_mailbox_rejections",
             "Changes refused with 503 because an event's mailbox was full",
             &self.mailbox_rejections,
+        )?;
+        counter(
+            encoder,
+            "boxoffice_seats_booked",
+            "Seats booked (confirmed) at seated events",
+            &self.seats_booked,
+        )?;
+        boxoffice_metrics::histogram(
+            encoder,
+            "boxoffice_best_available_seconds",
+            "Time to decide a best-available booking at a seated event (the choice of seats and its apply)",
+            &self.best_available,
         )?;
         counter(
             encoder,

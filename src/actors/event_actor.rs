@@ -361,6 +361,7 @@ impl EventActor {
             Change::Expired { .. } | Change::ExpiredLate { .. }
         );
         let promoted = made.promoted;
+        let seats_booked = made.seats_booked;
         let (room_admitted, room_expired) = match made.change {
             Change::RoomAdmitted { count, .. } => (count as usize, 0),
             Change::RoomLapsed { .. } => (0, made.items.len()),
@@ -377,6 +378,7 @@ impl EventActor {
                 EventCounters::add(&counters.holds_expired, 1);
             }
             EventCounters::add(&counters.promotions, promoted);
+            EventCounters::add(&counters.seats_booked, seats_booked);
             EventCounters::add(&counters.room_admitted, room_admitted);
             EventCounters::add(&counters.room_expired, room_expired);
         }

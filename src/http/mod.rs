@@ -37,6 +37,8 @@ pub struct AppState {
     pub openapi: actix_web::web::Bytes,
     /// Open live streams.
     pub live: Arc<api::live::Live>,
+    /// The frames the seat maps' live streams share.
+    pub seat_frames: api::seat_live::SeatFrameCache,
     /// The change feed.
     pub changes: Arc<crate::changes::ChangeFeed>,
     /// Set once the service has begun to stop; `/ready` then says 503 and

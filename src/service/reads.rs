@@ -183,7 +183,7 @@ impl BoxOffice {
     /// Reads event `id`'s newest state from its actor, once what it shows
     /// is durable (for live streams: a stream told of a change must send
     /// the state with it), with the LSN of the newest change it reflects.
-    async fn read_at<T: Send + 'static>(
+    pub(super) async fn read_at<T: Send + 'static>(
         &self,
         id: EventId,
         op: impl FnOnce(&Event) -> T + Send + 'static,

@@ -3,8 +3,11 @@
 //! read inside the event's turn, where its map is.
 
 use super::{BoxOffice, Result};
-use crate::domain::seating::{SeatRequest, SectionView};
+use std::sync::Arc;
+
+use crate::domain::seating::{Layout, SeatRequest, SectionView};
 use crate::domain::{BookingView, DomainError, EventChange, EventId, Limit, UserId};
+use crate::persistence::journal::Lsn;
 
 /// What a booking asks for, as the client sent it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -33,6 +36,7 @@ impl BoxOffice {
     /// available seats, or (at an unseated event) tickets.
     pub async fn book_as(&self, id: EventId, user: UserId, ask: SeatAsk) -> Result<BookingView> {
         let max = self.limits.max_bookings_per_event;
+        let counters = Arc::clone(self.registry.counters());
         self.change(id, move |event, ids, now| {
             if event.is_new_user(&user) && event.record_count() as u64 >= max {
                 return Err(DomainError::LimitReached {
@@ -66,7 +70,14 @@ impl BoxOffice {
                     together: ask.together.unwrap_or(true),
                 },
             };
-            event.book_seats(&user, request, ids, now)
+            let best = matches!(request, SeatRequest::Best { .. });
+            let started = std::time::Instant::now();
+            let booked = event.book_seats(&user, request, ids, now);
+            if best {
+                let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+                counters.best_available.observe(nanos);
+            }
+            booked
         })
         .await
     }
@@ -96,5 +107,17 @@ impl BoxOffice {
             index: self.live_id(id, lsn),
             sections,
         })
+    }
+
+    /// Event `id`'s newest seat letters once durable, its layout, and the
+    /// LSN they reflect: for live streams, which must send the newest state.
+    pub async fn seat_letters_at(&self, id: EventId) -> Result<(Arc<Layout>, Vec<u8>, Lsn)> {
+        let (seats, lsn) = self
+            .read_at(id, |event| {
+                event.seating().map(|s| (s.shared_layout(), s.letters()))
+            })
+            .await?;
+        let (layout, letters) = seats.ok_or(DomainError::NotSeated)?;
+        Ok((layout, letters, lsn))
     }
 }

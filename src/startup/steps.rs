@@ -416,3 +416,17 @@ pub(super) fn serve_options(settings: &Settings) -> ServeOptions {
         max_unsent_bytes: settings.server.max_unsent_bytes,
     }
 }
+
+/// The booking service over the registry and the change log.
+pub(super) fn service(
+    settings: &Settings,
+    registry: &Arc<Registry>,
+    log: &Arc<dyn ChangeLog>,
+) -> Arc<BoxOffice> {
+    let limits = settings.limits.clone();
+    Arc::new(BoxOffice::new(
+        Arc::clone(registry),
+        Arc::clone(log),
+        limits,
+    ))
+}

@@ -10,20 +10,20 @@ use crate::helpers::{spawn_app, spawn_app_with, TestApp};
 
 /// One SSE message.
 #[derive(Debug)]
-struct Message {
-    id: u64,
-    event: String,
-    data: Value,
+pub(crate) struct Message {
+    pub id: u64,
+    pub event: String,
+    pub data: Value,
 }
 
 /// Reads messages off an open stream.
-struct Reader {
+pub(crate) struct Reader {
     body: futures_util::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>,
     buffer: String,
 }
 
 impl Reader {
-    async fn open(app: &TestApp, path: &str) -> Reader {
+    pub async fn open(app: &TestApp, path: &str) -> Reader {
         let res = app
             .client
             .get(format!("{}{path}", app.base))
@@ -44,7 +44,7 @@ impl Reader {
 
     /// The next message within `wait`, skipping comments; `None` on
     /// timeout or the end of the stream.
-    async fn next(&mut self, wait: Duration) -> Option<Message> {
+    pub async fn next(&mut self, wait: Duration) -> Option<Message> {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             if let Some(end) = self.buffer.find("\n\n") {

@@ -2,11 +2,16 @@
 //! available, the map, blocking, the queue at a seated event, errors, and
 //! seats across restarts of the real binary.
 
+use futures_util::StreamExt;
 use nix::sys::signal::Signal;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
+use std::collections::BTreeMap;
+use std::time::Duration;
+
 use crate::helpers::{assert_error, spawn_app, spawn_app_with, TestApp};
+use crate::live::Reader;
 use crate::process::{request, Server};
 
 /// Stalls (standard): A of 20 seats with a gap after 10, B of 22;
@@ -466,4 +471,134 @@ async fn seats_survive_sigkill_and_sigterm_restarts() {
     )
     .await;
     assert_eq!(status, StatusCode::CONFLICT, "a's seat is still a's: {got}");
+}
+
+/// Every seat's letter in a map body, by seat id.
+fn letters(map: &Value) -> BTreeMap<String, char> {
+    let mut out = BTreeMap::new();
+    for section in map["sections"].as_array().expect("sections") {
+        for row in section["rows"].as_array().expect("rows") {
+            let states = row["states"].as_str().expect("states");
+            for (n, letter) in states.chars().enumerate() {
+                let id = format!(
+                    "{}-{}-{}",
+                    section["name"].as_str().expect("name"),
+                    row["name"].as_str().expect("row"),
+                    n + 1
+                );
+                out.insert(id, letter);
+            }
+        }
+    }
+    out
+}
+
+/// A watcher's map, kept by applying `seat_changes` to the first `seats`,
+/// equals `GET .../seats` once a burst of bookings is over; the burst is
+/// coalesced into a few messages whose ids grow.
+#[actix_web::test]
+async fn the_live_map_follows_every_change_coalesced() {
+    let app = spawn_app().await;
+    let (_, created) = app
+        .post(
+            "/api/events",
+            json!({"seating": {"sections": [{"name": "S", "rowCount": 10, "seatsPerRow": 30}]}}),
+        )
+        .await;
+    let event = created["event"]["id"].as_u64().expect("id");
+    let mut stream = Reader::open(&app, &format!("/api/events/{event}/seats/live")).await;
+    let first = stream
+        .next(Duration::from_secs(2))
+        .await
+        .expect("the whole map");
+    assert_eq!(first.event, "seats");
+    assert_eq!(first.data["event_id"], event);
+    let mut watched = letters(&first.data);
+    assert_eq!(watched.len(), 300);
+    let users: Vec<String> = (0..120).map(|i| format!("u{i}")).collect();
+    futures_util::stream::iter(&users)
+        .for_each_concurrent(32, |user| {
+            let app = &app;
+            async move {
+                let (status, body) = put(app, event, user, Some(json!({"quantity": 2}))).await;
+                assert_eq!(status, StatusCode::OK, "{body}");
+            }
+        })
+        .await;
+    let (_, map) = app.get(&format!("/api/events/{event}/seats")).await;
+    let wanted = letters(&map);
+    let mut ids = vec![first.id];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while watched != wanted {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let message = stream.next(left).await.unwrap_or_else(|| {
+            panic!(
+                "no message within 5 s; {} seats differ",
+                watched
+                    .iter()
+                    .filter(|(k, v)| wanted.get(*k) != Some(v))
+                    .count()
+            )
+        });
+        ids.push(message.id);
+        match message.event.as_str() {
+            "seat_changes" => {
+                assert_eq!(message.data["index"], message.id);
+                for (seat, letter) in message.data["seats"].as_object().expect("seats") {
+                    let letter = letter
+                        .as_str()
+                        .and_then(|l| l.chars().next())
+                        .expect("a letter");
+                    assert!(
+                        watched.insert(seat.clone(), letter).is_some(),
+                        "{seat} is on the map"
+                    );
+                }
+            }
+            "seats" => watched = letters(&message.data),
+            other => panic!("unexpected event {other}"),
+        }
+    }
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids grow: {ids:?}");
+    assert!(ids.len() < 60, "120 bookings gave {} messages", ids.len());
+    assert_eq!(wanted.values().filter(|&&l| l == 'b').count(), 240);
+    app.stop().await;
+}
+
+#[actix_web::test]
+async fn a_live_map_of_nothing_is_404_and_of_an_unseated_event_409() {
+    let app = spawn_app().await;
+    let plain = app.create_event(3).await;
+    let url = |path: &str| format!("{}{path}", app.base);
+    let status = |path: &str| {
+        let request = app.client.get(url(path));
+        async move { request.send().await.expect("sent").status() }
+    };
+    assert_eq!(
+        status("/api/events/77/seats/live").await,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        status(&format!("/api/events/{plain}/seats/live")).await,
+        StatusCode::CONFLICT
+    );
+    let seated = create_hall(&app).await;
+    let head = app
+        .client
+        .head(url(&format!("/api/events/{seated}/seats/live")))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(head.status(), StatusCode::OK);
+    assert!(head.headers()["content-type"]
+        .to_str()
+        .expect("ascii")
+        .starts_with("text/event-stream"));
+    let head = app
+        .client
+        .head(url(&format!("/api/events/{plain}/seats/live")))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(head.status(), StatusCode::CONFLICT);
 }

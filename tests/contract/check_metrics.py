@@ -53,6 +53,8 @@ def main():
         "boxoffice_room_waiting",
         "boxoffice_room_admitted_total",
         "boxoffice_room_expired_total",
+        "boxoffice_seats_booked_total",
+        "boxoffice_best_available_seconds_count",
         "boxoffice_cluster_is_leader",
         "boxoffice_cluster_term",
         "boxoffice_cluster_commit_index",
@@ -67,6 +69,12 @@ def main():
     event = json.loads(body)["event"]["id"]
     for user in ["metrics-a", "metrics-b"]:
         fetch(base, f"/api/events/{event}/bookings/{user}", "PUT")
+    seating = {"seating": {"sections": [{"name": "S", "rowCount": 1, "seatsPerRow": 4}]}}
+    status, _, body = fetch(base, "/api/events", "POST", seating)
+    assert status == 201, body
+    seated = json.loads(body)["event"]["id"]
+    status, _, body = fetch(base, f"/api/events/{seated}/bookings/metrics-c", "PUT", {"quantity": 2})
+    assert status == 200, body
     after = samples(base)
 
     def delta(name, **labels):
@@ -77,7 +85,9 @@ def main():
     assert delta("boxoffice_http_requests_total", route=route, method="PUT", status="200") == 2
     assert delta("boxoffice_bookings_total", outcome="confirmed") == 1
     assert delta("boxoffice_bookings_total", outcome="waiting") == 1
-    assert delta("boxoffice_events") == 1
+    assert delta("boxoffice_events") == 2
+    assert delta("boxoffice_seats_booked_total") == 2
+    assert delta("boxoffice_best_available_seconds_count") == 1
     print(f"metrics: {len(after)} samples parsed; counters moved as expected")
 
 

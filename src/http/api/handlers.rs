@@ -580,7 +580,7 @@ pub async fn booking_live_head(
 }
 
 /// The headers a live stream starts with.
-fn stream_headers() -> HttpResponse {
+pub(crate) fn stream_headers() -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/event-stream")
         .insert_header((header::CACHE_CONTROL, "no-cache"))

@@ -90,6 +90,29 @@ struct EventStreams {
 /// Counts one stream as watching its event while it lives.
 struct Watching(Arc<EventStreams>);
 
+/// One stream's share of its event's message budget: the event's streams
+/// (of every kind) together send at most `live.max_messages_per_sec`.
+pub(crate) struct Budget {
+    /// Counts the stream among its event's while it lives.
+    watching: Watching,
+    /// Least time between two messages of one stream.
+    pub(crate) min_interval: Duration,
+    /// Messages an event's streams send a second, all together.
+    messages_per_sec: u64,
+}
+
+impl Budget {
+    /// The least time between two messages of this stream: `min_interval`,
+    /// or longer, so that the event's streams together send at most
+    /// `messages_per_sec`.
+    pub(crate) fn interval(&self) -> Duration {
+        let watching = self.watching.0.watching.load(Ordering::Relaxed) as u64;
+        let share =
+            Duration::from_micros(watching.saturating_mul(1_000_000) / self.messages_per_sec);
+        self.min_interval.max(share)
+    }
+}
+
 impl Watching {
     fn new(shared: Arc<EventStreams>) -> Self {
         shared.watching.fetch_add(1, Ordering::Relaxed);
@@ -121,6 +144,25 @@ impl Live {
             messages_per_sec: settings.max_messages_per_sec.max(1),
             events: dashmap::DashMap::new(),
         }
+    }
+
+    /// A place in event `event`'s message budget for one more stream.
+    pub(crate) fn budget(&self, event: EventId) -> Budget {
+        Budget {
+            watching: Watching::new(self.shared(event)),
+            min_interval: self.min_interval,
+            messages_per_sec: self.messages_per_sec,
+        }
+    }
+
+    /// What event `event`'s streams share.
+    fn shared(&self, event: EventId) -> Arc<EventStreams> {
+        Arc::clone(
+            self.events
+                .entry(event)
+                .or_insert_with(|| Arc::new(EventStreams::default()))
+                .value(),
+        )
     }
 
     /// Streams open now.
@@ -243,18 +285,12 @@ impl Live {
             Watched::Entry(..) => signals.room,
         };
         changes.borrow_and_update();
-        let shared = Arc::clone(
-            self.events
-                .entry(watched.event())
-                .or_insert_with(|| Arc::new(EventStreams::default()))
-                .value(),
-        );
-        let watching = Watching::new(Arc::clone(&shared));
-        let (json, lsn) = watched.read(&service, &shared).await?;
+        let budget = self.budget(watched.event());
+        let (json, lsn) = watched.read(&service, &budget.watching.0).await?;
         let first_id = service.live_id(watched.event(), lsn);
         let first = watched.message(json.clone(), first_id);
         let stream = Watch {
-            shared: watching,
+            budget,
             service,
             watched,
             changes,
@@ -262,8 +298,6 @@ impl Live {
             last: json,
             last_id: first_id,
             last_sent: Instant::now(),
-            min_interval: self.min_interval,
-            messages_per_sec: self.messages_per_sec,
             first: Some(first),
             _slot: slot,
         };
@@ -457,9 +491,9 @@ impl<V: Send + 'static> GatheredReads<V> {
 
 /// One open stream.
 struct Watch {
-    /// Where its booking reads are gathered.
-    /// What the event's streams share; counts this one while it lives.
-    shared: Watching,
+    /// Its share of the event's message budget, and what the event's
+    /// streams share (its booking reads are gathered there).
+    budget: Budget,
     service: Arc<BoxOffice>,
     watched: Watched,
     /// Wakes after each change that may alter what the stream shows.
@@ -472,9 +506,6 @@ struct Watch {
     last_id: u64,
     /// When the last message went out.
     last_sent: Instant,
-    min_interval: Duration,
-    /// Messages the event's streams send a second, all together.
-    messages_per_sec: u64,
     /// The initial message, not yet sent.
     first: Option<sse::Event>,
     /// Released when the stream is dropped (the client went away or it ended).
@@ -482,16 +513,6 @@ struct Watch {
 }
 
 impl Watch {
-    /// The least time between two messages of this stream: `min_interval`,
-    /// or longer, so that the event's streams together send at most
-    /// `messages_per_sec`.
-    fn interval(&self) -> Duration {
-        let watching = self.shared.0.watching.load(Ordering::Relaxed) as u64;
-        let share =
-            Duration::from_micros(watching.saturating_mul(1_000_000) / self.messages_per_sec);
-        self.min_interval.max(share)
-    }
-
     /// The next message; `None` ends the stream (shutdown, the event gone,
     /// or the booking gone).
     async fn next(mut self) -> Option<(sse::Event, Self)> {
@@ -505,13 +526,17 @@ impl Watch {
             }
             // Coalesce: whatever changes until then goes into one message.
             tokio::select! {
-                _ = tokio::time::sleep_until(self.last_sent + self.interval()) => {}
+                _ = tokio::time::sleep_until(self.last_sent + self.budget.interval()) => {}
                 _ = self.stop.wait_for(|stopping| *stopping) => return None,
             }
             // Seen before reading, so a change after the read wakes us again.
             self.changes.borrow_and_update();
             loop {
-                match self.watched.read(&self.service, &self.shared.0).await {
+                match self
+                    .watched
+                    .read(&self.service, &self.budget.watching.0)
+                    .await
+                {
                     Ok((json, lsn)) => {
                         if json == self.last {
                             break;
@@ -532,7 +557,7 @@ impl Watch {
                     // A full mailbox or the disk refusing: try again shortly,
                     // so the last state still reaches the client.
                     Err(_) => tokio::select! {
-                        _ = tokio::time::sleep(self.min_interval) => {}
+                        _ = tokio::time::sleep(self.budget.min_interval) => {}
                         _ = self.stop.wait_for(|stopping| *stopping) => return None,
                     },
                 }

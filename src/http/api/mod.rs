@@ -16,6 +16,7 @@ pub mod openapi;
 pub mod params;
 pub mod route_table;
 pub mod seat_bodies;
+pub mod seat_live;
 pub mod seats;
 
 use actix_web::{web, HttpRequest, ResponseError};
@@ -61,6 +62,7 @@ fn handler(path: &str, method: &str) -> Option<actix_web::Route> {
         (BOOKING_LIVE, "HEAD") => return Some(route.to(booking_live_head)),
         (CHANGES_LIVE, "HEAD") => return Some(route.to(changes_live_head)),
         (ROOM_LIVE, "HEAD") => return Some(route.to(room_live_head)),
+        (SEATS_LIVE, "HEAD") => return Some(route.to(seats::seats_live_head)),
         (_, "HEAD") => "GET",
         _ => method,
     };
@@ -97,6 +99,7 @@ fn handler(path: &str, method: &str) -> Option<actix_web::Route> {
         (ROOM_LIVE, "GET") => route.to(room_live),
         (SEATS, "GET") => route.to(seats::seat_map),
         (SEATS, "PATCH") => route.to(seats::block_seats),
+        (SEATS_LIVE, "GET") => route.to(seats::seats_live),
         _ => return None,
     })
 }

@@ -50,7 +50,7 @@ use crate::http::api::seats;
         put_member, delete_member,
         changes, changes_live,
         join_room, get_room_entry, leave_room, room_live,
-        seats::get_seats, seats::patch_seats,
+        seats::get_seats, seats::patch_seats, seats::get_seats_live,
     ),
     components(schemas(
         ErrorBody, HealthJson, LeaderJson, ClusterJson, MemberJson, MemberRequest, MemberAdded,

@@ -120,6 +120,8 @@ pub mod paths {
     pub const ROOM_LIVE: &str = "/api/events/{eventId}/room/{userId}/live";
     /// A seated event's seat map; blocking seats (organiser).
     pub const SEATS: &str = "/api/events/{eventId}/seats";
+    /// A seated event's seat map as Server-Sent Events.
+    pub const SEATS_LIVE: &str = "/api/events/{eventId}/seats/live";
 }
 
 /// The table.
@@ -246,6 +248,10 @@ pub const ROUTES: &[Route] = &[
             op("HEAD", Public),
             op("PATCH", Organiser),
         ],
+    },
+    Route {
+        path: paths::SEATS_LIVE,
+        operations: &READ_PUBLIC,
     },
 ];
 

@@ -2,14 +2,20 @@
 //! with their OpenAPI descriptions. Booking seats goes through the booking
 //! routes (their bodies carry `seats`, `category` and `together`).
 
-use actix_web::{web, HttpResponse};
+use std::sync::Arc;
+
+use actix_web::{web, HttpRequest, HttpResponse, Responder};
+use actix_web_lab::sse::Sse;
 
 use crate::http::api::auth::Organiser;
 use crate::http::api::dto::{BookingJson, EventChangeResponse};
 use crate::http::api::error::{ApiError, ErrorBody, JsonLine};
 use crate::http::api::extract::{event_id, ValidJson};
+use crate::http::api::handlers::stream_headers;
 use crate::http::api::params::EventIdParam;
 use crate::http::api::seat_bodies::{SeatMapJson, SeatsPatchRequest};
+use crate::http::identity::client_ip_of;
+use crate::http::transport::stream::ClientGone;
 use crate::http::AppState;
 
 type State = web::Data<AppState>;
@@ -48,6 +54,37 @@ pub async fn block_seats(
     }))
 }
 
+/// `GET /api/events/{eventId}/seats/live`: the map as Server-Sent Events.
+pub async fn seats_live(
+    req: HttpRequest,
+    state: State,
+    path: web::Path<String>,
+) -> Result<impl Responder, ApiError> {
+    let id = event_id(&path)?;
+    let stream = state
+        .seat_frames
+        .open(
+            &state.live,
+            Arc::clone(&state.service),
+            id,
+            client_ip_of(&req),
+            req.conn_data::<Arc<ClientGone>>().cloned(),
+        )
+        .await?;
+    Ok(Sse::from_infallible_stream(stream).with_keep_alive(state.live.keep_alive))
+}
+
+/// `HEAD /api/events/{eventId}/seats/live`: the stream's headers, without
+/// opening it (404 or 409 as the stream would answer).
+pub async fn seats_live_head(
+    state: State,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = event_id(&path)?;
+    state.service.seat_map(id).await?;
+    Ok(stream_headers())
+}
+
 /// A seated event's map and each seat's state, never who holds it.
 #[utoipa::path(get, path = "/api/events/{eventId}/seats", tag = "seats",
     params(EventIdParam),
@@ -77,3 +114,22 @@ pub(crate) fn get_seats() {}
 )]
 #[allow(dead_code)] // Carries the path's description alone.
 pub(crate) fn patch_seats() {}
+
+/// A seated event's map as Server-Sent Events: at once `event: seats` whose
+/// `data` is the JSON of `GET .../seats`, then `event: seat_changes` with
+/// `{"index": n, "seats": {"Stalls-A-12": "b", ...}}` for the seats that
+/// changed, coalesced under the event's message budget (as the other
+/// streams); a client that falls behind gets `event: seats` again instead
+/// of a backlog. `id` is the index.
+#[utoipa::path(get, path = "/api/events/{eventId}/seats/live", tag = "live",
+    params(EventIdParam),
+    responses(
+        (status = 200, description = "The stream", content_type = "text/event-stream", body = String),
+        (status = 400, description = "The id is invalid", body = ErrorBody),
+        (status = 404, description = "No such event", body = ErrorBody),
+        (status = 409, description = "`NOT_SEATED`: the event has no seat map", body = ErrorBody),
+        (status = 503, description = "`live.max_streams` streams are open, or the service is stopping", body = ErrorBody),
+    ),
+)]
+#[allow(dead_code)] // Carries the path's description alone.
+pub(crate) fn get_seats_live() {}

@@ -53,6 +53,11 @@ pub struct Undo {
 
 impl Undo {
     /// The seats' part, made when first needed.
+    /// What the change did to the seats, if anything.
+    pub fn seat_moves(&self) -> Option<&SeatUndo> {
+        self.seats.as_deref()
+    }
+
     pub(super) fn seats(&mut self) -> &mut SeatUndo {
         self.seats.get_or_insert_with(Box::default)
     }

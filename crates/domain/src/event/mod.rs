@@ -63,6 +63,8 @@ pub struct Made {
     /// Whether an existing waiting-room entry may have moved (its status,
     /// or its place: every admission moves everyone behind).
     pub room_moved: bool,
+    /// Seats it booked (confirmed), at a seated event.
+    pub seats_booked: usize,
 }
 
 /// The answer to a live operation: what the client sees, and the change it
@@ -589,7 +591,12 @@ impl Event {
                 .iter()
                 .map(|&h| FeedItem::booking(self.view(h))),
         );
+        let seats_booked = match (applied.undo.seat_moves(), self.seating.as_deref()) {
+            (Some(moves), Some(seating)) => moves.booked(seating),
+            _ => 0,
+        };
         Made {
+            seats_booked,
             change,
             undo: applied.undo,
             promoted: applied.promoted.len(),

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use super::shape::SeatShape;
-use super::SeatIx;
+use super::{RowView, SeatIx, SectionView};
 
 /// One row's place in the map.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,6 +127,36 @@ impl Layout {
         (1..=info.seats)
             .contains(&number)
             .then(|| info.first + number - 1)
+    }
+
+    /// The map as readers see it, given every seat's letter in map order.
+    pub fn view(&self, letters: &[u8]) -> Vec<SectionView> {
+        let mut rows = self.rows.iter();
+        self.shape
+            .sections
+            .iter()
+            .map(|section| SectionView {
+                name: section.name.clone(),
+                category: section.category.clone(),
+                rows: section
+                    .rows
+                    .iter()
+                    .zip(rows.by_ref())
+                    .map(|(shape, info)| {
+                        let first = info.first as usize;
+                        let row = letters
+                            .get(first..first + info.seats as usize)
+                            .unwrap_or(&[]);
+                        RowView {
+                            name: shape.name.clone(),
+                            seats: shape.seats,
+                            gaps_after: shape.gaps_after.clone(),
+                            states: row.iter().map(|&b| b as char).collect(),
+                        }
+                    })
+                    .collect(),
+            })
+            .collect()
     }
 
     /// The index of a category by name.

@@ -123,6 +123,22 @@ pub struct SeatUndo {
 }
 
 impl SeatUndo {
+    /// Seats the change booked (confirmed): booked now, not before.
+    pub fn booked(&self, seating: &Seating) -> usize {
+        let mut seats: Vec<SeatIx> = self
+            .states
+            .iter()
+            .filter(|&&(seat, before)| {
+                SeatState::from_bits(before) != SeatState::Booked
+                    && seating.state(seat) == SeatState::Booked
+            })
+            .map(|&(seat, _)| seat)
+            .collect();
+        seats.sort_unstable();
+        seats.dedup();
+        seats.len()
+    }
+
     /// Whether the change moved no seat.
     pub fn is_empty(&self) -> bool {
         self.states.is_empty() && self.bookings.is_empty() && self.blocked.is_none()
@@ -231,6 +247,20 @@ impl Seating {
         &self.layout
     }
 
+    /// The layout, shared: for readers that outlive this state (live
+    /// streams name seats with it).
+    pub fn shared_layout(&self) -> Arc<Layout> {
+        Arc::clone(&self.layout)
+    }
+
+    /// Every seat's letter (`f`, `h`, `b`, `x`), in map order.
+    pub fn letters(&self) -> Vec<u8> {
+        self.states
+            .iter()
+            .map(|&b| SeatState::from_bits(b).letter())
+            .collect()
+    }
+
     /// Seats the organiser blocked.
     pub fn blocked(&self) -> u64 {
         self.blocked
@@ -253,44 +283,9 @@ impl Seating {
             .map_or(Want::default(), |b| b.want)
     }
 
-    /// The map's letters for row `row` (`f`, `h`, `b`, `x`), appended.
-    pub fn push_row_letters(&self, row: usize, out: &mut String) {
-        let r = &self.layout.rows[row];
-        let seats = &self.states[r.first as usize..(r.first + r.seats) as usize];
-        out.extend(
-            seats
-                .iter()
-                .map(|&b| SeatState::from_bits(b).letter() as char),
-        );
-    }
-
     /// The map as readers see it: every row with one letter a seat.
     pub fn map_view(&self) -> Vec<SectionView> {
-        let mut row = 0;
-        self.layout
-            .shape
-            .sections
-            .iter()
-            .map(|section| SectionView {
-                name: section.name.clone(),
-                category: section.category.clone(),
-                rows: section
-                    .rows
-                    .iter()
-                    .map(|shape| {
-                        let mut states = String::with_capacity(shape.seats as usize);
-                        self.push_row_letters(row, &mut states);
-                        row += 1;
-                        RowView {
-                            name: shape.name.clone(),
-                            seats: shape.seats,
-                            gaps_after: shape.gaps_after.clone(),
-                            states,
-                        }
-                    })
-                    .collect(),
-            })
-            .collect()
+        self.layout.view(&self.letters())
     }
 
     /// Which of `seats` are taken (held, booked or blocked).

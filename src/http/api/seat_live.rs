@@ -1,0 +1,321 @@
+//! `GET /api/events/{eventId}/seats/live`: a seated event's map as
+//! Server-Sent Events: at once `event: seats` with the whole map, then
+//! `event: seat_changes` with the seats that changed since the stream's
+//! last message.
+//!
+//! Why frames: an on-sale has thousands of watchers of one map of up to
+//! 200,000 seats, so nothing per watcher may cost a pass over the map. The
+//! event's streams share *frames*: the seat letters as of one durable
+//! change, each with the seats that differ from the frame before. A frame
+//! is made at most once per `live.min_interval_ms` (one read of the map
+//! from the event's actor, by whichever stream needs it first), so frames
+//! coalesce changes under the same budget as every stream. A stream sends
+//! the changes of the frames since its last one, merged; streams that wake
+//! at the same frames share one serialisation. A stream whose last frame
+//! has left the window (it fell behind: a stalled client) gets the whole
+//! map instead of a backlog.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use actix_web_lab::sse;
+use bytestring::ByteString;
+use futures_util::{Stream, StreamExt};
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::domain::seating::{Layout, SeatIx};
+use crate::domain::EventId;
+use crate::http::api::error::ApiError;
+use crate::http::api::live::{Budget, Live};
+use crate::http::api::seat_bodies::SeatMapJson;
+use crate::http::transport::stream::ClientGone;
+use crate::persistence::journal::Lsn;
+use crate::service::BoxOffice;
+
+/// Frames kept per event: a stream more than this many frames behind gets
+/// the whole map.
+const FRAMES_KEPT: usize = 64;
+/// Merged change messages kept per event (by first and last frame).
+const MERGED_KEPT: usize = 64;
+
+/// The frames of every watched seated event.
+#[derive(Default)]
+pub struct SeatFrameCache {
+    events: dashmap::DashMap<EventId, Arc<SeatFrames>>,
+}
+
+/// One event's frames.
+#[derive(Default)]
+struct SeatFrames {
+    /// The map's layout, from the first frame on.
+    layout: OnceLock<Arc<Layout>>,
+    /// Frames, oldest first, and merged messages already made.
+    state: Mutex<FramesState>,
+    /// One frame is made at a time.
+    making: tokio::sync::Mutex<()>,
+}
+
+#[derive(Default)]
+struct FramesState {
+    frames: VecDeque<Arc<Frame>>,
+    merged: HashMap<(u64, u64), ByteString>,
+}
+
+/// The seat letters as of one durable change.
+struct Frame {
+    /// The stream id of that change (grows with every change).
+    id: u64,
+    lsn: Lsn,
+    /// The change signal the frame includes everything up to.
+    signal: u64,
+    made: Instant,
+    letters: Vec<u8>,
+    /// Seats whose letter differs from the frame before, with the new one.
+    diff: Vec<(SeatIx, u8)>,
+    /// The whole-map message data, made when a stream first needs it.
+    whole: OnceLock<ByteString>,
+}
+
+impl SeatFrameCache {
+    /// A stream of event `id`'s map: the whole map at once, then changes.
+    /// 404 for no such event, 409 `NOT_SEATED` for an unseated one.
+    pub async fn open(
+        &self,
+        live: &Arc<Live>,
+        service: Arc<BoxOffice>,
+        id: EventId,
+        client: Option<std::net::IpAddr>,
+        gone: Option<Arc<ClientGone>>,
+    ) -> Result<impl Stream<Item = sse::Event> + use<>, ApiError> {
+        let slot = live.admit(client)?;
+        let mut changes = service.changes(id).ok_or(ApiError::EventNotFound)?.any;
+        let signal = *changes.borrow_and_update();
+        let frames = Arc::clone(self.events.entry(id).or_default().value());
+        let budget = live.budget(id);
+        let frame = frames.newest(&service, id, signal, &budget).await?;
+        let stream = SeatWatch {
+            id,
+            frames,
+            service,
+            budget,
+            changes,
+            stop: live.stopping(),
+            last: None,
+            first: Some(frame),
+            last_sent: Instant::now(),
+            _slot: slot,
+        };
+        let gone = async move {
+            match gone {
+                Some(gone) => gone.wait().await,
+                None => std::future::pending().await,
+            }
+        };
+        Ok(futures_util::stream::unfold(stream, SeatWatch::next).take_until(gone))
+    }
+}
+
+impl SeatFrames {
+    /// A frame that includes every change up to `signal`: the newest one
+    /// if it does, else a new one, made no sooner than `min_interval`
+    /// after the newest (so frames coalesce changes).
+    async fn newest(
+        &self,
+        service: &BoxOffice,
+        id: EventId,
+        signal: u64,
+        budget: &Budget,
+    ) -> Result<Arc<Frame>, ApiError> {
+        if let Some(frame) = self.current(signal) {
+            return Ok(frame);
+        }
+        let _making = self.making.lock().await;
+        // Another stream may have made it while this one waited.
+        if let Some(frame) = self.current(signal) {
+            return Ok(frame);
+        }
+        let previous = self.last();
+        if let Some(previous) = &previous {
+            tokio::time::sleep_until(previous.made + budget.min_interval).await;
+        }
+        let (layout, letters, lsn) = service.seat_letters_at(id).await?;
+        let _ = self.layout.set(layout);
+        let frame = match previous {
+            // No change since: the same frame, now known to include more
+            // signals (it keeps its place and its diff).
+            Some(previous) if previous.lsn == lsn => Frame {
+                signal,
+                made: Instant::now(),
+                diff: previous.diff.clone(),
+                whole: previous.whole.clone(),
+                id: previous.id,
+                lsn,
+                letters,
+            },
+            previous => Frame {
+                id: service
+                    .live_id(id, lsn)
+                    .max(previous.as_ref().map_or(0, |p| p.id + 1)),
+                lsn,
+                signal,
+                made: Instant::now(),
+                diff: previous
+                    .as_ref()
+                    .map_or_else(Vec::new, |p| diff(&p.letters, &letters)),
+                letters,
+                whole: OnceLock::new(),
+            },
+        };
+        let frame = Arc::new(frame);
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if state.frames.back().is_some_and(|b| b.id == frame.id) {
+            // The same change, seen later: it stands for the old frame.
+            state.frames.pop_back();
+        }
+        state.frames.push_back(Arc::clone(&frame));
+        if state.frames.len() > FRAMES_KEPT {
+            state.frames.pop_front();
+        }
+        Ok(frame)
+    }
+
+    fn last(&self) -> Option<Arc<Frame>> {
+        let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.frames.back().cloned()
+    }
+
+    /// The newest frame, if it includes every change up to `signal`.
+    fn current(&self, signal: u64) -> Option<Arc<Frame>> {
+        self.last().filter(|f| f.signal >= signal)
+    }
+
+    /// The `seat_changes` data taking a client from frame `from` to frame
+    /// `to`, or `None` when `from` has left the window.
+    fn changes(&self, from: u64, to: &Frame) -> Option<ByteString> {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(made) = state.merged.get(&(from, to.id)) {
+            return Some(made.clone());
+        }
+        let start = state.frames.iter().position(|f| f.id == from)?;
+        let before = &state.frames[start].letters;
+        let mut merged = BTreeMap::new();
+        for frame in state.frames.iter().skip(start + 1) {
+            merged.extend(frame.diff.iter().copied());
+            if frame.id == to.id {
+                break;
+            }
+        }
+        let layout = self.layout.get()?;
+        let seats: serde_json::Map<String, serde_json::Value> = merged
+            .into_iter()
+            .filter(|&(seat, letter)| before.get(seat as usize) != Some(&letter))
+            .map(|(seat, letter)| (layout.seat_id(seat), String::from(letter as char).into()))
+            .collect();
+        let json = serde_json::json!({"index": to.id, "seats": seats}).to_string();
+        let json = ByteString::from(json);
+        if state.merged.len() >= MERGED_KEPT {
+            state.merged.clear();
+        }
+        state.merged.insert((from, to.id), json.clone());
+        Some(json)
+    }
+
+    /// The whole-map data of `frame`.
+    fn whole(&self, event: EventId, frame: &Frame) -> ByteString {
+        frame
+            .whole
+            .get_or_init(|| {
+                let sections = self
+                    .layout
+                    .get()
+                    .map(|layout| layout.view(&frame.letters))
+                    .unwrap_or_default();
+                let body = SeatMapJson {
+                    event_id: event.get(),
+                    index: frame.id,
+                    sections,
+                };
+                ByteString::from(serde_json::to_string(&body).unwrap_or_default())
+            })
+            .clone()
+    }
+}
+
+/// The seats whose letter differs between two frames' letters.
+fn diff(before: &[u8], after: &[u8]) -> Vec<(SeatIx, u8)> {
+    before
+        .iter()
+        .zip(after)
+        .enumerate()
+        .filter(|(_, (a, b))| a != b)
+        .map(|(seat, (_, &b))| (seat as SeatIx, b))
+        .collect()
+}
+
+/// One open stream of a map.
+struct SeatWatch {
+    id: EventId,
+    frames: Arc<SeatFrames>,
+    service: Arc<BoxOffice>,
+    budget: Budget,
+    changes: watch::Receiver<u64>,
+    stop: watch::Receiver<bool>,
+    /// The id of the frame the client has.
+    last: Option<u64>,
+    /// The first frame, not yet sent.
+    first: Option<Arc<Frame>>,
+    last_sent: Instant,
+    _slot: crate::http::api::live::Slot,
+}
+
+impl SeatWatch {
+    async fn next(mut self) -> Option<(sse::Event, Self)> {
+        if let Some(first) = self.first.take() {
+            return Some((self.message_for(&first), self));
+        }
+        loop {
+            tokio::select! {
+                changed = self.changes.changed() => changed.ok()?,
+                _ = self.stop.wait_for(|stopping| *stopping) => return None,
+            }
+            tokio::select! {
+                _ = tokio::time::sleep_until(self.last_sent + self.budget.interval()) => {}
+                _ = self.stop.wait_for(|stopping| *stopping) => return None,
+            }
+            let signal = *self.changes.borrow_and_update();
+            loop {
+                let newest = tokio::select! {
+                    frame = self.frames.newest(&self.service, self.id, signal, &self.budget) => frame,
+                    _ = self.stop.wait_for(|stopping| *stopping) => return None,
+                };
+                match newest {
+                    Ok(frame) if Some(frame.id) == self.last => break,
+                    Ok(frame) => return Some((self.message_for(&frame), self)),
+                    Err(ApiError::EventNotFound) => return None,
+                    // A full mailbox: try again shortly, so the last state
+                    // still reaches the client.
+                    Err(_) => tokio::select! {
+                        _ = tokio::time::sleep(self.budget.min_interval) => {}
+                        _ = self.stop.wait_for(|stopping| *stopping) => return None,
+                    },
+                }
+            }
+        }
+    }
+
+    /// The changes since the client's frame, or the whole map.
+    fn message_for(&mut self, frame: &Frame) -> sse::Event {
+        let changes = self.last.and_then(|from| self.frames.changes(from, frame));
+        let (kind, data) = match changes {
+            Some(data) => ("seat_changes", data),
+            None => ("seats", self.frames.whole(self.id, frame)),
+        };
+        self.last = Some(frame.id);
+        self.last_sent = Instant::now();
+        sse::Data::new(data)
+            .event(kind)
+            .id(frame.id.to_string())
+            .into()
+    }
+}
