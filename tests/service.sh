@@ -7,6 +7,10 @@
 start_service() {
   WORK=$(mktemp -d)
   LOG="$WORK/server.log"
+  # Made here, not by the server's redirect: the loop below reads it at
+  # once, and under `set -e` a sed that finds no file yet ended the script
+  # (stress run 7, round 4: "sed: can't read .../server.log", 5 s in).
+  : >"$LOG"
   trap 'cleanup_service' EXIT
   BOXOFFICE__SERVER__PORT=0 \
   BOXOFFICE__SNAPSHOT__DIR="$WORK/data" \
