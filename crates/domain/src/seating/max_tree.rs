@@ -35,6 +35,11 @@ impl MaxTree {
         }
     }
 
+    /// Heap bytes it holds.
+    pub fn heap_bytes(&self) -> usize {
+        self.nodes.capacity() * std::mem::size_of::<u32>()
+    }
+
     /// The value of slot `i`.
     pub fn get(&self, i: usize) -> u32 {
         self.nodes[self.size + i]

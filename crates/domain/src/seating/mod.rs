@@ -489,16 +489,21 @@ impl Seating {
         Ok(())
     }
 
-    /// Heap bytes held for the seats (not the shared layout): for the
-    /// memory benchmark.
-    pub fn heap_bytes(&self) -> usize {
-        self.states.capacity()
-            + self.bookings.capacity() * std::mem::size_of::<BookingSeats>()
+    /// Heap bytes held for the seats (not the shared layout), for the
+    /// memory benchmark: the seat bytes, the free-run trees, and the
+    /// bookings' seat lists.
+    pub fn heap_parts(&self) -> (usize, usize, usize) {
+        let trees = std::iter::once(&self.runs)
+            .chain(&self.runs_by_category)
+            .map(MaxTree::heap_bytes)
+            .sum();
+        let lists = self.bookings.capacity() * std::mem::size_of::<BookingSeats>()
             + self
                 .bookings
                 .iter()
                 .map(|b| b.seats.len() * std::mem::size_of::<SeatIx>())
-                .sum::<usize>()
+                .sum::<usize>();
+        (self.states.capacity(), trees, lists)
     }
 
     /// Moves `seats` to `state`, then recounts each row they are in once.
