@@ -40,5 +40,5 @@ BOXOFFICE_TEST_CLUSTER=1 exec cargo test --locked --test api -- \
   --skip live::streams_of_nothing --skip live::a_stalled_stream \
   --skip binary:: --skip clocks:: --skip crash:: --skip corruption:: --skip cluster:: \
   --skip deposed:: --skip disk_full:: --skip forwarding:: --skip hostile:: \
-  --skip partition:: \
+  --skip partition:: --skip seats_cluster:: \
   --skip room::the_draw_is_a_fair_permutation "$@"

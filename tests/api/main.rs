@@ -32,5 +32,6 @@ mod resource_routes;
 mod room;
 mod route_table;
 mod seats;
+mod seats_cluster;
 mod seed_routes;
 mod snapshots;
