@@ -301,15 +301,16 @@ impl Live {
             first: Some(first),
             _slot: slot,
         };
-        // The stream (and its place) ends as soon as the client has gone,
-        // not at its next write.
-        let gone = async move {
-            match gone {
-                Some(gone) => gone.wait().await,
-                None => std::future::pending().await,
-            }
-        };
-        Ok(futures_util::stream::unfold(stream, Watch::next).take_until(gone))
+        Ok(futures_util::stream::unfold(stream, Watch::next).take_until(client_gone(gone)))
+    }
+}
+
+/// Resolves once the client has gone: a stream (and its place) ends then,
+/// not at its next write. Never, without a connection to watch.
+pub(crate) async fn client_gone(gone: Option<Arc<ClientGone>>) {
+    match gone {
+        Some(gone) => gone.wait().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -27,7 +27,7 @@ use tokio::time::Instant;
 use crate::domain::seating::{Layout, SeatIx};
 use crate::domain::EventId;
 use crate::http::api::error::ApiError;
-use crate::http::api::live::{Budget, Live};
+use crate::http::api::live::{client_gone, Budget, Live};
 use crate::http::api::seat_bodies::SeatMapJson;
 use crate::http::transport::stream::ClientGone;
 use crate::persistence::journal::Lsn;
@@ -106,13 +106,7 @@ impl SeatFrameCache {
             last_sent: Instant::now(),
             _slot: slot,
         };
-        let gone = async move {
-            match gone {
-                Some(gone) => gone.wait().await,
-                None => std::future::pending().await,
-            }
-        };
-        Ok(futures_util::stream::unfold(stream, SeatWatch::next).take_until(gone))
+        Ok(futures_util::stream::unfold(stream, SeatWatch::next).take_until(client_gone(gone)))
     }
 }
 

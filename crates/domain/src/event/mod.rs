@@ -264,6 +264,28 @@ impl Event {
                 });
             }
         }
+        self.may_book(user, existing, quantity, now)?;
+        self.new_booking(
+            existing,
+            Change::Booked {
+                booking: ids.next_id(),
+                user: user.clone(),
+                quantity,
+                at: now,
+            },
+        )
+    }
+
+    /// What every new booking must pass, after the rebook rule: the sales
+    /// window, the waiting room's admission, the quantity's range, and room
+    /// for one more record (checked before an id is spent).
+    pub(super) fn may_book(
+        &self,
+        user: &UserId,
+        existing: Option<u32>,
+        quantity: u32,
+        now: Timestamp,
+    ) -> Result<(), DomainError> {
         match self.settings.sales_at(now) {
             Sales::Open => {}
             Sales::NotOpen => return Err(DomainError::SalesNotOpen),
@@ -276,14 +298,16 @@ impl Event {
         if quantity == 0 || u64::from(quantity) > max {
             return Err(DomainError::QuantityOutOfRange { max });
         }
-        // Checked before an id is spent.
-        self.ensure_room(existing)?;
-        let mut outcome = self.made_booking(Change::Booked {
-            booking: ids.next_id(),
-            user: user.clone(),
-            quantity,
-            at: now,
-        })?;
+        self.ensure_room(existing)
+    }
+
+    /// Makes a booking change for a user whose record is `existing`.
+    pub(super) fn new_booking(
+        &mut self,
+        existing: Option<u32>,
+        change: Change,
+    ) -> Result<Outcome<BookingView>, DomainError> {
+        let mut outcome = self.made_booking(change)?;
         if let Some(made) = outcome.made.as_mut() {
             made.new_user = existing.is_none();
         }

@@ -8,7 +8,7 @@ use crate::change::Change;
 use crate::ids::{BookingIdSequence, EventId, Timestamp, UserId};
 use crate::room::RoomSettings;
 use crate::seating::{SeatIx, SeatRequest, SeatShape, Seating};
-use crate::settings::{EventSettings, Sales};
+use crate::settings::EventSettings;
 use crate::DomainError;
 
 impl Event {
@@ -158,19 +158,7 @@ impl Event {
                 });
             }
         }
-        match self.settings.sales_at(now) {
-            Sales::Open => {}
-            Sales::NotOpen => return Err(DomainError::SalesNotOpen),
-            Sales::Closed => return Err(DomainError::SalesClosed),
-        }
-        if self.room.settings().is_on() && !self.room.is_admitted(user.as_str(), now) {
-            return Err(DomainError::NotAdmitted);
-        }
-        let quantity = request.quantity();
-        let max = u64::from(self.settings.max_per_user).min(self.settings.total_tickets);
-        if quantity == 0 || u64::from(quantity) > max {
-            return Err(DomainError::QuantityOutOfRange { max });
-        }
+        self.may_book(user, existing, request.quantity(), now)?;
         if let SeatRequest::Exact(seats) = &request {
             let taken = seating.taken(seats);
             if !taken.is_empty() {
@@ -180,17 +168,15 @@ impl Event {
                 ));
             }
         }
-        self.ensure_room(existing)?;
-        let mut outcome = self.made_booking(Change::BookedSeats {
-            booking: ids.next_id(),
-            user: user.clone(),
-            request,
-            at: now,
-        })?;
-        if let Some(made) = outcome.made.as_mut() {
-            made.new_user = existing.is_none();
-        }
-        Ok(outcome)
+        self.new_booking(
+            existing,
+            Change::BookedSeats {
+                booking: ids.next_id(),
+                user: user.clone(),
+                request,
+                at: now,
+            },
+        )
     }
 
     /// Blocks the free seats of `block` and unblocks the blocked seats of
