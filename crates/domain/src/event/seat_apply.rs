@@ -22,6 +22,7 @@ impl Event {
             (Some(_), None) => Err(DomainError::NotSeated),
             (None, Some(_)) => Err(self.inconsistent(format!("{user} booked no seats"))),
             (Some(SeatRequest::Exact(seats)), Some(seating)) => {
+                seating.check_range(&seats)?;
                 if !seating.taken(&seats).is_empty() {
                     return Err(self.inconsistent(format!("{user} booked taken seats")));
                 }
@@ -33,6 +34,9 @@ impl Event {
                 }),
                 Some(seating),
             ) => {
+                if category.is_some_and(|c| usize::from(c) >= seating.layout().categories.len()) {
+                    return Err(self.inconsistent(format!("{user} asked for an unknown category")));
+                }
                 let want = Want {
                     category,
                     apart: !together,

@@ -288,6 +288,17 @@ impl Seating {
         self.layout.view(&self.letters())
     }
 
+    /// Refuses seat numbers past the map's end (a change read from disk or
+    /// a peer is checked before it indexes anything).
+    pub fn check_range(&self, seats: &[SeatIx]) -> Result<(), DomainError> {
+        match seats.iter().find(|&&s| s as usize >= self.states.len()) {
+            Some(s) => Err(DomainError::Inconsistent(format!(
+                "seat {s} is not on the map"
+            ))),
+            None => Ok(()),
+        }
+    }
+
     /// Which of `seats` are taken (held, booked or blocked).
     pub fn taken(&self, seats: &[SeatIx]) -> Vec<SeatIx> {
         seats
@@ -307,6 +318,7 @@ impl Seating {
         want: Want,
         undo: &mut SeatUndo,
     ) -> Result<(), DomainError> {
+        self.check_range(&seats)?;
         if let Some(&seat) = seats.iter().find(|&&s| self.state(s) != SeatState::Free) {
             return Err(DomainError::Inconsistent(format!(
                 "seat {} is taken",
@@ -374,6 +386,8 @@ impl Seating {
         unblock: &[SeatIx],
         undo: &mut SeatUndo,
     ) -> Result<(), DomainError> {
+        self.check_range(block)?;
+        self.check_range(unblock)?;
         let wrong = block
             .iter()
             .find(|&&s| self.state(s) != SeatState::Free)
