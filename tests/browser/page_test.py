@@ -15,11 +15,13 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 WAIT = 10  # seconds, for anything the page has to show
 
 
-def create_event(base, tickets, room=0):
+def create_event(base, tickets, room=0, seating=None):
+    body = {"totalTickets": tickets, "name": "Browser test", "roomAdmitPerMinute": room}
+    if seating is not None:
+        body = {"name": "Seated browser test", "seating": seating}
     req = urllib.request.Request(
         base + "/api/events",
-        data=json.dumps({"totalTickets": tickets, "name": "Browser test",
-                         "roomAdmitPerMinute": room}).encode(),
+        data=json.dumps(body).encode(),
         headers={"Content-Type": "application/json"},
         method="POST",
     )
@@ -27,9 +29,11 @@ def create_event(base, tickets, room=0):
         return json.load(res)["event"]["id"]
 
 
-def book_elsewhere(base, event, user):
+def book_elsewhere(base, event, user, body=None):
     req = urllib.request.Request(
-        f"{base}/api/events/{event}/bookings/{user}", method="PUT"
+        f"{base}/api/events/{event}/bookings/{user}", method="PUT",
+        data=None if body is None else json.dumps(body).encode(),
+        headers={} if body is None else {"Content-Type": "application/json"},
     )
     with urllib.request.urlopen(req, timeout=10) as res:
         assert res.status == 200
@@ -111,7 +115,31 @@ def main():
         wait.until(text_is("room-stream", "live"))
         driver.find_element(By.ID, "book").click()
         wait.until(text_is("room-view", "booked"))
-        print("browser: the page booked, cancelled, followed the live counts and the waiting room")
+
+        # A seated event: the page draws its map, the person picks two
+        # seats and books them, and another client's booking shows live.
+        seated = create_event(base, 0, seating={"sections": [
+            {"name": "Hall", "rows": [{"name": "A", "seats": 6, "gapsAfter": [3]},
+                                      {"name": "B", "seats": 6}]}]})
+        driver.find_element(By.ID, "refresh-events").click()
+        wait.until(has_option(seated))
+        Select(driver.find_element(By.ID, "event-select")).select_by_value(str(seated))
+        wait.until(text_is("seats-stream", "live"))
+        seat = lambda d, id: d.find_element(By.CSS_SELECTOR, f'rect[data-seat="{id}"]')
+        wait.until(lambda d: seat(d, "Hall-A-2").get_attribute("class") == "f")
+        user.clear()
+        user.send_keys("seat-user")
+        seat(driver, "Hall-A-2").click()
+        seat(driver, "Hall-A-3").click()
+        wait.until(text_is("picked", "Hall-A-2, Hall-A-3"))
+        driver.find_element(By.ID, "book-picked").click()
+        wait.until(text_is("booking-view", "Hall-A-2, Hall-A-3"))
+        wait.until(lambda d: seat(d, "Hall-A-3").get_attribute("class") == "b")
+        book_elsewhere(base, seated, "other-seats", {"seats": ["Hall-B-6"]})
+        wait.until(lambda d: seat(d, "Hall-B-6").get_attribute("class") == "b")
+        booked = driver.execute_script("return document.querySelectorAll('#seat-map rect.b').length;")
+        assert booked == 3, booked
+        print("browser: the page booked, cancelled, followed the live counts, the waiting room and the seat map")
     finally:
         driver.quit()
 
