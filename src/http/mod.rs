@@ -38,7 +38,7 @@ pub struct AppState {
     /// Open live streams.
     pub live: Arc<api::live::Live>,
     /// The frames the seat maps' live streams share.
-    pub seat_frames: api::seat_live::SeatFrameCache,
+    pub seat_frames: Arc<api::seat_live::SeatFrameCache>,
     /// The change feed.
     pub changes: Arc<crate::changes::ChangeFeed>,
     /// Set once the service has begun to stop; `/ready` then says 503 and

@@ -13,9 +13,11 @@
 //! the changes of the frames since its last one, merged; streams that wake
 //! at the same frames share one serialisation. A stream whose last frame
 //! has left the window (it fell behind: a stalled client) gets the whole
-//! map instead of a backlog.
+//! map instead of a backlog. Only the newest frame keeps the letters (one
+//! copy of the map an event), older ones their diffs.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use actix_web_lab::sse;
@@ -39,7 +41,9 @@ const FRAMES_KEPT: usize = 64;
 /// Merged change messages kept per event (by first and last frame).
 const MERGED_KEPT: usize = 64;
 
-/// The frames of every watched seated event.
+/// The frames of every watched seated event. An event's frames go when
+/// its last watcher does, so what is kept grows with the events being
+/// watched, not with every event ever watched.
 #[derive(Default)]
 pub struct SeatFrameCache {
     events: dashmap::DashMap<EventId, Arc<SeatFrames>>,
@@ -50,19 +54,27 @@ pub struct SeatFrameCache {
 struct SeatFrames {
     /// The map's layout, from the first frame on.
     layout: OnceLock<Arc<Layout>>,
-    /// Frames, oldest first, and merged messages already made.
+    /// Frames, oldest first, and what only the newest needs.
     state: Mutex<FramesState>,
     /// One frame is made at a time.
     making: tokio::sync::Mutex<()>,
+    /// Streams of the event open now.
+    watchers: std::sync::atomic::AtomicUsize,
 }
 
+/// Older frames keep only their diffs: one copy of the letters (the
+/// newest frame's) and at most one whole-map message per event.
 #[derive(Default)]
 struct FramesState {
     frames: VecDeque<Arc<Frame>>,
+    /// Every seat's letter as of the newest frame.
+    letters: Vec<u8>,
+    /// The whole-map message data of the newest frame, once made.
+    whole: Option<(u64, ByteString)>,
     merged: HashMap<(u64, u64), ByteString>,
 }
 
-/// The seat letters as of one durable change.
+/// One durable change's place in the stream.
 struct Frame {
     /// The stream id of that change (grows with every change).
     id: u64,
@@ -70,18 +82,15 @@ struct Frame {
     /// The change signal the frame includes everything up to.
     signal: u64,
     made: Instant,
-    letters: Vec<u8>,
     /// Seats whose letter differs from the frame before, with the new one.
     diff: Vec<(SeatIx, u8)>,
-    /// The whole-map message data, made when a stream first needs it.
-    whole: OnceLock<ByteString>,
 }
 
 impl SeatFrameCache {
     /// A stream of event `id`'s map: the whole map at once, then changes.
     /// 404 for no such event, 409 `NOT_SEATED` for an unseated one.
     pub async fn open(
-        &self,
+        self: &Arc<Self>,
         live: &Arc<Live>,
         service: Arc<BoxOffice>,
         id: EventId,
@@ -91,7 +100,18 @@ impl SeatFrameCache {
         let slot = live.admit(client)?;
         let mut changes = service.changes(id).ok_or(ApiError::EventNotFound)?.any;
         let signal = *changes.borrow_and_update();
-        let frames = Arc::clone(self.events.entry(id).or_default().value());
+        let frames = {
+            // Counted under the map's lock, so a leaving watcher's
+            // removal never takes frames another is about to use.
+            let entry = self.events.entry(id).or_default();
+            entry.watchers.fetch_add(1, Ordering::AcqRel);
+            Arc::clone(entry.value())
+        };
+        let watching = Watcher {
+            cache: Arc::clone(self),
+            id,
+            frames: Arc::clone(&frames),
+        };
         let budget = live.budget(id);
         let frame = frames.newest(&service, id, signal, &budget).await?;
         let stream = SeatWatch {
@@ -104,9 +124,28 @@ impl SeatFrameCache {
             last: None,
             first: Some(frame),
             last_sent: Instant::now(),
+            _watcher: watching,
             _slot: slot,
         };
         Ok(futures_util::stream::unfold(stream, SeatWatch::next).take_until(client_gone(gone)))
+    }
+}
+
+/// Counts one stream among its event's watchers; the last one out takes
+/// the event's frames with it.
+struct Watcher {
+    cache: Arc<SeatFrameCache>,
+    id: EventId,
+    frames: Arc<SeatFrames>,
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        if self.frames.watchers.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.cache
+                .events
+                .remove_if(&self.id, |_, f| f.watchers.load(Ordering::Acquire) == 0);
+        }
     }
 }
 
@@ -129,44 +168,44 @@ impl SeatFrames {
         if let Some(frame) = self.current(signal) {
             return Ok(frame);
         }
-        let previous = self.last();
-        if let Some(previous) = &previous {
+        if let Some(previous) = self.last() {
             tokio::time::sleep_until(previous.made + budget.min_interval).await;
         }
         let (layout, letters, lsn) = service.seat_letters_at(id).await?;
         let _ = self.layout.set(layout);
-        let frame = match previous {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let frame = match state.frames.back().cloned() {
             // No change since: the same frame, now known to include more
-            // signals (it keeps its place and its diff).
-            Some(previous) if previous.lsn == lsn => Frame {
-                signal,
-                made: Instant::now(),
-                diff: previous.diff.clone(),
-                whole: previous.whole.clone(),
-                id: previous.id,
-                lsn,
-                letters,
-            },
-            previous => Frame {
-                id: service
-                    .live_id(id, lsn)
-                    .max(previous.as_ref().map_or(0, |p| p.id + 1)),
-                lsn,
-                signal,
-                made: Instant::now(),
-                diff: previous
-                    .as_ref()
-                    .map_or_else(Vec::new, |p| diff(&p.letters, &letters)),
-                letters,
-                whole: OnceLock::new(),
-            },
+            // signals (it keeps its place, its diff and its message).
+            Some(previous) if previous.lsn == lsn => {
+                state.frames.pop_back();
+                Frame {
+                    signal,
+                    made: Instant::now(),
+                    diff: previous.diff.clone(),
+                    id: previous.id,
+                    lsn,
+                }
+            }
+            previous => {
+                let diff = match &previous {
+                    Some(_) => diff(&state.letters, &letters),
+                    None => Vec::new(),
+                };
+                state.letters = letters;
+                state.whole = None;
+                Frame {
+                    id: service
+                        .live_id(id, lsn)
+                        .max(previous.map_or(0, |p| p.id + 1)),
+                    lsn,
+                    signal,
+                    made: Instant::now(),
+                    diff,
+                }
+            }
         };
         let frame = Arc::new(frame);
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        if state.frames.back().is_some_and(|b| b.id == frame.id) {
-            // The same change, seen later: it stands for the old frame.
-            state.frames.pop_back();
-        }
         state.frames.push_back(Arc::clone(&frame));
         if state.frames.len() > FRAMES_KEPT {
             state.frames.pop_front();
@@ -192,7 +231,6 @@ impl SeatFrames {
             return Some(made.clone());
         }
         let start = state.frames.iter().position(|f| f.id == from)?;
-        let before = &state.frames[start].letters;
         let mut merged = BTreeMap::new();
         for frame in state.frames.iter().skip(start + 1) {
             merged.extend(frame.diff.iter().copied());
@@ -203,7 +241,6 @@ impl SeatFrames {
         let layout = self.layout.get()?;
         let seats: serde_json::Map<String, serde_json::Value> = merged
             .into_iter()
-            .filter(|&(seat, letter)| before.get(seat as usize) != Some(&letter))
             .map(|(seat, letter)| (layout.seat_id(seat), String::from(letter as char).into()))
             .collect();
         let json = serde_json::json!({"index": to.id, "seats": seats}).to_string();
@@ -215,24 +252,23 @@ impl SeatFrames {
         Some(json)
     }
 
-    /// The whole-map data of `frame`.
-    fn whole(&self, event: EventId, frame: &Frame) -> ByteString {
-        frame
-            .whole
-            .get_or_init(|| {
-                let sections = self
-                    .layout
-                    .get()
-                    .map(|layout| layout.view(&frame.letters))
-                    .unwrap_or_default();
-                let body = SeatMapJson {
-                    event_id: event.get(),
-                    index: frame.id,
-                    sections,
-                };
-                ByteString::from(serde_json::to_string(&body).unwrap_or_default())
-            })
-            .clone()
+    /// The whole-map data of the newest frame, and its id.
+    fn whole(&self, event: EventId) -> Option<(u64, ByteString)> {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let newest = state.frames.back()?.id;
+        if let Some((id, data)) = &state.whole {
+            if *id == newest {
+                return Some((*id, data.clone()));
+            }
+        }
+        let body = SeatMapJson {
+            event_id: event.get(),
+            index: newest,
+            sections: self.layout.get()?.view(&state.letters),
+        };
+        let data = ByteString::from(serde_json::to_string(&body).ok()?);
+        state.whole = Some((newest, data.clone()));
+        Some((newest, data))
     }
 }
 
@@ -260,6 +296,7 @@ struct SeatWatch {
     /// The first frame, not yet sent.
     first: Option<Arc<Frame>>,
     last_sent: Instant,
+    _watcher: Watcher,
     _slot: crate::http::api::live::Slot,
 }
 
@@ -298,18 +335,20 @@ impl SeatWatch {
         }
     }
 
-    /// The changes since the client's frame, or the whole map.
+    /// The changes since the client's frame, or the whole map (of the
+    /// newest frame, which may be newer than `frame`).
     fn message_for(&mut self, frame: &Frame) -> sse::Event {
         let changes = self.last.and_then(|from| self.frames.changes(from, frame));
-        let (kind, data) = match changes {
-            Some(data) => ("seat_changes", data),
-            None => ("seats", self.frames.whole(self.id, frame)),
+        let (kind, data, id) = match changes {
+            Some(data) => ("seat_changes", data, frame.id),
+            None => match self.frames.whole(self.id) {
+                Some((id, data)) => ("seats", data, id),
+                // Only before any frame exists, which `open` rules out.
+                None => ("seats", ByteString::from_static("{}"), frame.id),
+            },
         };
-        self.last = Some(frame.id);
+        self.last = Some(id);
         self.last_sent = Instant::now();
-        sse::Data::new(data)
-            .event(kind)
-            .id(frame.id.to_string())
-            .into()
+        sse::Data::new(data).event(kind).id(id.to_string()).into()
     }
 }
