@@ -82,7 +82,8 @@ def main():
         return after.get(key, 0) - before.get(key, 0)
 
     route = "/api/events/{eventId}/bookings/{userId}"
-    assert delta("boxoffice_http_requests_total", route=route, method="PUT", status="200") == 2
+    # Two on the unseated event, one on the seated.
+    assert delta("boxoffice_http_requests_total", route=route, method="PUT", status="200") == 3
     assert delta("boxoffice_bookings_total", outcome="confirmed") == 1
     assert delta("boxoffice_bookings_total", outcome="waiting") == 1
     assert delta("boxoffice_events") == 2
