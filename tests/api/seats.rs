@@ -162,6 +162,20 @@ async fn a_seated_event_sells_exact_and_best_available_seats_and_shows_its_map()
     );
     // The map never says whose a seat is.
     assert!(!map.to_string().contains("alice"));
+    // gzip for a client that asks for it, plain for one that does not.
+    let url = format!("{}/api/events/{event}/seats", app.base);
+    let zipped = app
+        .client
+        .get(&url)
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(zipped.headers()["content-encoding"], "gzip");
+    let bytes = zipped.bytes().await.expect("body");
+    assert_eq!(bytes[..2], [0x1f, 0x8b], "a gzip stream");
+    let plain = app.client.get(&url).send().await.expect("sent");
+    assert!(plain.headers().get("content-encoding").is_none());
 }
 
 #[actix_web::test]
