@@ -578,7 +578,9 @@ impl Event {
 
     /// What to journal for `change`, with what it did.
     fn made(&self, change: Change, applied: Applied) -> Made {
-        let booked_as = matches!(change, Change::Booked { .. })
+        let booked_as = change
+            .new_booking()
+            .is_some()
             .then(|| self.records.get(applied.handle as usize).map(|r| r.status))
             .flatten();
         let mut items = Vec::with_capacity(1 + applied.entries.len() + applied.promoted.len());

@@ -83,10 +83,16 @@ fn a_seated_event_counts_its_seats_and_books_the_best_together() {
     let mut e = hall(0);
     assert_eq!(e.settings().total_tickets, 14);
     assert_eq!(e.status().blocked_seats, Some(0));
-    let a = e
+    let booked = e
         .book_seats(&user("a"), best(2), &ids, at(1))
-        .expect("books")
-        .value;
+        .expect("books");
+    let made = booked.made.expect("a change");
+    // Counted as a booking (the metrics read this) and as two seats booked.
+    assert_eq!(
+        (made.booked_as, made.seats_booked),
+        (Some(BookingStatus::Confirmed), 2)
+    );
+    let a = booked.value;
     assert_eq!(a.status, BookingStatus::Confirmed);
     // Row A is 1-3 | 4-6 (middle 3.5): every pair there leaves a seat
     // alone, so the nearest pairs, 2-3 and 4-5, tie and the lower wins.
