@@ -789,15 +789,6 @@ impl From<BookingChange> for BookingChangeResponse {
     }
 }
 
-/// Event-change answers.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct EventChangeResponse {
-    /// The event as it now stands.
-    pub event: EventJson,
-    /// Bookings promoted by the change, in queue order.
-    pub promotions: Vec<BookingJson>,
-}
-
 /// One waiting-list item.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct WaitingItemJson {

@@ -10,12 +10,13 @@ use crate::domain::{EventId, EventPatch, RoomPatch, UserId};
 use crate::http::api::auth::{Customer, Organiser};
 use crate::http::api::change_bodies::{ChangeJson, ChangesResponse};
 use crate::http::api::dto::{
-    check_window, timestamp, BookedResponse, BookingChangeResponse, BookingJson, BookingRequest,
+    check_window, timestamp, BookedResponse, BookingChangeResponse, BookingRequest,
     BookingResponse, BookingTargetRequest, CancelResponse, CreateEventRequest, CreatedResponse,
-    EntryResponse, EventChangeResponse, EventJson, PageResponse, QuantityChangeRequest,
-    QuantityRequest, StatusResponse, UpdateEventRequest, WaitingItemJson,
+    EntryResponse, EventJson, PageResponse, QuantityChangeRequest, QuantityRequest, StatusResponse,
+    UpdateEventRequest, WaitingItemJson,
 };
 use crate::http::api::error::{json_line_bytes, ApiError, JsonLine};
+use crate::http::api::event_bodies::EventChangeResponse;
 use crate::http::api::extract::{
     event_id, idempotency_key, user_id, ChangesQuery, LargeJson, OptionalJson, PageQuery, ValidJson,
 };
@@ -105,14 +106,7 @@ pub async fn update_event(
         admit_secs: body.room_admit_secs,
     };
     let changed = state.service.update_event(id, patch, room).await?;
-    Ok(HttpResponse::Ok().json_line(EventChangeResponse {
-        event: changed.status.into(),
-        promotions: changed
-            .promotions
-            .into_iter()
-            .map(BookingJson::from)
-            .collect(),
-    }))
+    Ok(HttpResponse::Ok().json_line(EventChangeResponse::from(changed)))
 }
 
 /// `GET /api/events`.

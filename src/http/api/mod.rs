@@ -8,6 +8,7 @@ pub mod change_bodies;
 pub(crate) mod change_stream;
 pub mod dto;
 pub mod error;
+pub mod event_bodies;
 pub mod extract;
 pub(crate) mod handlers;
 pub mod live;

@@ -20,11 +20,11 @@ use crate::config::LimitSettings;
 use crate::http::api::change_bodies::ChangesResponse;
 use crate::http::api::dto::{
     BookedResponse, BookingChangeResponse, BookingRequest, BookingResponse, BookingTargetRequest,
-    CancelResponse, CreateEventRequest, CreatedResponse, EntryResponse, EventChangeResponse,
-    EventJson, PageResponse, QuantityChangeRequest, QuantityRequest, StatusResponse,
-    UpdateEventRequest, WaitingItemJson,
+    CancelResponse, CreateEventRequest, CreatedResponse, EntryResponse, EventJson, PageResponse,
+    QuantityChangeRequest, QuantityRequest, StatusResponse, UpdateEventRequest, WaitingItemJson,
 };
 use crate::http::api::error::ErrorBody;
+use crate::http::api::event_bodies::EventChangeResponse;
 use crate::http::api::handlers::{ClusterJson, HealthJson, LeaderJson, MemberJson};
 use crate::http::api::members::{MemberAdded, MemberRemoved, MemberRequest};
 use crate::http::api::params::{

@@ -8,8 +8,8 @@ use actix_web::{web, HttpRequest, HttpResponse, Responder};
 use actix_web_lab::sse::Sse;
 
 use crate::http::api::auth::Organiser;
-use crate::http::api::dto::{BookingJson, EventChangeResponse};
 use crate::http::api::error::{ApiError, ErrorBody, JsonLine};
+use crate::http::api::event_bodies::EventChangeResponse;
 use crate::http::api::extract::{event_id, ValidJson};
 use crate::http::api::handlers::stream_headers;
 use crate::http::api::params::EventIdParam;
@@ -44,14 +44,7 @@ pub async fn block_seats(
         .service
         .block_seats(id, body.block, body.unblock)
         .await?;
-    Ok(HttpResponse::Ok().json_line(EventChangeResponse {
-        event: changed.status.into(),
-        promotions: changed
-            .promotions
-            .into_iter()
-            .map(BookingJson::from)
-            .collect(),
-    }))
+    Ok(HttpResponse::Ok().json_line(EventChangeResponse::from(changed)))
 }
 
 /// `GET /api/events/{eventId}/seats/live`: the map as Server-Sent Events.

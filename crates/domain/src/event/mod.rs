@@ -461,13 +461,7 @@ impl Event {
         next_room.check()?;
         if patch.applied_to(&self.settings) == self.settings && next_room == self.room.settings() {
             // Nothing to change: nothing to journal, `updated_at` stays.
-            return Ok(Outcome {
-                value: EventChange {
-                    status: self.status(),
-                    promotions: Vec::new(),
-                },
-                made: None,
-            });
+            return Ok(self.unchanged_event());
         }
         let change = if room.is_empty() {
             Change::Updated { patch, at: now }
@@ -478,6 +472,25 @@ impl Event {
                 at: now,
             }
         };
+        self.made_event_change(change)
+    }
+
+    /// The answer to an event-level operation that changed nothing.
+    pub(super) fn unchanged_event(&self) -> Outcome<EventChange> {
+        Outcome {
+            value: EventChange {
+                status: self.status(),
+                promotions: Vec::new(),
+            },
+            made: None,
+        }
+    }
+
+    /// Applies an event-level change and shows the event and promotions.
+    pub(super) fn made_event_change(
+        &mut self,
+        change: Change,
+    ) -> Result<Outcome<EventChange>, DomainError> {
         let applied = self.apply(&change)?;
         Ok(Outcome {
             value: EventChange {

@@ -217,13 +217,7 @@ impl Event {
             .filter(|&s| seating.state(s) == SeatState::Blocked)
             .collect();
         if block.is_empty() && unblock.is_empty() {
-            return Ok(Outcome {
-                value: EventChange {
-                    status: self.status(),
-                    promotions: Vec::new(),
-                },
-                made: None,
-            });
+            return Ok(self.unchanged_event());
         }
         block.sort_unstable();
         block.dedup();
@@ -234,13 +228,6 @@ impl Event {
             unblock,
             at: now,
         };
-        let applied = self.apply(&change)?;
-        Ok(Outcome {
-            value: EventChange {
-                status: self.status(),
-                promotions: self.views(&applied.promoted),
-            },
-            made: Some(self.made(change, applied)),
-        })
+        self.made_event_change(change)
     }
 }
