@@ -111,6 +111,36 @@ impl Budget {
             Duration::from_micros(watching.saturating_mul(1_000_000) / self.messages_per_sec);
         self.min_interval.max(share)
     }
+
+    /// Waits for the next change, then out the rest of the stream's
+    /// interval since its last message (`last_sent`), so whatever changes
+    /// until then goes into one message. `None`: the service is stopping,
+    /// or the event is gone.
+    pub(crate) async fn next_turn(
+        &self,
+        changes: &mut watch::Receiver<u64>,
+        stop: &mut watch::Receiver<bool>,
+        last_sent: Instant,
+    ) -> Option<()> {
+        tokio::select! {
+            changed = changes.changed() => changed.ok()?,
+            _ = stop.wait_for(|stopping| *stopping) => return None,
+        }
+        tokio::select! {
+            _ = tokio::time::sleep_until(last_sent + self.interval()) => Some(()),
+            _ = stop.wait_for(|stopping| *stopping) => None,
+        }
+    }
+
+    /// Waits `min_interval` before a read is tried again (a full mailbox,
+    /// the disk refusing), so the last state still reaches the client.
+    /// `None`: the service is stopping.
+    pub(crate) async fn pause(&self, stop: &mut watch::Receiver<bool>) -> Option<()> {
+        tokio::select! {
+            _ = tokio::time::sleep(self.min_interval) => Some(()),
+            _ = stop.wait_for(|stopping| *stopping) => None,
+        }
+    }
 }
 
 impl Watching {
@@ -521,15 +551,9 @@ impl Watch {
             return Some((first, self));
         }
         loop {
-            tokio::select! {
-                changed = self.changes.changed() => changed.ok()?,
-                _ = self.stop.wait_for(|stopping| *stopping) => return None,
-            }
-            // Coalesce: whatever changes until then goes into one message.
-            tokio::select! {
-                _ = tokio::time::sleep_until(self.last_sent + self.budget.interval()) => {}
-                _ = self.stop.wait_for(|stopping| *stopping) => return None,
-            }
+            self.budget
+                .next_turn(&mut self.changes, &mut self.stop, self.last_sent)
+                .await?;
             // Seen before reading, so a change after the read wakes us again.
             self.changes.borrow_and_update();
             loop {
@@ -555,12 +579,7 @@ impl Watch {
                         return Some((message, self));
                     }
                     Err(ApiError::EventNotFound | ApiError::BookingNotFound) => return None,
-                    // A full mailbox or the disk refusing: try again shortly,
-                    // so the last state still reaches the client.
-                    Err(_) => tokio::select! {
-                        _ = tokio::time::sleep(self.budget.min_interval) => {}
-                        _ = self.stop.wait_for(|stopping| *stopping) => return None,
-                    },
+                    Err(_) => self.budget.pause(&mut self.stop).await?,
                 }
             }
         }

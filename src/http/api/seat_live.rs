@@ -306,14 +306,9 @@ impl SeatWatch {
             return Some((self.message_for(&first), self));
         }
         loop {
-            tokio::select! {
-                changed = self.changes.changed() => changed.ok()?,
-                _ = self.stop.wait_for(|stopping| *stopping) => return None,
-            }
-            tokio::select! {
-                _ = tokio::time::sleep_until(self.last_sent + self.budget.interval()) => {}
-                _ = self.stop.wait_for(|stopping| *stopping) => return None,
-            }
+            self.budget
+                .next_turn(&mut self.changes, &mut self.stop, self.last_sent)
+                .await?;
             let signal = *self.changes.borrow_and_update();
             loop {
                 let newest = tokio::select! {
@@ -324,12 +319,7 @@ impl SeatWatch {
                     Ok(frame) if Some(frame.id) == self.last => break,
                     Ok(frame) => return Some((self.message_for(&frame), self)),
                     Err(ApiError::EventNotFound) => return None,
-                    // A full mailbox: try again shortly, so the last state
-                    // still reaches the client.
-                    Err(_) => tokio::select! {
-                        _ = tokio::time::sleep(self.budget.min_interval) => {}
-                        _ = self.stop.wait_for(|stopping| *stopping) => return None,
-                    },
+                    Err(_) => self.budget.pause(&mut self.stop).await?,
                 }
             }
         }
