@@ -10,6 +10,7 @@
 
 mod choose;
 mod layout;
+mod lists;
 mod max_tree;
 mod shape;
 #[cfg(test)]
@@ -24,6 +25,7 @@ pub use max_tree::MaxTree;
 pub use shape::{valid_name, RowShape, SeatShape, SectionShape, DEFAULT_CATEGORY, MAX_NAME_CHARS};
 
 use crate::DomainError;
+use lists::{ListUndo, SeatLists};
 
 /// A seat's index in its map: sections, then rows, then seats, in order.
 pub type SeatIx = u32;
@@ -102,22 +104,13 @@ pub struct Want {
     pub apart: bool,
 }
 
-/// One booking's seats and, while it waits, what it waits for.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-struct BookingSeats {
-    /// Its seats, in map order; kept when it ends.
-    seats: Box<[SeatIx]>,
-    /// What it asked for.
-    want: Want,
-}
-
 /// How to take seat moves back exactly: the caller keeps one per change.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SeatUndo {
     /// Each seat's byte before, in the order they moved.
     states: Vec<(SeatIx, u8)>,
-    /// Each booking's seats before, and how many bookings there were.
-    bookings: Vec<(u32, BookingSeats, usize)>,
+    /// The bookings' seat lists' steps, in order.
+    lists: Vec<ListUndo>,
     /// Blocked seats before, if that moved.
     blocked: Option<u64>,
 }
@@ -141,7 +134,7 @@ impl SeatUndo {
 
     /// Whether the change moved no seat.
     pub fn is_empty(&self) -> bool {
-        self.states.is_empty() && self.bookings.is_empty() && self.blocked.is_none()
+        self.states.is_empty() && self.lists.is_empty() && self.blocked.is_none()
     }
 }
 
@@ -158,28 +151,19 @@ pub struct Seating {
     runs_by_category: Vec<MaxTree>,
     /// Seats the organiser blocked.
     blocked: u64,
-    /// Seats of each booking record, by its handle (shorter than the
-    /// records when the last ones have none).
-    bookings: Vec<BookingSeats>,
+    /// Each booking record's seats (in map order, kept when it ends) and
+    /// what it waits for, by its handle.
+    lists: SeatLists,
 }
 
-/// Equal when every seat and every booking's seats are: empty entries at
-/// the end of the bookings are padding (an undo may leave them).
 impl PartialEq for Seating {
     fn eq(&self, other: &Self) -> bool {
-        let used = |b: &[BookingSeats]| {
-            let len = b
-                .iter()
-                .rposition(|x| *x != BookingSeats::default())
-                .map_or(0, |i| i + 1);
-            b[..len].to_vec()
-        };
         self.layout == other.layout
             && self.states == other.states
             && self.runs == other.runs
             && self.runs_by_category == other.runs_by_category
             && self.blocked == other.blocked
-            && used(&self.bookings) == used(&other.bookings)
+            && self.lists == other.lists
     }
 }
 
@@ -233,7 +217,7 @@ impl Seating {
             runs: MaxTree::new(rows),
             runs_by_category: vec![MaxTree::new(rows); categories],
             blocked: 0,
-            bookings: Vec::new(),
+            lists: SeatLists::default(),
             layout: Arc::new(layout),
         };
         for row in 0..rows {
@@ -273,14 +257,12 @@ impl Seating {
 
     /// The seats of the booking `handle`, in map order.
     pub fn seats_of(&self, handle: u32) -> &[SeatIx] {
-        self.bookings.get(handle as usize).map_or(&[], |b| &b.seats)
+        self.lists.seats(handle)
     }
 
     /// What the booking `handle` waits for.
     pub fn want_of(&self, handle: u32) -> Want {
-        self.bookings
-            .get(handle as usize)
-            .map_or(Want::default(), |b| b.want)
+        self.lists.want(handle)
     }
 
     /// The map as readers see it: every row with one letter a seat.
@@ -326,28 +308,15 @@ impl Seating {
             )));
         }
         seats.sort_unstable();
+        self.lists.set(handle, &seats, want, &mut undo.lists)?;
         self.set_states(&seats, state, undo);
-        self.set_booking(
-            handle,
-            BookingSeats {
-                seats: seats.into_boxed_slice(),
-                want,
-            },
-            undo,
-        );
         Ok(())
     }
 
     /// Notes that the booking `handle` waits for seats (it has none).
     pub fn wait(&mut self, handle: u32, want: Want, undo: &mut SeatUndo) {
-        self.set_booking(
-            handle,
-            BookingSeats {
-                seats: Box::default(),
-                want,
-            },
-            undo,
-        );
+        // An empty list appends nothing, so it cannot be refused.
+        let _ = self.lists.set(handle, &[], want, &mut undo.lists);
     }
 
     /// Moves every seat of the booking `handle` to `state`: booked when a
@@ -359,24 +328,9 @@ impl Seating {
 
     /// Keeps the first `keep` seats of the booking `handle` and frees the rest.
     pub fn keep_first(&mut self, handle: u32, keep: usize, undo: &mut SeatUndo) {
-        let before = self
-            .bookings
-            .get(handle as usize)
-            .cloned()
-            .unwrap_or_default();
-        self.set_states(
-            before.seats.get(keep..).unwrap_or(&[]),
-            SeatState::Free,
-            undo,
-        );
-        self.set_booking(
-            handle,
-            BookingSeats {
-                seats: before.seats[..keep.min(before.seats.len())].into(),
-                want: before.want,
-            },
-            undo,
-        );
+        let freed = self.seats_of(handle).get(keep..).unwrap_or(&[]).to_vec();
+        self.set_states(&freed, SeatState::Free, undo);
+        self.lists.truncate(handle, keep, &mut undo.lists);
     }
 
     /// Blocks `block` (each free) and unblocks `unblock` (each blocked).
@@ -416,12 +370,7 @@ impl Seating {
             self.states[seat as usize] = byte;
             rows.push(self.layout.row_of(seat));
         }
-        for (handle, before, len) in undo.bookings.into_iter().rev() {
-            if (handle as usize) < len {
-                self.bookings[handle as usize] = before;
-            }
-            self.bookings.truncate(len);
-        }
+        self.lists.undo(undo.lists);
         if let Some(blocked) = undo.blocked {
             self.blocked = blocked;
         }
@@ -440,11 +389,9 @@ impl Seating {
                 .filter(|&s| self.state(s) == SeatState::Blocked)
                 .collect(),
             bookings: self
-                .bookings
-                .iter()
-                .enumerate()
-                .filter(|(_, b)| !b.seats.is_empty() || b.want != Want::default())
-                .map(|(h, b)| (h as u32, b.seats.to_vec(), b.want))
+                .lists
+                .used()
+                .map(|(handle, seats, want)| (handle, seats.to_vec(), want))
                 .collect(),
         }
     }
@@ -481,14 +428,10 @@ impl Seating {
             let mut seats = seats;
             seats.sort_unstable();
             seats.dedup();
-            seating.set_booking(
-                handle,
-                BookingSeats {
-                    seats: seats.into_boxed_slice(),
-                    want,
-                },
-                &mut undo,
-            );
+            seating
+                .lists
+                .set(handle, &seats, want, &mut undo.lists)
+                .map_err(|e| e.to_string())?;
         }
         Ok(seating)
     }
@@ -511,13 +454,7 @@ impl Seating {
             .chain(&self.runs_by_category)
             .map(MaxTree::heap_bytes)
             .sum();
-        let lists = self.bookings.capacity() * std::mem::size_of::<BookingSeats>()
-            + self
-                .bookings
-                .iter()
-                .map(|b| b.seats.len() * std::mem::size_of::<SeatIx>())
-                .sum::<usize>();
-        (self.states.capacity(), trees, lists)
+        (self.states.capacity(), trees, self.lists.heap_bytes())
     }
 
     /// Moves `seats` to `state`, then recounts each row they are in once.
@@ -535,16 +472,6 @@ impl Seating {
                 last_row = Some(row);
             }
         }
-    }
-
-    fn set_booking(&mut self, handle: u32, seats: BookingSeats, undo: &mut SeatUndo) {
-        let len = self.bookings.len();
-        let at = handle as usize;
-        if at >= len {
-            self.bookings.resize_with(at + 1, BookingSeats::default);
-        }
-        let before = std::mem::replace(&mut self.bookings[at], seats);
-        undo.bookings.push((handle, before, len));
     }
 
     /// Recounts row `row`'s longest free run into the trees.

@@ -10,6 +10,10 @@ use crate::DomainError;
 /// Longest section, row or category name, in characters.
 pub const MAX_NAME_CHARS: usize = 32;
 
+/// Most sections a map may have: sections and categories are numbered in
+/// 16 bits, and one value is left over to mean "any category".
+pub const MAX_SECTIONS: usize = u16::MAX as usize - 1;
+
 /// The map: sections in quality order (first is best).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SeatShape {
@@ -68,13 +72,22 @@ impl SeatShape {
         if self.sections.is_empty() {
             return bad("seating.sections".into(), "must list at least one section");
         }
+        if self.sections.len() > MAX_SECTIONS {
+            return bad(
+                "seating.sections".into(),
+                &format!("must list at most {MAX_SECTIONS} sections"),
+            );
+        }
+        // Sets, not a look back over the names before: a 4 MiB body has
+        // room for 100,000 one-seat sections or rows.
+        let mut section_names = std::collections::HashSet::new();
         let mut total: u64 = 0;
         for (s, section) in self.sections.iter().enumerate() {
             let at = format!("seating.sections[{s}]");
             if !valid_name(&section.name) {
                 return bad(format!("{at}.name"), NAME_RULE);
             }
-            if self.sections[..s].iter().any(|o| o.name == section.name) {
+            if !section_names.insert(section.name.as_str()) {
                 return bad(format!("{at}.name"), "is used by another section");
             }
             if !valid_name(&section.category) {
@@ -83,12 +96,13 @@ impl SeatShape {
             if section.rows.is_empty() {
                 return bad(format!("{at}.rows"), "must list at least one row");
             }
+            let mut row_names = std::collections::HashSet::new();
             for (r, row) in section.rows.iter().enumerate() {
                 let at = format!("{at}.rows[{r}]");
                 if !valid_name(&row.name) {
                     return bad(format!("{at}.name"), NAME_RULE);
                 }
-                if section.rows[..r].iter().any(|o| o.name == row.name) {
+                if !row_names.insert(row.name.as_str()) {
                     return bad(
                         format!("{at}.name"),
                         "is used by another row of the section",
@@ -197,6 +211,26 @@ mod tests {
         for (map, field) in cases {
             assert_eq!(field_of(map.check(100).expect_err("refused")), field);
         }
+        let many = SeatShape {
+            sections: (0..=MAX_SECTIONS)
+                .map(|s| SectionShape {
+                    name: format!("S{s}"),
+                    category: format!("c{s}"),
+                    rows: vec![row("A", 1, &[])],
+                })
+                .collect(),
+        };
+        assert_eq!(
+            field_of(many.check(1 << 20).expect_err("too many")),
+            "seating.sections"
+        );
+        let mut twice = many.clone();
+        twice.sections.truncate(3);
+        twice.sections[2].name = "S0".into();
+        assert_eq!(
+            field_of(twice.check(100).expect_err("a name twice")),
+            "seating.sections[2].name"
+        );
         assert!(valid_name("Balcony left 2.b_"));
         assert!(!valid_name(""));
     }
