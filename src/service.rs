@@ -128,6 +128,8 @@ pub struct BoxOffice {
     limits: LimitSettings,
     /// Keyed creates, one at a time: a repeat waits for the first.
     keyed_creates: tokio::sync::Mutex<()>,
+    /// Seat maps' reply bodies, made once per change.
+    seat_bodies: seats::SeatBodies,
 }
 
 impl BoxOffice {
@@ -139,6 +141,7 @@ impl BoxOffice {
             log,
             limits,
             keyed_creates: tokio::sync::Mutex::new(()),
+            seat_bodies: seats::SeatBodies::default(),
         }
     }
 

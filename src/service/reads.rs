@@ -94,7 +94,10 @@ impl BoxOffice {
 
     /// What event `id`'s actor last published, if it may be served now
     /// (see [`crate::actors::Published::servable`]).
-    fn servable_published(&self, id: EventId) -> Result<Option<Arc<crate::actors::Published>>> {
+    pub(super) fn servable_published(
+        &self,
+        id: EventId,
+    ) -> Result<Option<Arc<crate::actors::Published>>> {
         let (published, current) = self
             .registry
             .published_current(id)

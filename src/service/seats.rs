@@ -2,8 +2,9 @@
 //! or best available), blocking seats, and reading the map. Seat ids are
 //! read inside the event's turn, where its map is.
 
-use super::{BoxOffice, Result};
-use std::sync::Arc;
+use super::{BoxOffice, Result, ServiceError};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use crate::domain::seating::{Layout, SeatRequest, SectionView};
 use crate::domain::{BookingView, DomainError, EventChange, EventId, Limit, UserId};
@@ -29,6 +30,42 @@ pub struct SeatMap {
     pub index: u64,
     /// Its sections.
     pub sections: Vec<SectionView>,
+}
+
+/// Seat maps' reply bodies, one per event as of one change: an on-sale's
+/// map is read by thousands between two changes, and its body (a 100,000-
+/// seat map is 167 KB) is the same bytes for all of them.
+#[derive(Default)]
+pub struct SeatBodies {
+    bodies: Mutex<HashMap<EventId, (Lsn, bytes::Bytes)>>,
+}
+
+/// Events whose map body is kept: the ones being read during an on-sale,
+/// at most 32 × 330 KB for the largest maps; past that the cache starts
+/// again.
+const SEAT_BODIES_KEPT: usize = 32;
+
+impl SeatBodies {
+    /// Event `id`'s body as of `lsn`, if made.
+    fn get(&self, id: EventId, lsn: Lsn) -> Option<bytes::Bytes> {
+        let bodies = self.bodies.lock().unwrap_or_else(|p| p.into_inner());
+        bodies
+            .get(&id)
+            .filter(|(made_at, _)| *made_at == lsn)
+            .map(|(_, body)| body.clone())
+    }
+
+    /// Keeps `body`, event `id`'s as of `lsn`, unless a newer one is kept.
+    fn put(&self, id: EventId, lsn: Lsn, body: bytes::Bytes) {
+        let mut bodies = self.bodies.lock().unwrap_or_else(|p| p.into_inner());
+        if bodies.len() >= SEAT_BODIES_KEPT && !bodies.contains_key(&id) {
+            bodies.clear();
+        }
+        let newer_kept = bodies.get(&id).is_some_and(|(kept, _)| *kept > lsn);
+        if !newer_kept {
+            bodies.insert(id, (lsn, body));
+        }
+    }
 }
 
 impl BoxOffice {
@@ -99,14 +136,43 @@ impl BoxOffice {
 
     /// Event `id`'s seat map, as durable.
     pub async fn seat_map(&self, id: EventId) -> Result<SeatMap> {
+        Ok(self.seat_map_at(id).await?.0)
+    }
+
+    /// Event `id`'s seat map as the reply body `render` makes of it, made
+    /// once per change: while what the event's actor published may be
+    /// served (see [`Self::status_body`]) and its change's body is kept,
+    /// a read is that body and asks the actor nothing.
+    pub async fn seat_map_body<E: From<ServiceError>>(
+        &self,
+        id: EventId,
+        render: impl FnOnce(SeatMap) -> std::result::Result<bytes::Bytes, E>,
+    ) -> std::result::Result<bytes::Bytes, E> {
+        if let Some(published) = self.servable_published(id)? {
+            if published.status.blocked_seats.is_none() {
+                return Err(ServiceError::from(DomainError::NotSeated).into());
+            }
+            if let Some(body) = self.seat_bodies.get(id, published.lsn()) {
+                return Ok(body);
+            }
+        }
+        let (map, lsn) = self.seat_map_at(id).await?;
+        let body = render(map)?;
+        self.seat_bodies.put(id, lsn, body.clone());
+        Ok(body)
+    }
+
+    /// [`Self::seat_map`] and the LSN of the newest change it reflects.
+    async fn seat_map_at(&self, id: EventId) -> Result<(SeatMap, Lsn)> {
         let (sections, lsn) = self
             .read_indexed(id, |event| event.seating().map(|s| s.map_view()))
             .await?;
         let sections = sections.ok_or(DomainError::NotSeated)?;
-        Ok(SeatMap {
+        let map = SeatMap {
             index: self.live_id(id, lsn),
             sections,
-        })
+        };
+        Ok((map, lsn))
     }
 
     /// Event `id`'s newest seat letters once durable, its layout, and the
@@ -119,5 +185,45 @@ impl BoxOffice {
             .await?;
         let (layout, letters) = seats.ok_or(DomainError::NotSeated)?;
         Ok((layout, letters, lsn))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(n: u64) -> EventId {
+        EventId::try_from(n).expect("an id")
+    }
+
+    #[test]
+    fn a_body_is_served_for_its_change_only_and_never_replaced_by_an_older_one() {
+        let bodies = SeatBodies::default();
+        assert_eq!(bodies.get(id(1), Lsn::new(5)), None);
+        bodies.put(id(1), Lsn::new(5), bytes::Bytes::from_static(b"five"));
+        assert_eq!(
+            bodies.get(id(1), Lsn::new(5)).as_deref(),
+            Some(&b"five"[..])
+        );
+        assert_eq!(bodies.get(id(1), Lsn::new(6)), None, "a newer change");
+        // A slow reader's older map does not push out the newer one.
+        bodies.put(id(1), Lsn::new(7), bytes::Bytes::from_static(b"seven"));
+        bodies.put(id(1), Lsn::new(5), bytes::Bytes::from_static(b"five"));
+        assert_eq!(
+            bodies.get(id(1), Lsn::new(7)).as_deref(),
+            Some(&b"seven"[..])
+        );
+        assert_eq!(bodies.get(id(1), Lsn::new(5)), None);
+    }
+
+    #[test]
+    fn bodies_are_kept_for_a_bounded_number_of_events() {
+        let bodies = SeatBodies::default();
+        for n in 1..=SEAT_BODIES_KEPT as u64 * 3 {
+            bodies.put(id(n), Lsn::new(n), bytes::Bytes::from_static(b"map"));
+            let kept = bodies.bodies.lock().expect("lock").len();
+            assert!(kept <= SEAT_BODIES_KEPT, "{kept} kept");
+            assert!(bodies.get(id(n), Lsn::new(n)).is_some());
+        }
     }
 }

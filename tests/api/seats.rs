@@ -176,6 +176,23 @@ async fn a_seated_event_sells_exact_and_best_available_seats_and_shows_its_map()
     assert_eq!(bytes[..2], [0x1f, 0x8b], "a gzip stream");
     let plain = app.client.get(&url).send().await.expect("sent");
     assert!(plain.headers().get("content-encoding").is_none());
+
+    // The body is made once per change: the same bytes until the next
+    // change, which the next read shows.
+    let plain = plain.bytes().await.expect("body");
+    let again = app.client.get(&url).send().await.expect("sent");
+    assert_eq!(again.bytes().await.expect("body"), plain);
+    let cancelled = app
+        .call(
+            Method::DELETE,
+            &format!("/api/events/{event}/bookings/gina"),
+            None,
+        )
+        .await;
+    assert_eq!(cancelled.0, StatusCode::OK, "{}", cancelled.1);
+    let (_, after) = app.get(&format!("/api/events/{event}/seats")).await;
+    assert_eq!(row_states(&after, 0, 0), "bbffffbbbbbbbfffffff");
+    assert!(after["index"].as_u64() > map["index"].as_u64(), "{after}");
 }
 
 #[actix_web::test]

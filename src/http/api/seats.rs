@@ -4,11 +4,11 @@
 
 use std::sync::Arc;
 
-use actix_web::{web, HttpRequest, HttpResponse, Responder};
+use actix_web::{http::header, web, HttpRequest, HttpResponse, Responder};
 use actix_web_lab::sse::Sse;
 
 use crate::http::api::auth::Organiser;
-use crate::http::api::error::{ApiError, ErrorBody, JsonLine};
+use crate::http::api::error::{json_line_bytes, ApiError, ErrorBody, JsonLine};
 use crate::http::api::event_bodies::EventChangeResponse;
 use crate::http::api::extract::{event_id, ValidJson};
 use crate::http::api::handlers::stream_headers;
@@ -23,12 +23,20 @@ type State = web::Data<AppState>;
 /// `GET /api/events/{eventId}/seats`.
 pub async fn seat_map(state: State, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let id = event_id(&path)?;
-    let map = state.service.seat_map(id).await?;
-    Ok(HttpResponse::Ok().json_line(SeatMapJson {
-        event_id: id.get(),
-        index: map.index,
-        sections: map.sections,
-    }))
+    let body = state
+        .service
+        .seat_map_body(id, |map| {
+            json_line_bytes(&SeatMapJson {
+                event_id: id.get(),
+                index: map.index,
+                sections: map.sections,
+            })
+            .map_err(ApiError::Internal)
+        })
+        .await?;
+    Ok(HttpResponse::Ok()
+        .content_type(header::ContentType::json())
+        .body(body))
 }
 
 /// `PATCH /api/events/{eventId}/seats` (organiser).
