@@ -85,10 +85,21 @@ start_cluster_service() {
   haproxy -db -f "$WORK/haproxy.cfg" >"$WORK/haproxy.log" 2>&1 &
   HAPROXY_PID=$!
   BASE="http://127.0.0.1:${ports[6]}"
-  local up=""
-  for _ in $(seq 1 300); do
-    if curl -fsS "$BASE/leader" >/dev/null 2>&1; then up=1; break; fi
-    sleep 0.1
+  # HAProxy counts every server up until its first check: one answer from
+  # the leader may come while the followers are still in its leader
+  # backend, and a request sent to one of them then is cut when its check
+  # marks it down (a 165 KB OpenAPI document was, mid-transfer). Twelve
+  # answers in a row from the leader over 0.3 s (longer than the checks'
+  # 250 ms interval) mean both followers are out.
+  local up="" in_a_row=0
+  for _ in $(seq 1 1200); do
+    if curl -fsS "$BASE/leader" >/dev/null 2>&1; then
+      in_a_row=$((in_a_row + 1))
+      [[ $in_a_row -ge 12 ]] && { up=1; break; }
+    else
+      in_a_row=0
+    fi
+    sleep 0.025
   done
   [[ -n "$up" ]] || { echo "the cluster did not elect a leader:"; cat "$WORK"/node*/server.log "$WORK/haproxy.log"; exit 1; }
   echo "cluster of 3 behind HAProxy at $BASE"
