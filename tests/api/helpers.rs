@@ -94,6 +94,10 @@ fn run(app: Application) -> (oneshot::Sender<()>, ServiceTask) {
 /// elected and the proxy routes to it.
 async fn spawn_cluster(settings: Settings, dir: tempfile::TempDir) -> TestApp {
     use crate::cluster::{hold_node_ports, new_secret, Proxy};
+    // The nodes' warnings and errors (elections, lost heartbeats) on the
+    // test binary's stderr, timestamped: a test that fails because the
+    // proxy lost its leader shows why (installed once per process).
+    boxoffice::logging::init("warn");
     let held: Vec<_> = (0..3).map(|_| hold_node_ports()).collect();
     let ports: Vec<(u16, u16)> = held.iter().map(|(h, p)| (h.port, p.port)).collect();
     let nodes: Vec<boxoffice::config::NodeAddress> = ports
