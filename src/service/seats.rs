@@ -4,7 +4,7 @@
 
 use super::{BoxOffice, Result, ServiceError};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::domain::seating::{Layout, SeatRequest, SectionView};
 use crate::domain::{BookingView, DomainError, EventChange, EventId, Limit, UserId};
@@ -37,7 +37,39 @@ pub struct SeatMap {
 /// seat map is 167 KB) is the same bytes for all of them.
 #[derive(Default)]
 pub struct SeatBodies {
-    bodies: Mutex<HashMap<EventId, (Lsn, bytes::Bytes)>>,
+    bodies: Mutex<HashMap<EventId, (Lsn, Arc<SeatBody>)>>,
+}
+
+/// One seat map's reply body, and the same compressed once a reader asks.
+#[derive(Debug)]
+pub struct SeatBody {
+    /// The body as rendered.
+    pub plain: bytes::Bytes,
+    /// The body in the content coding the HTTP layer offers, made by the
+    /// first reader that takes it, shared by the rest.
+    encoded: OnceLock<bytes::Bytes>,
+}
+
+impl SeatBody {
+    fn new(plain: bytes::Bytes) -> Self {
+        Self {
+            plain,
+            encoded: OnceLock::new(),
+        }
+    }
+
+    /// The encoded body: `encode` of the plain one, made once (a failed
+    /// `encode` is not kept).
+    pub fn encoded<E>(
+        &self,
+        encode: impl FnOnce(&[u8]) -> std::result::Result<bytes::Bytes, E>,
+    ) -> std::result::Result<bytes::Bytes, E> {
+        if let Some(made) = self.encoded.get() {
+            return Ok(made.clone());
+        }
+        let made = encode(&self.plain)?;
+        Ok(self.encoded.get_or_init(|| made).clone())
+    }
 }
 
 /// Events whose map body is kept: the ones being read during an on-sale,
@@ -47,16 +79,16 @@ const SEAT_BODIES_KEPT: usize = 32;
 
 impl SeatBodies {
     /// Event `id`'s body as of `lsn`, if made.
-    fn get(&self, id: EventId, lsn: Lsn) -> Option<bytes::Bytes> {
+    fn get(&self, id: EventId, lsn: Lsn) -> Option<Arc<SeatBody>> {
         let bodies = self.bodies.lock().unwrap_or_else(|p| p.into_inner());
         bodies
             .get(&id)
             .filter(|(made_at, _)| *made_at == lsn)
-            .map(|(_, body)| body.clone())
+            .map(|(_, body)| Arc::clone(body))
     }
 
     /// Keeps `body`, event `id`'s as of `lsn`, unless a newer one is kept.
-    fn put(&self, id: EventId, lsn: Lsn, body: bytes::Bytes) {
+    fn put(&self, id: EventId, lsn: Lsn, body: Arc<SeatBody>) {
         let mut bodies = self.bodies.lock().unwrap_or_else(|p| p.into_inner());
         if bodies.len() >= SEAT_BODIES_KEPT && !bodies.contains_key(&id) {
             bodies.clear();
@@ -147,7 +179,7 @@ impl BoxOffice {
         &self,
         id: EventId,
         render: impl FnOnce(SeatMap) -> std::result::Result<bytes::Bytes, E>,
-    ) -> std::result::Result<bytes::Bytes, E> {
+    ) -> std::result::Result<Arc<SeatBody>, E> {
         if let Some(published) = self.servable_published(id)? {
             if published.status.blocked_seats.is_none() {
                 return Err(ServiceError::from(DomainError::NotSeated).into());
@@ -157,8 +189,8 @@ impl BoxOffice {
             }
         }
         let (map, lsn) = self.seat_map_at(id).await?;
-        let body = render(map)?;
-        self.seat_bodies.put(id, lsn, body.clone());
+        let body = Arc::new(SeatBody::new(render(map)?));
+        self.seat_bodies.put(id, lsn, Arc::clone(&body));
         Ok(body)
     }
 
@@ -196,34 +228,57 @@ mod tests {
         EventId::try_from(n).expect("an id")
     }
 
+    fn body(text: &'static str) -> Arc<SeatBody> {
+        Arc::new(SeatBody::new(bytes::Bytes::from_static(text.as_bytes())))
+    }
+
+    fn plain(got: Option<Arc<SeatBody>>) -> Option<bytes::Bytes> {
+        got.map(|b| b.plain.clone())
+    }
+
     #[test]
     fn a_body_is_served_for_its_change_only_and_never_replaced_by_an_older_one() {
         let bodies = SeatBodies::default();
-        assert_eq!(bodies.get(id(1), Lsn::new(5)), None);
-        bodies.put(id(1), Lsn::new(5), bytes::Bytes::from_static(b"five"));
+        assert_eq!(plain(bodies.get(id(1), Lsn::new(5))), None);
+        bodies.put(id(1), Lsn::new(5), body("five"));
         assert_eq!(
-            bodies.get(id(1), Lsn::new(5)).as_deref(),
+            plain(bodies.get(id(1), Lsn::new(5))).as_deref(),
             Some(&b"five"[..])
         );
-        assert_eq!(bodies.get(id(1), Lsn::new(6)), None, "a newer change");
-        // A slow reader's older map does not push out the newer one.
-        bodies.put(id(1), Lsn::new(7), bytes::Bytes::from_static(b"seven"));
-        bodies.put(id(1), Lsn::new(5), bytes::Bytes::from_static(b"five"));
         assert_eq!(
-            bodies.get(id(1), Lsn::new(7)).as_deref(),
+            plain(bodies.get(id(1), Lsn::new(6))),
+            None,
+            "a newer change"
+        );
+        // A slow reader's older map does not push out the newer one.
+        bodies.put(id(1), Lsn::new(7), body("seven"));
+        bodies.put(id(1), Lsn::new(5), body("five"));
+        assert_eq!(
+            plain(bodies.get(id(1), Lsn::new(7))).as_deref(),
             Some(&b"seven"[..])
         );
-        assert_eq!(bodies.get(id(1), Lsn::new(5)), None);
+        assert_eq!(plain(bodies.get(id(1), Lsn::new(5))), None);
     }
 
     #[test]
     fn bodies_are_kept_for_a_bounded_number_of_events() {
         let bodies = SeatBodies::default();
         for n in 1..=SEAT_BODIES_KEPT as u64 * 3 {
-            bodies.put(id(n), Lsn::new(n), bytes::Bytes::from_static(b"map"));
+            bodies.put(id(n), Lsn::new(n), body("map"));
             let kept = bodies.bodies.lock().expect("lock").len();
             assert!(kept <= SEAT_BODIES_KEPT, "{kept} kept");
             assert!(bodies.get(id(n), Lsn::new(n)).is_some());
         }
+    }
+
+    #[test]
+    fn the_encoded_body_is_made_once_and_a_failure_is_not_kept() {
+        let map = SeatBody::new(bytes::Bytes::from_static(b"map"));
+        let failed: std::result::Result<bytes::Bytes, &str> = map.encoded(|_| Err("no"));
+        assert_eq!(failed, Err("no"));
+        let made = map.encoded::<()>(|plain| Ok(bytes::Bytes::from(plain.repeat(2))));
+        assert_eq!(made.as_deref(), Ok(&b"mapmap"[..]));
+        let again = map.encoded::<()>(|_| panic!("made twice"));
+        assert_eq!(again.as_deref(), Ok(&b"mapmap"[..]));
     }
 }

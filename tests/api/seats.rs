@@ -180,6 +180,21 @@ async fn a_seated_event_sells_exact_and_best_available_seats_and_shows_its_map()
     // The body is made once per change: the same bytes until the next
     // change, which the next read shows.
     let plain = plain.bytes().await.expect("body");
+    let mut unzipped = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut unzipped)
+        .expect("gunzips");
+    assert_eq!(unzipped, plain, "the same map, compressed");
+    // A client that refuses every coding still gets the map, plain.
+    let refusing = app
+        .client
+        .get(&url)
+        .header("accept-encoding", "identity;q=0, gzip;q=0")
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(refusing.status(), StatusCode::OK);
+    assert!(refusing.headers().get("content-encoding").is_none());
+    assert_eq!(refusing.bytes().await.expect("body"), plain);
     let again = app.client.get(&url).send().await.expect("sent");
     assert_eq!(again.bytes().await.expect("body"), plain);
     let cancelled = app

@@ -21,9 +21,9 @@ enum Via {
 }
 
 impl Via {
-    /// The answer of a node that decided `method path` (a 503 or a lost
-    /// answer is sent again: nothing changed, or the rebook rule answers
-    /// the repeat with the same booking).
+    /// The answer of a node that decided `method path` (a 5xx of the
+    /// cluster or the proxy, or no answer, is sent again: nothing changed,
+    /// or the rebook rule answers the repeat with the same booking).
     async fn change(
         &self,
         cluster: &Cluster,
@@ -38,15 +38,26 @@ impl Via {
         let http = reqwest::Client::new();
         let deadline = Instant::now() + ELECTION_DEADLINE;
         loop {
-            let res = http
+            let mut req = http
                 .request(method.clone(), format!("{base}{path}"))
-                .json(&body)
-                .send()
-                .await;
+                .json(&body);
+            if method == Method::POST {
+                // A create is safe to send again only under a key.
+                req = req.header("Idempotency-Key", "seats-through-the-proxy");
+            }
+            let res = req.send().await;
             if let Ok(res) = res {
                 let status = res.status();
+                // 503: nothing changed; 502 and 504 (the proxy's, for a
+                // node that stopped answering): maybe changed. Either is
+                // sent again, as the contract allows for these changes.
+                let retry = [
+                    StatusCode::BAD_GATEWAY,
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    StatusCode::GATEWAY_TIMEOUT,
+                ];
                 if let Ok(answer) = res.json::<Value>().await {
-                    if status != StatusCode::SERVICE_UNAVAILABLE {
+                    if !retry.contains(&status) {
                         return (status, answer);
                     }
                 }

@@ -125,13 +125,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 ),
             }
         }
-        if route.path == paths::SEATS {
-            // A 100,000-seat map is some 150 KB of letters that gzip takes
-            // to a few KB; sent only to clients that ask for it.
-            cfg.service(resource.wrap(actix_web::middleware::Compress::default()));
-        } else {
-            cfg.service(resource);
-        }
+        cfg.service(resource);
     }
 }
 

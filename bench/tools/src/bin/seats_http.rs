@@ -15,7 +15,7 @@
 //!        seats_http fill BASE_URL PCT   (a hall sold to PCT%, by best-
 //!                                        available bookings of 1-4; prints
 //!                                        its id, for the restart figure)
-//! env:   ROUNDS (3), SEATS_LOAD_SECS (5): the most a load runs;
+//! env:   ROUNDS (5), SEATS_LOAD_SECS (5): the most a load runs;
 //!        WATCHERS (10000); GETS (500).
 //! Prints one JSON object.
 
@@ -307,11 +307,21 @@ async fn watch(url: String, seen: Seen, parsed: Arc<Parsed>, opened: Arc<AtomicU
     assert!(res.status().is_success(), "stream: {}", res.status());
     let mut body = res.bytes_stream();
     let mut buffer = Vec::new();
+    // How far `buffer` is known to hold no message end: a whole map comes
+    // in many chunks, and scanning it from the start for each would be
+    // quadratic in its size (times 10,000 watchers).
+    let mut scanned: usize = 0;
     let mut first = true;
     while let Some(Ok(chunk)) = body.next().await {
         buffer.extend_from_slice(&chunk);
-        while let Some(end) = buffer.windows(2).position(|w| w == b"\n\n") {
-            let message: Vec<u8> = buffer.drain(..end + 2).collect();
+        loop {
+            let from = scanned.saturating_sub(1);
+            let Some(end) = buffer[from..].windows(2).position(|w| w == b"\n\n") else {
+                scanned = buffer.len();
+                break;
+            };
+            let message: Vec<u8> = buffer.drain(..from + end + 2).collect();
+            scanned = 0;
             let text = String::from_utf8(message).expect("utf-8");
             let (mut kind, mut data, mut id) = ("", String::new(), None);
             for line in text.lines() {
@@ -487,7 +497,7 @@ async fn main() {
         return;
     }
     let base = args.get(1).expect("usage: seats_http BASE_URL");
-    let rounds = env("ROUNDS", 3);
+    let rounds = env("ROUNDS", 5);
     let secs = env("SEATS_LOAD_SECS", 5) as u64;
     let (ratio, hall_id) = booking_ratio(&client, base, rounds, secs).await;
     let reads = map_reads(&client, base, hall_id, env("GETS", 500)).await;
