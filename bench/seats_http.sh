@@ -23,7 +23,7 @@ ulimit -n $(( WATCHERS * 2 + 4096 )) 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 start_boxoffice "$WORK/load" BOXOFFICE__JOURNAL__FSYNC=always \
   BOXOFFICE__LIVE__MAX_STREAMS_PER_IP=0 BOXOFFICE__SERVER__MAX_CONNECTIONS_PER_IP=0 \
   BOXOFFICE__LIVE__MAX_STREAMS=$(( WATCHERS + 1000 ))
-LOAD=$("$SEATS" "http://$SERVER_ADDR")
+LOAD=$(SERVER_PID=$SERVER_PID "$SEATS" "http://$SERVER_ADDR")
 stop_boxoffice KILL
 
 # ms from starting the server until it listens; sets RESTORED too.

@@ -611,6 +611,41 @@ async fn the_live_map_follows_every_change_coalesced() {
     app.stop().await;
 }
 
+/// A change of more seats than the whole map weighs comes as the whole
+/// map; a small one as `seat_changes`.
+#[actix_web::test]
+async fn the_live_map_sends_whichever_message_is_shorter() {
+    let app = spawn_app().await;
+    let (_, created) = app
+        .post(
+            "/api/events",
+            json!({"seating": {"sections": [{"name": "S", "rowCount": 1, "seatsPerRow": 30}]}}),
+        )
+        .await;
+    let event = created["event"]["id"].as_u64().expect("id");
+    let mut stream = Reader::open(&app, &format!("/api/events/{event}/seats/live")).await;
+    let first = stream.next(Duration::from_secs(2)).await.expect("the map");
+    assert_eq!(first.event, "seats");
+    let path = format!("/api/events/{event}/seats");
+    let every: Vec<String> = (1..=30).map(|n| format!("S-1-{n}")).collect();
+    let blocked = app
+        .call(Method::PATCH, &path, Some(json!({"block": every})))
+        .await;
+    assert_eq!(blocked.0, StatusCode::OK, "{}", blocked.1);
+    let whole = stream.next(Duration::from_secs(5)).await.expect("a message");
+    assert_eq!(whole.event, "seats", "30 changed seats outweigh the map");
+    assert_eq!(row_states(&whole.data, 0, 0), "x".repeat(30));
+    let one = app
+        .call(Method::PATCH, &path, Some(json!({"unblock": ["S-1-7"]})))
+        .await;
+    assert_eq!(one.0, StatusCode::OK, "{}", one.1);
+    let changes = stream.next(Duration::from_secs(5)).await.expect("a message");
+    assert_eq!(changes.event, "seat_changes");
+    assert_eq!(changes.data["seats"], json!({"S-1-7": "f"}));
+    assert!(changes.id > whole.id);
+    app.stop().await;
+}
+
 #[actix_web::test]
 async fn a_live_map_of_nothing_is_404_and_of_an_unseated_event_409() {
     let app = spawn_app().await;

@@ -13,8 +13,11 @@
 //! the changes of the frames since its last one, merged; streams that wake
 //! at the same frames share one serialisation. A stream whose last frame
 //! has left the window (it fell behind: a stalled client) gets the whole
-//! map instead of a backlog. Only the newest frame keeps the letters (one
-//! copy of the map an event), older ones their diffs.
+//! map instead of a backlog, and so does one whose merged changes would
+//! be the longer message (with 10,000 watchers each stream sends once a
+//! second, and a second of an on-sale can change tens of thousands of
+//! seats). Only the newest frame keeps the letters (one copy of the map an
+//! event), older ones their diffs.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::Ordering;
@@ -71,6 +74,9 @@ struct FramesState {
     letters: Vec<u8>,
     /// The whole-map message data of the newest frame, once made.
     whole: Option<(u64, ByteString)>,
+    /// The length of the last whole-map data made (maps differ little in
+    /// length, so the last one serves as the measure); 0 before any.
+    whole_len: usize,
     merged: HashMap<(u64, u64), ByteString>,
 }
 
@@ -252,6 +258,12 @@ impl SeatFrames {
         Some(json)
     }
 
+    /// The length of the last whole-map message made, if one was.
+    fn whole_len(&self) -> Option<usize> {
+        let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        Some(state.whole_len).filter(|&len| len > 0)
+    }
+
     /// The whole-map data of the newest frame, and its id.
     fn whole(&self, event: EventId) -> Option<(u64, ByteString)> {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
@@ -267,6 +279,7 @@ impl SeatFrames {
             sections: self.layout.get()?.view(&state.letters),
         };
         let data = ByteString::from(serde_json::to_string(&body).ok()?);
+        state.whole_len = data.len();
         state.whole = Some((newest, data.clone()));
         Some((newest, data))
     }
@@ -326,9 +339,20 @@ impl SeatWatch {
     }
 
     /// The changes since the client's frame, or the whole map (of the
-    /// newest frame, which may be newer than `frame`).
+    /// newest frame, which may be newer than `frame`) when the client's
+    /// frame left the window or the changes would be the longer message
+    /// (a second of an on-sale can change more seats than the map's
+    /// letters weigh as a whole: some 17 bytes a changed seat against 1.7
+    /// a seat).
     fn message_for(&mut self, frame: &Frame) -> sse::Event {
-        let changes = self.last.and_then(|from| self.frames.changes(from, frame));
+        let changes = self
+            .last
+            .and_then(|from| self.frames.changes(from, frame))
+            .filter(|changes| {
+                self.frames
+                    .whole_len()
+                    .is_none_or(|whole| changes.len() <= whole)
+            });
         let (kind, data, id) = match changes {
             Some(data) => ("seat_changes", data, frame.id),
             None => match self.frames.whole(self.id) {

@@ -160,7 +160,8 @@ pub(crate) fn patch_seats() {}
 /// `{"index": n, "seats": {"Stalls-A-12": "b", ...}}` for the seats that
 /// changed, coalesced under the event's message budget (as the other
 /// streams); a client that falls behind gets `event: seats` again instead
-/// of a backlog. `id` is the index.
+/// of a backlog, as does one whose changes would outweigh the whole map.
+/// `id` is the index.
 #[utoipa::path(get, path = "/api/events/{eventId}/seats/live", tag = "live",
     params(EventIdParam),
     responses(

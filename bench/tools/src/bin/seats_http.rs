@@ -115,6 +115,32 @@ async fn book(
     }
 }
 
+/// CPU seconds (user and system) process `pid` ("self" for this one) has
+/// used, from /proc (clock ticks of 1/100 s, Linux's USER_HZ); 0 when
+/// unreadable.
+fn cpu_secs(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command's closing parenthesis: utime is the 12th.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<f64> = after
+        .split_whitespace()
+        .map(|f| f.parse().unwrap_or(0.0))
+        .collect();
+    match (fields.get(11), fields.get(12)) {
+        (Some(user), Some(system)) => (user + system) / 100.0,
+        _ => 0.0,
+    }
+}
+
+/// The CPU seconds of this client and of the server (`SERVER_PID`, when
+/// the script gives it) that `load` took.
+async fn with_cpu<T>(load: impl std::future::Future<Output = T>) -> (T, f64, f64) {
+    let server = std::env::var("SERVER_PID").unwrap_or_default();
+    let (client0, server0) = (cpu_secs("self"), cpu_secs(&server));
+    let out = load.await;
+    (out, cpu_secs("self") - client0, cpu_secs(&server) - server0)
+}
+
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(|a, b| a.total_cmp(b));
     values[values.len() / 2]
@@ -223,42 +249,43 @@ async fn map_reads(client: &reqwest::Client, base: &str, hall: u64, gets: usize)
 }
 
 /// A watcher's map: each seat's letter and the stream id it is as of.
-type Seen = Arc<Mutex<(u64, Vec<u8>)>>;
+type Seen = Arc<Mutex<(u64, Letters)>>;
+
+/// A whole map's letters, shared by the watchers that received it.
+type Letters = Arc<Vec<u8>>;
 
 /// Seats that changed (by index in the map) and their new letters.
 type Changes = Arc<Vec<(usize, u8)>>;
 
 /// Parsed messages, shared by watchers that received the same data (the
-/// server sends them the same bytes): whole maps and seat changes.
+/// server sends them the same bytes): whole maps by their id and length
+/// (one serialisation per frame on the server), seat changes by a hash of
+/// their data. Hashing or copying every 167 KB map for each of 10,000
+/// watchers would make this client, on the same two cores, the load.
 #[derive(Default)]
 struct Parsed {
-    maps: Mutex<HashMap<String, Arc<Vec<u8>>>>,
-    changes: Mutex<HashMap<String, Changes>>,
+    maps: Mutex<HashMap<(u64, usize), Letters>>,
+    changes: Mutex<HashMap<(u64, u64), Changes>>,
     /// Seat id to its index in the map, from the first whole map.
     ids: std::sync::OnceLock<HashMap<String, usize>>,
 }
 
 impl Parsed {
-    fn map(&self, data: &str) -> Arc<Vec<u8>> {
-        if let Some(map) = self.maps.lock().expect("lock").get(data) {
+    fn map(&self, id: u64, data: &[u8]) -> Letters {
+        let key = (id, data.len());
+        if let Some(map) = self.maps.lock().expect("lock").get(&key) {
             return Arc::clone(map);
         }
-        let value: Value = serde_json::from_str(data).expect("a map");
+        let value: Value = serde_json::from_slice(data).expect("a map");
         let mut letters = Vec::new();
         let mut ids = HashMap::new();
         for section in value["sections"].as_array().expect("sections") {
+            let section_name = section["name"].as_str().expect("name");
             for row in section["rows"].as_array().expect("rows") {
+                let row_name = row["name"].as_str().expect("name");
                 let states = row["states"].as_str().expect("states");
                 for (n, letter) in states.bytes().enumerate() {
-                    ids.insert(
-                        format!(
-                            "{}-{}-{}",
-                            section["name"].as_str().expect("name"),
-                            row["name"].as_str().expect("name"),
-                            n + 1
-                        ),
-                        letters.len(),
-                    );
+                    ids.insert(format!("{section_name}-{row_name}-{}", n + 1), letters.len());
                     letters.push(letter);
                 }
             }
@@ -269,38 +296,39 @@ impl Parsed {
         if maps.len() > 64 {
             maps.clear();
         }
-        maps.insert(data.to_string(), Arc::clone(&letters));
+        maps.insert(key, Arc::clone(&letters));
         letters
     }
 
-    fn changes(&self, data: &str) -> Changes {
-        if let Some(changes) = self.changes.lock().expect("lock").get(data) {
+    fn changes(&self, id: u64, data: &[u8]) -> Changes {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        data.hash(&mut hasher);
+        let key = (id, hasher.finish());
+        if let Some(changes) = self.changes.lock().expect("lock").get(&key) {
             return Arc::clone(changes);
         }
-        let value: Value = serde_json::from_str(data).expect("changes");
+        let value: Value = serde_json::from_slice(data).expect("changes");
         let ids = self.ids.get().expect("a map came first");
         let changes: Vec<(usize, u8)> = value["seats"]
             .as_object()
             .expect("seats")
             .iter()
-            .map(|(id, letter)| {
-                (
-                    ids[id.as_str()],
-                    letter.as_str().expect("letter").as_bytes()[0],
-                )
-            })
+            .map(|(id, letter)| (ids[id.as_str()], letter.as_str().expect("letter").as_bytes()[0]))
             .collect();
         let changes = Arc::new(changes);
         let mut kept = self.changes.lock().expect("lock");
         if kept.len() > 4096 {
             kept.clear();
         }
-        kept.insert(data.to_string(), Arc::clone(&changes));
+        kept.insert(key, Arc::clone(&changes));
         changes
     }
 }
 
-/// One watcher: applies every message of the stream to its map.
+/// One watcher: applies every message of the stream to its map. Works on
+/// the received bytes in place (no copy of a message, no UTF-8 pass over
+/// a map already parsed): see [`Parsed`].
 async fn watch(url: String, seen: Seen, parsed: Arc<Parsed>, opened: Arc<AtomicUsize>) {
     let client = reqwest::Client::new();
     let res = client.get(url).send().await.expect("stream opened");
@@ -309,51 +337,64 @@ async fn watch(url: String, seen: Seen, parsed: Arc<Parsed>, opened: Arc<AtomicU
     let mut buffer = Vec::new();
     // How far `buffer` is known to hold no message end: a whole map comes
     // in many chunks, and scanning it from the start for each would be
-    // quadratic in its size (times 10,000 watchers).
-    let mut scanned: usize = 0;
+    // quadratic in its size.
+    let mut scanned = 0;
     let mut first = true;
     while let Some(Ok(chunk)) = body.next().await {
         buffer.extend_from_slice(&chunk);
-        loop {
-            let from = scanned.saturating_sub(1);
-            let Some(end) = buffer[from..].windows(2).position(|w| w == b"\n\n") else {
-                scanned = buffer.len();
-                break;
-            };
-            let message: Vec<u8> = buffer.drain(..from + end + 2).collect();
-            scanned = 0;
-            let text = String::from_utf8(message).expect("utf-8");
-            let (mut kind, mut data, mut id) = ("", String::new(), None);
-            for line in text.lines() {
-                if let Some(k) = line.strip_prefix("event: ") {
-                    kind = k;
-                } else if let Some(d) = line.strip_prefix("data: ") {
-                    data.push_str(d);
-                } else if let Some(i) = line.strip_prefix("id: ") {
-                    id = i.parse::<u64>().ok();
-                }
-            }
-            let Some(id) = id else { continue };
-            match kind {
-                "seats" => {
-                    let map = parsed.map(&data);
-                    *seen.lock().expect("lock") = (id, map.to_vec());
-                }
-                "seat_changes" => {
-                    let changes = parsed.changes(&data);
-                    let mut seen = seen.lock().expect("lock");
-                    for &(seat, letter) in changes.iter() {
-                        seen.1[seat] = letter;
-                    }
-                    seen.0 = id;
-                }
-                _ => continue,
-            }
-            if std::mem::take(&mut first) {
+        while let Some(end) = message_end(&buffer, scanned) {
+            if apply(&buffer[..end], &seen, &parsed) && std::mem::take(&mut first) {
                 opened.fetch_add(1, Ordering::Relaxed);
             }
+            buffer.drain(..end + 2);
+            scanned = 0;
+        }
+        scanned = buffer.len();
+    }
+}
+
+/// Where the first message of `buffer` ends (its blank line), searching
+/// from `from` (everything before it was searched).
+fn message_end(buffer: &[u8], from: usize) -> Option<usize> {
+    let start = from.saturating_sub(1);
+    buffer[start..]
+        .iter()
+        .enumerate()
+        .find(|&(i, &b)| b == b'\n' && buffer.get(start + i + 1) == Some(&b'\n'))
+        .map(|(i, _)| start + i)
+}
+
+/// Applies one message to a watcher's map; whether it was a map message.
+fn apply(message: &[u8], seen: &Seen, parsed: &Parsed) -> bool {
+    let (mut kind, mut data, mut id): (&[u8], &[u8], Option<u64>) = (b"", b"", None);
+    for line in message.split(|&b| b == b'\n') {
+        if let Some(k) = line.strip_prefix(b"event: ") {
+            kind = k;
+        } else if let Some(d) = line.strip_prefix(b"data: ") {
+            data = d;
+        } else if let Some(i) = line.strip_prefix(b"id: ") {
+            id = std::str::from_utf8(i).ok().and_then(|i| i.parse().ok());
         }
     }
+    let Some(id) = id else { return false };
+    match kind {
+        b"seats" => {
+            let map = parsed.map(id, data);
+            *seen.lock().expect("lock") = (id, map);
+        }
+        b"seat_changes" => {
+            let changes = parsed.changes(id, data);
+            let mut seen = seen.lock().expect("lock");
+            // A copy of the shared map only when it changes.
+            let letters = Arc::make_mut(&mut seen.1);
+            for &(seat, letter) in changes.iter() {
+                letters[seat] = letter;
+            }
+            seen.0 = id;
+        }
+        _ => return false,
+    }
+    true
 }
 
 /// The letters of `GET .../seats`, and its index.
@@ -378,7 +419,8 @@ async fn map_letters(client: &reqwest::Client, base: &str, hall: u64) -> (u64, V
 /// Part 3: bookings on a watched hall against unwatched ones.
 async fn watched(client: &reqwest::Client, base: &str, watchers: usize, secs: u64) -> Value {
     let before_hall = create_event(client, base, hall()).await;
-    let before = book(client, base, before_hall, "before", 6, secs).await;
+    let (before, client_before, server_before) =
+        with_cpu(book(client, base, before_hall, "before", 6, secs)).await;
 
     let hall_id = create_event(client, base, hall()).await;
     let parsed = Arc::new(Parsed::default());
@@ -406,7 +448,8 @@ async fn watched(client: &reqwest::Client, base: &str, watchers: usize, secs: u6
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let opening_secs = wait.elapsed().as_secs_f64();
-    let during = book(client, base, hall_id, "watched", 6, secs).await;
+    let (during, client_during, server_during) =
+        with_cpu(book(client, base, hall_id, "watched", 6, secs)).await;
     let stopped = Instant::now();
     let (index, truth) = map_letters(client, base, hall_id).await;
     // How long until every watcher's map is the map (at most 10 s).
@@ -415,7 +458,7 @@ async fn watched(client: &reqwest::Client, base: &str, watchers: usize, secs: u6
     while stopped.elapsed() < Duration::from_secs(10) {
         behind = seen
             .iter()
-            .filter(|s| s.lock().expect("lock").1 != truth)
+            .filter(|s| *s.lock().expect("lock").1 != truth)
             .count();
         if behind == 0 {
             converged_ms = Some(stopped.elapsed().as_secs_f64() * 1e3);
@@ -437,6 +480,8 @@ async fn watched(client: &reqwest::Client, base: &str, watchers: usize, secs: u6
         "watched_per_sec": during.per_sec,
         "watched_p99_ms": during.p99_ms,
         "ratio": during.per_sec / unwatched,
+        "cpu_secs_unwatched_before": {"client": client_before, "server": server_before},
+        "cpu_secs_watched": {"client": client_during, "server": server_during},
         "map_index_after_load": index,
         "ms_until_every_map_equal_after_load": converged_ms,
         "watchers_still_different_at_10s": behind,
