@@ -9,15 +9,62 @@
 //! heartbeats were sent before the asker's decision and prove nothing
 //! about it). One round runs at a time; a round serves everyone who asked
 //! before it started.
+//!
+//! A round is given until its bound to confirm, attempt after attempt
+//! ([`confirm_within`]): openraft 0.9 gives each heartbeat of a read-index
+//! attempt `heartbeat_interval` to be answered (its replication deadline)
+//! and fails the attempt at the first miss. A leader whose followers
+//! answer in 150 ms (a busy disk's fsync, a starved debug build) has a
+//! majority within the election timeout the contract measures all the
+//! same; a single attempt called it deposed, `/leader` said 503 and
+//! HAProxy took a working leader out (stress run 9, round 5).
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::sync::oneshot;
 
 /// One confirmation round: true when a majority acknowledged.
 pub type Round = Box<dyn Fn() -> Pin<Box<dyn Future<Output = bool> + Send>> + Send + Sync>;
+
+/// What one attempt at confirming a leadership found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attempt {
+    /// A majority acknowledged it.
+    Confirmed,
+    /// This node does not lead (any more): no later attempt can confirm.
+    NotLeader,
+    /// Not enough acknowledgements in time: another attempt may do better.
+    Missed,
+}
+
+/// The pause between two attempts, so that one failing at once (no
+/// connection to a peer) is not repeated in a spin.
+const RETRY_PAUSE: Duration = Duration::from_millis(10);
+
+/// Attempts until one confirms, one finds this node not leading, or
+/// `bound` has passed since the call (then false). Every attempt starts
+/// after the call, so a confirmation proves a majority after it.
+pub async fn confirm_within<A, F>(bound: Duration, mut attempt: A) -> bool
+where
+    A: FnMut() -> F,
+    F: Future<Output = Attempt>,
+{
+    let deadline = tokio::time::Instant::now() + bound;
+    loop {
+        match tokio::time::timeout_at(deadline, attempt()).await {
+            Ok(Attempt::Confirmed) => return true,
+            Ok(Attempt::NotLeader) | Err(_) => return false,
+            Ok(Attempt::Missed) => {}
+        }
+        if tokio::time::Instant::now() + RETRY_PAUSE >= deadline {
+            return false;
+        }
+        tokio::time::sleep(RETRY_PAUSE).await;
+    }
+}
 
 /// Rounds shared by the askers that arrive while one runs.
 pub struct Rounds {
@@ -135,5 +182,49 @@ mod tests {
         let kept = rounds.confirm();
         assert!(kept.await);
         assert!(count.load(Ordering::SeqCst) >= 1);
+    }
+
+    /// Attempts that answer `outcomes` in turn, each after `delay`.
+    async fn attempts(outcomes: Vec<Attempt>, delay: Duration, bound: Duration) -> (bool, usize) {
+        let made = std::sync::atomic::AtomicUsize::new(0);
+        let confirmed = confirm_within(bound, || {
+            let n = made.fetch_add(1, Ordering::SeqCst);
+            let outcome = outcomes.get(n).copied().unwrap_or(Attempt::Missed);
+            async move {
+                tokio::time::sleep(delay).await;
+                outcome
+            }
+        })
+        .await;
+        (confirmed, made.load(Ordering::SeqCst))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn missed_attempts_are_made_again_until_the_bound() {
+        use Attempt::*;
+        let ms = Duration::from_millis;
+        // Two slow heartbeat rounds, then a majority: the leader it is.
+        assert_eq!(
+            attempts(vec![Missed, Missed, Confirmed], ms(100), ms(1_000)).await,
+            (true, 3)
+        );
+        // A node that does not lead is told so at once.
+        assert_eq!(
+            attempts(vec![Missed, NotLeader, Confirmed], ms(100), ms(1_000)).await,
+            (false, 2)
+        );
+        // Never a majority: false once the bound has passed, not before.
+        let started = tokio::time::Instant::now();
+        let (confirmed, made) = attempts(vec![], ms(100), ms(1_000)).await;
+        assert!(!confirmed);
+        assert_eq!(started.elapsed(), ms(1_000));
+        assert!((8..=10).contains(&made), "{made} attempts of 110 ms in 1 s");
+        // An attempt still running at the bound is not waited for.
+        let started = tokio::time::Instant::now();
+        assert_eq!(
+            attempts(vec![Confirmed], ms(5_000), ms(1_000)).await,
+            (false, 1)
+        );
+        assert_eq!(started.elapsed(), ms(1_000));
     }
 }

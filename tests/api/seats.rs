@@ -632,14 +632,20 @@ async fn the_live_map_sends_whichever_message_is_shorter() {
         .call(Method::PATCH, &path, Some(json!({"block": every})))
         .await;
     assert_eq!(blocked.0, StatusCode::OK, "{}", blocked.1);
-    let whole = stream.next(Duration::from_secs(5)).await.expect("a message");
+    let whole = stream
+        .next(Duration::from_secs(5))
+        .await
+        .expect("a message");
     assert_eq!(whole.event, "seats", "30 changed seats outweigh the map");
     assert_eq!(row_states(&whole.data, 0, 0), "x".repeat(30));
     let one = app
         .call(Method::PATCH, &path, Some(json!({"unblock": ["S-1-7"]})))
         .await;
     assert_eq!(one.0, StatusCode::OK, "{}", one.1);
-    let changes = stream.next(Duration::from_secs(5)).await.expect("a message");
+    let changes = stream
+        .next(Duration::from_secs(5))
+        .await
+        .expect("a message");
     assert_eq!(changes.event, "seat_changes");
     assert_eq!(changes.data["seats"], json!({"S-1-7": "f"}));
     assert!(changes.id > whole.id);

@@ -285,7 +285,10 @@ impl Parsed {
                 let row_name = row["name"].as_str().expect("name");
                 let states = row["states"].as_str().expect("states");
                 for (n, letter) in states.bytes().enumerate() {
-                    ids.insert(format!("{section_name}-{row_name}-{}", n + 1), letters.len());
+                    ids.insert(
+                        format!("{section_name}-{row_name}-{}", n + 1),
+                        letters.len(),
+                    );
                     letters.push(letter);
                 }
             }
@@ -314,7 +317,12 @@ impl Parsed {
             .as_object()
             .expect("seats")
             .iter()
-            .map(|(id, letter)| (ids[id.as_str()], letter.as_str().expect("letter").as_bytes()[0]))
+            .map(|(id, letter)| {
+                (
+                    ids[id.as_str()],
+                    letter.as_str().expect("letter").as_bytes()[0],
+                )
+            })
             .collect();
         let changes = Arc::new(changes);
         let mut kept = self.changes.lock().expect("lock");
