@@ -247,15 +247,18 @@ impl ClusterNode {
 
     /// Whether this node takes changes and a majority acknowledges it now
     /// (a proxy's health check): a heartbeat round sent after the call and
-    /// answered by a majority within the election timeout. Not openraft's
+    /// answered by a majority within half the election timeout. Not openraft's
     /// last acknowledgement time, which a paused or starved process still
     /// holds from before its pause: a leader that wakes after the cluster
     /// moved on answers false until a majority answers it again (it will
     /// not: they follow a newer term, and it steps down).
     pub async fn confirms_leadership(&self) -> bool {
         // The change log's own confirmation (leading, a round, still the
-        // same term), bounded here by the election timeout.
-        let bound = Duration::from_millis(self.settings.election_timeout_ms);
+        // same term), bounded here by half the election timeout: time for
+        // a few heartbeat attempts of a leader slowed by load, and a 503
+        // (rather than no answer) for a proxy whose check times out at the
+        // election timeout (deploy/cluster/haproxy.cfg: 1 s, the default).
+        let bound = Duration::from_millis(self.settings.election_timeout_ms / 2);
         matches!(
             tokio::time::timeout(bound, self.log.confirm()).await,
             Ok(Ok(()))
