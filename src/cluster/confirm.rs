@@ -24,7 +24,11 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use openraft::error::{CheckIsLeaderError, RaftError};
+use openraft::Raft;
 use tokio::sync::oneshot;
+
+use crate::persistence::raft::TypeConfig;
 
 /// One confirmation round: true when a majority acknowledged.
 pub type Round = Box<dyn Fn() -> Pin<Box<dyn Future<Output = bool> + Send>> + Send + Sync>;
@@ -64,6 +68,34 @@ where
         }
         tokio::time::sleep(RETRY_PAUSE).await;
     }
+}
+
+/// Rounds of openraft's read index on `raft`, each attempted until
+/// `bound` ([`confirm_within`]).
+pub fn read_index_rounds(
+    raft: Raft<TypeConfig>,
+    bound: Duration,
+    runtime: tokio::runtime::Handle,
+) -> Arc<Rounds> {
+    let round: Round = Box::new(move || {
+        let raft = raft.clone();
+        Box::pin(async move {
+            confirm_within(bound, || {
+                let raft = raft.clone();
+                async move {
+                    match raft.get_read_log_id().await {
+                        Ok(_) => Attempt::Confirmed,
+                        Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(_))) => {
+                            Attempt::Missed
+                        }
+                        Err(_) => Attempt::NotLeader,
+                    }
+                }
+            })
+            .await
+        })
+    });
+    Rounds::new(round, runtime)
 }
 
 /// Rounds shared by the askers that arrive while one runs.

@@ -13,12 +13,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
+use openraft::error::{ClientWriteError, RaftError};
 use openraft::network::RaftNetworkFactory;
 use openraft::{ChangeMembers, Raft, ServerState};
 use tokio::sync::mpsc;
 
-use super::confirm::{confirm_within, Attempt, Rounds};
+use super::confirm::read_index_rounds;
 use super::forward::{ForwardAnswer, Forwarded, LocalHttp};
 use super::log::{ClusterLog, Queued};
 use super::network::{self, ForwardFailed, Network};
@@ -582,29 +582,8 @@ pub(crate) async fn assemble<N: RaftNetworkFactory<TypeConfig>>(
     // index, a heartbeat round a majority must acknowledge, attempted again
     // while its heartbeats miss openraft's per-message deadline, bounded
     // like every wait for a commit; askers share rounds (confirm.rs).
-    let confirming = raft.clone();
     let bound = Duration::from_millis(settings.election_timeout_ms.saturating_mul(2));
-    let rounds = Rounds::new(
-        Box::new(move || {
-            let raft = confirming.clone();
-            Box::pin(async move {
-                confirm_within(bound, || {
-                    let raft = raft.clone();
-                    async move {
-                        match raft.get_read_log_id().await {
-                            Ok(_) => Attempt::Confirmed,
-                            Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(_))) => {
-                                Attempt::Missed
-                            }
-                            Err(_) => Attempt::NotLeader,
-                        }
-                    }
-                })
-                .await
-            })
-        }),
-        runtime.clone(),
-    );
+    let rounds = read_index_rounds(raft.clone(), bound, runtime.clone());
     // A change not committed within the same bound is answered 503 (the
     // contract's "within 2 x election_timeout_ms"): an isolated leader's
     // clients are not held until the partition heals.

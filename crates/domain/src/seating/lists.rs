@@ -9,7 +9,7 @@
 //! dead seats behind; once they outnumber the live ones the arena is
 //! compacted, and that too is undone exactly.
 
-use super::{SeatIx, Want};
+use super::seat::{SeatIx, Want};
 use crate::DomainError;
 
 /// `Entry::category` of a booking that waits for any category. Shapes

@@ -12,6 +12,7 @@ mod choose;
 mod layout;
 mod lists;
 mod max_tree;
+mod seat;
 mod shape;
 #[cfg(test)]
 mod tests;
@@ -22,13 +23,11 @@ use serde::{Deserialize, Serialize};
 
 pub use layout::Layout;
 pub use max_tree::MaxTree;
+pub use seat::{SeatIx, Want};
 pub use shape::{valid_name, RowShape, SeatShape, SectionShape, DEFAULT_CATEGORY, MAX_NAME_CHARS};
 
 use crate::DomainError;
 use lists::{ListUndo, SeatLists};
-
-/// A seat's index in its map: sections, then rows, then seats, in order.
-pub type SeatIx = u32;
 
 /// What a seat is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -93,15 +92,6 @@ impl SeatRequest {
             Self::Best { quantity, .. } => *quantity,
         }
     }
-}
-
-/// What a waiting booking will take once its turn comes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
-pub struct Want {
-    /// Only this category's sections.
-    pub category: Option<u16>,
-    /// Adjacent seats only (the default); `false`: the best one by one.
-    pub apart: bool,
 }
 
 /// How to take seat moves back exactly: the caller keeps one per change.
