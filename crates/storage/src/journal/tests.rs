@@ -498,12 +498,16 @@ fn a_full_queue_refuses_a_numbered_record_at_once_and_says_when_there_is_room() 
     let armed = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let (release, released) = std::sync::mpsc::channel::<()>();
     let released = Mutex::new(released);
+    let (stalled, writer_stalled) = std::sync::mpsc::channel::<()>();
+    let stalled = Mutex::new(stalled);
     let mut options = options(dir.path(), 64 << 20);
     options.faults = Some(FaultInjector::new({
         let armed = Arc::clone(&armed);
         move |op| {
-            // A stalled disk: the write waits until the test lets go.
+            // A stalled disk: the write says so, then waits until the
+            // test lets go.
             if op == IoOp::Write && armed.load(std::sync::atomic::Ordering::SeqCst) {
+                let _ = stalled.lock().map(|tx| tx.send(()));
                 let _ = released.lock().map(|rx| rx.recv());
             }
             false
@@ -512,10 +516,16 @@ fn a_full_queue_refuses_a_numbered_record_at_once_and_says_when_there_is_room() 
     let journal = Journal::start(options, Lsn::FIRST).expect("start");
     armed.store(true, std::sync::atomic::Ordering::SeqCst);
     assert!(journal.has_room(1));
-    // The writer gathers what it can into its stalled batch; the queue
-    // fills behind it.
-    let mut accepted = 0;
-    for first in 1..=(8 * QUEUE_CAPACITY as u64) {
+    // The first record's write stalls; only then is the queue filled, so
+    // nothing drains it meanwhile (filled while the writer was still
+    // gathering its batch, the queue could find room again after the
+    // first refusal: CI, 2026-12-08).
+    assert!(journal.append_numbered(numbered(1)), "the first record");
+    writer_stalled
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the writer reached its write");
+    let mut accepted = 1;
+    for first in 2..=(8 * QUEUE_CAPACITY as u64) {
         if !journal.append_numbered(numbered(first)) {
             break;
         }
