@@ -465,6 +465,27 @@ impl RaftLogReader<TypeConfig> for RaftLogStore {
             .map(|(_, e)| e.clone())
             .collect())
     }
+
+    /// What replication sends a follower: the entries from `start`, or
+    /// none when `start` was purged. A purge may land between openraft's
+    /// choice of what to send and this read; the entries left would be a
+    /// suffix, which openraft 0.9 sends after the `prev_log_id` it chose,
+    /// and the follower's Raft core panics on the gap (an assertion in
+    /// `FollowingHandler::append_entries`, seen once in CI's simulation
+    /// seeds). An empty answer openraft takes as a heartbeat; it then finds
+    /// the purge and sends a snapshot. (`try_get_log_entries` keeps
+    /// returning the suffix: openraft's storage suite asks that of it.)
+    async fn limited_get_log_entries(
+        &mut self,
+        start: u64,
+        end: u64,
+    ) -> Result<Vec<Entry>, StorageError> {
+        let entries = self.try_get_log_entries(start..end).await?;
+        match entries.first() {
+            Some(first) if first.log_id.index != start => Ok(Vec::new()),
+            _ => Ok(entries),
+        }
+    }
 }
 
 impl RaftLogStorage<TypeConfig> for RaftLogStore {
