@@ -33,6 +33,18 @@ pub async fn create_event(client: &reqwest::Client, base: &str, body: serde_json
     created["event"]["id"].as_u64().expect("event id")
 }
 
+/// `GET url`'s JSON body.
+pub async fn get_json(client: &reqwest::Client, url: &str) -> serde_json::Value {
+    client
+        .get(url)
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json")
+}
+
 /// Bookings per second on `event` for `secs`, 64 at a time, for fresh users, and the
 /// p99 latency in milliseconds.
 pub async fn throughput(

@@ -14,9 +14,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use boxoffice_bench::{create_event, env, median, throughput, Service};
+use boxoffice_bench::{create_event, env, get_json, median, throughput, Service};
 use futures_util::StreamExt;
-use serde_json::{json, Value};
+use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// What the receiver saw.
@@ -185,14 +185,11 @@ async fn main() {
         hooked_bookings += rate * secs as f64;
     }
     // Every change made: the create and each booking.
-    let page: Value = client
-        .get(format!("{}/api/changes?after=0&limit=1", hooked.base))
-        .send()
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("json");
+    let page = get_json(
+        &client,
+        &format!("{}/api/changes?after=0&limit=1", hooked.base),
+    )
+    .await;
     assert_eq!(page["items"][0]["index"], 1);
     let newest = {
         let metrics = client

@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use boxoffice_bench::{create_event, env};
+use boxoffice_bench::{create_event, env, get_json};
 use boxoffice_testkit::percentile;
 use futures_util::StreamExt;
 use serde_json::{json, Value};
@@ -407,14 +407,7 @@ fn apply(message: &[u8], seen: &Seen, parsed: &Parsed) -> bool {
 
 /// The letters of `GET .../seats`, and its index.
 async fn map_letters(client: &reqwest::Client, base: &str, hall: u64) -> (u64, Vec<u8>) {
-    let map: Value = client
-        .get(format!("{base}/api/events/{hall}/seats"))
-        .send()
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("json");
+    let map = get_json(client, &format!("{base}/api/events/{hall}/seats")).await;
     let mut letters = Vec::new();
     for section in map["sections"].as_array().expect("sections") {
         for row in section["rows"].as_array().expect("rows") {
@@ -502,14 +495,7 @@ async fn fill(client: &reqwest::Client, base: &str, pct: u64) -> u64 {
     let target = HALL_SEATS * pct / 100;
     let mut n = 0u64;
     loop {
-        let status: Value = client
-            .get(format!("{base}/api/events/{hall_id}"))
-            .send()
-            .await
-            .expect("sent")
-            .json()
-            .await
-            .expect("json");
+        let status = get_json(client, &format!("{base}/api/events/{hall_id}")).await;
         let available = status["event"]["available_tickets"]
             .as_u64()
             .expect("available");
